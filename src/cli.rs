@@ -1,0 +1,83 @@
+//! The command line: clap derive, with `IMAGE_UPDATER_*` environment variables behind every
+//! flag that CI users set.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+use crate::Shard;
+
+#[derive(Debug, Parser)]
+#[command(name = "image-updater", version, about = "Watch registries for new image tags and rewrite a GitOps repo's manifests, byte-exactly")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file [default: PATH/.image-updater.yaml]
+    #[arg(long, global = true, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Report format
+    #[arg(long, global = true, env = "IMAGE_UPDATER_OUTPUT", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// More logging on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true, env = "IMAGE_UPDATER_QUIET")]
+    pub quiet: bool,
+    /// No colour in output
+    #[arg(long, global = true, env = "NO_COLOR")]
+    pub no_color: bool,
+    /// Handle only this share of the images: I/N, I from 1 to N (as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)
+    #[arg(long, global = true, env = "IMAGE_UPDATER_SHARD", value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Work on a fresh clone of URL instead of PATH (run, plan)
+    #[arg(long, global = true, env = "IMAGE_UPDATER_CLONE", value_name = "URL")]
+    pub clone: Option<String>,
+    /// The branch to clone with --clone [default: the remote's HEAD]
+    #[arg(long, global = true, env = "IMAGE_UPDATER_BRANCH", requires = "clone")]
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// The whole job: rewrite and deliver per delivery.mode
+    Run {
+        /// The git work tree
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+    },
+    /// Show the updates and a unified diff; write nothing
+    Plan {
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+        /// Exit 3 when updates are pending
+        #[arg(long, env = "IMAGE_UPDATER_EXIT_CODE")]
+        exit_code: bool,
+    },
+    /// List every image reference found and the policy that governs it
+    Scan {
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+    },
+    /// List the tags of IMAGE that pass a policy, best first, marking the pick
+    Tags {
+        /// A repository (ghcr.io/acme/web) or an OCI layout directory (oci-layout:PATH)
+        image: String,
+        /// A semver range (^1.2, ~1.2.3, >=1.0 <2, 1.x, ...)
+        #[arg(long, default_value = "*")]
+        semver: String,
+        /// Glob of tags to leave out (repeatable)
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Read tags from FILE (one a line; - for stdin) instead of the registry
+        #[arg(long, value_name = "FILE")]
+        tags_from: Option<PathBuf>,
+    },
+}

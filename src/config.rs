@@ -1,0 +1,378 @@
+//! The `.image-updater.yaml` schema, how it is read, and the checks that make a bad config
+//! fail before anything is touched.
+//!
+//! Every error names the file, the line and the column, and says what was expected there.
+//! Unknown keys are errors (`deny_unknown_fields`), so a typo never silently disables a policy.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use crate::policy::{Policy, PolicyKind};
+use crate::reference::ImageRef;
+
+/// A config that was read and checked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Globs of files to scan, relative to the repo root; empty means every YAML file.
+    pub paths: Vec<String>,
+    /// Globs of files never to scan.
+    pub exclude: Vec<String>,
+    pub registries: Vec<RegistryConfig>,
+    pub images: Vec<ImageConfig>,
+    pub delivery: Delivery,
+}
+
+/// Per-host registry settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The host as it appears in image references, with its port if any.
+    pub host: String,
+    /// Where to query instead of `host`: another `host[:port]` (a mirror), or
+    /// `oci-layout:PATH`, an OCI image layout tree relative to the repo root.
+    #[serde(default)]
+    pub api: Option<String>,
+    /// Plain HTTP or unverified TLS for this host only.
+    #[serde(default)]
+    pub insecure: bool,
+    /// A PEM CA bundle to trust for this host, relative to the repo root.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+}
+
+/// Credentials are never written in the config: it names the environment variables holding them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub username_env: String,
+    pub password_env: String,
+}
+
+/// One watched image and the policy that picks its tag.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    pub name: Spanned<String>,
+    pub image: Spanned<String>,
+    pub policy: PolicySpec,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Globs restricting where this image is rewritten; empty means everywhere.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub semver: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub mode: DeliveryMode,
+    /// The branch to commit to; default: the checked-out branch.
+    pub base: Option<String>,
+    pub commit: CommitConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Commit to the branch and push it.
+    #[default]
+    Commit,
+    /// Rewrite the files in the work tree, commit nothing.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitConfig {
+    pub author: Author,
+    /// Template: `{{ name }}`, `{{ image }}`, `{{ old_tag }}`, `{{ new_tag }}` take the values
+    /// of a single update; `{{ count }}` and `{{ summary }}` describe the whole commit.
+    pub message: String,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        CommitConfig {
+            author: Author::default(),
+            message: "chore(images): {{ summary }}".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for Author {
+    fn default() -> Self {
+        Author {
+            name: "image-updater".to_string(),
+            email: "image-updater@example.invalid".to_string(),
+        }
+    }
+}
+
+/// A config that cannot be used; the message names file, line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error about the config as a whole (a bad glob, say), naming the file.
+    pub fn from_message(file: &Path, msg: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{}: {msg}", file.display()))
+    }
+
+    fn at(file: &Path, loc: &Location, msg: impl std::fmt::Display) -> Self {
+        ConfigError(format!(
+            "{}:{}:{}: {msg}",
+            file.display(),
+            loc.line(),
+            loc.column()
+        ))
+    }
+}
+
+/// A watched image with its policy compiled.
+#[derive(Debug)]
+pub struct Watched {
+    pub name: String,
+    pub image: ImageRef,
+    pub policy: Policy,
+    /// Globs restricting where this image is rewritten.
+    pub files: Option<globset::GlobSet>,
+}
+
+impl Config {
+    /// Read `file`; a missing file is an empty config when `required` is false.
+    pub fn load(file: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(e) => return Err(ConfigError(format!("{}: {e}", file.display()))),
+        };
+        Config::parse(file, &text)
+    }
+
+    /// Parse config text; `file` is used in messages only.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str::<Config>(text).map_err(|e| {
+            let msg = e.to_string();
+            match e.location() {
+                Some(loc) => ConfigError::at(file, &loc, first_line(&msg)),
+                None => ConfigError(format!("{}: {msg}", file.display())),
+            }
+        })
+    }
+
+    /// Compile each image's reference, policy and globs; the first problem is an error.
+    pub fn watched(&self, file: &Path) -> Result<Vec<Watched>, ConfigError> {
+        let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
+        for img in &self.images {
+            let name = img.name.value.trim();
+            if name.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    "images[].name must not be empty",
+                ));
+            }
+            if out.iter().any(|w| w.name == name) {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    format!("duplicate image name {name:?}: each images[].name must be unique"),
+                ));
+            }
+            let image = ImageRef::parse(&img.image.value)
+                .map_err(|e| ConfigError::at(file, &img.image.referenced, e))?;
+            if image.tag.is_some() || image.digest.is_some() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.image.referenced,
+                    format!(
+                        "images[].image is the repository to watch, without a tag or digest; found {:?}",
+                        img.image.value
+                    ),
+                ));
+            }
+            let policy = Policy::new(
+                PolicyKind::Semver(img.policy.semver.value.clone()),
+                &img.exclude,
+                img.allow_downgrade,
+            )
+            .map_err(|e| ConfigError::at(file, &img.policy.semver.referenced, e))?;
+            let files = if img.files.is_empty() {
+                None
+            } else {
+                Some(
+                    glob_set(&img.files)
+                        .map_err(|e| ConfigError::at(file, &img.name.referenced, e))?,
+                )
+            };
+            out.push(Watched {
+                name: name.to_string(),
+                image,
+                policy,
+                files,
+            });
+        }
+        for r in &self.registries {
+            if r.credentials.is_some() && r.api.as_deref().is_some_and(is_layout) {
+                return Err(ConfigError(format!(
+                    "{}: registries[{}]: credentials make no sense for an oci-layout api",
+                    file.display(),
+                    r.host
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether an api/image string names an OCI image layout directory.
+pub fn is_layout(s: &str) -> bool {
+    s.starts_with("oci-layout:")
+}
+
+/// Compile globs (literal separators, so `*` stays within one directory and `**` crosses them).
+pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("invalid glob {g:?}: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("cfg.yaml"), text)
+    }
+
+    #[test]
+    fn full_config_reads() {
+        let c = parse(
+            r#"
+paths: ["clusters/**"]
+exclude: ["**/charts/**"]
+registries:
+  - host: 127.0.0.1:5000
+    insecure: true
+    credentials: { username_env: U, password_env: P }
+images:
+  - name: web
+    image: ghcr.io/acme/web
+    policy: { semver: "^1.2" }
+    exclude: ["*-debug"]
+    files: ["clusters/prod/**"]
+delivery:
+  mode: none
+  commit:
+    author: { name: bot, email: bot@example.invalid }
+    message: "bump {{ name }}"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.paths, ["clusters/**"]);
+        assert_eq!(c.delivery.mode, DeliveryMode::None);
+        assert_eq!(c.delivery.commit.author.name, "bot");
+        let w = c.watched(Path::new("cfg.yaml")).unwrap();
+        assert_eq!(w[0].image.canonical_name(), "ghcr.io/acme/web");
+        assert!(w[0].files.as_ref().unwrap().is_match("clusters/prod/a.yaml"));
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        let c = parse("").unwrap();
+        assert_eq!(c.delivery.mode, DeliveryMode::Commit);
+        assert!(c.images.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column() {
+        let e = parse("paths: []\nimagez: []\n").unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:2:"), "{e}");
+        assert!(e.contains("imagez"), "{e}");
+    }
+
+    #[test]
+    fn unknown_nested_key_names_its_line() {
+        let e = parse("images:\n  - name: a\n    image: x/y\n    polcy: {semver: '1'}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("cfg.yaml:4:"), "{e}");
+        assert!(e.contains("polcy"), "{e}");
+    }
+
+    #[test]
+    fn bad_mode_is_an_error() {
+        let e = parse("delivery:\n  mode: yolo\n").unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn bad_range_quotes_it_with_its_line() {
+        let c = parse("images:\n  - name: a\n    image: x/y\n    policy: {semver: latest}\n")
+            .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:4:"), "{e}");
+        assert!(e.contains("latest"), "{e}");
+    }
+
+    #[test]
+    fn bad_image_and_tagged_image_are_errors() {
+        let c = parse("images:\n  - name: a\n    image: Bad/Name\n    policy: {semver: '*'}\n")
+            .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:3:"), "{e}");
+        let c = parse("images:\n  - name: a\n    image: x/y:1.0\n    policy: {semver: '*'}\n")
+            .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.contains("without a tag"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_errors() {
+        let c = parse(
+            "images:\n  - {name: a, image: x/y, policy: {semver: '*'}}\n  - {name: a, image: x/z, policy: {semver: '*'}}\n",
+        )
+        .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:3:"), "{e}");
+        assert!(e.contains("duplicate"), "{e}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Credentials for git remotes, from the environment, and the redaction that keeps them out
+//! of every message.
+//!
+//! HTTPS: a token from `IMAGE_UPDATER_GIT_TOKEN`, else `GITHUB_TOKEN`, `GITLAB_TOKEN`,
+//! `CI_JOB_TOKEN`, `GITEA_TOKEN`; the user name is the one in the URL, else the forge's
+//! convention (`x-access-token`, or `gitlab-ci-token` for `CI_JOB_TOKEN`). SSH: the key file in
+//! `IMAGE_UPDATER_SSH_KEY`, else the agent. Each kind is offered once: libgit2 calls back again
+//! after a refusal, and answering twice with the same secret would loop.
+
+use git2::{Cred, CredentialType};
+
+const TOKEN_VARS: [&str; 5] = [
+    "IMAGE_UPDATER_GIT_TOKEN",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+    "CI_JOB_TOKEN",
+    "GITEA_TOKEN",
+];
+
+pub struct Provider {
+    token: Option<(String, &'static str)>,
+    ssh_key: Option<std::path::PathBuf>,
+    tried_token: bool,
+    tried_ssh: bool,
+    tried_agent: bool,
+}
+
+impl Provider {
+    pub fn from_env() -> Provider {
+        let token = TOKEN_VARS.iter().find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(|t| (t, *v))
+        });
+        Provider {
+            token,
+            ssh_key: std::env::var_os("IMAGE_UPDATER_SSH_KEY").map(Into::into),
+            tried_token: false,
+            tried_ssh: false,
+            tried_agent: false,
+        }
+    }
+
+    /// The libgit2 credentials callback.
+    pub fn get(&mut self, _url: &str, user: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.tried_token {
+            self.tried_token = true;
+            if let Some((token, var)) = &self.token {
+                let default_user = if *var == "CI_JOB_TOKEN" { "gitlab-ci-token" } else { "x-access-token" };
+                return Cred::userpass_plaintext(user.unwrap_or(default_user), token);
+            }
+            return Err(git2::Error::from_str(
+                "the remote asks for credentials: set IMAGE_UPDATER_GIT_TOKEN (or GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN)",
+            ));
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user.unwrap_or("git"));
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            let user = user.unwrap_or("git");
+            if let (Some(key), false) = (&self.ssh_key, self.tried_ssh) {
+                self.tried_ssh = true;
+                return Cred::ssh_key(user, None, key, None);
+            }
+            if !self.tried_agent {
+                self.tried_agent = true;
+                return Cred::ssh_key_from_agent(user);
+            }
+        }
+        Err(git2::Error::from_str("the remote refused the credentials"))
+    }
+}
+
+/// Remove the user-info part of every URL in `s` (`https://user:secret@host` -> `https://***@host`).
+pub fn redact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo() {
+        assert_eq!(
+            redact("pushing to https://bot:s3cret@example.com/a.git failed"),
+            "pushing to https://***@example.com/a.git failed"
+        );
+        assert_eq!(redact("http://example.com/x"), "http://example.com/x");
+        assert_eq!(redact("a ssh://git@h:22/r b"), "a ssh://***@h:22/r b");
+        assert_eq!(redact("no url"), "no url");
+    }
+}

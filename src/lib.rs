@@ -1,0 +1,535 @@
+//! image-updater: watch registries for new image tags and rewrite a GitOps repo's manifests.
+//!
+//! The pipeline, stage by stage, with plain data between the stages:
+//!
+//! ```text
+//! discover (manifest) ─► resolve (registry) ─► select (policy) ─► rewrite (manifest) ─► deliver (git)
+//! ```
+//!
+//! [`execute`] runs it for `run`, `plan` and `scan`; [`list_tags`] serves `tags`.
+
+pub mod cli;
+pub mod config;
+pub mod git;
+pub mod manifest;
+pub mod policy;
+pub mod reference;
+pub mod registry;
+pub mod report;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use config::{Config, ConfigError, DeliveryMode, Watched};
+use manifest::edit::{apply_edits, write_atomic, Edit};
+use policy::Policy;
+use reference::ImageRef;
+use registry::{layout::LayoutSource, Registries, TagSource};
+use report::{ErrorEntry, Reference, Report, ScanReport, Skipped, TagsReport, Update};
+
+/// What went wrong before any work could be done; each variant maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad config or bad arguments: exit 2, nothing touched.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed that is not the user's input: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    /// The process exit code of the product contract.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Failed(_) => 1,
+        }
+    }
+}
+
+/// Which of the repo-wide commands to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Rewrite and deliver.
+    Run,
+    /// Rewrite in memory only; report and diff.
+    Plan,
+    /// List references; resolve nothing.
+    Scan,
+}
+
+/// This job's share of the images: `index` from 1 to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("invalid shard {s:?}: expected I/N with 1 <= I <= N, e.g. 2/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether this shard handles the repository `canonical` (a stable hash, the same on every
+    /// machine, so N jobs split the images without talking to each other).
+    pub fn owns(&self, canonical: &str) -> bool {
+        // FNV-1a, 64 bit.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in canonical.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % self.count == self.index - 1
+    }
+}
+
+/// A request for [`execute`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    /// The work tree root.
+    pub root: PathBuf,
+    /// The config file; default `ROOT/.image-updater.yaml` (optional there).
+    pub config: Option<PathBuf>,
+    pub shard: Option<Shard>,
+}
+
+/// What [`execute`] produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub report: Report,
+    /// The unified diff of every rewritten file (for `plan`).
+    pub diff: String,
+    /// Every reference found (for `scan`).
+    pub scan: ScanReport,
+}
+
+/// One image reference found in a file.
+#[derive(Debug, Clone)]
+struct Occurrence {
+    file: usize,
+    found: manifest::Found,
+    image: ImageRef,
+    /// Index into the watched images, when a policy governs it.
+    policy: Option<usize>,
+    /// Why it is left alone, when it is.
+    reason: Option<String>,
+}
+
+/// A file read for scanning.
+struct Source {
+    rel: String,
+    path: PathBuf,
+    text: String,
+}
+
+/// Load the config for `root`: an explicit file must exist; the default one may be absent.
+pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, PathBuf), Error> {
+    let (file, required) = match explicit {
+        Some(f) => (f.to_path_buf(), true),
+        None => (root.join(".image-updater.yaml"), false),
+    };
+    let config = Config::load(&file, required)?;
+    Ok((config, file))
+}
+
+/// Run `run`, `plan` or `scan` on a work tree.
+pub async fn execute(req: &Request) -> Result<Outcome, Error> {
+    let root = &req.root;
+    if !root.is_dir() {
+        return Err(Error::Usage(format!("{} is not a directory", root.display())));
+    }
+    let (config, config_file) = load_config(root, req.config.as_deref())?;
+    let watched = config.watched(&config_file)?;
+    // Open the work tree before touching anything, so a delivery that cannot happen fails first.
+    let work_tree = if req.command == Command::Run && config.delivery.mode == DeliveryMode::Commit {
+        let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+        wt.current_branch().map_err(|e| Error::Usage(e.to_string()))?;
+        Some(wt)
+    } else {
+        None
+    };
+
+    // discover
+    let files = manifest::files::discover(root, &config.paths, &config.exclude)
+        .map_err(|e| Error::Config(ConfigError::from_message(&config_file, e)))?;
+    let mut report = Report::new();
+    let (sources, occurrences) = discover(root, &files, &watched, &mut report);
+
+    let mut outcome = Outcome::default();
+    if req.command == Command::Scan {
+        outcome.scan = scan_report(&sources, &occurrences, &watched, report.skipped);
+        return Ok(outcome);
+    }
+
+    // resolve: only the watched repositories that occur, each once, all at once.
+    let wanted: Vec<&ImageRef> = occurrences
+        .iter()
+        .filter(|o| o.policy.is_some() && o.reason.is_none())
+        .filter(|o| req.shard.is_none_or(|s| s.owns(&o.image.canonical_name())))
+        .map(|o| &o.image)
+        .collect();
+    let registries = Registries::new(&config.registries, root);
+    let tags = registries.resolve_all(wanted.iter().copied()).await;
+    let mut failed: Vec<&String> = tags
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|_| name))
+        .collect();
+    failed.sort();
+    for name in failed {
+        if let Some(Err(e)) = tags.get(name) {
+            report.errors.push(ErrorEntry {
+                image: Some(name.clone()),
+                file: None,
+                message: e.to_string(),
+            });
+        }
+    }
+
+    // select
+    let mut edits: BTreeMap<usize, Vec<(Edit, Update)>> = BTreeMap::new();
+    for occ in &occurrences {
+        let (Some(p), None) = (occ.policy, &occ.reason) else {
+            continue;
+        };
+        let Some(Ok(list)) = tags.get(&occ.image.canonical_name()) else {
+            continue;
+        };
+        let w = &watched[p];
+        if let Some(new_tag) = w.policy.update_from(occ.image.tag.as_deref(), list) {
+            let from = occ.image.tag.clone().unwrap_or_default();
+            edits.entry(occ.file).or_default().push((
+                Edit {
+                    span: occ.found.span.clone(),
+                    new_value: occ.image.with_tag(&new_tag, None),
+                },
+                Update {
+                    policy: w.name.clone(),
+                    image: occ.image.canonical_name(),
+                    file: sources[occ.file].rel.clone(),
+                    line: occ.found.line,
+                    from,
+                    to: new_tag,
+                    digest: None,
+                },
+            ));
+        }
+    }
+
+    // rewrite: every file in memory first; a file whose edit does not verify is left alone.
+    let mut rewritten: Vec<(usize, String)> = Vec::new();
+    for (file, list) in edits {
+        let src = &sources[file];
+        let file_edits: Vec<Edit> = list.iter().map(|(e, _)| e.clone()).collect();
+        match apply_edits(&src.text, &file_edits) {
+            Ok(new_text) => {
+                report.updates.extend(list.into_iter().map(|(_, u)| u));
+                rewritten.push((file, new_text));
+            }
+            Err(e) => report.errors.push(ErrorEntry {
+                image: None,
+                file: Some(src.rel.clone()),
+                message: format!("{}: not rewritten: {e}", src.rel),
+            }),
+        }
+    }
+    for (file, new_text) in &rewritten {
+        let src = &sources[*file];
+        outcome.diff.push_str(&unified_diff(&src.rel, &src.text, new_text));
+    }
+
+    if work_tree.is_some() {
+        let mut written = Vec::new();
+        for (file, new_text) in &rewritten {
+            let src = &sources[*file];
+            if let Err(e) = write_atomic(&src.path, new_text.as_bytes()) {
+                report.errors.push(ErrorEntry {
+                    image: None,
+                    file: Some(src.rel.clone()),
+                    message: format!("{}: cannot write: {e}", src.rel),
+                });
+            } else {
+                written.push(src.path.clone());
+            }
+        }
+        if let (Some(wt), false) = (&work_tree, written.is_empty()) {
+            let c = &config.delivery.commit;
+            let message = commit_message(&c.message, &report.updates);
+            match wt.commit_and_push(
+                &written,
+                (&c.author.name, &c.author.email),
+                &message,
+                config.delivery.base.as_deref(),
+            ) {
+                Ok(d) => report.commit = Some(d.commit),
+                Err(e) => report.errors.push(ErrorEntry {
+                    image: None,
+                    file: None,
+                    message: e.to_string(),
+                }),
+            }
+        }
+    }
+    outcome.report = report;
+    Ok(outcome)
+}
+
+/// Read every file and find its references; unreadable or invalid files go to `skipped`.
+fn discover(
+    root: &Path,
+    files: &[PathBuf],
+    watched: &[Watched],
+    report: &mut Report,
+) -> (Vec<Source>, Vec<Occurrence>) {
+    let mut sources = Vec::with_capacity(files.len());
+    let mut occurrences = Vec::new();
+    for rel in files {
+        let path = root.join(rel);
+        let rel_str = rel.to_string_lossy().replace('\\', "/");
+        let text = match std::fs::read(&path).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => {
+                report.skipped.push(file_skip(&rel_str, 0, "not UTF-8 text".into()));
+                continue;
+            }
+            Err(e) => {
+                report.skipped.push(file_skip(&rel_str, 0, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let found = match manifest::k8s::find_container_images(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                report
+                    .skipped
+                    .push(file_skip(&rel_str, e.line().unwrap_or(0), format!("not valid YAML: {e}")));
+                continue;
+            }
+        };
+        let file = sources.len();
+        for f in found {
+            match ImageRef::parse(&f.value) {
+                Ok(image) => {
+                    let (policy, reason) = govern(&image, &rel_str, watched);
+                    occurrences.push(Occurrence {
+                        file,
+                        found: f,
+                        image,
+                        policy,
+                        reason,
+                    });
+                }
+                Err(e) => report.skipped.push(Skipped {
+                    image: Some(f.value.clone()),
+                    file: rel_str.clone(),
+                    line: f.line,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        sources.push(Source {
+            rel: rel_str,
+            path,
+            text,
+        });
+    }
+    (sources, occurrences)
+}
+
+fn file_skip(file: &str, line: usize, reason: String) -> Skipped {
+    Skipped {
+        image: None,
+        file: file.to_string(),
+        line,
+        reason,
+    }
+}
+
+/// The policy governing `image` in `file`, or why none does.
+fn govern(image: &ImageRef, file: &str, watched: &[Watched]) -> (Option<usize>, Option<String>) {
+    let name = image.canonical_name();
+    let mut restricted = false;
+    for (i, w) in watched.iter().enumerate() {
+        if w.image.canonical_name() != name {
+            continue;
+        }
+        if w.files.as_ref().is_some_and(|g| !g.is_match(file)) {
+            restricted = true;
+            continue;
+        }
+        let reason = match (&image.tag, &image.digest) {
+            (_, Some(_)) => Some("pinned by digest: digest pinning is not supported yet, left alone".to_string()),
+            _ => None,
+        };
+        return (Some(i), reason);
+    }
+    let reason = if restricted {
+        "no policy for this file (images[].files excludes it)"
+    } else {
+        "no policy"
+    };
+    (None, Some(reason.to_string()))
+}
+
+fn scan_report(
+    sources: &[Source],
+    occurrences: &[Occurrence],
+    watched: &[Watched],
+    skipped: Vec<Skipped>,
+) -> ScanReport {
+    ScanReport {
+        version: 1,
+        references: occurrences
+            .iter()
+            .map(|o| Reference {
+                file: sources[o.file].rel.clone(),
+                line: o.found.line,
+                image: o.image.canonical_name(),
+                tag: o.image.tag.clone(),
+                digest: o.image.digest.clone(),
+                policy: o.policy.map(|p| watched[p].name.clone()),
+                reason: o.reason.clone(),
+            })
+            .collect(),
+        skipped,
+    }
+}
+
+/// Fill a commit message template. With one update its values fill `{{ name }}`, `{{ image }}`,
+/// `{{ old_tag }}` and `{{ new_tag }}`; `{{ summary }}` and `{{ count }}` describe all of them.
+/// A commit with several updates lists each in the body.
+pub fn commit_message(template: &str, updates: &[Update]) -> String {
+    let mut names: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for u in updates {
+        if seen.insert((&u.policy, &u.to)) {
+            names.push(format!("{} to {}", u.policy, u.to));
+        }
+    }
+    let summary = match names.len() {
+        0 => "no updates".to_string(),
+        1..=3 => format!("update {}", names.join(", ")),
+        n => format!("update {n} images"),
+    };
+    let first = updates.first();
+    let pick = |f: fn(&Update) -> &str| first.map(f).unwrap_or_default().to_string();
+    let subject = template
+        .replace("{{ name }}", &pick(|u| &u.policy))
+        .replace("{{ image }}", &pick(|u| &u.image))
+        .replace("{{ old_tag }}", &pick(|u| &u.from))
+        .replace("{{ new_tag }}", &pick(|u| &u.to))
+        .replace("{{ count }}", &updates.len().to_string())
+        .replace("{{ summary }}", &summary);
+    let mut body = String::new();
+    if updates.len() > 1 {
+        body.push_str("\n\n");
+        for u in updates {
+            body.push_str(&format!(
+                "- {}: {} {} -> {} ({}:{})\n",
+                u.policy, u.image, u.from, u.to, u.file, u.line
+            ));
+        }
+    }
+    format!("{}{}", subject.trim_end(), body.trim_end()) + "\n"
+}
+
+/// A unified diff of one file with `a/` and `b/` prefixes, as `git diff` prints it.
+pub fn unified_diff(rel: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{rel}"), &format!("b/{rel}"))
+        .to_string()
+}
+
+/// Where `tags` reads from.
+pub enum TagInput {
+    /// The registry of the image (or an `oci-layout:PATH` directory).
+    Registry { config: Option<PathBuf> },
+    /// One tag a line.
+    Lines(String),
+}
+
+/// List the tags of `image` passing `policy`, best first.
+pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<TagsReport, Error> {
+    let tags: Vec<String> = match input {
+        TagInput::Lines(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        TagInput::Registry { config } => {
+            if let Some(path) = image.strip_prefix("oci-layout:") {
+                let src = LayoutSource::new("oci-layout", Path::new(path));
+                src.list_tags("").await.map_err(|e| Error::Failed(e.to_string()))?
+            } else {
+                let r = ImageRef::parse(image).map_err(|e| Error::Usage(e.to_string()))?;
+                let cwd = PathBuf::from(".");
+                let (cfg, _) = load_config(&cwd, config.as_deref())?;
+                let registries = Registries::new(&cfg.registries, &cwd);
+                let source: Arc<dyn TagSource> = registries.source(&r.registry);
+                source
+                    .list_tags(&r.repository)
+                    .await
+                    .map_err(|e| Error::Failed(e.to_string()))?
+            }
+        }
+    };
+    let sel = policy.select(&tags);
+    Ok(TagsReport {
+        image: image.to_string(),
+        tags: sel.candidates,
+        latest: sel.latest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_partition() {
+        assert!("0/2".parse::<Shard>().is_err());
+        assert!("3/2".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+        let shards: Vec<Shard> = (1..=3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        for name in ["docker.io/library/nginx", "ghcr.io/acme/web", "quay.io/x/y", "a/b"] {
+            assert_eq!(shards.iter().filter(|s| s.owns(name)).count(), 1, "{name}");
+        }
+    }
+
+    fn update(policy: &str, to: &str) -> Update {
+        Update {
+            policy: policy.into(),
+            image: format!("ghcr.io/acme/{policy}"),
+            file: "a.yaml".into(),
+            line: 3,
+            from: "1.0.0".into(),
+            to: to.into(),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn commit_message_templates() {
+        let one = commit_message("bump {{ name }} to {{ new_tag }}", &[update("web", "1.1.0")]);
+        assert_eq!(one, "bump web to 1.1.0\n");
+        let two = commit_message("chore: {{ summary }}", &[update("web", "1.1.0"), update("api", "2.0.0")]);
+        assert!(two.starts_with("chore: update web to 1.1.0, api to 2.0.0\n\n- web:"), "{two}");
+    }
+}

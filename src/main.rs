@@ -1,0 +1,125 @@
+//! The binary: parse arguments, set up logging, call the library, map the outcome to the
+//! exit codes of the product contract (0 ok, 1 failure, 2 usage or config, 3 updates pending).
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use image_updater::cli::{Cli, Cmd};
+use image_updater::policy::{Policy, PolicyKind};
+use image_updater::report::Format;
+use image_updater::{Command, Error, Request, TagInput};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(!cli.global.no_color && std::env::var_os("NO_COLOR").is_none())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("image_updater={level}"))),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Error> {
+    let format = cli.global.output;
+    let (command, path, exit_code) = match cli.command {
+        Cmd::Run { path } => (Command::Run, path, false),
+        Cmd::Plan { path, exit_code } => (Command::Plan, path, exit_code),
+        Cmd::Scan { path } => (Command::Scan, path, false),
+        Cmd::Tags {
+            image,
+            semver,
+            exclude,
+            tags_from,
+        } => {
+            let policy = Policy::new(PolicyKind::Semver(semver), &exclude, false)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let input = match tags_from {
+                None => TagInput::Registry {
+                    config: cli.global.config,
+                },
+                Some(f) => {
+                    let mut text = String::new();
+                    let read = if f.as_os_str() == "-" {
+                        std::io::stdin().read_to_string(&mut text).map(|_| ())
+                    } else {
+                        std::fs::read_to_string(&f).map(|t| text = t)
+                    };
+                    read.map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?;
+                    TagInput::Lines(text)
+                }
+            };
+            let report = image_updater::list_tags(&image, &policy, input).await?;
+            print(&report.render(format));
+            return Ok(0);
+        }
+    };
+    let _clone_dir;
+    let root = match &cli.global.clone {
+        Some(url) => {
+            if command == Command::Scan {
+                return Err(Error::Usage("--clone works with run and plan".into()));
+            }
+            let dir = tempfile::tempdir().map_err(|e| Error::Failed(format!("temp dir: {e}")))?;
+            image_updater::git::clone(url, cli.global.branch.as_deref(), dir.path())
+                .map_err(|e| Error::Failed(e.to_string()))?;
+            let root = dir.path().to_path_buf();
+            _clone_dir = dir;
+            root
+        }
+        None => path,
+    };
+    let outcome = image_updater::execute(&Request {
+        command,
+        root,
+        config: cli.global.config,
+        shard: cli.global.shard,
+    })
+    .await?;
+    if command == Command::Scan {
+        print(&outcome.scan.render(format));
+        return Ok(0);
+    }
+    let mut out = outcome.report.render(format);
+    if command == Command::Plan && format != Format::Json && !outcome.diff.is_empty() {
+        out.push('\n');
+        out.push_str(&outcome.diff);
+    }
+    print(&out);
+    Ok(if !outcome.report.errors.is_empty() {
+        1
+    } else if exit_code && !outcome.report.updates.is_empty() {
+        3
+    } else {
+        0
+    })
+}
+
+fn print(s: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = stdout.write_all(s.as_bytes());
+    let _ = stdout.flush();
+}

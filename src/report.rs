@@ -1,0 +1,341 @@
+//! What a run found and did, as plain data, and its three renderings: a text table for
+//! people, JSON (schema version 1 of the product contract) for machines, Markdown for
+//! pull-request bodies and CI summaries.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// The result of `run` or `plan`, schema version 1.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub version: u32,
+    pub updates: Vec<Update>,
+    pub skipped: Vec<Skipped>,
+    pub errors: Vec<ErrorEntry>,
+    pub commit: Option<String>,
+    pub pull_requests: Vec<PullRequest>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Update {
+    pub policy: String,
+    pub image: String,
+    pub file: String,
+    pub line: usize,
+    pub from: String,
+    pub to: String,
+    pub digest: Option<String>,
+}
+
+/// A reference or a file left alone, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Skipped {
+    /// The reference as written; `None` when a whole file was skipped.
+    pub image: Option<String>,
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorEntry {
+    /// The repository (`registry/path`) the error concerns, if it concerns one.
+    pub image: Option<String>,
+    /// The file the error concerns, if it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PullRequest {
+    pub branch: String,
+    pub number: u64,
+    pub url: String,
+    pub action: String,
+}
+
+/// One image reference as `scan` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reference {
+    pub file: String,
+    pub line: usize,
+    pub image: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// The policy that governs it.
+    pub policy: Option<String>,
+    /// Why no policy governs it (or why it is left alone).
+    pub reason: Option<String>,
+}
+
+/// The result of `scan`, schema version 1.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ScanReport {
+    pub version: u32,
+    pub references: Vec<Reference>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// The result of `tags`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TagsReport {
+    pub image: String,
+    /// Tags passing the policy, best first.
+    pub tags: Vec<String>,
+    pub latest: Option<String>,
+}
+
+/// Output formats of `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Lay out rows as columns separated by two spaces.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let esc = |s: &str| s.replace('|', "\\|");
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report {
+            version: 1,
+            ..Default::default()
+        }
+    }
+
+    fn update_rows(&self) -> Vec<Vec<String>> {
+        self.updates
+            .iter()
+            .map(|u| {
+                vec![
+                    u.policy.clone(),
+                    u.image.clone(),
+                    format!("{}:{}", u.file, u.line),
+                    u.from.clone(),
+                    u.to.clone(),
+                ]
+            })
+            .collect()
+    }
+
+    /// The text table: updates, then what was skipped, errors, and the delivery.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if self.updates.is_empty() {
+            out.push_str("No updates.\n");
+        } else {
+            let n = self.updates.len();
+            let _ = writeln!(out, "{n} update{}:", if n == 1 { "" } else { "s" });
+            out.push_str(&table(
+                &["POLICY", "IMAGE", "FILE:LINE", "FROM", "TO"],
+                &self.update_rows(),
+            ));
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nSkipped:");
+            for s in &self.skipped {
+                let what = s.image.as_deref().unwrap_or("(file)");
+                let _ = writeln!(out, "  {}:{}  {what}  {}", s.file, s.line, s.reason);
+            }
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(out, "\nErrors:");
+            for e in &self.errors {
+                let _ = writeln!(out, "  {}", e.message);
+            }
+        }
+        if let Some(c) = &self.commit {
+            let _ = writeln!(out, "\nCommitted and pushed {c}.");
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report serialises") + "\n"
+    }
+
+    /// Markdown: a table of updates and lists of skips and errors.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from("## image-updater\n\n");
+        if self.updates.is_empty() {
+            out.push_str("No updates.\n");
+        } else {
+            out.push_str(&md_table(
+                &["Policy", "Image", "File", "From", "To"],
+                &self
+                    .update_rows()
+                    .into_iter()
+                    .map(|r| {
+                        r.into_iter()
+                            .enumerate()
+                            .map(|(i, c)| if i == 0 { c } else { format!("`{c}`") })
+                            .collect()
+                    })
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        if !self.errors.is_empty() {
+            out.push_str("\n### Errors\n\n");
+            for e in &self.errors {
+                let _ = writeln!(out, "- {}", e.message);
+            }
+        }
+        if !self.skipped.is_empty() {
+            out.push_str("\n### Skipped\n\n");
+            for s in &self.skipped {
+                let _ = writeln!(
+                    out,
+                    "- `{}:{}` {}: {}",
+                    s.file,
+                    s.line,
+                    s.image.as_deref().unwrap_or("(file)"),
+                    s.reason
+                );
+            }
+        }
+        if let Some(c) = &self.commit {
+            let _ = writeln!(out, "\nCommit: `{c}`");
+        }
+        out
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.to_text(),
+            Format::Json => self.to_json(),
+            Format::Markdown => self.to_markdown(),
+        }
+    }
+}
+
+impl ScanReport {
+    pub fn render(&self, format: Format) -> String {
+        let rows: Vec<Vec<String>> = self
+            .references
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{}:{}", r.file, r.line),
+                    r.image.clone(),
+                    match (&r.tag, &r.digest) {
+                        (Some(t), Some(d)) => format!("{t}@{d}"),
+                        (Some(t), None) => t.clone(),
+                        (None, Some(d)) => d.clone(),
+                        (None, None) => "-".into(),
+                    },
+                    match (&r.policy, &r.reason) {
+                        (Some(p), _) => p.clone(),
+                        (None, Some(why)) => format!("({why})"),
+                        (None, None) => "-".into(),
+                    },
+                ]
+            })
+            .collect();
+        let header = ["FILE:LINE", "IMAGE", "CURRENT", "POLICY"];
+        let mut out = match format {
+            Format::Json => return serde_json::to_string_pretty(self).expect("serialises") + "\n",
+            Format::Text => table(&header, &rows),
+            Format::Markdown => md_table(&header, &rows),
+        };
+        for s in &self.skipped {
+            let _ = writeln!(out, "skipped {}:{}: {}", s.file, s.line, s.reason);
+        }
+        out
+    }
+}
+
+impl TagsReport {
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => serde_json::to_string_pretty(self).expect("serialises") + "\n",
+            Format::Text | Format::Markdown => {
+                let mut out = String::new();
+                for t in &self.tags {
+                    let mark = if Some(t) == self.latest.as_ref() { "* " } else { "  " };
+                    let _ = writeln!(out, "{mark}{t}");
+                }
+                let _ = writeln!(out, "latest: {}", self.latest.as_deref().unwrap_or("null"));
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut r = Report::new();
+        r.updates.push(Update {
+            policy: "web".into(),
+            image: "ghcr.io/acme/web".into(),
+            file: "apps/web/deploy.yaml".into(),
+            line: 21,
+            from: "1.2.0".into(),
+            to: "1.3.1".into(),
+            digest: None,
+        });
+        r
+    }
+
+    #[test]
+    fn json_has_the_schema_keys() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["updates"][0]["line"], 21);
+        assert!(v["commit"].is_null());
+        assert!(v["pull_requests"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn text_table_aligns() {
+        let t = sample().to_text();
+        assert!(t.contains("POLICY  IMAGE             FILE:LINE"), "{t}");
+        assert!(t.contains("web     ghcr.io/acme/web  apps/web/deploy.yaml:21  1.2.0  1.3.1"), "{t}");
+    }
+
+    #[test]
+    fn markdown_escapes_pipes() {
+        assert!(md_table(&["a"], &[vec!["x|y".into()]]).contains("x\\|y"));
+    }
+}

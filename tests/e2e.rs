@@ -1,0 +1,386 @@
+//! The whole path against real servers: the distribution registry, git remotes over file://
+//! and smart HTTP, and the built binary. Fixture scenarios live in `fixtures/<case>/`:
+//! `input/` (the infra repo), `expected/` (the repo after the run), `config.yaml` (with
+//! `{{REGISTRY}}` for the test registry's address) and `tags.txt` (what the registry holds).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{bare_repo_with_files, git, GitHttpServer, Registry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
+
+fn fixture_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(case)
+}
+
+/// Every file under `dir`, relative, sorted, with its bytes.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Push the tags of `tags.txt` to `registry`.
+fn push_tags(registry: &Registry, tags_file: &Path) {
+    for line in std::fs::read_to_string(tags_file).unwrap().lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let repo = parts.next().unwrap();
+        let tags: Vec<&str> = parts.collect();
+        registry.push_image(repo, &tags);
+    }
+}
+
+/// A bare remote seeded with the fixture's input and config, and a clone of it to work in.
+struct Scenario {
+    _tmp: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+fn scenario(case: &str, registry_addr: &str, remote_url: impl Fn(&Path) -> String) -> Scenario {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture_dir(case);
+    let config = std::fs::read_to_string(dir.join("config.yaml"))
+        .unwrap()
+        .replace("{{REGISTRY}}", registry_addr);
+    let mut files = tree(&dir.join("input"));
+    files.push((".image-updater.yaml".into(), config.into_bytes()));
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
+    let work = tmp.path().join("work");
+    let status = Command::new("git")
+        .args(["clone", "-q", &remote_url(&bare)])
+        .arg(&work)
+        .status()
+        .unwrap();
+    assert!(status.success(), "git clone failed");
+    Scenario {
+        _tmp: tmp,
+        bare,
+        work,
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("NO_COLOR", "1");
+    for v in [
+        "IMAGE_UPDATER_GIT_TOKEN",
+        "GITHUB_TOKEN",
+        "GITLAB_TOKEN",
+        "CI_JOB_TOKEN",
+        "GITEA_TOKEN",
+        "IMAGE_UPDATER_CONFIG",
+        "IMAGE_UPDATER_OUTPUT",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
+}
+
+fn remote_head(bare: &Path) -> String {
+    git(bare, &["rev-parse", "refs/heads/main"]).trim().to_string()
+}
+
+fn assert_tree_eq(actual: &Path, expected: &Path) {
+    let mut got = tree(actual);
+    got.retain(|(p, _)| p != ".image-updater.yaml");
+    let want = tree(expected);
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&got), names(&want), "file lists differ");
+    for ((p, a), (_, b)) in got.iter().zip(&want) {
+        assert!(
+            a == b,
+            "{p} differs from expected:\n--- got\n{}\n--- expected\n{}",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
+    }
+}
+
+#[test]
+fn commit_basic_end_to_end_over_file_remote() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let before = remote_head(&s.bare);
+
+    let out = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["version"], 1);
+    let updates: Vec<(String, u64, String, String)> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["file"].as_str().unwrap().to_string(),
+                u["line"].as_u64().unwrap(),
+                u["from"].as_str().unwrap().to_string(),
+                u["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            ("apps/multi.yaml".to_string(), 15, "v2.4.0".to_string(), "2.4.2".to_string()),
+            ("apps/web.yaml".to_string(), 11, "1.0.0".to_string(), "1.2.0".to_string()),
+            ("apps/web.yaml".to_string(), 14, "1.0.0".to_string(), "1.2.0".to_string()),
+        ]
+    );
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    let skipped = report["skipped"].to_string();
+    assert!(skipped.contains("charts/web/templates/deployment.yaml"), "{skipped}");
+    assert!(skipped.contains("not valid YAML"), "{skipped}");
+    assert!(!skipped.contains("ignored/"), "gitignored files are not read: {skipped}");
+
+    // The files changed byte for byte as expected, and the commit is on the remote.
+    assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
+    let commit = report["commit"].as_str().expect("a commit").to_string();
+    let head = remote_head(&s.bare);
+    assert_ne!(head, before);
+    assert_eq!(head, commit);
+    let shown = git(&s.bare, &["show", "main:apps/web.yaml"]);
+    assert_eq!(
+        shown.as_bytes(),
+        std::fs::read(fixture_dir("commit-basic").join("expected/apps/web.yaml")).unwrap()
+    );
+    let log = git(&s.bare, &["log", "-1", "--format=%an <%ae>%n%s%n%b", "main"]);
+    assert!(log.starts_with("image-updater-test <bot@example.invalid>\nchore(images): update api to 2.4.2, web to 1.2.0"), "{log}");
+    let changed = git(&s.bare, &["diff", "--name-only", &before, "main"]);
+    assert_eq!(changed, "apps/multi.yaml\napps/web.yaml\n");
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "", "work tree left clean");
+
+    // A second run with nothing newer changes nothing.
+    let again = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let report = json(&again);
+    assert!(report["updates"].as_array().unwrap().is_empty(), "{report}");
+    assert!(report["commit"].is_null());
+    assert_eq!(remote_head(&s.bare), head);
+
+    // A newer tag arrives; the next run moves on to it.
+    registry.push_image("acme/web", &["1.2.1"]);
+    let third = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    let report = json(&third);
+    assert_eq!(report["updates"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["updates"][0]["to"], "1.2.1");
+    assert_ne!(remote_head(&s.bare), head);
+}
+
+#[test]
+fn plan_prints_the_table_and_diff_and_writes_nothing() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let before = tree(&s.work);
+    let out = run(&["plan", s.work.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    insta::assert_snapshot!("plan_commit_basic", stdout);
+    assert_eq!(tree(&s.work), before, "plan writes nothing");
+
+    let out = run(&["plan", "--exit-code", s.work.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = run(&["run", s.work.to_str().unwrap(), "--config", "/nonexistent.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(tree(&s.work), before);
+}
+
+#[test]
+fn smart_http_push_with_a_token_that_never_shows() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let token = "s3cr3t-t0ken-value";
+    let tmp = tempfile::tempdir().unwrap();
+    let server = GitHttpServer::start(tmp.path(), Some(("x-access-token", token)));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        // The bare repo lives in the scenario's own temp dir; serve its parent.
+        let name = bare.file_name().unwrap().to_str().unwrap();
+        let link = tmp.path().join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(bare, &link).unwrap();
+        }
+        format!(
+            "http://x-access-token:{token}@{}/{name}",
+            server.base_url.trim_start_matches("http://")
+        )
+    });
+    // Drop the credentials from the clone's remote URL: the tool must bring its own.
+    let url = format!("{}/remote.git", server.base_url);
+    git(&s.work, &["remote", "set-url", "origin", &url]);
+    let before = remote_head(&s.bare);
+
+    let out = run(&["run", s.work.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "no token: the push fails\n{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("IMAGE_UPDATER_GIT_TOKEN"), "{all}");
+    assert_eq!(remote_head(&s.bare), before);
+
+    // Reset the local commit the failed push left, then push with the token.
+    git(&s.work, &["reset", "-q", "--hard", &before]);
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "-v"],
+        &[("IMAGE_UPDATER_GIT_TOKEN", token)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(token), "the token leaked:\n{}", text(&out));
+    assert_ne!(remote_head(&s.bare), before);
+    assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
+    let reqs = server.requests();
+    assert!(reqs.iter().any(|r| r.contains("git-receive-pack")), "{reqs:?}");
+
+    // A wrong token: a clear error, and it is not printed either.
+    registry.push_image("acme/web", &["1.2.9"]);
+    let out = run(&["run", s.work.to_str().unwrap()], &[("IMAGE_UPDATER_GIT_TOKEN", "wrong-token-xyz")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("wrong-token-xyz"), "{}", text(&out));
+}
+
+#[test]
+fn basic_auth_registry_right_and_wrong_password() {
+    let registry = Registry::start_with_basic_auth("ci", "right-pass");
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let config = s.work.join(".image-updater.yaml");
+    let text_cfg = std::fs::read_to_string(&config).unwrap().replace(
+        "    insecure: true\n",
+        "    insecure: true\n    credentials: { username_env: REG_USER, password_env: REG_PASS }\n",
+    );
+    std::fs::write(&config, text_cfg).unwrap();
+    git(&s.work, &["commit", "-qam", "credentials"]);
+    git(&s.work, &["push", "-q", "origin", "main"]);
+    let before = remote_head(&s.bare);
+    let files_before = tree(&s.work);
+
+    // Wrong password: a clear error naming the registry, exit 1, nothing written or committed.
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[("REG_USER", "ci"), ("REG_PASS", "wrong-pass")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = json(&out);
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("registry.example.com"), "{errors}");
+    assert!(errors.contains("401"), "{errors}");
+    assert!(!text(&out).contains("wrong-pass"));
+    assert!(report["updates"].as_array().unwrap().is_empty());
+    assert_eq!(tree(&s.work), files_before);
+    assert_eq!(remote_head(&s.bare), before);
+
+    // No credentials at all: the error says what to configure.
+    let out = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[("REG_USER", "ci")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("REG_PASS"), "{}", text(&out));
+
+    // The right password: the update goes through.
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[("REG_USER", "ci"), ("REG_PASS", "right-pass")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["updates"].as_array().unwrap().len(), 3);
+    assert_ne!(remote_head(&s.bare), before);
+}
+
+#[test]
+fn bad_config_is_exit_2_with_file_line_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join(".image-updater.yaml"),
+        "images:\n  - name: web\n    image: ghcr.io/acme/web\n    polcy: {semver: '^1'}\n",
+    )
+    .unwrap();
+    let out = run(&["plan", tmp.path().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".image-updater.yaml:4:"), "{err}");
+    assert!(err.contains("polcy"), "{err}");
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo")
+}
+
+#[test]
+fn demo_plan_shows_updates_offline() {
+    let out = run(&["plan", demo().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    insta::assert_snapshot!("demo_plan", String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn demo_scan_lists_every_reference() {
+    let out = run(&["scan", demo().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    insta::assert_snapshot!("demo_scan", String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn tags_from_layout_and_from_a_file() {
+    let layout = demo().join("registry/acme/web");
+    let image = format!("oci-layout:{}", layout.display());
+    let out = run(&["tags", &image, "--semver", "^1.2"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, "* 1.3.1\n  1.3.0\n  1.2.5\n  1.2.0\nlatest: 1.3.1\n");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("tags");
+    std::fs::write(&f, "v1.0.0\nfoo\n1.1.0\n").unwrap();
+    let out = run(
+        &["tags", "x/y", "--semver", ">=2", "--tags-from", f.to_str().unwrap(), "--output", "json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    assert!(v["latest"].is_null(), "{v}");
+}
