@@ -31,8 +31,8 @@ pub struct Global {
     /// Only errors on stderr
     #[arg(short, long, global = true, env = "IMAGE_UPDATER_QUIET")]
     pub quiet: bool,
-    /// No colour in output
-    #[arg(long, global = true, env = "NO_COLOR")]
+    /// No colour in output (also when NO_COLOR is set)
+    #[arg(long, global = true)]
     pub no_color: bool,
     /// Handle only this share of the images: I/N, I from 1 to N (as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)
     #[arg(long, global = true, env = "IMAGE_UPDATER_SHARD", value_name = "I/N")]

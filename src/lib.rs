@@ -171,6 +171,22 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     let (sources, occurrences) = discover(root, &files, &watched, &mut report);
 
     let mut outcome = Outcome::default();
+    if req.command != Command::Scan {
+        // References left alone are reported as skipped, with the reason.
+        for o in &occurrences {
+            if let Some(reason) = &o.reason {
+                report.skipped.push(Skipped {
+                    image: Some(o.found.value.clone()),
+                    file: sources[o.file].rel.clone(),
+                    line: o.found.line,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+    report
+        .skipped
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if req.command == Command::Scan {
         outcome.scan = scan_report(&sources, &occurrences, &watched, report.skipped);
         return Ok(outcome);
@@ -316,7 +332,7 @@ fn discover(
             Err(e) => {
                 report
                     .skipped
-                    .push(file_skip(&rel_str, e.line().unwrap_or(0), format!("not valid YAML: {e}")));
+                    .push(file_skip(&rel_str, e.line().unwrap_or(0), e.to_string()));
                 continue;
             }
         };

@@ -70,13 +70,15 @@ fn scenario(case: &str, registry_addr: &str, remote_url: impl Fn(&Path) -> Strin
     files.push((".image-updater.yaml".into(), config.into_bytes()));
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
     let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
-    let work = tmp.path().join("work");
-    let status = Command::new("git")
-        .args(["clone", "-q", &remote_url(&bare)])
-        .arg(&work)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git clone failed");
+    let work = common::clone(&remote_url(&bare), &tmp.path().join("work"));
+    // Files the fixture's .gitignore keeps out of the remote still sit in the work tree.
+    for (p, b) in &files {
+        let path = work.join(p);
+        if !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b).unwrap();
+        }
+    }
     Scenario {
         _tmp: tmp,
         bare,
@@ -174,7 +176,8 @@ fn commit_basic_end_to_end_over_file_remote() {
     assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
     let skipped = report["skipped"].to_string();
     assert!(skipped.contains("charts/web/templates/deployment.yaml"), "{skipped}");
-    assert!(skipped.contains("not valid YAML"), "{skipped}");
+    assert!(skipped.contains("template braces"), "{skipped}");
+    assert!(skipped.contains(r#""reason":"no policy""#), "{skipped}");
     assert!(!skipped.contains("ignored/"), "gitignored files are not read: {skipped}");
 
     // The files changed byte for byte as expected, and the commit is on the remote.
@@ -193,6 +196,11 @@ fn commit_basic_end_to_end_over_file_remote() {
     let changed = git(&s.bare, &["diff", "--name-only", &before, "main"]);
     assert_eq!(changed, "apps/multi.yaml\napps/web.yaml\n");
     assert_eq!(git(&s.work, &["status", "--porcelain"]), "", "work tree left clean");
+    assert_eq!(
+        std::fs::read(s.work.join("ignored/deploy.yaml")).unwrap(),
+        std::fs::read(fixture_dir("commit-basic").join("input/ignored/deploy.yaml")).unwrap(),
+        "gitignored files are left alone"
+    );
 
     // A second run with nothing newer changes nothing.
     let again = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[]);
