@@ -9,7 +9,11 @@ use crate::report::Format;
 use crate::Shard;
 
 #[derive(Debug, Parser)]
-#[command(name = "image-updater", version, about = "Watch registries for new image tags and rewrite a GitOps repo's manifests, byte-exactly")]
+#[command(
+    name = "image-updater",
+    version,
+    about = "Watch registries for new image tags and rewrite a GitOps repo's manifests, byte-exactly"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -312,7 +312,11 @@ delivery:
         assert_eq!(c.delivery.commit.author.name, "bot");
         let w = c.watched(Path::new("cfg.yaml")).unwrap();
         assert_eq!(w[0].image.canonical_name(), "ghcr.io/acme/web");
-        assert!(w[0].files.as_ref().unwrap().is_match("clusters/prod/a.yaml"));
+        assert!(w[0]
+            .files
+            .as_ref()
+            .unwrap()
+            .is_match("clusters/prod/a.yaml"));
     }
 
     #[test]
@@ -346,8 +350,8 @@ delivery:
 
     #[test]
     fn bad_range_quotes_it_with_its_line() {
-        let c = parse("images:\n  - name: a\n    image: x/y\n    policy: {semver: latest}\n")
-            .unwrap();
+        let c =
+            parse("images:\n  - name: a\n    image: x/y\n    policy: {semver: latest}\n").unwrap();
         let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:4:"), "{e}");
         assert!(e.contains("latest"), "{e}");
@@ -359,8 +363,8 @@ delivery:
             .unwrap();
         let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:3:"), "{e}");
-        let c = parse("images:\n  - name: a\n    image: x/y:1.0\n    policy: {semver: '*'}\n")
-            .unwrap();
+        let c =
+            parse("images:\n  - name: a\n    image: x/y:1.0\n    policy: {semver: '*'}\n").unwrap();
         let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
         assert!(e.contains("without a tag"), "{e}");
     }

@@ -151,14 +151,18 @@ pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, Path
 pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     let root = &req.root;
     if !root.is_dir() {
-        return Err(Error::Usage(format!("{} is not a directory", root.display())));
+        return Err(Error::Usage(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     let (config, config_file) = load_config(root, req.config.as_deref())?;
     let watched = config.watched(&config_file)?;
     // Open the work tree before touching anything, so a delivery that cannot happen fails first.
     let work_tree = if req.command == Command::Run && config.delivery.mode == DeliveryMode::Commit {
         let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
-        wt.current_branch().map_err(|e| Error::Usage(e.to_string()))?;
+        wt.current_branch()
+            .map_err(|e| Error::Usage(e.to_string()))?;
         Some(wt)
     } else {
         None
@@ -265,7 +269,9 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     }
     for (file, new_text) in &rewritten {
         let src = &sources[*file];
-        outcome.diff.push_str(&unified_diff(&src.rel, &src.text, new_text));
+        outcome
+            .diff
+            .push_str(&unified_diff(&src.rel, &src.text, new_text));
     }
 
     if work_tree.is_some() {
@@ -319,11 +325,15 @@ fn discover(
         let text = match std::fs::read(&path).map(String::from_utf8) {
             Ok(Ok(t)) => t,
             Ok(Err(_)) => {
-                report.skipped.push(file_skip(&rel_str, 0, "not UTF-8 text".into()));
+                report
+                    .skipped
+                    .push(file_skip(&rel_str, 0, "not UTF-8 text".into()));
                 continue;
             }
             Err(e) => {
-                report.skipped.push(file_skip(&rel_str, 0, format!("cannot read: {e}")));
+                report
+                    .skipped
+                    .push(file_skip(&rel_str, 0, format!("cannot read: {e}")));
                 continue;
             }
         };
@@ -388,7 +398,9 @@ fn govern(image: &ImageRef, file: &str, watched: &[Watched]) -> (Option<usize>, 
             continue;
         }
         let reason = match (&image.tag, &image.digest) {
-            (_, Some(_)) => Some("pinned by digest: digest pinning is not supported yet, left alone".to_string()),
+            (_, Some(_)) => Some(
+                "pinned by digest: digest pinning is not supported yet, left alone".to_string(),
+            ),
             _ => None,
         };
         return (Some(i), reason);
@@ -492,7 +504,9 @@ pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<
         TagInput::Registry { config } => {
             if let Some(path) = image.strip_prefix("oci-layout:") {
                 let src = LayoutSource::new("oci-layout", Path::new(path));
-                src.list_tags("").await.map_err(|e| Error::Failed(e.to_string()))?
+                src.list_tags("")
+                    .await
+                    .map_err(|e| Error::Failed(e.to_string()))?
             } else {
                 let r = ImageRef::parse(image).map_err(|e| Error::Usage(e.to_string()))?;
                 let cwd = PathBuf::from(".");
@@ -524,7 +538,12 @@ mod tests {
         assert!("3/2".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
         let shards: Vec<Shard> = (1..=3).map(|i| format!("{i}/3").parse().unwrap()).collect();
-        for name in ["docker.io/library/nginx", "ghcr.io/acme/web", "quay.io/x/y", "a/b"] {
+        for name in [
+            "docker.io/library/nginx",
+            "ghcr.io/acme/web",
+            "quay.io/x/y",
+            "a/b",
+        ] {
             assert_eq!(shards.iter().filter(|s| s.owns(name)).count(), 1, "{name}");
         }
     }
@@ -543,9 +562,18 @@ mod tests {
 
     #[test]
     fn commit_message_templates() {
-        let one = commit_message("bump {{ name }} to {{ new_tag }}", &[update("web", "1.1.0")]);
+        let one = commit_message(
+            "bump {{ name }} to {{ new_tag }}",
+            &[update("web", "1.1.0")],
+        );
         assert_eq!(one, "bump web to 1.1.0\n");
-        let two = commit_message("chore: {{ summary }}", &[update("web", "1.1.0"), update("api", "2.0.0")]);
-        assert!(two.starts_with("chore: update web to 1.1.0, api to 2.0.0\n\n- web:"), "{two}");
+        let two = commit_message(
+            "chore: {{ summary }}",
+            &[update("web", "1.1.0"), update("api", "2.0.0")],
+        );
+        assert!(
+            two.starts_with("chore: update web to 1.1.0, api to 2.0.0\n\n- web:"),
+            "{two}"
+        );
     }
 }

@@ -22,11 +22,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(!cli.global.no_color && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("image_updater={level}"))),
+            tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("image_updater={level}"))
+            }),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

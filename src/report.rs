@@ -290,7 +290,11 @@ impl TagsReport {
             Format::Text | Format::Markdown => {
                 let mut out = String::new();
                 for t in &self.tags {
-                    let mark = if Some(t) == self.latest.as_ref() { "* " } else { "  " };
+                    let mark = if Some(t) == self.latest.as_ref() {
+                        "* "
+                    } else {
+                        "  "
+                    };
                     let _ = writeln!(out, "{mark}{t}");
                 }
                 let _ = writeln!(out, "latest: {}", self.latest.as_deref().unwrap_or("null"));
@@ -331,7 +335,10 @@ mod tests {
     fn text_table_aligns() {
         let t = sample().to_text();
         assert!(t.contains("POLICY  IMAGE             FILE:LINE"), "{t}");
-        assert!(t.contains("web     ghcr.io/acme/web  apps/web/deploy.yaml:21  1.2.0  1.3.1"), "{t}");
+        assert!(
+            t.contains("web     ghcr.io/acme/web  apps/web/deploy.yaml:21  1.2.0  1.3.1"),
+            "{t}"
+        );
     }
 
     #[test]

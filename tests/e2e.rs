@@ -13,7 +13,9 @@ use common::{bare_repo_with_files, git, GitHttpServer, Registry};
 const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
 
 fn fixture_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(case)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(case)
 }
 
 /// Every file under `dir`, relative, sorted, with its bytes.
@@ -68,7 +70,10 @@ fn scenario(case: &str, registry_addr: &str, remote_url: impl Fn(&Path) -> Strin
         .replace("{{REGISTRY}}", registry_addr);
     let mut files = tree(&dir.join("input"));
     files.push((".image-updater.yaml".into(), config.into_bytes()));
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
     let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
     let work = common::clone(&remote_url(&bare), &tmp.path().join("work"));
     // Files the fixture's .gitignore keeps out of the remote still sit in the work tree.
@@ -120,7 +125,9 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 fn remote_head(bare: &Path) -> String {
-    git(bare, &["rev-parse", "refs/heads/main"]).trim().to_string()
+    git(bare, &["rev-parse", "refs/heads/main"])
+        .trim()
+        .to_string()
 }
 
 fn assert_tree_eq(actual: &Path, expected: &Path) {
@@ -168,17 +175,38 @@ fn commit_basic_end_to_end_over_file_remote() {
     assert_eq!(
         updates,
         [
-            ("apps/multi.yaml".to_string(), 15, "v2.4.0".to_string(), "2.4.2".to_string()),
-            ("apps/web.yaml".to_string(), 11, "1.0.0".to_string(), "1.2.0".to_string()),
-            ("apps/web.yaml".to_string(), 14, "1.0.0".to_string(), "1.2.0".to_string()),
+            (
+                "apps/multi.yaml".to_string(),
+                15,
+                "v2.4.0".to_string(),
+                "2.4.2".to_string()
+            ),
+            (
+                "apps/web.yaml".to_string(),
+                11,
+                "1.0.0".to_string(),
+                "1.2.0".to_string()
+            ),
+            (
+                "apps/web.yaml".to_string(),
+                14,
+                "1.0.0".to_string(),
+                "1.2.0".to_string()
+            ),
         ]
     );
     assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
     let skipped = report["skipped"].to_string();
-    assert!(skipped.contains("charts/web/templates/deployment.yaml"), "{skipped}");
+    assert!(
+        skipped.contains("charts/web/templates/deployment.yaml"),
+        "{skipped}"
+    );
     assert!(skipped.contains("template braces"), "{skipped}");
     assert!(skipped.contains(r#""reason":"no policy""#), "{skipped}");
-    assert!(!skipped.contains("ignored/"), "gitignored files are not read: {skipped}");
+    assert!(
+        !skipped.contains("ignored/"),
+        "gitignored files are not read: {skipped}"
+    );
 
     // The files changed byte for byte as expected, and the commit is on the remote.
     assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
@@ -191,11 +219,18 @@ fn commit_basic_end_to_end_over_file_remote() {
         shown.as_bytes(),
         std::fs::read(fixture_dir("commit-basic").join("expected/apps/web.yaml")).unwrap()
     );
-    let log = git(&s.bare, &["log", "-1", "--format=%an <%ae>%n%s%n%b", "main"]);
+    let log = git(
+        &s.bare,
+        &["log", "-1", "--format=%an <%ae>%n%s%n%b", "main"],
+    );
     assert!(log.starts_with("image-updater-test <bot@example.invalid>\nchore(images): update api to 2.4.2, web to 1.2.0"), "{log}");
     let changed = git(&s.bare, &["diff", "--name-only", &before, "main"]);
     assert_eq!(changed, "apps/multi.yaml\napps/web.yaml\n");
-    assert_eq!(git(&s.work, &["status", "--porcelain"]), "", "work tree left clean");
+    assert_eq!(
+        git(&s.work, &["status", "--porcelain"]),
+        "",
+        "work tree left clean"
+    );
     assert_eq!(
         std::fs::read(s.work.join("ignored/deploy.yaml")).unwrap(),
         std::fs::read(fixture_dir("commit-basic").join("input/ignored/deploy.yaml")).unwrap(),
@@ -236,7 +271,15 @@ fn plan_prints_the_table_and_diff_and_writes_nothing() {
 
     let out = run(&["plan", "--exit-code", s.work.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let out = run(&["run", s.work.to_str().unwrap(), "--config", "/nonexistent.yaml"], &[]);
+    let out = run(
+        &[
+            "run",
+            s.work.to_str().unwrap(),
+            "--config",
+            "/nonexistent.yaml",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(tree(&s.work), before);
 }
@@ -266,7 +309,12 @@ fn smart_http_push_with_a_token_that_never_shows() {
     let before = remote_head(&s.bare);
 
     let out = run(&["run", s.work.to_str().unwrap()], &[]);
-    assert_eq!(out.status.code(), Some(1), "no token: the push fails\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no token: the push fails\n{}",
+        text(&out)
+    );
     let all = text(&out);
     assert!(all.contains("IMAGE_UPDATER_GIT_TOKEN"), "{all}");
     assert_eq!(remote_head(&s.bare), before);
@@ -278,15 +326,25 @@ fn smart_http_push_with_a_token_that_never_shows() {
         &[("IMAGE_UPDATER_GIT_TOKEN", token)],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!text(&out).contains(token), "the token leaked:\n{}", text(&out));
+    assert!(
+        !text(&out).contains(token),
+        "the token leaked:\n{}",
+        text(&out)
+    );
     assert_ne!(remote_head(&s.bare), before);
     assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
     let reqs = server.requests();
-    assert!(reqs.iter().any(|r| r.contains("git-receive-pack")), "{reqs:?}");
+    assert!(
+        reqs.iter().any(|r| r.contains("git-receive-pack")),
+        "{reqs:?}"
+    );
 
     // A wrong token: a clear error, and it is not printed either.
     registry.push_image("acme/web", &["1.2.9"]);
-    let out = run(&["run", s.work.to_str().unwrap()], &[("IMAGE_UPDATER_GIT_TOKEN", "wrong-token-xyz")]);
+    let out = run(
+        &["run", s.work.to_str().unwrap()],
+        &[("IMAGE_UPDATER_GIT_TOKEN", "wrong-token-xyz")],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(!text(&out).contains("wrong-token-xyz"), "{}", text(&out));
 }
@@ -325,7 +383,10 @@ fn basic_auth_registry_right_and_wrong_password() {
     assert_eq!(remote_head(&s.bare), before);
 
     // No credentials at all: the error says what to configure.
-    let out = run(&["run", s.work.to_str().unwrap(), "--output", "json"], &[("REG_USER", "ci")]);
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[("REG_USER", "ci")],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("REG_PASS"), "{}", text(&out));
 
@@ -379,16 +440,106 @@ fn tags_from_layout_and_from_a_file() {
     let out = run(&["tags", &image, "--semver", "^1.2"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout, "* 1.3.1\n  1.3.0\n  1.2.5\n  1.2.0\nlatest: 1.3.1\n");
+    assert_eq!(
+        stdout,
+        "* 1.3.1\n  1.3.0\n  1.2.5\n  1.2.0\nlatest: 1.3.1\n"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("tags");
     std::fs::write(&f, "v1.0.0\nfoo\n1.1.0\n").unwrap();
     let out = run(
-        &["tags", "x/y", "--semver", ">=2", "--tags-from", f.to_str().unwrap(), "--output", "json"],
+        &[
+            "tags",
+            "x/y",
+            "--semver",
+            ">=2",
+            "--tags-from",
+            f.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v = json(&out);
     assert!(v["latest"].is_null(), "{v}");
+}
+
+/// Thousands of tags, written straight into the registry's storage (pushing each would take
+/// minutes): the listing is paged with `n`/`last` until exhausted, and the pick is the newest.
+#[test]
+fn thousands_of_tags_are_paged_until_exhausted() {
+    let registry = Registry::start();
+    let digest = registry.push_image("acme/many", &["0.0.1"]).remove(0);
+    let tags_dir = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories/acme/many/_manifests/tags");
+    let mut tags = Vec::new();
+    for major in 1..=3 {
+        for minor in 0..1000 {
+            tags.push(format!("{major}.{minor}.0"));
+        }
+    }
+    for tag in &tags {
+        let dir = tags_dir.join(tag).join("current");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("link"), &digest).unwrap();
+    }
+    // Distribution 2.8 sends every tag at once, whatever `n` says; a paging front before it
+    // serves pages of at most 1000 with a Link to the next, as paging registries do.
+    let front = common::PagingFront::start(&registry.addr, 1000);
+    let page = common::http_request(
+        &front.addr,
+        "GET",
+        "/v2/acme/many/tags/list?n=1000",
+        &[],
+        b"",
+    );
+    assert!(
+        page.header("link").is_some(),
+        "the front should page: {:?}",
+        page.headers
+    );
+    for addr in [&registry.addr, &front.addr] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("config.yaml");
+        std::fs::write(
+            &cfg,
+            format!("registries:\n  - host: {addr}\n    insecure: true\n"),
+        )
+        .unwrap();
+        let image = format!("{addr}/acme/many");
+        let out = run(
+            &[
+                "tags",
+                &image,
+                "--semver",
+                "<3",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let v = json(&out);
+        assert_eq!(
+            v["tags"].as_array().unwrap().len(),
+            2001,
+            "1.x, 2.x and 0.0.1 via {addr}"
+        );
+        assert_eq!(v["latest"], "2.999.0");
+        assert_eq!(v["tags"][2000], "0.0.1");
+    }
+    // Through the front: a probe, then four pages (1000, 1000, 1000, 1), each after the last
+    // tag, in byte order, of the one before.
+    let pages: Vec<String> = front
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/tags/list"))
+        .collect();
+    assert_eq!(pages.len(), 5, "{pages:?}");
+    assert!(pages[2].contains("last=1.998.0"), "{pages:?}");
 }

@@ -43,11 +43,20 @@ impl Provider {
     }
 
     /// The libgit2 credentials callback.
-    pub fn get(&mut self, _url: &str, user: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
+    pub fn get(
+        &mut self,
+        _url: &str,
+        user: Option<&str>,
+        allowed: CredentialType,
+    ) -> Result<Cred, git2::Error> {
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.tried_token {
             self.tried_token = true;
             if let Some((token, var)) = &self.token {
-                let default_user = if *var == "CI_JOB_TOKEN" { "gitlab-ci-token" } else { "x-access-token" };
+                let default_user = if *var == "CI_JOB_TOKEN" {
+                    "gitlab-ci-token"
+                } else {
+                    "x-access-token"
+                };
                 return Cred::userpass_plaintext(user.unwrap_or(default_user), token);
             }
             return Err(git2::Error::from_str(

@@ -8,7 +8,9 @@ pub mod credentials;
 
 use std::path::{Path, PathBuf};
 
-use git2::{build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature};
+use git2::{
+    build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature,
+};
 
 /// A delivery failure; messages never hold a credential (URLs are redacted).
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +40,20 @@ pub struct WorkTree {
 impl WorkTree {
     /// Open the repository whose work tree contains `path`.
     pub fn open(path: &Path) -> Result<WorkTree, GitError> {
-        let repo = Repository::discover(path)
-            .map_err(|e| GitError::new(&format!("{} is not in a git work tree", path.display()), e.message()))?;
+        let repo = Repository::discover(path).map_err(|e| {
+            GitError::new(
+                &format!("{} is not in a git work tree", path.display()),
+                e.message(),
+            )
+        })?;
         let root = repo
             .workdir()
-            .ok_or_else(|| GitError(format!("{}: a bare repository has no work tree", path.display())))?
+            .ok_or_else(|| {
+                GitError(format!(
+                    "{}: a bare repository has no work tree",
+                    path.display()
+                ))
+            })?
             .canonicalize()
             .map_err(|e| GitError::new("work tree", e))?;
         Ok(WorkTree { repo, root })
@@ -50,7 +61,10 @@ impl WorkTree {
 
     /// The checked-out branch's short name.
     pub fn current_branch(&self) -> Result<String, GitError> {
-        let head = self.repo.head().map_err(|e| GitError::new("reading HEAD", e.message()))?;
+        let head = self
+            .repo
+            .head()
+            .map_err(|e| GitError::new("reading HEAD", e.message()))?;
         if !head.is_branch() {
             return Err(GitError(
                 "HEAD is detached: check out the branch to update (CI checkouts: fetch with the branch, e.g. actions/checkout with ref)".into(),
@@ -85,21 +99,35 @@ impl WorkTree {
         })
     }
 
-    fn commit(&self, files: &[PathBuf], author: (&str, &str), message: &str) -> Result<git2::Oid, GitError> {
+    fn commit(
+        &self,
+        files: &[PathBuf],
+        author: (&str, &str),
+        message: &str,
+    ) -> Result<git2::Oid, GitError> {
         let repo = &self.repo;
         let head = repo
             .head()
             .and_then(|h| h.peel_to_commit())
             .map_err(|e| GitError::new("reading HEAD commit", e.message()))?;
-        let base_tree = head.tree().map_err(|e| GitError::new("reading HEAD tree", e.message()))?;
+        let base_tree = head
+            .tree()
+            .map_err(|e| GitError::new("reading HEAD tree", e.message()))?;
         let mut update = TreeUpdateBuilder::new();
-        let mut index = repo.index().map_err(|e| GitError::new("opening the index", e.message()))?;
+        let mut index = repo
+            .index()
+            .map_err(|e| GitError::new("opening the index", e.message()))?;
         for file in files {
             let rel = self.relative(file)?;
-            let bytes = std::fs::read(file).map_err(|e| GitError::new(&file.display().to_string(), e))?;
-            let blob = repo.blob(&bytes).map_err(|e| GitError::new("writing a blob", e.message()))?;
+            let bytes =
+                std::fs::read(file).map_err(|e| GitError::new(&file.display().to_string(), e))?;
+            let blob = repo
+                .blob(&bytes)
+                .map_err(|e| GitError::new("writing a blob", e.message()))?;
             let mode = match base_tree.get_path(&rel) {
-                Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => FileMode::BlobExecutable,
+                Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
+                    FileMode::BlobExecutable
+                }
                 _ => FileMode::Blob,
             };
             update.upsert(&rel, blob, mode);
@@ -113,12 +141,17 @@ impl WorkTree {
         if tree_oid == base_tree.id() {
             return Err(GitError("nothing to commit: the files equal HEAD".into()));
         }
-        let tree = repo.find_tree(tree_oid).map_err(|e| GitError::new("tree", e.message()))?;
-        let sig = Signature::now(author.0, author.1).map_err(|e| GitError::new("commit author", e.message()))?;
+        let tree = repo
+            .find_tree(tree_oid)
+            .map_err(|e| GitError::new("tree", e.message()))?;
+        let sig = Signature::now(author.0, author.1)
+            .map_err(|e| GitError::new("commit author", e.message()))?;
         let oid = repo
             .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
             .map_err(|e| GitError::new("committing", e.message()))?;
-        index.write().map_err(|e| GitError::new("writing the index", e.message()))?;
+        index
+            .write()
+            .map_err(|e| GitError::new("writing the index", e.message()))?;
         Ok(oid)
     }
 
@@ -152,10 +185,18 @@ impl WorkTree {
     }
 
     fn relative(&self, file: &Path) -> Result<PathBuf, GitError> {
-        let abs = file.canonicalize().map_err(|e| GitError::new(&file.display().to_string(), e))?;
+        let abs = file
+            .canonicalize()
+            .map_err(|e| GitError::new(&file.display().to_string(), e))?;
         abs.strip_prefix(&self.root)
             .map(Path::to_path_buf)
-            .map_err(|_| GitError(format!("{} is outside the work tree {}", file.display(), self.root.display())))
+            .map_err(|_| {
+                GitError(format!(
+                    "{} is outside the work tree {}",
+                    file.display(),
+                    self.root.display()
+                ))
+            })
     }
 }
 

@@ -79,7 +79,10 @@ fn tag_of_ref_name(r: &str) -> &str {
 }
 
 impl TagSource for LayoutSource {
-    fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
+    fn list_tags<'a>(
+        &'a self,
+        repository: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
         Box::pin(async move {
             self.read(repository).map_err(|message| RegistryError {
                 registry: self.host.clone(),
@@ -108,7 +111,10 @@ mod tests {
             .collect();
         std::fs::write(
             dir.join("index.json"),
-            format!(r#"{{"schemaVersion":2,"manifests":[{}]}}"#, manifests.join(",")),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+                manifests.join(",")
+            ),
         )
         .unwrap();
     }
@@ -116,9 +122,15 @@ mod tests {
     #[tokio::test]
     async fn lists_ref_names_of_a_repository() {
         let t = tempfile::tempdir().unwrap();
-        layout(&t.path().join("acme/web"), &["1.0.0", "1.2.0", "example.com/acme/web:2.0.0"]);
+        layout(
+            &t.path().join("acme/web"),
+            &["1.0.0", "1.2.0", "example.com/acme/web:2.0.0"],
+        );
         let s = LayoutSource::new("ghcr.io", t.path());
-        assert_eq!(s.list_tags("acme/web").await.unwrap(), ["1.0.0", "1.2.0", "2.0.0"]);
+        assert_eq!(
+            s.list_tags("acme/web").await.unwrap(),
+            ["1.0.0", "1.2.0", "2.0.0"]
+        );
         let direct = LayoutSource::new("oci-layout", &t.path().join("acme/web"));
         assert_eq!(direct.list_tags("").await.unwrap().len(), 3);
     }

@@ -29,7 +29,10 @@ pub struct RegistryError {
 /// Something that lists the tags of a repository.
 pub trait TagSource: Send + Sync {
     /// All tags of `repository` (a path such as `acme/web`), in the order the source gives them.
-    fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, RegistryError>>;
+    fn list_tags<'a>(
+        &'a self,
+        repository: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>>;
 }
 
 /// The sources for every host of a run, built from the config's `registries`.
@@ -57,9 +60,10 @@ impl Registries {
         }
         let cfg = self.config.iter().find(|r| same_host(&r.host, host));
         let source: Arc<dyn TagSource> = match cfg.and_then(|c| c.api.as_deref()) {
-            Some(api) if is_layout(api) => {
-                Arc::new(layout::LayoutSource::new(host, &self.root.join(&api["oci-layout:".len()..])))
-            }
+            Some(api) if is_layout(api) => Arc::new(layout::LayoutSource::new(
+                host,
+                &self.root.join(&api["oci-layout:".len()..]),
+            )),
             _ => Arc::new(oci::OciSource::new(host, cfg, &self.root)),
         };
         built.insert(host.to_string(), source.clone());

@@ -40,7 +40,12 @@ impl OciSource {
     pub fn new(host: &str, cfg: Option<&RegistryConfig>, root: &Path) -> OciSource {
         let endpoint = cfg
             .and_then(|c| c.api.clone())
-            .map(|a| a.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string())
+            .map(|a| {
+                a.trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
             .unwrap_or_else(|| host.to_string());
         let insecure = cfg.is_some_and(|c| c.insecure);
         let mut problems = Vec::new();
@@ -70,11 +75,17 @@ impl OciSource {
         };
         let mut clients = vec![make(ClientProtocol::Https, insecure)];
         if insecure {
-            clients.push(make(ClientProtocol::HttpsExcept(vec![endpoint.clone()]), true));
+            clients.push(make(
+                ClientProtocol::HttpsExcept(vec![endpoint.clone()]),
+                true,
+            ));
         }
         let auth = match cfg.and_then(|c| c.credentials.as_ref()) {
             None => Ok(RegistryAuth::Anonymous),
-            Some(c) => match (std::env::var(&c.username_env), std::env::var(&c.password_env)) {
+            Some(c) => match (
+                std::env::var(&c.username_env),
+                std::env::var(&c.password_env),
+            ) {
                 (Ok(u), Ok(p)) => Ok(RegistryAuth::Basic(u, p)),
                 (Err(_), _) => Err(format!(
                     "credentials.username_env names ${} but it is not set",
@@ -177,18 +188,19 @@ fn is_transport(e: &OciDistributionError) -> bool {
 }
 
 impl TagSource for OciSource {
-    fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
+    fn list_tags<'a>(
+        &'a self,
+        repository: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
         Box::pin(async move {
-            let auth = self
-                .auth
-                .clone()
-                .map_err(|m| self.error(repository, m))?;
+            let auth = self.auth.clone().map_err(|m| self.error(repository, m))?;
             let reference = Reference::with_tag(
                 self.endpoint.clone(),
                 repository.to_string(),
                 "latest".to_string(),
             );
             let mut tags: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             let mut last: Option<String> = None;
             loop {
                 let page = self
@@ -197,9 +209,11 @@ impl TagSource for OciSource {
                     .map_err(|e| self.error(repository, self.explain(&e)))?;
                 let n = page.len();
                 let next = page.last().cloned();
-                tags.extend(page);
-                // A short page is the last one; a page that does not move on would loop forever.
-                if n < PAGE || next.is_none() || next == last {
+                let before = tags.len();
+                tags.extend(page.into_iter().filter(|t| seen.insert(t.clone())));
+                // Done when the page is short (the last one), longer than asked (the registry
+                // ignores `n` and sent everything, as distribution 2.8 does), or brought nothing new.
+                if n < PAGE || n > PAGE || tags.len() == before {
                     break;
                 }
                 last = next;

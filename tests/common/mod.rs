@@ -15,10 +15,12 @@
 
 mod git;
 mod http;
+mod paging;
 mod registry;
 
 pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitRequest, SeenAuth};
 pub use http::{http_request, HttpResponse};
+pub use paging::PagingFront;
 pub use registry::Registry;
 
 use std::net::TcpListener;
