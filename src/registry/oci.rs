@@ -213,7 +213,7 @@ impl TagSource for OciSource {
                 tags.extend(page.into_iter().filter(|t| seen.insert(t.clone())));
                 // Done when the page is short (the last one), longer than asked (the registry
                 // ignores `n` and sent everything, as distribution 2.8 does), or brought nothing new.
-                if n < PAGE || n > PAGE || tags.len() == before {
+                if n != PAGE || tags.len() == before {
                     break;
                 }
                 last = next;
