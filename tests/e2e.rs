@@ -543,3 +543,74 @@ fn thousands_of_tags_are_paged_until_exhausted() {
     assert_eq!(pages.len(), 5, "{pages:?}");
     assert!(pages[2].contains("last=1.998.0"), "{pages:?}");
 }
+
+#[test]
+fn clone_flag_works_on_a_fresh_clone_and_pushes() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let url = format!("file://{}", s.bare.display());
+    let before = remote_head(&s.bare);
+    let out = run(&["plan", "--clone", &url, "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["updates"].as_array().unwrap().len(), 3);
+    assert_eq!(remote_head(&s.bare), before, "plan pushes nothing");
+
+    let out = run(
+        &[
+            "run", "--clone", &url, "--branch", "main", "--output", "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
+    let shown = git(&s.bare, &["show", "main:apps/web.yaml"]);
+    assert_eq!(
+        shown.as_bytes(),
+        std::fs::read(fixture_dir("commit-basic").join("expected/apps/web.yaml")).unwrap()
+    );
+    // Each repository was listed once per run, though web occurs twice.
+    let log = registry.log();
+    // (the access-log line of each request: `"GET /v2/acme/web/tags/list?n=1000 HTTP/1.1" 200`)
+    let web_lists = log.matches("\"GET /v2/acme/web/tags/list").count();
+    assert_eq!(web_lists, 2, "once per run:\n{log}");
+}
+
+#[test]
+fn shards_split_the_images_between_jobs() {
+    let mut all = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let out = run(
+            &[
+                "plan",
+                demo().to_str().unwrap(),
+                "--shard",
+                shard,
+                "--output",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        for u in json(&out)["updates"].as_array().unwrap() {
+            all.push(format!("{}:{}", u["file"], u["line"]));
+        }
+    }
+    all.sort();
+    let out = run(&["plan", demo().to_str().unwrap(), "--output", "json"], &[]);
+    let mut whole: Vec<String> = json(&out)["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{}:{}", u["file"], u["line"]))
+        .collect();
+    whole.sort();
+    assert_eq!(
+        all, whole,
+        "the shards together do the whole job, each update once"
+    );
+    let out = run(&["plan", demo().to_str().unwrap(), "--shard", "3/2"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
