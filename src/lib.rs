@@ -298,11 +298,28 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
                 config.delivery.base.as_deref(),
             ) {
                 Ok(d) => report.commit = Some(d.commit),
-                Err(e) => report.errors.push(ErrorEntry {
-                    image: None,
-                    file: None,
-                    message: e.to_string(),
-                }),
+                Err(e) => {
+                    // Nothing half-done: the files go back to what they were.
+                    for (file, _) in &rewritten {
+                        let src = &sources[*file];
+                        if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
+                            report.errors.push(ErrorEntry {
+                                image: None,
+                                file: Some(src.rel.clone()),
+                                message: format!(
+                                    "{}: cannot restore after a failed delivery: {w}",
+                                    src.rel
+                                ),
+                            });
+                        }
+                    }
+                    report.updates.clear();
+                    report.errors.push(ErrorEntry {
+                        image: None,
+                        file: None,
+                        message: e.to_string(),
+                    });
+                }
             }
         }
     }

@@ -319,8 +319,9 @@ fn smart_http_push_with_a_token_that_never_shows() {
     assert!(all.contains("IMAGE_UPDATER_GIT_TOKEN"), "{all}");
     assert_eq!(remote_head(&s.bare), before);
 
-    // Reset the local commit the failed push left, then push with the token.
-    git(&s.work, &["reset", "-q", "--hard", &before]);
+    // The failed delivery left nothing behind: no local commit, no changed file.
+    assert_eq!(git(&s.work, &["rev-parse", "HEAD"]).trim(), before);
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
     let out = run(
         &["run", s.work.to_str().unwrap(), "-v"],
         &[("IMAGE_UPDATER_GIT_TOKEN", token)],

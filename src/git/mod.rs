@@ -90,8 +90,18 @@ impl WorkTree {
                 )));
             }
         }
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(|e| GitError::new("reading HEAD commit", e.message()))?;
         let oid = self.commit(files, author, message)?;
-        self.push(&branch)?;
+        if let Err(e) = self.push(&branch) {
+            // An unpushed commit would never be pushed: the next run finds the files current.
+            // Take it back, so a failed delivery leaves the branch and index as they were.
+            self.undo_commit(&parent, files)?;
+            return Err(e);
+        }
         Ok(Delivered {
             commit: oid.to_string(),
             branch,
@@ -153,6 +163,23 @@ impl WorkTree {
             .write()
             .map_err(|e| GitError::new("writing the index", e.message()))?;
         Ok(oid)
+    }
+
+    /// Move the checked-out branch back to `parent` and reset the index entries of `files`.
+    fn undo_commit(&self, parent: &git2::Commit<'_>, files: &[PathBuf]) -> Result<(), GitError> {
+        let mut head = self
+            .repo
+            .head()
+            .map_err(|e| GitError::new("reading HEAD", e.message()))?;
+        head.set_target(parent.id(), "image-updater: take back an unpushed commit")
+            .map_err(|e| GitError::new("taking back the commit", e.message()))?;
+        let rels = files
+            .iter()
+            .map(|f| self.relative(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.repo
+            .reset_default(Some(parent.as_object()), rels.iter())
+            .map_err(|e| GitError::new("resetting the index", e.message()))
     }
 
     fn push(&self, branch: &str) -> Result<(), GitError> {
