@@ -17,7 +17,7 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -147,6 +147,27 @@ pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, Path
     Ok((config, file))
 }
 
+/// How often `mode: commit` fetches, re-applies and pushes again after losing a race.
+const PUSH_TRIES: usize = 3;
+
+/// What one pass over the work tree found and would change.
+struct Pass {
+    report: Report,
+    sources: Vec<Source>,
+    occurrences: Vec<Occurrence>,
+    /// Rewritten files: index into `sources`, new text.
+    rewritten: Vec<(usize, String)>,
+}
+
+/// The settings of a run, read once.
+struct Ctx<'a> {
+    req: &'a Request,
+    config: Config,
+    config_file: PathBuf,
+    watched: Vec<Watched>,
+    registries: Registries,
+}
+
 /// Run `run`, `plan` or `scan` on a work tree.
 pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     let root = &req.root;
@@ -158,24 +179,154 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     }
     let (config, config_file) = load_config(root, req.config.as_deref())?;
     let watched = config.watched(&config_file)?;
-    // Open the work tree before touching anything, so a delivery that cannot happen fails first.
-    let work_tree = if req.command == Command::Run && config.delivery.mode == DeliveryMode::Commit {
-        let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
-        wt.current_branch()
-            .map_err(|e| Error::Usage(e.to_string()))?;
-        Some(wt)
-    } else {
-        None
+    let registries = Registries::new(&config.registries, root);
+    let ctx = Ctx {
+        req,
+        config,
+        config_file,
+        watched,
+        registries,
     };
+    // Open the work tree before touching anything, so a delivery that cannot happen fails first.
+    let work_tree =
+        if req.command == Command::Run && ctx.config.delivery.mode == DeliveryMode::Commit {
+            let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+            let branch = wt
+                .current_branch()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
+                return Err(Error::Usage(format!(
+                    "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
+                )));
+            }
+            Some((wt, branch))
+        } else {
+            None
+        };
 
-    // discover
-    let files = manifest::files::discover(root, &config.paths, &config.exclude)
-        .map_err(|e| Error::Config(ConfigError::from_message(&config_file, e)))?;
-    let mut report = Report::new();
-    let (sources, occurrences) = discover(root, &files, &watched, &mut report);
-
+    let mut tags = TagCache::new();
     let mut outcome = Outcome::default();
-    if req.command != Command::Scan {
+    if req.command == Command::Scan {
+        let pass = discover_pass(&ctx)?;
+        outcome.scan = scan_report(
+            &pass.sources,
+            &pass.occurrences,
+            &ctx.watched,
+            pass.report.skipped,
+        );
+        return Ok(outcome);
+    }
+    let mut pass = full_pass(&ctx, &mut tags).await?;
+    for (file, new_text) in &pass.rewritten {
+        let src = &pass.sources[*file];
+        outcome
+            .diff
+            .push_str(&unified_diff(&src.rel, &src.text, new_text));
+    }
+    if let Some((wt, branch)) = &work_tree {
+        let mut tries = 1;
+        loop {
+            match deliver_commit(&ctx, wt, branch, &mut pass) {
+                Ok(()) => break,
+                Err(e) if e.kind == git::GitErrorKind::Rejected && tries < PUSH_TRIES => {
+                    // Someone pushed first: take their work and compute the edits again on it.
+                    tracing::info!("push rejected, fetching and trying again: {e}");
+                    tries += 1;
+                    let synced = wt.fetch(branch).and_then(|remote| match remote {
+                        Some(oid) => wt.fast_forward(branch, oid),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = synced {
+                        pass.report.updates.clear();
+                        pass.report.errors.push(error_entry(None, e.to_string()));
+                        break;
+                    }
+                    pass = full_pass(&ctx, &mut tags).await?;
+                }
+                Err(e) => {
+                    pass.report.updates.clear();
+                    pass.report.errors.push(error_entry(None, e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    outcome.report = pass.report;
+    Ok(outcome)
+}
+
+/// Write the rewritten files, commit them and push. On any failure the files and the branch
+/// are put back as they were, so nothing half-done stays behind.
+fn deliver_commit(
+    ctx: &Ctx<'_>,
+    wt: &git::WorkTree,
+    branch: &str,
+    pass: &mut Pass,
+) -> Result<(), git::GitError> {
+    if pass.rewritten.is_empty() {
+        return Ok(());
+    }
+    let parent = wt.head()?;
+    let mut written = Vec::new();
+    let mut result = Ok(());
+    for (file, new_text) in &pass.rewritten {
+        let src = &pass.sources[*file];
+        match write_atomic(&src.path, new_text.as_bytes()) {
+            Ok(()) => written.push(src.path.clone()),
+            Err(e) => {
+                pass.report.errors.push(ErrorEntry {
+                    image: None,
+                    file: Some(src.rel.clone()),
+                    message: format!("{}: cannot write: {e}", src.rel),
+                });
+            }
+        }
+    }
+    if !written.is_empty() {
+        let c = &ctx.config.delivery.commit;
+        let message = commit_message(&c.message, &pass.report.updates);
+        result = wt
+            .commit_files(&written, (&c.author.name, &c.author.email), &message)
+            .and_then(|oid| match wt.push(branch, false) {
+                Ok(()) => Ok(oid),
+                Err(e) => wt.undo_commit(parent, &written).and(Err(e)),
+            })
+            .map(|oid| pass.report.commit = Some(oid.to_string()));
+    }
+    if result.is_err() {
+        for (file, _) in &pass.rewritten {
+            let src = &pass.sources[*file];
+            if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
+                pass.report.errors.push(ErrorEntry {
+                    image: None,
+                    file: Some(src.rel.clone()),
+                    message: format!("{}: cannot restore after a failed delivery: {w}", src.rel),
+                });
+            }
+        }
+    }
+    result
+}
+
+fn error_entry(image: Option<String>, message: String) -> ErrorEntry {
+    ErrorEntry {
+        image,
+        file: None,
+        message,
+    }
+}
+
+/// Tag lists fetched this run, by canonical repository name: a retry asks no registry twice.
+type TagCache = HashMap<String, Result<Arc<Vec<String>>, registry::RegistryError>>;
+
+/// Discover: read the files and find their references.
+fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
+    let root = &ctx.req.root;
+    let files = manifest::files::discover(root, &ctx.config.paths, &ctx.config.exclude)
+        .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
+    let mut report = Report::new();
+    let (sources, occurrences) = discover(root, &files, &ctx.watched, &mut report);
+    if ctx.req.command != Command::Scan {
         // References left alone are reported as skipped, with the reason.
         for o in &occurrences {
             if let Some(reason) = &o.reason {
@@ -191,45 +342,56 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     report
         .skipped
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    if req.command == Command::Scan {
-        outcome.scan = scan_report(&sources, &occurrences, &watched, report.skipped);
-        return Ok(outcome);
-    }
+    Ok(Pass {
+        report,
+        sources,
+        occurrences,
+        rewritten: Vec::new(),
+    })
+}
+
+/// Discover, resolve, select and rewrite in memory.
+async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
+    let mut pass = discover_pass(ctx)?;
+    let Pass {
+        report,
+        sources,
+        occurrences,
+        rewritten,
+    } = &mut pass;
 
     // resolve: only the watched repositories that occur, each once, all at once.
     let wanted: Vec<&ImageRef> = occurrences
         .iter()
         .filter(|o| o.policy.is_some() && o.reason.is_none())
-        .filter(|o| req.shard.is_none_or(|s| s.owns(&o.image.canonical_name())))
+        .filter(|o| {
+            ctx.req
+                .shard
+                .is_none_or(|s| s.owns(&o.image.canonical_name()))
+        })
         .map(|o| &o.image)
+        .filter(|i| !tags.contains_key(&i.canonical_name()))
         .collect();
-    let registries = Registries::new(&config.registries, root);
-    let tags = registries.resolve_all(wanted.iter().copied()).await;
-    let mut failed: Vec<&String> = tags
+    tags.extend(ctx.registries.resolve_all(wanted.iter().copied()).await);
+    let mut failed: Vec<(&String, String)> = tags
         .iter()
-        .filter_map(|(name, r)| r.as_ref().err().map(|_| name))
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| (name, e.to_string())))
         .collect();
     failed.sort();
-    for name in failed {
-        if let Some(Err(e)) = tags.get(name) {
-            report.errors.push(ErrorEntry {
-                image: Some(name.clone()),
-                file: None,
-                message: e.to_string(),
-            });
-        }
+    for (name, message) in failed {
+        report.errors.push(error_entry(Some(name.clone()), message));
     }
 
     // select
     let mut edits: BTreeMap<usize, Vec<(Edit, Update)>> = BTreeMap::new();
-    for occ in &occurrences {
+    for occ in occurrences.iter() {
         let (Some(p), None) = (occ.policy, &occ.reason) else {
             continue;
         };
         let Some(Ok(list)) = tags.get(&occ.image.canonical_name()) else {
             continue;
         };
-        let w = &watched[p];
+        let w = &ctx.watched[p];
         if let Some(new_tag) = w.policy.update_from(occ.image.tag.as_deref(), list) {
             let from = occ.image.tag.clone().unwrap_or_default();
             edits.entry(occ.file).or_default().push((
@@ -250,8 +412,7 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         }
     }
 
-    // rewrite: every file in memory first; a file whose edit does not verify is left alone.
-    let mut rewritten: Vec<(usize, String)> = Vec::new();
+    // rewrite: every file in memory; a file whose edit does not verify is left alone.
     for (file, list) in edits {
         let src = &sources[file];
         let file_edits: Vec<Edit> = list.iter().map(|(e, _)| e.clone()).collect();
@@ -267,64 +428,7 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
             }),
         }
     }
-    for (file, new_text) in &rewritten {
-        let src = &sources[*file];
-        outcome
-            .diff
-            .push_str(&unified_diff(&src.rel, &src.text, new_text));
-    }
-
-    if work_tree.is_some() {
-        let mut written = Vec::new();
-        for (file, new_text) in &rewritten {
-            let src = &sources[*file];
-            if let Err(e) = write_atomic(&src.path, new_text.as_bytes()) {
-                report.errors.push(ErrorEntry {
-                    image: None,
-                    file: Some(src.rel.clone()),
-                    message: format!("{}: cannot write: {e}", src.rel),
-                });
-            } else {
-                written.push(src.path.clone());
-            }
-        }
-        if let (Some(wt), false) = (&work_tree, written.is_empty()) {
-            let c = &config.delivery.commit;
-            let message = commit_message(&c.message, &report.updates);
-            match wt.commit_and_push(
-                &written,
-                (&c.author.name, &c.author.email),
-                &message,
-                config.delivery.base.as_deref(),
-            ) {
-                Ok(d) => report.commit = Some(d.commit),
-                Err(e) => {
-                    // Nothing half-done: the files go back to what they were.
-                    for (file, _) in &rewritten {
-                        let src = &sources[*file];
-                        if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
-                            report.errors.push(ErrorEntry {
-                                image: None,
-                                file: Some(src.rel.clone()),
-                                message: format!(
-                                    "{}: cannot restore after a failed delivery: {w}",
-                                    src.rel
-                                ),
-                            });
-                        }
-                    }
-                    report.updates.clear();
-                    report.errors.push(ErrorEntry {
-                        image: None,
-                        file: None,
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    outcome.report = report;
-    Ok(outcome)
+    Ok(pass)
 }
 
 /// Read every file and find its references; unreadable or invalid files go to `skipped`.

@@ -615,3 +615,46 @@ fn shards_split_the_images_between_jobs() {
     let out = run(&["plan", demo().to_str().unwrap(), "--shard", "3/2"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// Someone pushes between our checkout and our push: the push is rejected, and the run
+/// fetches, recomputes the edits on the new head and pushes again. Nothing is forced.
+#[test]
+fn commit_mode_recovers_from_a_lost_race() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let url = format!("file://{}", s.bare.display());
+    let other = common::clone(&url, &s.work.parent().unwrap().join("other"));
+    let web = other.join("apps/web.yaml");
+    let edited = std::fs::read_to_string(&web)
+        .unwrap()
+        .replace("# web: comments", "# web (edited by a colleague): comments");
+    std::fs::write(&web, &edited).unwrap();
+    git(&other, &["commit", "-qam", "colleague's change"]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    let theirs = remote_head(&s.bare);
+
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json", "-v"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["updates"].as_array().unwrap().len(), 3, "{report}");
+    let head = remote_head(&s.bare);
+    assert_eq!(report["commit"].as_str().unwrap(), head);
+    assert_eq!(
+        git(&s.bare, &["rev-parse", "main~1"]).trim(),
+        theirs,
+        "our commit sits on the colleague's"
+    );
+    let expected =
+        std::fs::read_to_string(fixture_dir("commit-basic").join("expected/apps/web.yaml"))
+            .unwrap()
+            .replace("# web: comments", "# web (edited by a colleague): comments");
+    assert_eq!(git(&s.bare, &["show", "main:apps/web.yaml"]), expected);
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
+    assert!(text(&out).contains("push rejected"), "{}", text(&out));
+}
