@@ -392,7 +392,8 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
             continue;
         };
         let w = &ctx.watched[p];
-        if let Some(new_tag) = w.policy.update_from(occ.image.tag.as_deref(), list) {
+        if let Some(change) = w.policy.update_from(occ.image.tag.as_deref(), list) {
+            let new_tag = change.to;
             let from = occ.image.tag.clone().unwrap_or_default();
             edits.entry(occ.file).or_default().push((
                 Edit {

@@ -135,8 +135,9 @@ pub enum ChangeReason {
     /// The new tag ranks strictly above the current one.
     Newer,
     /// There is no current tag, or the policy does not accept it (`latest` under a
-    /// semver range, a version outside the range, a tag the filter does not match,
-    /// an excluded tag): the best candidate replaces it, even one ranking below it.
+    /// semver range, a tag the filter does not match, an excluded tag): the best
+    /// candidate replaces it, even one ranking below it. A version outside the range
+    /// is replaced only by a better one (or with `allow_downgrade`).
     CurrentNotAccepted,
     /// With `allow_downgrade`: the current tag is accepted but no longer listed,
     /// and the best listed candidate ranks below it.
@@ -188,7 +189,8 @@ enum Rejection {
     FilterMiss,
     /// The value (when an extract template made one) is not a version.
     NotVersion(Option<String>),
-    Range(Miss),
+    /// A version the range does not take; kept so an update can still compare it.
+    Range(Miss, Version),
     NotNumber(Option<String>),
     NotFollowed(Option<String>),
 }
@@ -338,12 +340,17 @@ impl Policy {
     /// move, and to what:
     /// - None when nothing passes, or when the best candidate is `current`;
     /// - [`ChangeReason::CurrentNotAccepted`] when `current` is None or the policy
-    ///   does not accept it (not a version, outside the range, excluded, not matched
-    ///   by the filter...): the best candidate, whatever its rank;
-    /// - [`ChangeReason::Newer`] when the best candidate ranks strictly above it;
+    ///   cannot rank it (not a version, not a number, not matched by the filter,
+    ///   not the followed tag) or excludes it: the best candidate, whatever its rank;
+    /// - [`ChangeReason::CurrentNotAccepted`] too for a version outside the range
+    ///   (or a pre-release the range does not name) when the best candidate ranks
+    ///   above it; one ranking above the best candidate (a manual bump past the
+    ///   range) is kept, unless `allow_downgrade`;
+    /// - [`ChangeReason::Newer`] when the best candidate ranks strictly above an
+    ///   accepted current tag;
     /// - a tie (`v1.2.4` vs `1.2.4`) keeps the current tag, so runs never flip-flop;
-    /// - a best candidate ranking below it (the current tag is no longer listed) is
-    ///   taken only with `allow_downgrade`, as [`ChangeReason::Downgrade`].
+    /// - a best candidate ranking below an accepted current tag (no longer listed)
+    ///   is taken only with `allow_downgrade`, as [`ChangeReason::Downgrade`].
     ///
     /// Whether `current` is accepted depends on its text only, not on the list.
     pub fn update_from(&self, current: Option<&str>, tags: &[String]) -> Option<Change> {
@@ -361,14 +368,25 @@ impl Policy {
         if current == *best {
             return None;
         }
-        let Ok(current_key) = self.judge(current) else {
-            return change(ChangeReason::CurrentNotAccepted);
-        };
-        match self.compare(best_key, &current_key) {
-            Ordering::Greater => change(ChangeReason::Newer),
-            Ordering::Equal => None,
-            Ordering::Less if self.allow_downgrade => change(ChangeReason::Downgrade),
-            Ordering::Less => None,
+        match self.judge(current) {
+            Ok(current_key) => match self.compare(best_key, &current_key) {
+                Ordering::Greater => change(ChangeReason::Newer),
+                Ordering::Equal => None,
+                Ordering::Less if self.allow_downgrade => change(ChangeReason::Downgrade),
+                Ordering::Less => None,
+            },
+            // A version the range does not take still has a rank: replaced when
+            // below the best candidate, kept when above it (a manual bump past the
+            // range is not undone), unless downgrades are allowed.
+            Err(Rejection::Range(_, version)) => {
+                let above = self.compare(best_key, &Key::Version(version)).is_gt();
+                if above || self.allow_downgrade {
+                    change(ChangeReason::CurrentNotAccepted)
+                } else {
+                    None
+                }
+            }
+            Err(_) => change(ChangeReason::CurrentNotAccepted),
         }
     }
 
@@ -418,8 +436,10 @@ impl Policy {
             Rule::Semver(range) => {
                 let version =
                     parse_tag(&value).ok_or_else(|| Rejection::NotVersion(extracted(&value)))?;
-                range.check(&version).map_err(Rejection::Range)?;
-                Ok(Key::Version(version))
+                match range.check(&version) {
+                    Ok(()) => Ok(Key::Version(version)),
+                    Err(miss) => Err(Rejection::Range(miss, version)),
+                }
             }
             Rule::Alphabetical(_) => Ok(Key::Text(value)),
             Rule::Numerical(_) => Number::parse(&value)
@@ -455,11 +475,11 @@ impl Policy {
             Rejection::Regex(i) => format!("excluded by regex {}", self.regexes[*i]),
             Rejection::FilterMiss => "filter pattern did not match".to_string(),
             Rejection::NotVersion(value) => format!("not a version{}", from(value)),
-            Rejection::Range(Miss::OutsideRange) => match &self.rule {
+            Rejection::Range(Miss::OutsideRange, _) => match &self.rule {
                 Rule::Semver(range) => format!("outside range {range}"),
                 _ => "outside range".to_string(),
             },
-            Rejection::Range(Miss::Prerelease) => {
+            Rejection::Range(Miss::Prerelease, _) => {
                 "a pre-release, and the range names none".to_string()
             }
             Rejection::NotNumber(value) => format!("not a number{}", from(value)),
@@ -608,15 +628,16 @@ mod tests {
     fn update_replaces_a_current_tag_the_policy_does_not_accept() {
         let p = semver("^1");
         let list = ["1.0.0", "1.1.0"];
-        // Outside the range (a manual bump): the policy's pick replaces it, as in
-        // Flux, even though it ranks below.
+        // Outside the range but above every candidate (a manual bump): kept.
+        assert_eq!(moved(&p, Some("2.0.0"), &list), None);
+        assert_eq!(moved(&p, Some("1.2.0-rc.1"), &list), None);
+        // Outside the range and below the best candidate: replaced.
         assert_eq!(
-            moved(&p, Some("2.0.0"), &list),
+            moved(&p, Some("0.9.0"), &list),
             to("1.1.0", CurrentNotAccepted)
         );
-        // A pre-release under a range that names none.
         assert_eq!(
-            moved(&p, Some("1.2.0-rc.1"), &list),
+            moved(&p, Some("1.1.0-rc.1"), &list),
             to("1.1.0", CurrentNotAccepted)
         );
         // Excluded by a glob of the policy.

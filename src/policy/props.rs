@@ -183,6 +183,12 @@ proptest! {
                 let (from, to) = (parse_tag(current).unwrap(), parse_tag(&change.to).unwrap());
                 prop_assert!(precedence(&to, &from).is_gt());
             }
+            // No exclusions or filter here: a current version, in the range or not,
+            // is only ever replaced by a higher one unless downgrades are allowed.
+            if let (false, Some(from)) = (allow_downgrade, parse_tag(current)) {
+                let to = parse_tag(&change.to).unwrap();
+                prop_assert!(precedence(&to, &from).is_gt(), "{range:?}: {current} -> {}", change.to);
+            }
         }
     }
 
