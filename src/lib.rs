@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+mod discover;
 pub mod git;
 pub mod manifest;
 pub mod policy;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use config::{Config, ConfigError, DeliveryMode, Watched};
+use discover::{Discovery, Occurrence};
 use manifest::edit::{apply_edits, write_atomic, Edit};
 use policy::Policy;
 use reference::ImageRef;
@@ -118,25 +120,6 @@ pub struct Outcome {
     pub scan: ScanReport,
 }
 
-/// One image reference found in a file.
-#[derive(Debug, Clone)]
-struct Occurrence {
-    file: usize,
-    found: manifest::Found,
-    image: ImageRef,
-    /// Index into the watched images, when a policy governs it.
-    policy: Option<usize>,
-    /// Why it is left alone, when it is.
-    reason: Option<String>,
-}
-
-/// A file read for scanning.
-struct Source {
-    rel: String,
-    path: PathBuf,
-    text: String,
-}
-
 /// Load the config for `root`: an explicit file must exist; the default one may be absent.
 pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, PathBuf), Error> {
     let (file, required) = match explicit {
@@ -153,9 +136,8 @@ const PUSH_TRIES: usize = 3;
 /// What one pass over the work tree found and would change.
 struct Pass {
     report: Report,
-    sources: Vec<Source>,
-    occurrences: Vec<Occurrence>,
-    /// Rewritten files: index into `sources`, new text.
+    found: Discovery,
+    /// Rewritten files: index into `found.sources`, new text.
     rewritten: Vec<(usize, String)>,
 }
 
@@ -208,17 +190,12 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     let mut outcome = Outcome::default();
     if req.command == Command::Scan {
         let pass = discover_pass(&ctx)?;
-        outcome.scan = scan_report(
-            &pass.sources,
-            &pass.occurrences,
-            &ctx.watched,
-            pass.report.skipped,
-        );
+        outcome.scan = scan_report(&pass.found, pass.report.skipped);
         return Ok(outcome);
     }
     let mut pass = full_pass(&ctx, &mut tags).await?;
     for (file, new_text) in &pass.rewritten {
-        let src = &pass.sources[*file];
+        let src = &pass.found.sources[*file];
         outcome
             .diff
             .push_str(&unified_diff(&src.rel, &src.text, new_text));
@@ -270,7 +247,7 @@ fn deliver_commit(
     let mut written = Vec::new();
     let mut result = Ok(());
     for (file, new_text) in &pass.rewritten {
-        let src = &pass.sources[*file];
+        let src = &pass.found.sources[*file];
         match write_atomic(&src.path, new_text.as_bytes()) {
             Ok(()) => written.push(src.path.clone()),
             Err(e) => {
@@ -295,7 +272,7 @@ fn deliver_commit(
     }
     if result.is_err() {
         for (file, _) in &pass.rewritten {
-            let src = &pass.sources[*file];
+            let src = &pass.found.sources[*file];
             if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
                 pass.report.errors.push(ErrorEntry {
                     image: None,
@@ -322,18 +299,24 @@ type TagCache = HashMap<String, Result<Arc<Vec<String>>, registry::RegistryError
 /// Discover: read the files and find their references.
 fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let root = &ctx.req.root;
-    let files = manifest::files::discover(root, &ctx.config.paths, &ctx.config.exclude)
+    let opts = manifest::files::DiscoverOptions {
+        paths: ctx.config.paths.clone(),
+        exclude: ctx.config.exclude.clone(),
+        ..Default::default()
+    };
+    let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
+    let found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
     let mut report = Report::new();
-    let (sources, occurrences) = discover(root, &files, &ctx.watched, &mut report);
+    report.skipped = found.skipped.clone();
     if ctx.req.command != Command::Scan {
         // References left alone are reported as skipped, with the reason.
-        for o in &occurrences {
+        for o in &found.occurrences {
             if let Some(reason) = &o.reason {
                 report.skipped.push(Skipped {
-                    image: Some(o.found.value.clone()),
-                    file: sources[o.file].rel.clone(),
-                    line: o.found.line,
+                    image: Some(written(o)),
+                    file: found.sources[o.file].rel.clone(),
+                    line: o.site.line,
                     reason: reason.clone(),
                 });
             }
@@ -344,10 +327,17 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(Pass {
         report,
-        sources,
-        occurrences,
+        found,
         rewritten: Vec::new(),
     })
+}
+
+/// A reference as the manifest writes it (parts put together).
+fn written(o: &Occurrence) -> String {
+    match &o.site.parts {
+        manifest::Parts::Whole(f) => f.value.clone(),
+        _ => o.image.to_string(),
+    }
 }
 
 /// Discover, resolve, select and rewrite in memory.
@@ -355,21 +345,26 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     let mut pass = discover_pass(ctx)?;
     let Pass {
         report,
-        sources,
-        occurrences,
+        found,
         rewritten,
     } = &mut pass;
+    let governors = &found.governors;
 
     // resolve: only the watched repositories that occur, each once, all at once.
-    let wanted: Vec<&ImageRef> = occurrences
+    let live: Vec<(&Occurrence, &Watched)> = found
+        .occurrences
         .iter()
-        .filter(|o| o.policy.is_some() && o.reason.is_none())
-        .filter(|o| {
+        .filter(|o| o.reason.is_none())
+        .filter_map(|o| o.governor.map(|g| (o, &governors[g])))
+        .filter(|(_, g)| {
             ctx.req
                 .shard
-                .is_none_or(|s| s.owns(&o.image.canonical_name()))
+                .is_none_or(|s| s.owns(&g.image.canonical_name()))
         })
-        .map(|o| &o.image)
+        .collect();
+    let wanted: Vec<&ImageRef> = live
+        .iter()
+        .map(|(_, g)| &g.image)
         .filter(|i| !tags.contains_key(&i.canonical_name()))
         .collect();
     tags.extend(ctx.registries.resolve_all(wanted.iter().copied()).await);
@@ -383,31 +378,27 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     }
 
     // select
-    let mut edits: BTreeMap<usize, Vec<(Edit, Update)>> = BTreeMap::new();
-    for occ in occurrences.iter() {
-        let (Some(p), None) = (occ.policy, &occ.reason) else {
+    let mut edits: BTreeMap<usize, Vec<(Vec<Edit>, Update)>> = BTreeMap::new();
+    for (occ, g) in live {
+        let Some(Ok(list)) = tags.get(&g.image.canonical_name()) else {
             continue;
         };
-        let Some(Ok(list)) = tags.get(&occ.image.canonical_name()) else {
-            continue;
-        };
-        let w = &ctx.watched[p];
-        if let Some(change) = w.policy.update_from(occ.image.tag.as_deref(), list) {
-            let new_tag = change.to;
-            let from = occ.image.tag.clone().unwrap_or_default();
+        if let Some(change) = g.policy.update_from(occ.image.tag.as_deref(), list) {
+            let site_edits = discover::edits_for(occ, &g.image, &change.to);
             edits.entry(occ.file).or_default().push((
-                Edit {
-                    span: occ.found.span.clone(),
-                    new_value: occ.image.with_tag(&new_tag, None),
-                },
+                site_edits,
                 Update {
-                    policy: w.name.clone(),
-                    image: occ.image.canonical_name(),
-                    file: sources[occ.file].rel.clone(),
-                    line: occ.found.line,
-                    from,
-                    to: new_tag,
+                    policy: g.name.clone(),
+                    image: g.image.canonical_name(),
+                    file: found.sources[occ.file].rel.clone(),
+                    line: occ.site.line,
+                    from: occ.image.tag.clone().unwrap_or_default(),
+                    to: change.to,
                     digest: None,
+                    note: match change.reason {
+                        policy::ChangeReason::Newer => None,
+                        other => Some(other.to_string()),
+                    },
                 },
             ));
         }
@@ -415,8 +406,8 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
 
     // rewrite: every file in memory; a file whose edit does not verify is left alone.
     for (file, list) in edits {
-        let src = &sources[file];
-        let file_edits: Vec<Edit> = list.iter().map(|(e, _)| e.clone()).collect();
+        let src = &found.sources[file];
+        let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         match apply_edits(&src.text, &file_edits) {
             Ok(new_text) => {
                 report.updates.extend(list.into_iter().map(|(_, u)| u));
@@ -432,126 +423,20 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     Ok(pass)
 }
 
-/// Read every file and find its references; unreadable or invalid files go to `skipped`.
-fn discover(
-    root: &Path,
-    files: &[PathBuf],
-    watched: &[Watched],
-    report: &mut Report,
-) -> (Vec<Source>, Vec<Occurrence>) {
-    let mut sources = Vec::with_capacity(files.len());
-    let mut occurrences = Vec::new();
-    for rel in files {
-        let path = root.join(rel);
-        let rel_str = rel.to_string_lossy().replace('\\', "/");
-        let text = match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
-            Ok(Err(_)) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, 0, "not UTF-8 text".into()));
-                continue;
-            }
-            Err(e) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, 0, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let found = match manifest::k8s::find_container_images(&text) {
-            Ok(f) => f,
-            Err(e) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, e.line().unwrap_or(0), e.to_string()));
-                continue;
-            }
-        };
-        let file = sources.len();
-        for f in found {
-            match ImageRef::parse(&f.value) {
-                Ok(image) => {
-                    let (policy, reason) = govern(&image, &rel_str, watched);
-                    occurrences.push(Occurrence {
-                        file,
-                        found: f,
-                        image,
-                        policy,
-                        reason,
-                    });
-                }
-                Err(e) => report.skipped.push(Skipped {
-                    image: Some(f.value.clone()),
-                    file: rel_str.clone(),
-                    line: f.line,
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        sources.push(Source {
-            rel: rel_str,
-            path,
-            text,
-        });
-    }
-    (sources, occurrences)
-}
-
-fn file_skip(file: &str, line: usize, reason: String) -> Skipped {
-    Skipped {
-        image: None,
-        file: file.to_string(),
-        line,
-        reason,
-    }
-}
-
-/// The policy governing `image` in `file`, or why none does.
-fn govern(image: &ImageRef, file: &str, watched: &[Watched]) -> (Option<usize>, Option<String>) {
-    let name = image.canonical_name();
-    let mut restricted = false;
-    for (i, w) in watched.iter().enumerate() {
-        if w.image.canonical_name() != name {
-            continue;
-        }
-        if w.files.as_ref().is_some_and(|g| !g.is_match(file)) {
-            restricted = true;
-            continue;
-        }
-        let reason = match (&image.tag, &image.digest) {
-            (_, Some(_)) => Some(
-                "pinned by digest: digest pinning is not supported yet, left alone".to_string(),
-            ),
-            _ => None,
-        };
-        return (Some(i), reason);
-    }
-    let reason = if restricted {
-        "no policy for this file (images[].files excludes it)"
-    } else {
-        "no policy"
-    };
-    (None, Some(reason.to_string()))
-}
-
-fn scan_report(
-    sources: &[Source],
-    occurrences: &[Occurrence],
-    watched: &[Watched],
-    skipped: Vec<Skipped>,
-) -> ScanReport {
+fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
     ScanReport {
         version: 1,
-        references: occurrences
+        references: d
+            .occurrences
             .iter()
             .map(|o| Reference {
-                file: sources[o.file].rel.clone(),
-                line: o.found.line,
+                file: d.sources[o.file].rel.clone(),
+                line: o.site.line,
+                format: o.site.format.as_str().to_string(),
                 image: o.image.canonical_name(),
                 tag: o.image.tag.clone(),
                 digest: o.image.digest.clone(),
-                policy: o.policy.map(|p| watched[p].name.clone()),
+                policy: o.governor.map(|p| d.governors[p].name.clone()),
                 reason: o.reason.clone(),
             })
             .collect(),
@@ -615,7 +500,12 @@ pub enum TagInput {
 }
 
 /// List the tags of `image` passing `policy`, best first.
-pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<TagsReport, Error> {
+pub async fn list_tags(
+    image: &str,
+    policy: &Policy,
+    input: TagInput,
+    explain: bool,
+) -> Result<TagsReport, Error> {
     let tags: Vec<String> = match input {
         TagInput::Lines(text) => text
             .lines()
@@ -643,10 +533,23 @@ pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<
         }
     };
     let sel = policy.select(&tags);
+    let dropped = if explain {
+        policy
+            .explain(&tags)
+            .into_iter()
+            .filter_map(|v| match v.outcome {
+                policy::Outcome::Dropped(why) => Some(report::Dropped { tag: v.tag, why }),
+                policy::Outcome::Candidate { .. } => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(TagsReport {
         image: image.to_string(),
-        tags: sel.candidates,
+        candidates: sel.candidates,
         latest: sel.latest,
+        dropped,
     })
 }
 
@@ -679,6 +582,7 @@ mod tests {
             from: "1.0.0".into(),
             to: to.into(),
             digest: None,
+            note: None,
         }
     }
 

@@ -527,12 +527,12 @@ fn thousands_of_tags_are_paged_until_exhausted() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let v = json(&out);
         assert_eq!(
-            v["tags"].as_array().unwrap().len(),
+            v["candidates"].as_array().unwrap().len(),
             2001,
             "1.x, 2.x and 0.0.1 via {addr}"
         );
         assert_eq!(v["latest"], "2.999.0");
-        assert_eq!(v["tags"][2000], "0.0.1");
+        assert_eq!(v["candidates"][2000], "0.0.1");
     }
     // Through the front: a probe, then four pages (1000, 1000, 1000, 1), each after the last
     // tag, in byte order, of the one before.
