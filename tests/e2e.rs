@@ -658,3 +658,69 @@ fn commit_mode_recovers_from_a_lost_race() {
     assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
     assert!(text(&out).contains("push rejected"), "{}", text(&out));
 }
+
+/// Push over SSH with a key from the environment; the server's host key must be known.
+#[test]
+fn commit_over_ssh_checks_the_host_key() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let sshd = common::SshServer::start();
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    git(
+        &s.work,
+        &["remote", "set-url", "origin", &sshd.url(&s.bare)],
+    );
+    let before = remote_head(&s.bare);
+    let key = sshd.client_key.to_str().unwrap().to_string();
+    let known = sshd.known_hosts.to_str().unwrap().to_string();
+    let empty = s.work.parent().unwrap().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+
+    // An unknown host is refused, and nothing is left behind.
+    let out = run(
+        &["run", s.work.to_str().unwrap()],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", empty.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("host key"), "{}", text(&out));
+    assert_eq!(remote_head(&s.bare), before);
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
+
+    // Known host, key file: the commit arrives.
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", &known),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nsshd log:\n{}",
+        text(&out),
+        sshd.log()
+    );
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
+    assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
+
+    // The key as text in the variable (as CI secrets hold it) works too.
+    registry.push_image("acme/web", &["1.2.7"]);
+    let key_text = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key_text),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", &known),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("PRIVATE KEY"));
+    assert_eq!(json(&out)["updates"][0]["to"], "1.2.7");
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
+}

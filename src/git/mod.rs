@@ -5,6 +5,7 @@
 //! are kept, and credentials come from the environment ([`credentials`]).
 
 pub mod credentials;
+pub mod hostkeys;
 
 use std::path::{Path, PathBuf};
 
@@ -245,9 +246,8 @@ impl WorkTree {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = RemoteCallbacks::new();
-        let mut creds = credentials::Provider::from_env();
-        callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
+        let refusal = Refusal::default();
+        let mut callbacks = callbacks_noting(&url, refusal.clone());
         callbacks.push_update_reference(|refname, status| {
             if let Some(msg) = status {
                 *rejected.borrow_mut() = Some(format!("{refname}: {msg}"));
@@ -261,7 +261,11 @@ impl WorkTree {
         let result = remote.push(&[spec.as_str()], Some(&mut opts));
         drop(opts);
         if let Err(e) = result {
-            let mut err = GitError::new(&format!("pushing {branch} to {url}"), e.message());
+            let why = refusal
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| e.message().to_string());
+            let mut err = GitError::new(&format!("pushing {branch} to {url}"), why);
             if e.code() == git2::ErrorCode::NotFastForward {
                 err.kind = GitErrorKind::Rejected;
             }
@@ -281,11 +285,8 @@ impl WorkTree {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let exists = {
-            let mut callbacks = RemoteCallbacks::new();
-            let mut creds = credentials::Provider::from_env();
-            callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
             let conn = remote
-                .connect_auth(git2::Direction::Fetch, Some(callbacks), None)
+                .connect_auth(git2::Direction::Fetch, Some(callbacks(&url)), None)
                 .map_err(|e| GitError::new(&format!("connecting to {url}"), e.message()))?;
             let want = format!("refs/heads/{branch}");
             let list = conn
@@ -296,11 +297,8 @@ impl WorkTree {
         if !exists {
             return Ok(None);
         }
-        let mut callbacks = RemoteCallbacks::new();
-        let mut creds = credentials::Provider::from_env();
-        callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
         let mut opts = git2::FetchOptions::new();
-        opts.remote_callbacks(callbacks);
+        opts.remote_callbacks(callbacks(&url));
         let tracking = format!("refs/remotes/origin/{branch}");
         let spec = format!("+refs/heads/{branch}:{tracking}");
         remote
@@ -371,11 +369,8 @@ impl WorkTree {
 
 /// Clone `url` into `dir` (for `--clone`), checking out `branch` or the remote's default.
 pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, GitError> {
-    let mut callbacks = RemoteCallbacks::new();
-    let mut creds = credentials::Provider::from_env();
-    callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
     let mut fetch = git2::FetchOptions::new();
-    fetch.remote_callbacks(callbacks);
+    fetch.remote_callbacks(callbacks(url));
     let mut builder = git2::build::RepoBuilder::new();
     builder.fetch_options(fetch);
     if let Some(b) = branch {
@@ -385,4 +380,53 @@ pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, Gi
         .clone(url, dir)
         .map_err(|e| GitError::new(&format!("cloning {url}"), e.message()))?;
     WorkTree::open(dir)
+}
+
+/// Callbacks for talking to the remote at `url`: credentials from the environment, and SSH
+/// host keys checked against known_hosts ([`hostkeys`]); TLS is verified by libgit2.
+fn callbacks(url: &str) -> RemoteCallbacks<'static> {
+    callbacks_noting(url, Default::default())
+}
+
+/// A host key refusal, kept aside: libgit2 replaces the callback's message with its own.
+type Refusal = std::rc::Rc<std::cell::RefCell<Option<String>>>;
+
+/// [`callbacks`] that also note why a host key was refused in `refusal`.
+fn callbacks_noting(url: &str, refusal: Refusal) -> RemoteCallbacks<'static> {
+    let mut callbacks = RemoteCallbacks::new();
+    let mut creds = credentials::Provider::from_env();
+    callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
+    let port = hostkeys::ssh_host_port(url).map_or(22, |(_, p)| p);
+    callbacks.certificate_check(move |cert, host| {
+        use git2::CertificateCheckStatus::{CertificateOk, CertificatePassthrough};
+        let Some(hostkey) = cert.as_hostkey() else {
+            return Ok(CertificatePassthrough);
+        };
+        let Some(key) = hostkey.hostkey() else {
+            return Err(git2::Error::from_str("the SSH server's host key could not be read"));
+        };
+        let path = hostkeys::known_hosts_path();
+        let text = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let shown = path.as_ref().map_or("(no known_hosts file)".into(), |p| p.display().to_string());
+        let why = match hostkeys::check(&text, host, port, key) {
+            hostkeys::Verdict::Known => return Ok(CertificateOk),
+            hostkeys::Verdict::Unknown
+                if std::env::var("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST").as_deref() == Ok("1") =>
+            {
+                return Ok(CertificateOk)
+            }
+            hostkeys::Verdict::Unknown => format!(
+                "the SSH host key of {host} (port {port}) is not in {shown}: add it (ssh-keyscan -p {port} {host}) or point IMAGE_UPDATER_SSH_KNOWN_HOSTS at a file that has it"
+            ),
+            hostkeys::Verdict::Mismatch => format!(
+                "the SSH host key of {host} (port {port}) differs from the one in {shown}: refusing to connect"
+            ),
+        };
+        *refusal.borrow_mut() = Some(why.clone());
+        Err(git2::Error::from_str(&why))
+    });
+    callbacks
 }

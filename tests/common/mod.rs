@@ -17,11 +17,13 @@ mod git;
 mod http;
 mod paging;
 mod registry;
+mod ssh;
 
 pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitRequest, SeenAuth};
 pub use http::{http_request, HttpResponse};
 pub use paging::PagingFront;
 pub use registry::Registry;
+pub use ssh::SshServer;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -88,7 +90,7 @@ pub fn require_program(program: &str, install_hint: &str) -> PathBuf {
         return found;
     }
     panic!(
-        "{program} not found on PATH: install it with `{install_hint}` (or run `.ci/install-test-deps`)"
+        "{program} not found on PATH: install it with `{install_hint}` (or run `scripts/install-test-deps.sh`)"
     );
 }
 
