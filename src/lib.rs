@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod config;
 mod discover;
+pub mod forge;
 pub mod git;
 pub mod manifest;
 pub mod policy;

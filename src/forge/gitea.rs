@@ -1,0 +1,914 @@
+//! Gitea and Forgejo (API v1, `https://HOST/api/v1`).
+//!
+//! Open pull requests are listed page by page and matched by head branch. Drafts are titles
+//! starting with `WIP:` (Gitea's default work-in-progress prefix). Labels are attached by id:
+//! names are looked up in the repository's labels, and missing ones are created, as GitHub and
+//! GitLab do on their own. Auto-merge uses the repository's default merge style.
+
+use futures::future::BoxFuture;
+use reqwest::header::AUTHORIZATION;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{encode_segment, Api};
+use super::{
+    split_reviewers, strip_draft_prefix, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest,
+    Secret,
+};
+
+const DRAFT_PREFIXES: [&str; 2] = ["wip:", "[wip]"];
+
+/// Page size of listings (Gitea's default maximum).
+const PAGE: usize = 50;
+
+/// Listings stop after this many pages.
+const MAX_PAGES: usize = 40;
+
+/// The colour of labels this tool creates.
+const LABEL_COLOR: &str = "#ededed";
+
+pub struct Gitea {
+    api: Api,
+    repo_path: String,
+}
+
+impl Gitea {
+    /// `api_url` is the API root (`https://HOST/api/v1`); `repository` is `owner/name`.
+    pub fn new(api_url: &str, repository: &str, token: Secret) -> Result<Gitea, ForgeError> {
+        let (owner, repo) = repository
+            .trim_matches('/')
+            .split_once('/')
+            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| {
+                ForgeError::setup(format!(
+                    "Gitea repository must be owner/name, not {repository:?}"
+                ))
+            })?;
+        let auth = format!("token {}", token.expose());
+        let api = Api::new(
+            ForgeKind::Gitea,
+            api_url,
+            token,
+            (AUTHORIZATION, auth),
+            &[("accept", "application/json")],
+        )?;
+        Ok(Gitea {
+            api,
+            repo_path: format!(
+                "/repos/{}/{}",
+                encode_segment(owner),
+                encode_segment(repo.trim_end_matches(".git"))
+            ),
+        })
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("{}{rest}", self.repo_path)
+    }
+
+    /// Every item of a paginated listing (`page`/`limit`), up to [`MAX_PAGES`] pages.
+    async fn all_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ForgeError> {
+        let mut all = Vec::new();
+        let limit = PAGE.to_string();
+        for page in 1..=MAX_PAGES {
+            let page = page.to_string();
+            let mut q = query.to_vec();
+            q.push(("page", &page));
+            q.push(("limit", &limit));
+            let items: Vec<T> = self.api.json(Method::GET, path, &q, None).await?;
+            let n = items.len();
+            all.extend(items);
+            if n < PAGE {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn open_with_head(&self, head: &str) -> Result<Vec<Pull>, ForgeError> {
+        let pulls: Vec<Pull> = self
+            .all_pages(&self.path("/pulls"), &[("state", "open")])
+            .await?;
+        Ok(pulls
+            .into_iter()
+            .filter(|p| p.state == "open" && p.head.r#ref == head)
+            .collect())
+    }
+
+    async fn get(&self, number: u64) -> Result<Pull, ForgeError> {
+        self.api
+            .json(
+                Method::GET,
+                &self.path(&format!("/pulls/{number}")),
+                &[],
+                None,
+            )
+            .await
+    }
+
+    async fn patch(&self, number: u64, body: serde_json::Value) -> Result<Pull, ForgeError> {
+        self.api
+            .json(
+                Method::PATCH,
+                &self.path(&format!("/pulls/{number}")),
+                &[],
+                Some(&body),
+            )
+            .await
+    }
+
+    /// The merge style auto-merge uses: the repository's default, else the first it allows.
+    async fn merge_style(&self) -> Result<String, ForgeError> {
+        let repo: Repo = self
+            .api
+            .json(Method::GET, &self.repo_path, &[], None)
+            .await?;
+        if let Some(s) = repo.default_merge_style.filter(|s| !s.is_empty()) {
+            return Ok(s);
+        }
+        let allowed = [
+            (repo.allow_merge_commits, "merge"),
+            (repo.allow_rebase, "rebase"),
+            (repo.allow_rebase_explicit, "rebase-merge"),
+            (repo.allow_squash_merge, "squash"),
+        ];
+        Ok(allowed
+            .iter()
+            .find(|(ok, _)| *ok == Some(true))
+            .map_or("merge", |(_, s)| s)
+            .to_string())
+    }
+}
+
+impl Forge for Gitea {
+    fn kind(&self) -> ForgeKind {
+        ForgeKind::Gitea
+    }
+
+    fn find_open<'a>(
+        &'a self,
+        head: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
+        Box::pin(async move {
+            Ok(self
+                .open_with_head(head)
+                .await?
+                .into_iter()
+                .find(|p| p.base.r#ref == base)
+                .map(Pull::into_pr))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        pr: &'a NewPullRequest,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let title = if pr.draft {
+                format!("WIP: {}", pr.title)
+            } else {
+                pr.title.clone()
+            };
+            let body = json!({
+                "head": pr.head,
+                "base": pr.base,
+                "title": title,
+                "body": pr.body,
+            });
+            let created: Result<Pull, _> = self
+                .api
+                .json(Method::POST, &self.path("/pulls"), &[], Some(&body))
+                .await;
+            match created {
+                Ok(p) => Ok(p.into_pr()),
+                Err(e) if e.status() == Some(409) => {
+                    // "pull request already exists for these targets": find it.
+                    let mut found = self.open_with_head(&pr.head).await?;
+                    let pick = found
+                        .iter()
+                        .position(|p| p.base.r#ref == pr.base)
+                        .unwrap_or(0);
+                    if pick < found.len() {
+                        Ok(found.swap_remove(pick).into_pr())
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let current = self.get(number).await?;
+            let title = if current.is_draft() {
+                format!("WIP: {title}")
+            } else {
+                title.to_string()
+            };
+            let p = self
+                .patch(number, json!({ "title": title, "body": body }))
+                .await?;
+            Ok(p.into_pr())
+        })
+    }
+
+    fn add_labels<'a>(
+        &'a self,
+        number: u64,
+        labels: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if labels.is_empty() {
+                return Ok(());
+            }
+            let existing: Vec<Label> = self.all_pages(&self.path("/labels"), &[]).await?;
+            let mut ids = Vec::new();
+            for name in labels {
+                let id = match existing.iter().find(|l| &l.name == name) {
+                    Some(l) => l.id,
+                    None => {
+                        let made: Label = self
+                            .api
+                            .json(
+                                Method::POST,
+                                &self.path("/labels"),
+                                &[],
+                                Some(&json!({ "name": name, "color": LABEL_COLOR })),
+                            )
+                            .await?;
+                        made.id
+                    }
+                };
+                ids.push(id);
+            }
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/issues/{number}/labels")),
+                    Some(&json!({ "labels": ids })),
+                )
+                .await
+        })
+    }
+
+    fn request_reviewers<'a>(
+        &'a self,
+        number: u64,
+        reviewers: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            let (users, teams) = split_reviewers(reviewers);
+            if users.is_empty() && teams.is_empty() {
+                return Ok(());
+            }
+            let mut body = json!({ "reviewers": users });
+            if !teams.is_empty() {
+                body["team_reviewers"] = json!(teams);
+            }
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/pulls/{number}/requested_reviewers")),
+                    Some(&body),
+                )
+                .await
+        })
+    }
+
+    fn add_assignees<'a>(
+        &'a self,
+        number: u64,
+        assignees: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            let wanted: Vec<&str> = assignees
+                .iter()
+                .map(|a| a.trim().trim_start_matches('@'))
+                .filter(|a| !a.is_empty())
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            // Editing an issue replaces its assignees: keep the ones it has.
+            let issue_path = self.path(&format!("/issues/{number}"));
+            let issue: Issue = self.api.json(Method::GET, &issue_path, &[], None).await?;
+            let mut all: Vec<String> = issue
+                .assignees
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| u.login)
+                .collect();
+            let before = all.len();
+            for w in wanted {
+                if !all.iter().any(|a| a.eq_ignore_ascii_case(w)) {
+                    all.push(w.to_string());
+                }
+            }
+            if all.len() == before {
+                return Ok(());
+            }
+            self.api
+                .send(
+                    Method::PATCH,
+                    &issue_path,
+                    Some(&json!({ "assignees": all })),
+                )
+                .await
+        })
+    }
+
+    fn enable_auto_merge<'a>(
+        &'a self,
+        pr: &'a PullRequest,
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            let style = self.merge_style().await?;
+            let body = json!({ "Do": style, "merge_when_checks_succeed": true });
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/pulls/{}/merge", pr.number)),
+                    Some(&body),
+                )
+                .await
+        })
+    }
+
+    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if !comment.is_empty() {
+                self.api
+                    .send(
+                        Method::POST,
+                        &self.path(&format!("/issues/{number}/comments")),
+                        Some(&json!({ "body": comment })),
+                    )
+                    .await?;
+            }
+            self.patch(number, json!({ "state": "closed" }))
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Pull {
+    number: u64,
+    html_url: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    state: String,
+    #[serde(default)]
+    draft: Option<bool>,
+    #[serde(default)]
+    merged: bool,
+    head: Ref,
+    base: Ref,
+}
+
+#[derive(Deserialize)]
+struct Ref {
+    r#ref: String,
+}
+
+impl Pull {
+    fn is_draft(&self) -> bool {
+        self.draft
+            .unwrap_or_else(|| strip_draft_prefix(&self.title, &DRAFT_PREFIXES).1)
+    }
+
+    fn into_pr(self) -> PullRequest {
+        let draft = self.is_draft();
+        let title = strip_draft_prefix(&self.title, &DRAFT_PREFIXES)
+            .0
+            .to_string();
+        let state = if self.merged {
+            "merged".to_string()
+        } else {
+            self.state
+        };
+        PullRequest {
+            number: self.number,
+            url: self.html_url,
+            head: self.head.r#ref,
+            base: self.base.r#ref,
+            title,
+            body: self.body.unwrap_or_default(),
+            state,
+            draft,
+            node_id: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Label {
+    id: u64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    #[serde(default)]
+    assignees: Option<Vec<UserRef>>,
+}
+
+#[derive(Deserialize)]
+struct UserRef {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Repo {
+    #[serde(default)]
+    default_merge_style: Option<String>,
+    #[serde(default)]
+    allow_merge_commits: Option<bool>,
+    #[serde(default)]
+    allow_rebase: Option<bool>,
+    #[serde(default)]
+    allow_rebase_explicit: Option<bool>,
+    #[serde(default)]
+    allow_squash_merge: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+    use wiremock::matchers::{any, body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::*;
+
+    const TOKEN: &str = "gitea_TESTTOKEN123456";
+
+    fn gt(m: MockBuilder) -> MockBuilder {
+        m.and(header("authorization", format!("token {TOKEN}").as_str()))
+            .and(header("user-agent", super::super::http::USER_AGENT))
+    }
+
+    fn forge(server: &MockServer) -> Gitea {
+        Gitea::new(
+            &format!("{}/api/v1", server.uri()),
+            "acme/infra",
+            Secret::new(TOKEN),
+        )
+        .unwrap()
+    }
+
+    fn pull(number: u64, head: &str, title: &str, body: &str) -> Value {
+        json!({
+            "id": 500 + number,
+            "url": format!("https://git.example.com/acme/infra/pulls/{number}"),
+            "number": number,
+            "user": {"id": 1, "login": "image-updater"},
+            "title": title,
+            "body": body,
+            "labels": [],
+            "assignees": null,
+            "state": "open",
+            "is_locked": false,
+            "html_url": format!("https://git.example.com/acme/infra/pulls/{number}"),
+            "mergeable": true,
+            "merged": false,
+            "merged_at": null,
+            "base": {"label": "main", "ref": "main", "sha": "def", "repo_id": 1},
+            "head": {"label": head, "ref": head, "sha": "abc", "repo_id": 1},
+        })
+    }
+
+    fn new_pr(draft: bool) -> NewPullRequest {
+        NewPullRequest {
+            head: "image-updater/web".into(),
+            base: "main".into(),
+            title: "chore(images): update web to 1.3.1".into(),
+            body: "| image | from | to |".into(),
+            draft,
+        }
+    }
+
+    fn assert_no_token(e: &ForgeError) {
+        assert!(!e.to_string().contains(TOKEN), "token leaked: {e}");
+        assert!(!format!("{e:?}").contains(TOKEN), "token leaked: {e:?}");
+    }
+
+    #[tokio::test]
+    async fn find_open_pages_through_open_pulls_and_matches_the_head() {
+        let server = MockServer::start().await;
+        let page1: Vec<Value> = (1..=50)
+            .map(|n| pull(n, &format!("other/{n}"), "t", "b"))
+            .collect();
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .and(query_param("state", "open"))
+            .and(query_param("page", "1"))
+            .and(query_param("limit", "50"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page1))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .and(query_param("state", "open"))
+            .and(query_param("page", "2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull(
+                51,
+                "image-updater/web",
+                "WIP: bump",
+                "b"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server)
+            .find_open("image-updater/web", "main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pr.number, 51);
+        assert_eq!(pr.title, "bump");
+        assert!(pr.draft);
+        assert_eq!(pr.url, "https://git.example.com/acme/infra/pulls/51");
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_body() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .and(body_json(json!({
+                "head": "image-updater/web",
+                "base": "main",
+                "title": "WIP: chore(images): update web to 1.3.1",
+                "body": "| image | from | to |",
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pull(
+                2,
+                "image-updater/web",
+                "WIP: chore(images): update web to 1.3.1",
+                "| image | from | to |",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).create(&new_pr(true)).await.unwrap();
+        assert_eq!((pr.number, pr.draft), (2, true));
+        assert_eq!(pr.title, "chore(images): update web to 1.3.1");
+    }
+
+    #[tokio::test]
+    async fn create_conflict_409_returns_the_existing_pull() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+                "message": "pull request already exists for these targets [id: 3, issue_id: 7, head_repo_id: 1, base_repo_id: 1, head_branch: image-updater/web, base_branch: main]",
+                "url": "https://git.example.com/api/swagger"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .and(query_param("state", "open"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull(
+                3,
+                "image-updater/web",
+                "old",
+                "old"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            forge(&server).create(&new_pr(false)).await.unwrap().number,
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_quotes_the_message_not_the_token() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "message": "user does not exist [uid: 0, name: ]",
+                "url": "https://git.example.com/api/swagger"
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server).create(&new_pr(false)).await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert!(e.message().contains("user does not exist"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn not_found_is_an_error_with_status() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "errors": null, "message": "not found", "url": "https://git.example.com/api/swagger"
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server).update(9, "t", "b").await.unwrap_err();
+        assert_eq!(e.status(), Some(404));
+        assert!(
+            e.message()
+                .contains("GET /repos/acme/infra/pulls/9: 404 Not Found: not found"),
+            "{e}"
+        );
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn update_keeps_the_wip_prefix() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pull(2, "h", "WIP: old", "old")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("PATCH")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2"))
+            .and(body_json(json!({"title": "WIP: new", "body": "new body"})))
+            // Gitea answers an edit with 201.
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(pull(2, "h", "WIP: new", "new body")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).update(2, "new", "new body").await.unwrap();
+        assert_eq!(
+            (pr.title.as_str(), pr.body.as_str(), pr.draft),
+            ("new", "new body", true)
+        );
+    }
+
+    #[tokio::test]
+    async fn labels_are_resolved_to_ids_and_missing_ones_created() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/labels"))
+            .and(query_param("page", "1"))
+            .and(query_param("limit", "50"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 4, "name": "dependencies", "color": "ededed", "description": "", "exclusive": false},
+                {"id": 5, "name": "bug", "color": "ee0701", "description": "", "exclusive": false}
+            ])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/labels"))
+            .and(body_json(json!({"name": "images", "color": "#ededed"})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(
+                json!({"id": 9, "name": "images", "color": "ededed", "description": ""}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/issues/2/labels"))
+            .and(body_json(json!({"labels": [4, 9]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 4, "name": "dependencies"}, {"id": 9, "name": "images"}
+            ])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        f.add_labels(2, &["dependencies".into(), "images".into()])
+            .await
+            .unwrap();
+        f.add_labels(2, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reviewers_and_assignees() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2/requested_reviewers"))
+            .and(body_json(
+                json!({"reviewers": ["alice"], "team_reviewers": ["platform"]}),
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/issues/2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": 7, "number": 2, "title": "t", "assignees": [{"id": 3, "login": "carol"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("PATCH")))
+            .and(path("/api/v1/repos/acme/infra/issues/2"))
+            .and(body_json(json!({"assignees": ["carol", "bob"]})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 7, "number": 2})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        f.request_reviewers(2, &["alice".into(), "acme/platform".into()])
+            .await
+            .unwrap();
+        f.add_assignees(2, &["bob".into()]).await.unwrap();
+        f.add_assignees(2, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn auto_merge_uses_the_default_style_and_merge_when_checks_succeed() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": 1, "full_name": "acme/infra", "allow_merge_commits": false,
+                "allow_rebase": true, "allow_squash_merge": true, "default_merge_style": "squash"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2/merge"))
+            .and(body_json(
+                json!({"Do": "squash", "merge_when_checks_succeed": true}),
+            ))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = Pull::into_pr(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
+        forge(&server).enable_auto_merge(&pr).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn auto_merge_refused_quotes_gitea() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"allow_rebase": true})))
+            .mount(&server)
+            .await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2/merge"))
+            .and(body_json(
+                json!({"Do": "rebase", "merge_when_checks_succeed": true}),
+            ))
+            .respond_with(ResponseTemplate::new(405).set_body_json(json!({
+                "message": "Please try again later", "url": "https://git.example.com/api/swagger"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = Pull::into_pr(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
+        let e = forge(&server).enable_auto_merge(&pr).await.unwrap_err();
+        assert_eq!(e.status(), Some(405));
+        assert!(e.message().contains("Please try again later"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn close_comments_then_closes() {
+        let server = MockServer::start().await;
+        gt(Mock::given(method("POST")))
+            .and(path("/api/v1/repos/acme/infra/issues/2/comments"))
+            .and(body_json(json!({"body": "main already has web 1.3.1"})))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": 1, "body": "main already has web 1.3.1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut closed = pull(2, "h", "t", "b");
+        closed["state"] = json!("closed");
+        gt(Mock::given(method("PATCH")))
+            .and(path("/api/v1/repos/acme/infra/pulls/2"))
+            .and(body_json(json!({"state": "closed"})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(closed))
+            .expect(1)
+            .mount(&server)
+            .await;
+        forge(&server)
+            .close(2, "main already has web 1.3.1")
+            .await
+            .unwrap();
+    }
+
+    /// A Gitea that remembers its pull requests, with Gitea's one-open-PR-per-head-and-base rule.
+    #[derive(Clone, Default)]
+    struct FakeGitea {
+        pulls: Arc<Mutex<Vec<Value>>>,
+    }
+
+    impl Respond for FakeGitea {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let mut pulls = self.pulls.lock().unwrap();
+            let p = req.url.path();
+            const LIST: &str = "/api/v1/repos/acme/infra/pulls";
+            match (req.method.as_str(), p) {
+                ("GET", LIST) => {
+                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
+                    let list: Vec<&Value> = pulls
+                        .iter()
+                        .filter(|p| q.get("state").is_none_or(|s| p["state"] == s.as_ref()))
+                        .collect();
+                    ResponseTemplate::new(200).set_body_json(list)
+                }
+                ("POST", LIST) => {
+                    let b: Value = req.body_json().unwrap();
+                    if pulls.iter().any(|p| {
+                        p["state"] == "open"
+                            && p["head"]["ref"] == b["head"]
+                            && p["base"]["ref"] == b["base"]
+                    }) {
+                        return ResponseTemplate::new(409).set_body_json(json!({
+                            "message": "pull request already exists for these targets",
+                            "url": "https://git.example.com/api/swagger"
+                        }));
+                    }
+                    let pr = pull(
+                        pulls.len() as u64 + 1,
+                        b["head"].as_str().unwrap(),
+                        b["title"].as_str().unwrap(),
+                        b["body"].as_str().unwrap(),
+                    );
+                    pulls.push(pr.clone());
+                    ResponseTemplate::new(201).set_body_json(pr)
+                }
+                (verb @ ("GET" | "PATCH"), p) if p.starts_with(LIST) => {
+                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
+                    let Some(pr) = pulls.get_mut(n - 1) else {
+                        return ResponseTemplate::new(404)
+                            .set_body_json(json!({"message": "not found"}));
+                    };
+                    if verb == "PATCH" {
+                        let b: Value = req.body_json().unwrap();
+                        for k in ["title", "body", "state"] {
+                            if let Some(v) = b.get(k) {
+                                pr[k] = v.clone();
+                            }
+                        }
+                        return ResponseTemplate::new(201).set_body_json(pr.clone());
+                    }
+                    ResponseTemplate::new(200).set_body_json(pr.clone())
+                }
+                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn three_runs_create_then_unchanged_then_update_the_same_pull() {
+        let server = MockServer::start().await;
+        let fake = FakeGitea::default();
+        gt(Mock::given(any()))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        let f: Box<dyn Forge> = Box::new(forge(&server));
+        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
+            match f.find_open(&pr.head, &pr.base).await.unwrap() {
+                None => ("created", f.create(pr).await.unwrap().number),
+                Some(found) if found.title == pr.title && found.body == pr.body => {
+                    ("unchanged", found.number)
+                }
+                Some(found) => {
+                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
+                    ("updated", u.number)
+                }
+            }
+        }
+        let mut pr = new_pr(false);
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
+        pr.body = "| web | 1.3.1 | 1.4.0 |".into();
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
+        assert_eq!(f.create(&pr).await.unwrap().number, 1);
+        let pulls = fake.pulls.lock().unwrap();
+        assert_eq!(pulls.len(), 1);
+        assert_eq!(pulls[0]["body"], "| web | 1.3.1 | 1.4.0 |");
+    }
+}

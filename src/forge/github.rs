@@ -1,0 +1,1010 @@
+//! GitHub (api.github.com and GitHub Enterprise Server, `https://HOST/api/v3`): REST v3 for
+//! pull requests, labels, reviewers and assignees; GraphQL for auto-merge, which REST lacks.
+
+use futures::future::BoxFuture;
+use reqwest::header::AUTHORIZATION;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::http::Api;
+use super::{split_reviewers, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret};
+
+const MERGE_METHODS: [&str; 3] = ["MERGE", "SQUASH", "REBASE"];
+
+const AUTO_MERGE: &str = "mutation($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod) { \
+enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: $mergeMethod}) \
+{ pullRequest { number autoMergeRequest { enabledAt } } } }";
+
+pub struct Github {
+    api: Api,
+    graphql_url: String,
+    owner: String,
+    repo: String,
+}
+
+impl Github {
+    /// `api_url` as `GITHUB_API_URL` gives it (`https://api.github.com`, `https://HOST/api/v3`);
+    /// `repository` is `owner/name`.
+    pub fn new(api_url: &str, repository: &str, token: Secret) -> Result<Github, ForgeError> {
+        let (owner, repo) = repository
+            .trim_matches('/')
+            .split_once('/')
+            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| {
+                ForgeError::setup(format!(
+                    "GitHub repository must be owner/name, not {repository:?}"
+                ))
+            })?;
+        let auth = format!("Bearer {}", token.expose());
+        let api = Api::new(
+            ForgeKind::Github,
+            api_url,
+            token,
+            (AUTHORIZATION, auth),
+            &[
+                ("accept", "application/vnd.github+json"),
+                ("x-github-api-version", "2022-11-28"),
+            ],
+        )?;
+        let graphql_url = graphql_url_for(api.base());
+        Ok(Github {
+            api,
+            graphql_url,
+            owner: owner.to_string(),
+            repo: repo.trim_end_matches(".git").to_string(),
+        })
+    }
+
+    /// Use this GraphQL endpoint (`GITHUB_GRAPHQL_URL`) instead of the one derived from the API URL.
+    pub fn with_graphql_url(mut self, url: &str) -> Github {
+        self.graphql_url = url.trim_end_matches('/').to_string();
+        self
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", self.owner, self.repo)
+    }
+
+    async fn list_open(&self, head: &str, base: Option<&str>) -> Result<Vec<Pull>, ForgeError> {
+        let head_q = format!("{}:{head}", self.owner);
+        let mut query = vec![("state", "open"), ("head", head_q.as_str())];
+        if let Some(b) = base {
+            query.push(("base", b));
+        }
+        let pulls: Vec<Pull> = self
+            .api
+            .json(Method::GET, &self.path("/pulls"), &query, None)
+            .await?;
+        Ok(pulls
+            .into_iter()
+            .filter(|p| p.head.r#ref == head && base.is_none_or(|b| p.base.r#ref == b))
+            .collect())
+    }
+
+    async fn post_pull(&self, pr: &NewPullRequest, draft: bool) -> Result<Pull, ForgeError> {
+        let body = json!({
+            "title": pr.title,
+            "head": pr.head,
+            "base": pr.base,
+            "body": pr.body,
+            "draft": draft,
+        });
+        self.api
+            .json(Method::POST, &self.path("/pulls"), &[], Some(&body))
+            .await
+    }
+
+    async fn graphql(&self, query: &str, variables: Value) -> Result<Value, ForgeError> {
+        let body = json!({ "query": query, "variables": variables });
+        let answer: GraphqlAnswer = self
+            .api
+            .json(Method::POST, &self.graphql_url, &[], Some(&body))
+            .await?;
+        if answer.errors.is_empty() {
+            Ok(answer.data.unwrap_or(Value::Null))
+        } else {
+            let msgs: Vec<String> = answer.errors.into_iter().map(|e| e.message).collect();
+            Err(self.api.error(
+                Some(200),
+                &Method::POST,
+                &self.graphql_url,
+                &format!("GraphQL: {}", msgs.join("; ")),
+            ))
+        }
+    }
+}
+
+/// `https://api.github.com` → `https://api.github.com/graphql`;
+/// `https://HOST/api/v3` → `https://HOST/api/graphql` (GitHub Enterprise Server).
+pub fn graphql_url_for(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    match base.strip_suffix("/v3") {
+        Some(root) if root.ends_with("/api") => format!("{root}/graphql"),
+        _ => format!("{base}/graphql"),
+    }
+}
+
+fn is_duplicate(e: &ForgeError) -> bool {
+    e.status() == Some(422) && e.message().contains("already exists")
+}
+
+fn drafts_unsupported(e: &ForgeError) -> bool {
+    e.status() == Some(422)
+        && e.message()
+            .contains("Draft pull requests are not supported")
+}
+
+impl Forge for Github {
+    fn kind(&self) -> ForgeKind {
+        ForgeKind::Github
+    }
+
+    fn find_open<'a>(
+        &'a self,
+        head: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
+        Box::pin(async move {
+            Ok(self
+                .list_open(head, Some(base))
+                .await?
+                .into_iter()
+                .next()
+                .map(Pull::into_pr))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        pr: &'a NewPullRequest,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let first = match self.post_pull(pr, pr.draft).await {
+                Err(e) if pr.draft && drafts_unsupported(&e) => self.post_pull(pr, false).await,
+                other => other,
+            };
+            match first {
+                Ok(p) => Ok(p.into_pr()),
+                Err(e) if is_duplicate(&e) => {
+                    // Someone (a concurrent run) opened it first: GitHub allows one open PR per
+                    // head, whatever its base.
+                    let found = self.list_open(&pr.head, Some(&pr.base)).await?;
+                    let found = match found.into_iter().next() {
+                        Some(p) => Some(p),
+                        None => self.list_open(&pr.head, None).await?.into_iter().next(),
+                    };
+                    found.map(Pull::into_pr).ok_or(e)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let req = json!({ "title": title, "body": body });
+            let p: Pull = self
+                .api
+                .json(
+                    Method::PATCH,
+                    &self.path(&format!("/pulls/{number}")),
+                    &[],
+                    Some(&req),
+                )
+                .await?;
+            Ok(p.into_pr())
+        })
+    }
+
+    fn add_labels<'a>(
+        &'a self,
+        number: u64,
+        labels: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if labels.is_empty() {
+                return Ok(());
+            }
+            let req = json!({ "labels": labels });
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/issues/{number}/labels")),
+                    Some(&req),
+                )
+                .await
+        })
+    }
+
+    fn request_reviewers<'a>(
+        &'a self,
+        number: u64,
+        reviewers: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            let (users, teams) = split_reviewers(reviewers);
+            if users.is_empty() && teams.is_empty() {
+                return Ok(());
+            }
+            let mut req = json!({ "reviewers": users });
+            if !teams.is_empty() {
+                req["team_reviewers"] = json!(teams);
+            }
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/pulls/{number}/requested_reviewers")),
+                    Some(&req),
+                )
+                .await
+        })
+    }
+
+    fn add_assignees<'a>(
+        &'a self,
+        number: u64,
+        assignees: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if assignees.is_empty() {
+                return Ok(());
+            }
+            let req = json!({ "assignees": assignees });
+            self.api
+                .send(
+                    Method::POST,
+                    &self.path(&format!("/issues/{number}/assignees")),
+                    Some(&req),
+                )
+                .await
+        })
+    }
+
+    fn enable_auto_merge<'a>(
+        &'a self,
+        pr: &'a PullRequest,
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            let node_id = match &pr.node_id {
+                Some(id) => id.clone(),
+                None => {
+                    let p: Pull = self
+                        .api
+                        .json(
+                            Method::GET,
+                            &self.path(&format!("/pulls/{}", pr.number)),
+                            &[],
+                            None,
+                        )
+                        .await?;
+                    p.node_id.ok_or_else(|| {
+                        ForgeError::setup(format!(
+                            "GitHub did not give the node id of pull request #{}",
+                            pr.number
+                        ))
+                    })?
+                }
+            };
+            // The repository may allow only some merge methods; GitHub says which are refused
+            // ("Merge method merge commits are not allowed on this repository"), so try the next.
+            let mut last = None;
+            for method in MERGE_METHODS {
+                let vars = json!({ "pullRequestId": node_id, "mergeMethod": method });
+                match self.graphql(AUTO_MERGE, vars).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.message().contains("Merge method") => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.expect("at least one merge method was tried"))
+        })
+    }
+
+    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if !comment.is_empty() {
+                let req = json!({ "body": comment });
+                self.api
+                    .send(
+                        Method::POST,
+                        &self.path(&format!("/issues/{number}/comments")),
+                        Some(&req),
+                    )
+                    .await?;
+            }
+            let req = json!({ "state": "closed" });
+            self.api
+                .send(
+                    Method::PATCH,
+                    &self.path(&format!("/pulls/{number}")),
+                    Some(&req),
+                )
+                .await
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Pull {
+    number: u64,
+    html_url: String,
+    #[serde(default)]
+    node_id: Option<String>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    merged_at: Option<String>,
+    head: Ref,
+    base: Ref,
+}
+
+#[derive(Deserialize)]
+struct Ref {
+    r#ref: String,
+}
+
+impl Pull {
+    fn into_pr(self) -> PullRequest {
+        let state = if self.merged_at.is_some() {
+            "merged".to_string()
+        } else {
+            self.state
+        };
+        PullRequest {
+            number: self.number,
+            url: self.html_url,
+            head: self.head.r#ref,
+            base: self.base.r#ref,
+            title: self.title,
+            body: self.body.unwrap_or_default(),
+            state,
+            draft: self.draft,
+            node_id: self.node_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GraphqlAnswer {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Vec<GraphqlError>,
+}
+
+#[derive(Deserialize)]
+struct GraphqlError {
+    message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use wiremock::matchers::{
+        body_json, header, method, path, query_param, query_param_is_missing,
+    };
+    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::*;
+
+    const TOKEN: &str = "ghp_TESTTOKEN123456";
+
+    fn gh(m: MockBuilder) -> MockBuilder {
+        m.and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(header("accept", "application/vnd.github+json"))
+            .and(header("x-github-api-version", "2022-11-28"))
+            .and(header("user-agent", super::super::http::USER_AGENT))
+    }
+
+    fn forge(server: &MockServer) -> Github {
+        Github::new(&server.uri(), "acme/infra", Secret::new(TOKEN)).unwrap()
+    }
+
+    fn pull(number: u64, head: &str, title: &str, body: &str) -> Value {
+        json!({
+            "url": format!("https://api.github.com/repos/acme/infra/pulls/{number}"),
+            "id": 1000 + number,
+            "node_id": format!("PR_kw{number}"),
+            "html_url": format!("https://github.com/acme/infra/pull/{number}"),
+            "number": number,
+            "state": "open",
+            "locked": false,
+            "title": title,
+            "user": {"login": "image-updater[bot]", "id": 1},
+            "body": body,
+            "labels": [],
+            "draft": false,
+            "merged_at": null,
+            "head": {"label": format!("acme:{head}"), "ref": head, "sha": "abc"},
+            "base": {"label": "acme:main", "ref": "main", "sha": "def"},
+        })
+    }
+
+    fn new_pr(draft: bool) -> NewPullRequest {
+        NewPullRequest {
+            head: "image-updater/web".into(),
+            base: "main".into(),
+            title: "chore(images): update web to 1.3.1".into(),
+            body: "| image | from | to |".into(),
+            draft,
+        }
+    }
+
+    fn assert_no_token(e: &ForgeError) {
+        assert!(!e.to_string().contains(TOKEN), "token leaked: {e}");
+        assert!(!format!("{e:?}").contains(TOKEN), "token leaked: {e:?}");
+    }
+
+    #[tokio::test]
+    async fn find_open_lists_by_owner_head_and_base() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(query_param("state", "open"))
+            .and(query_param("head", "acme:image-updater/web"))
+            .and(query_param("base", "main"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull(
+                7,
+                "image-updater/web",
+                "t",
+                "b"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server)
+            .find_open("image-updater/web", "main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pr.number, 7);
+        assert_eq!(pr.url, "https://github.com/acme/infra/pull/7");
+        assert_eq!(pr.head, "image-updater/web");
+        assert_eq!(pr.base, "main");
+        assert_eq!(pr.state, "open");
+        assert_eq!(pr.node_id.as_deref(), Some("PR_kw7"));
+    }
+
+    #[tokio::test]
+    async fn find_open_none() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(forge(&server).find_open("b", "main").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_body() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(body_json(json!({
+                "title": "chore(images): update web to 1.3.1",
+                "head": "image-updater/web",
+                "base": "main",
+                "body": "| image | from | to |",
+                "draft": true,
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pull(
+                8,
+                "image-updater/web",
+                "chore(images): update web to 1.3.1",
+                "| image | from | to |",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).create(&new_pr(true)).await.unwrap();
+        assert_eq!(pr.number, 8);
+        assert_eq!(pr.title, "chore(images): update web to 1.3.1");
+    }
+
+    #[tokio::test]
+    async fn create_duplicate_422_returns_the_existing_pr() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls"))
+            .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "PullRequest", "code": "custom",
+                            "message": "A pull request already exists for acme:image-updater/web."}],
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+                "status": "422"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(query_param("head", "acme:image-updater/web"))
+            .and(query_param("base", "main"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull(
+                5,
+                "image-updater/web",
+                "old",
+                "old body"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).create(&new_pr(false)).await.unwrap();
+        assert_eq!(pr.number, 5);
+    }
+
+    #[tokio::test]
+    async fn create_duplicate_against_another_base_is_found_too() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls"))
+            .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "PullRequest", "code": "custom",
+                            "message": "A pull request already exists for acme:image-updater/web."}]
+            })))
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(query_param("base", "main"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut other = pull(6, "image-updater/web", "t", "b");
+        other["base"]["ref"] = json!("release");
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(query_param_is_missing("base"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([other])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).create(&new_pr(false)).await.unwrap();
+        assert_eq!((pr.number, pr.base.as_str()), (6, "release"));
+    }
+
+    #[tokio::test]
+    async fn create_retries_without_draft_where_drafts_are_unsupported() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"draft": true}),
+            ))
+            .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "PullRequest", "code": "custom",
+                            "message": "Draft pull requests are not supported in this repository."}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"draft": false}),
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pull(
+                9,
+                "image-updater/web",
+                "t",
+                "b",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            forge(&server).create(&new_pr(true)).await.unwrap().number,
+            9
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_quotes_the_message_not_the_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "message": "Bad credentials",
+                "documentation_url": "https://docs.github.com/rest",
+                "status": "401"
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server).create(&new_pr(false)).await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert!(e.message().contains("Bad credentials"), "{e}");
+        assert!(e.message().contains("POST /repos/acme/infra/pulls"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn a_token_echoed_by_the_forge_is_scrubbed() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "message": format!("Problems parsing token {TOKEN}")
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server).find_open("h", "main").await.unwrap_err();
+        assert!(e.message().contains("Problems parsing token ***"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn not_found_is_an_error_with_status() {
+        let server = MockServer::start().await;
+        Mock::given(method("PATCH"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#update-a-pull-request"
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server).update(99, "t", "b").await.unwrap_err();
+        assert_eq!(e.status(), Some(404));
+        assert!(e.message().contains("Not Found"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn update_patches_title_and_body() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("PATCH")))
+            .and(path("/repos/acme/infra/pulls/7"))
+            .and(body_json(json!({"title": "new", "body": "new body"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pull(7, "h", "new", "new body")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).update(7, "new", "new body").await.unwrap();
+        assert_eq!((pr.title.as_str(), pr.body.as_str()), ("new", "new body"));
+    }
+
+    #[tokio::test]
+    async fn labels_reviewers_assignees() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/issues/7/labels"))
+            .and(body_json(json!({"labels": ["dependencies", "images"]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 1, "name": "dependencies", "color": "ededed"},
+                {"id": 2, "name": "images", "color": "ededed"}
+            ])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls/7/requested_reviewers"))
+            .and(body_json(
+                json!({"reviewers": ["alice"], "team_reviewers": ["platform"]}),
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pull(7, "h", "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/issues/7/assignees"))
+            .and(body_json(json!({"assignees": ["bob"]})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pull(7, "h", "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        f.add_labels(7, &["dependencies".into(), "images".into()])
+            .await
+            .unwrap();
+        f.request_reviewers(7, &["alice".into(), "acme/platform".into()])
+            .await
+            .unwrap();
+        f.add_assignees(7, &["bob".into()]).await.unwrap();
+        // Empty lists make no call (the server would answer 404 to anything unexpected).
+        f.add_labels(7, &[]).await.unwrap();
+        f.request_reviewers(7, &[]).await.unwrap();
+        f.add_assignees(7, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reviewer_refused_quotes_github() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/pulls/7/requested_reviewers"))
+            .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+                "message": "Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the acme/infra repository.",
+                "documentation_url": "https://docs.github.com/rest/pulls/review-requests"
+            })))
+            .mount(&server)
+            .await;
+        let e = forge(&server)
+            .request_reviewers(7, &["mallory".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(422));
+        assert!(e.message().contains("only be requested from collaborators"));
+    }
+
+    #[tokio::test]
+    async fn auto_merge_uses_graphql_with_the_node_id() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/graphql"))
+            .and(body_json(json!({
+                "query": AUTO_MERGE,
+                "variables": {"pullRequestId": "PR_kw7", "mergeMethod": "MERGE"}
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": 7,
+                    "autoMergeRequest": {"enabledAt": "2024-01-01T00:00:00Z"}}}}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        let pr = PullRequest {
+            number: 7,
+            url: String::new(),
+            head: "h".into(),
+            base: "main".into(),
+            title: "t".into(),
+            body: String::new(),
+            state: "open".into(),
+            draft: false,
+            node_id: Some("PR_kw7".into()),
+        };
+        f.enable_auto_merge(&pr).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn auto_merge_fetches_the_node_id_and_falls_back_to_an_allowed_method() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("GET")))
+            .and(path("/repos/acme/infra/pulls/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pull(7, "h", "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("POST")))
+            .and(path("/graphql"))
+            .and(wiremock::matchers::body_partial_json(json!({"variables": {"mergeMethod": "MERGE"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"enablePullRequestAutoMerge": null},
+                "errors": [{"type": "UNPROCESSABLE", "path": ["enablePullRequestAutoMerge"],
+                            "message": "Merge method merge commits are not allowed on this repository"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gh(Mock::given(method("POST")))
+            .and(path("/graphql"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"variables": {"pullRequestId": "PR_kw7", "mergeMethod": "SQUASH"}}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": 7}}}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = PullRequest {
+            number: 7,
+            url: String::new(),
+            head: "h".into(),
+            base: "main".into(),
+            title: "t".into(),
+            body: String::new(),
+            state: "open".into(),
+            draft: false,
+            node_id: None,
+        };
+        forge(&server).enable_auto_merge(&pr).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn auto_merge_not_allowed_is_quoted() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/graphql"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"enablePullRequestAutoMerge": null},
+                "errors": [{"type": "UNPROCESSABLE",
+                            "message": "Pull request Auto merge is not allowed for this repository"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = PullRequest {
+            number: 7,
+            url: String::new(),
+            head: "h".into(),
+            base: "main".into(),
+            title: "t".into(),
+            body: String::new(),
+            state: "open".into(),
+            draft: false,
+            node_id: Some("PR_kw7".into()),
+        };
+        let e = forge(&server).enable_auto_merge(&pr).await.unwrap_err();
+        assert!(e.message().contains("Auto merge is not allowed"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn close_comments_then_closes() {
+        let server = MockServer::start().await;
+        gh(Mock::given(method("POST")))
+            .and(path("/repos/acme/infra/issues/7/comments"))
+            .and(body_json(json!({"body": "main already has web 1.3.1"})))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": 1, "body": "main already has web 1.3.1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut closed = pull(7, "h", "t", "b");
+        closed["state"] = json!("closed");
+        gh(Mock::given(method("PATCH")))
+            .and(path("/repos/acme/infra/pulls/7"))
+            .and(body_json(json!({"state": "closed"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(closed))
+            .expect(1)
+            .mount(&server)
+            .await;
+        forge(&server)
+            .close(7, "main already has web 1.3.1")
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn graphql_urls() {
+        assert_eq!(
+            graphql_url_for("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url_for("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com/api/graphql"
+        );
+    }
+
+    #[test]
+    fn repository_must_be_owner_slash_name() {
+        let e = Github::new("https://api.github.com", "infra", Secret::new(TOKEN))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("owner/name"));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_the_call() {
+        // Nothing listens on port 9 of localhost.
+        let f = Github::new("http://127.0.0.1:9", "acme/infra", Secret::new(TOKEN)).unwrap();
+        let e = f.find_open("h", "main").await.unwrap_err();
+        assert_eq!(e.status(), None);
+        assert!(
+            e.message()
+                .starts_with("GitHub API GET /repos/acme/infra/pulls"),
+            "{e}"
+        );
+        assert_no_token(&e);
+    }
+
+    /// A GitHub that remembers its pull requests: enough of the API for the pipeline's
+    /// find / create / update cycle, with GitHub's one-open-PR-per-head rule.
+    #[derive(Clone, Default)]
+    struct FakeGithub {
+        pulls: Arc<Mutex<Vec<Value>>>,
+    }
+
+    impl Respond for FakeGithub {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let mut pulls = self.pulls.lock().unwrap();
+            let p = req.url.path();
+            match (req.method.as_str(), p) {
+                ("GET", "/repos/acme/infra/pulls") => {
+                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
+                    let head = q
+                        .get("head")
+                        .map(|h| h.trim_start_matches("acme:").to_string());
+                    let list: Vec<&Value> = pulls
+                        .iter()
+                        .filter(|p| p["state"] == "open")
+                        .filter(|p| head.as_deref().is_none_or(|h| p["head"]["ref"] == h))
+                        .filter(|p| q.get("base").is_none_or(|b| p["base"]["ref"] == b.as_ref()))
+                        .collect();
+                    ResponseTemplate::new(200).set_body_json(list)
+                }
+                ("POST", "/repos/acme/infra/pulls") => {
+                    let b: Value = req.body_json().unwrap();
+                    let head = b["head"].as_str().unwrap();
+                    if pulls
+                        .iter()
+                        .any(|p| p["state"] == "open" && p["head"]["ref"] == head)
+                    {
+                        return ResponseTemplate::new(422).set_body_json(json!({
+                            "message": "Validation Failed",
+                            "errors": [{"resource": "PullRequest", "code": "custom",
+                                "message": format!("A pull request already exists for acme:{head}.")}]
+                        }));
+                    }
+                    let mut pr = pull(
+                        pulls.len() as u64 + 1,
+                        head,
+                        b["title"].as_str().unwrap(),
+                        b["body"].as_str().unwrap(),
+                    );
+                    pr["base"]["ref"] = b["base"].clone();
+                    pulls.push(pr.clone());
+                    ResponseTemplate::new(201).set_body_json(pr)
+                }
+                ("PATCH", p) if p.starts_with("/repos/acme/infra/pulls/") => {
+                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
+                    let b: Value = req.body_json().unwrap();
+                    let Some(pr) = pulls.get_mut(n - 1) else {
+                        return ResponseTemplate::new(404)
+                            .set_body_json(json!({"message": "Not Found"}));
+                    };
+                    for k in ["title", "body", "state"] {
+                        if let Some(v) = b.get(k) {
+                            pr[k] = v.clone();
+                        }
+                    }
+                    ResponseTemplate::new(200).set_body_json(pr.clone())
+                }
+                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
+            }
+        }
+    }
+
+    /// What the pipeline does for one branch: find, then create or update or leave alone.
+    async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
+        match f.find_open(&pr.head, &pr.base).await.unwrap() {
+            None => ("created", f.create(pr).await.unwrap().number),
+            Some(found) if found.title == pr.title && found.body == pr.body => {
+                ("unchanged", found.number)
+            }
+            Some(found) => {
+                let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
+                ("updated", u.number)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn three_runs_create_then_unchanged_then_update_the_same_pr() {
+        let server = MockServer::start().await;
+        let fake = FakeGithub::default();
+        gh(Mock::given(wiremock::matchers::any()))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        let f: Box<dyn Forge> = Box::new(forge(&server));
+        let mut pr = new_pr(false);
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
+        pr.title = "chore(images): update web to 1.4.0".into();
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
+        // A racing create for the same head gets the one PR back.
+        assert_eq!(f.create(&pr).await.unwrap().number, 1);
+        let pulls = fake.pulls.lock().unwrap();
+        assert_eq!(pulls.len(), 1);
+        assert_eq!(pulls[0]["title"], "chore(images): update web to 1.4.0");
+    }
+}

@@ -1,0 +1,858 @@
+//! GitLab (gitlab.com and self-managed, API v4): merge requests of a project named by its
+//! numeric id or its path (`group/sub/app`, sent URL-encoded).
+//!
+//! GitLab has no draft flag on create or update: a draft is a title starting with `Draft:`,
+//! so the prefix is added on create, kept on update, and stripped from the titles reported.
+//! Reviewers and assignees are set by user id, resolved from usernames through `/users`.
+
+use futures::future::BoxFuture;
+use reqwest::header::HeaderName;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{encode_segment, Api};
+use super::{
+    strip_draft_prefix, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret,
+};
+
+/// The title prefixes GitLab reads as "draft".
+const DRAFT_PREFIXES: [&str; 5] = ["draft:", "[draft]", "(draft)", "wip:", "[wip]"];
+
+pub struct Gitlab {
+    api: Api,
+    project: String,
+}
+
+impl Gitlab {
+    /// `api_url` as `CI_API_V4_URL` gives it (`https://gitlab.com/api/v4`); `project` is the
+    /// numeric project id or the project path (`group/sub/app`).
+    pub fn new(api_url: &str, project: &str, token: Secret) -> Result<Gitlab, ForgeError> {
+        let project = project.trim().trim_matches('/').trim_end_matches(".git");
+        if project.is_empty() {
+            return Err(ForgeError::setup(
+                "GitLab project must be a numeric id or a path such as group/app",
+            ));
+        }
+        let header = token.expose().to_string();
+        let api = Api::new(
+            ForgeKind::Gitlab,
+            api_url,
+            token,
+            (HeaderName::from_static("private-token"), header),
+            &[("accept", "application/json")],
+        )?;
+        Ok(Gitlab {
+            api,
+            project: encode_segment(project),
+        })
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/projects/{}{rest}", self.project)
+    }
+
+    fn mr_path(&self, iid: u64) -> String {
+        self.path(&format!("/merge_requests/{iid}"))
+    }
+
+    async fn list_open(
+        &self,
+        source: &str,
+        target: Option<&str>,
+    ) -> Result<Vec<MergeRequest>, ForgeError> {
+        let mut query = vec![("state", "opened"), ("source_branch", source)];
+        if let Some(t) = target {
+            query.push(("target_branch", t));
+        }
+        let mrs: Vec<MergeRequest> = self
+            .api
+            .json(Method::GET, &self.path("/merge_requests"), &query, None)
+            .await?;
+        Ok(mrs
+            .into_iter()
+            .filter(|m| m.source_branch == source && target.is_none_or(|t| m.target_branch == t))
+            .collect())
+    }
+
+    async fn get(&self, iid: u64) -> Result<MergeRequest, ForgeError> {
+        self.api
+            .json(Method::GET, &self.mr_path(iid), &[], None)
+            .await
+    }
+
+    async fn put(&self, iid: u64, body: serde_json::Value) -> Result<MergeRequest, ForgeError> {
+        self.api
+            .json(Method::PUT, &self.mr_path(iid), &[], Some(&body))
+            .await
+    }
+
+    /// User ids for usernames; the names GitLab does not know come back separately.
+    async fn user_ids(&self, names: &[String]) -> Result<(Vec<u64>, Vec<String>), ForgeError> {
+        let mut ids = Vec::new();
+        let mut missing = Vec::new();
+        for name in names {
+            let name = name.trim().trim_start_matches('@');
+            if name.is_empty() {
+                continue;
+            }
+            let users: Vec<User> = self
+                .api
+                .json(Method::GET, "/users", &[("username", name)], None)
+                .await?;
+            match users
+                .into_iter()
+                .find(|u| u.username.eq_ignore_ascii_case(name))
+            {
+                Some(u) => ids.push(u.id),
+                None => missing.push(name.to_string()),
+            }
+        }
+        Ok((ids, missing))
+    }
+
+    /// Add users (by name) to the MR's `field` (`reviewer_ids` or `assignee_ids`), keeping
+    /// those already there: GitLab replaces the whole list on update.
+    async fn add_users(&self, iid: u64, names: &[String], field: &str) -> Result<(), ForgeError> {
+        if names.iter().all(|n| n.trim().is_empty()) {
+            return Ok(());
+        }
+        let (ids, missing) = self.user_ids(names).await?;
+        if !ids.is_empty() {
+            let mr = self.get(iid).await?;
+            let current = if field == "reviewer_ids" {
+                &mr.reviewers
+            } else {
+                &mr.assignees
+            };
+            let mut all: Vec<u64> = current.iter().map(|u| u.id).collect();
+            let before = all.len();
+            for id in ids {
+                if !all.contains(&id) {
+                    all.push(id);
+                }
+            }
+            if all.len() != before {
+                self.put(iid, json!({ field: all })).await?;
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ForgeError::new(
+                None,
+                format!(
+                    "GitLab has no user named {}",
+                    missing
+                        .iter()
+                        .map(|m| format!("{m:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn is_duplicate(e: &ForgeError) -> bool {
+    e.status() == Some(409) || (e.status() == Some(422) && e.message().contains("already exists"))
+}
+
+impl Forge for Gitlab {
+    fn kind(&self) -> ForgeKind {
+        ForgeKind::Gitlab
+    }
+
+    fn find_open<'a>(
+        &'a self,
+        head: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
+        Box::pin(async move {
+            Ok(self
+                .list_open(head, Some(base))
+                .await?
+                .into_iter()
+                .next()
+                .map(MergeRequest::into_pr))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        pr: &'a NewPullRequest,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let title = if pr.draft {
+                format!("Draft: {}", pr.title)
+            } else {
+                pr.title.clone()
+            };
+            let body = json!({
+                "source_branch": pr.head,
+                "target_branch": pr.base,
+                "title": title,
+                "description": pr.body,
+                "remove_source_branch": true,
+            });
+            let created: Result<MergeRequest, _> = self
+                .api
+                .json(
+                    Method::POST,
+                    &self.path("/merge_requests"),
+                    &[],
+                    Some(&body),
+                )
+                .await;
+            match created {
+                Ok(mr) => Ok(mr.into_pr()),
+                Err(e) if is_duplicate(&e) => {
+                    // "Another open merge request already exists for this source branch": one
+                    // open MR per source branch, whatever its target.
+                    let found = self.list_open(&pr.head, None).await?;
+                    let pick = found
+                        .iter()
+                        .position(|m| m.target_branch == pr.base)
+                        .unwrap_or(0);
+                    found
+                        .into_iter()
+                        .nth(pick)
+                        .map(MergeRequest::into_pr)
+                        .ok_or(e)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
+        Box::pin(async move {
+            let current = self.get(number).await?;
+            let title = if current.is_draft() {
+                format!("Draft: {title}")
+            } else {
+                title.to_string()
+            };
+            let mr = self
+                .put(number, json!({ "title": title, "description": body }))
+                .await?;
+            Ok(mr.into_pr())
+        })
+    }
+
+    fn add_labels<'a>(
+        &'a self,
+        number: u64,
+        labels: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if labels.is_empty() {
+                return Ok(());
+            }
+            self.put(number, json!({ "add_labels": labels.join(",") }))
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn request_reviewers<'a>(
+        &'a self,
+        number: u64,
+        reviewers: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move { self.add_users(number, reviewers, "reviewer_ids").await })
+    }
+
+    fn add_assignees<'a>(
+        &'a self,
+        number: u64,
+        assignees: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move { self.add_users(number, assignees, "assignee_ids").await })
+    }
+
+    fn enable_auto_merge<'a>(
+        &'a self,
+        pr: &'a PullRequest,
+    ) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            // `merge_when_pipeline_succeeds` for every GitLab; `auto_merge` is its name since 17.11.
+            let body = json!({ "merge_when_pipeline_succeeds": true, "auto_merge": true });
+            self.api
+                .send(
+                    Method::PUT,
+                    &format!("{}/merge", self.mr_path(pr.number)),
+                    Some(&body),
+                )
+                .await
+        })
+    }
+
+    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
+        Box::pin(async move {
+            if !comment.is_empty() {
+                self.api
+                    .send(
+                        Method::POST,
+                        &format!("{}/notes", self.mr_path(number)),
+                        Some(&json!({ "body": comment })),
+                    )
+                    .await?;
+            }
+            self.put(number, json!({ "state_event": "close" }))
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct MergeRequest {
+    iid: u64,
+    web_url: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    state: String,
+    source_branch: String,
+    target_branch: String,
+    #[serde(default)]
+    draft: Option<bool>,
+    #[serde(default)]
+    work_in_progress: Option<bool>,
+    #[serde(default)]
+    reviewers: Vec<User>,
+    #[serde(default)]
+    assignees: Vec<User>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: u64,
+    #[serde(default)]
+    username: String,
+}
+
+impl MergeRequest {
+    fn is_draft(&self) -> bool {
+        self.draft
+            .or(self.work_in_progress)
+            .unwrap_or_else(|| strip_draft_prefix(&self.title, &DRAFT_PREFIXES).1)
+    }
+
+    fn into_pr(self) -> PullRequest {
+        let draft = self.is_draft();
+        let title = if draft {
+            strip_draft_prefix(&self.title, &DRAFT_PREFIXES)
+                .0
+                .to_string()
+        } else {
+            self.title.clone()
+        };
+        let state = match self.state.as_str() {
+            "opened" => "open".to_string(),
+            other => other.to_string(),
+        };
+        PullRequest {
+            number: self.iid,
+            url: self.web_url,
+            head: self.source_branch,
+            base: self.target_branch,
+            title,
+            body: self.description.unwrap_or_default(),
+            state,
+            draft,
+            node_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+    use wiremock::matchers::{
+        any, body_json, header, method, path, query_param, query_param_is_missing,
+    };
+    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::*;
+
+    const TOKEN: &str = "glpat-TESTTOKEN123456";
+    const MRS: &str = "/api/v4/projects/acme%2Fplatform%2Finfra/merge_requests";
+
+    fn gl(m: MockBuilder) -> MockBuilder {
+        m.and(header("private-token", TOKEN))
+            .and(header("user-agent", super::super::http::USER_AGENT))
+    }
+
+    fn forge(server: &MockServer) -> Gitlab {
+        Gitlab::new(
+            &format!("{}/api/v4", server.uri()),
+            "acme/platform/infra",
+            Secret::new(TOKEN),
+        )
+        .unwrap()
+    }
+
+    fn mr(iid: u64, source: &str, title: &str, description: &str) -> Value {
+        json!({
+            "id": 10_000 + iid,
+            "iid": iid,
+            "project_id": 42,
+            "title": title,
+            "description": description,
+            "state": "opened",
+            "created_at": "2024-01-01T00:00:00Z",
+            "target_branch": "main",
+            "source_branch": source,
+            "author": {"id": 1, "username": "image-updater-bot"},
+            "assignees": [],
+            "reviewers": [],
+            "labels": [],
+            "draft": title.starts_with("Draft:"),
+            "work_in_progress": title.starts_with("Draft:"),
+            "merge_when_pipeline_succeeds": false,
+            "detailed_merge_status": "mergeable",
+            "sha": "abc",
+            "web_url": format!("https://gitlab.example.com/acme/platform/infra/-/merge_requests/{iid}"),
+        })
+    }
+
+    fn new_mr(draft: bool) -> NewPullRequest {
+        NewPullRequest {
+            head: "image-updater/web".into(),
+            base: "main".into(),
+            title: "chore(images): update web to 1.3.1".into(),
+            body: "| image | from | to |".into(),
+            draft,
+        }
+    }
+
+    fn assert_no_token(e: &ForgeError) {
+        assert!(!e.to_string().contains(TOKEN), "token leaked: {e}");
+        assert!(!format!("{e:?}").contains(TOKEN), "token leaked: {e:?}");
+    }
+
+    #[tokio::test]
+    async fn find_open_by_source_and_target_branch() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path(MRS))
+            .and(query_param("state", "opened"))
+            .and(query_param("source_branch", "image-updater/web"))
+            .and(query_param("target_branch", "main"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr(
+                3,
+                "image-updater/web",
+                "Draft: bump web",
+                "body"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server)
+            .find_open("image-updater/web", "main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pr.number, 3);
+        assert_eq!(pr.state, "open");
+        assert_eq!(pr.title, "bump web");
+        assert!(pr.draft);
+        assert_eq!(
+            pr.url,
+            "https://gitlab.example.com/acme/platform/infra/-/merge_requests/3"
+        );
+    }
+
+    #[tokio::test]
+    async fn numeric_project_ids_are_used_as_they_are() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path("/api/v4/projects/42/merge_requests"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = Gitlab::new(
+            &format!("{}/api/v4", server.uri()),
+            "42",
+            Secret::new(TOKEN),
+        )
+        .unwrap();
+        assert_eq!(f.find_open("b", "main").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_documented_body_with_a_draft_prefix() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("POST")))
+            .and(path(MRS))
+            .and(body_json(json!({
+                "source_branch": "image-updater/web",
+                "target_branch": "main",
+                "title": "Draft: chore(images): update web to 1.3.1",
+                "description": "| image | from | to |",
+                "remove_source_branch": true,
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(mr(
+                4,
+                "image-updater/web",
+                "Draft: chore(images): update web to 1.3.1",
+                "| image | from | to |",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).create(&new_mr(true)).await.unwrap();
+        assert_eq!(pr.number, 4);
+        assert_eq!(pr.title, "chore(images): update web to 1.3.1");
+        assert!(pr.draft);
+    }
+
+    #[tokio::test]
+    async fn create_conflict_409_returns_the_existing_mr() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("POST")))
+            .and(path(MRS))
+            .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+                "message": ["Another open merge request already exists for this source branch: !3"]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gl(Mock::given(method("GET")))
+            .and(path(MRS))
+            .and(query_param("state", "opened"))
+            .and(query_param("source_branch", "image-updater/web"))
+            .and(query_param_is_missing("target_branch"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr(
+                3,
+                "image-updater/web",
+                "old",
+                "old"
+            )])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            forge(&server).create(&new_mr(false)).await.unwrap().number,
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_quotes_the_message_not_the_token() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
+            )
+            .mount(&server)
+            .await;
+        let e = forge(&server).find_open("b", "main").await.unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert!(e.message().contains("401 Unauthorized"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("GitLab API GET /projects/acme%2Fplatform%2Finfra/merge_requests"),
+            "{e}"
+        );
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn project_not_found() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(json!({"message": "404 Project Not Found"})),
+            )
+            .mount(&server)
+            .await;
+        let e = forge(&server).create(&new_mr(false)).await.unwrap_err();
+        assert_eq!(e.status(), Some(404));
+        assert!(e.message().contains("404 Project Not Found"), "{e}");
+        assert_no_token(&e);
+    }
+
+    #[tokio::test]
+    async fn update_keeps_the_draft_prefix() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path(format!("{MRS}/3")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(mr(3, "h", "Draft: old", "old")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3")))
+            .and(body_json(
+                json!({"title": "Draft: new", "description": "new body"}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(mr(
+                3,
+                "h",
+                "Draft: new",
+                "new body",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server).update(3, "new", "new body").await.unwrap();
+        assert_eq!(
+            (pr.title.as_str(), pr.body.as_str(), pr.draft),
+            ("new", "new body", true)
+        );
+    }
+
+    #[tokio::test]
+    async fn labels_go_through_add_labels() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3")))
+            .and(body_json(json!({"add_labels": "dependencies,images"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(mr(3, "h", "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        f.add_labels(3, &["dependencies".into(), "images".into()])
+            .await
+            .unwrap();
+        f.add_labels(3, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reviewers_and_assignees_are_resolved_to_ids_and_kept() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path("/api/v4/users"))
+            .and(query_param("username", "alice"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 11, "username": "alice", "name": "Alice", "state": "active"}
+            ])))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let mut current = mr(3, "h", "t", "b");
+        current["reviewers"] = json!([{"id": 7, "username": "carol"}]);
+        current["assignees"] = json!([{"id": 8, "username": "dave"}]);
+        gl(Mock::given(method("GET")))
+            .and(path(format!("{MRS}/3")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(current.clone()))
+            .expect(2)
+            .mount(&server)
+            .await;
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3")))
+            .and(body_json(json!({"reviewer_ids": [7, 11]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(current.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3")))
+            .and(body_json(json!({"assignee_ids": [8, 11]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(current))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        f.request_reviewers(3, &["@alice".into()]).await.unwrap();
+        f.add_assignees(3, &["alice".into()]).await.unwrap();
+        f.request_reviewers(3, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unknown_users_are_named() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path("/api/v4/users"))
+            .and(query_param("username", "ghost"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = forge(&server)
+            .request_reviewers(3, &["ghost".into()])
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("no user named \"ghost\""), "{e}");
+    }
+
+    #[tokio::test]
+    async fn auto_merge_sets_merge_when_pipeline_succeeds() {
+        let server = MockServer::start().await;
+        let mut merging = mr(3, "h", "t", "b");
+        merging["merge_when_pipeline_succeeds"] = json!(true);
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3/merge")))
+            .and(body_json(
+                json!({"merge_when_pipeline_succeeds": true, "auto_merge": true}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(merging))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let f = forge(&server);
+        let pr = MergeRequest::into_pr(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
+        f.enable_auto_merge(&pr).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn auto_merge_refused_quotes_gitlab() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3/merge")))
+            .respond_with(
+                ResponseTemplate::new(405)
+                    .set_body_json(json!({"message": "405 Method Not Allowed"})),
+            )
+            .mount(&server)
+            .await;
+        let pr = MergeRequest::into_pr(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
+        let e = forge(&server).enable_auto_merge(&pr).await.unwrap_err();
+        assert_eq!(e.status(), Some(405));
+        assert!(e.message().contains("405 Method Not Allowed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn close_adds_a_note_then_closes() {
+        let server = MockServer::start().await;
+        gl(Mock::given(method("POST")))
+            .and(path(format!("{MRS}/3/notes")))
+            .and(body_json(json!({"body": "main already has web 1.3.1"})))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": 1, "body": "main already has web 1.3.1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut closed = mr(3, "h", "t", "b");
+        closed["state"] = json!("closed");
+        gl(Mock::given(method("PUT")))
+            .and(path(format!("{MRS}/3")))
+            .and(body_json(json!({"state_event": "close"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(closed))
+            .expect(1)
+            .mount(&server)
+            .await;
+        forge(&server)
+            .close(3, "main already has web 1.3.1")
+            .await
+            .unwrap();
+    }
+
+    /// A GitLab that remembers its merge requests, with GitLab's one-open-MR-per-source rule.
+    #[derive(Clone, Default)]
+    struct FakeGitlab {
+        mrs: Arc<Mutex<Vec<Value>>>,
+    }
+
+    impl Respond for FakeGitlab {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let mut mrs = self.mrs.lock().unwrap();
+            let p = req.url.path();
+            match (req.method.as_str(), p) {
+                ("GET", MRS) => {
+                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
+                    let list: Vec<&Value> = mrs
+                        .iter()
+                        .filter(|m| q.get("state").is_none_or(|s| m["state"] == s.as_ref()))
+                        .filter(|m| {
+                            q.get("source_branch")
+                                .is_none_or(|s| m["source_branch"] == s.as_ref())
+                        })
+                        .filter(|m| {
+                            q.get("target_branch")
+                                .is_none_or(|t| m["target_branch"] == t.as_ref())
+                        })
+                        .collect();
+                    ResponseTemplate::new(200).set_body_json(list)
+                }
+                ("POST", MRS) => {
+                    let b: Value = req.body_json().unwrap();
+                    let source = b["source_branch"].as_str().unwrap();
+                    if let Some(m) = mrs
+                        .iter()
+                        .find(|m| m["state"] == "opened" && m["source_branch"] == source)
+                    {
+                        return ResponseTemplate::new(409).set_body_json(json!({"message": [
+                            format!("Another open merge request already exists for this source branch: !{}", m["iid"])
+                        ]}));
+                    }
+                    let m = mr(
+                        mrs.len() as u64 + 1,
+                        source,
+                        b["title"].as_str().unwrap(),
+                        b["description"].as_str().unwrap(),
+                    );
+                    mrs.push(m.clone());
+                    ResponseTemplate::new(201).set_body_json(m)
+                }
+                (verb @ ("GET" | "PUT"), p) if p.starts_with(MRS) => {
+                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
+                    let Some(m) = mrs.get_mut(n - 1) else {
+                        return ResponseTemplate::new(404)
+                            .set_body_json(json!({"message": "404 Not found"}));
+                    };
+                    if verb == "PUT" {
+                        let b: Value = req.body_json().unwrap();
+                        if let Some(t) = b.get("title") {
+                            m["title"] = t.clone();
+                        }
+                        if let Some(d) = b.get("description") {
+                            m["description"] = d.clone();
+                        }
+                    }
+                    ResponseTemplate::new(200).set_body_json(m.clone())
+                }
+                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "404 Not found"})),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn three_runs_create_then_unchanged_then_update_the_same_mr() {
+        let server = MockServer::start().await;
+        let fake = FakeGitlab::default();
+        gl(Mock::given(any()))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        let f: Box<dyn Forge> = Box::new(forge(&server));
+        let mut pr = new_mr(true);
+        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
+            match f.find_open(&pr.head, &pr.base).await.unwrap() {
+                None => ("created", f.create(pr).await.unwrap().number),
+                Some(found) if found.title == pr.title && found.body == pr.body => {
+                    ("unchanged", found.number)
+                }
+                Some(found) => {
+                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
+                    ("updated", u.number)
+                }
+            }
+        }
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
+        // The draft prefix does not make the title look changed.
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
+        pr.title = "chore(images): update web to 1.4.0".into();
+        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
+        assert_eq!(f.create(&pr).await.unwrap().number, 1);
+        let mrs = fake.mrs.lock().unwrap();
+        assert_eq!(mrs.len(), 1);
+        assert_eq!(mrs[0]["title"], "Draft: chore(images): update web to 1.4.0");
+    }
+}

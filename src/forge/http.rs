@@ -1,0 +1,323 @@
+//! The HTTP plumbing the forge modules share: one client per forge, the auth header, JSON in
+//! and out, and errors that quote the forge's answer with the token scrubbed out.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{ForgeError, ForgeKind, Secret};
+
+/// The `User-Agent` of every request (GitHub refuses requests without one).
+pub(crate) const USER_AGENT: &str = concat!("image-updater/", env!("CARGO_PKG_VERSION"));
+
+/// How long the answer to one call may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest stretch of a non-JSON error body quoted in a message.
+const BODY_QUOTE: usize = 300;
+
+pub(crate) struct Api {
+    client: reqwest::Client,
+    base: String,
+    kind: ForgeKind,
+    token: Secret,
+}
+
+impl Api {
+    /// `base` is the API root (`https://api.github.com`, `https://host/api/v4`, …); `auth` the
+    /// header that carries the token, `headers` the forge's fixed extra headers.
+    pub(crate) fn new(
+        kind: ForgeKind,
+        base: &str,
+        token: Secret,
+        auth: (HeaderName, String),
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<Api, ForgeError> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            ForgeError::setup(format!(
+                "{} API URL {:?} is not a URL: {e}",
+                kind.name(),
+                token.scrub(&base)
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ForgeError::setup(format!(
+                "{} API URL {base:?} must start with https:// (or http://)",
+                kind.name()
+            )));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ForgeError::setup(format!(
+                "{} API URL must not carry credentials; put the token in IMAGE_UPDATER_FORGE_TOKEN",
+                kind.name()
+            )));
+        }
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        let mut value = HeaderValue::from_str(&auth.1).map_err(|_| {
+            ForgeError::setup(format!(
+                "the {} token contains characters that cannot go in an HTTP header",
+                kind.name()
+            ))
+        })?;
+        value.set_sensitive(true);
+        map.insert(auth.0, value);
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(map)
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ForgeError::setup(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Api {
+            client,
+            base,
+            kind,
+            token,
+        })
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Call `path` (relative to the API root, or an absolute URL) and decode the JSON answer.
+    pub(crate) async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, ForgeError> {
+        let (status, text) = self.call(method.clone(), path, query, body).await?;
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        serde_json::from_str(text).map_err(|e| {
+            self.error(
+                Some(status),
+                &method,
+                path,
+                &format!("unexpected answer ({e}): {}", quote(text)),
+            )
+        })
+    }
+
+    /// Call `path` and ignore what comes back, as long as it is a success.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(), ForgeError> {
+        self.call(method, path, &[], body).await.map(|_| ())
+    }
+
+    /// One request: the status and body of a success, or an error quoting the forge's answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ForgeError> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut req = self.client.request(method.clone(), &url);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            self.error(None, &method, path, &msg)
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            self.error(
+                Some(status.as_u16()),
+                &method,
+                path,
+                &format!("reading the answer: {e}"),
+            )
+        })?;
+        if status.is_success() {
+            Ok((status.as_u16(), text))
+        } else {
+            let reason = status.canonical_reason().unwrap_or("");
+            let detail = match response_message(&text) {
+                Some(m) => format!("{reason}: {m}"),
+                None if text.trim().is_empty() => reason.to_string(),
+                None => format!("{reason}: {}", quote(&text)),
+            };
+            Err(self.error(Some(status.as_u16()), &method, path, &detail))
+        }
+    }
+
+    /// `GitHub API POST /repos/a/b/pulls: 422 Unprocessable Entity: Validation Failed (…)`.
+    pub(crate) fn error(
+        &self,
+        status: Option<u16>,
+        method: &Method,
+        path: &str,
+        detail: &str,
+    ) -> ForgeError {
+        let path = path.strip_prefix(&self.base).unwrap_or(path);
+        let msg = match status {
+            Some(s) => format!("{} API {method} {path}: {s} {detail}", self.kind.name()),
+            None => format!("{} API {method} {path}: {detail}", self.kind.name()),
+        };
+        ForgeError::new(status, self.token.scrub(&msg))
+    }
+}
+
+/// The human part of a forge's error body: GitHub `{message, errors: [{message}|{code, field}]}`,
+/// GitLab `{message: "…" | ["…"] | {field: ["…"]}}` or `{error, error_description}`, Gitea
+/// `{message}` or a list of binding errors. `None` when the body is not JSON.
+pub(crate) fn response_message(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let mut parts = Vec::new();
+    match &v {
+        Value::Object(o) => {
+            if let Some(m) = o.get("message") {
+                flatten(m, "", &mut parts);
+            }
+            for key in ["error", "error_description"] {
+                if let Some(m) = o.get(key) {
+                    flatten(m, "", &mut parts);
+                }
+            }
+            if let Some(Value::Array(errs)) = o.get("errors") {
+                let mut details = Vec::new();
+                for e in errs {
+                    match e {
+                        Value::Object(eo) => {
+                            if let Some(Value::String(m)) = eo.get("message") {
+                                details.push(m.clone());
+                            } else {
+                                let field = eo.get("field").and_then(Value::as_str).unwrap_or("");
+                                let code = eo.get("code").and_then(Value::as_str).unwrap_or("");
+                                details.push(format!("{field} {code}").trim().to_string());
+                            }
+                        }
+                        other => flatten(other, "", &mut details),
+                    }
+                }
+                details.retain(|d| !d.is_empty());
+                if !details.is_empty() {
+                    parts.push(format!("({})", details.join("; ")));
+                }
+            }
+        }
+        other => flatten(other, "", &mut parts),
+    }
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" "))
+    }
+}
+
+fn flatten(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(format!("{prefix}{s}")),
+        Value::Array(a) => {
+            for x in a {
+                flatten(x, prefix, out);
+            }
+        }
+        Value::Object(o) => {
+            if let Some(Value::String(m)) = o.get("message") {
+                out.push(format!("{prefix}{m}"));
+                return;
+            }
+            for (k, x) in o {
+                flatten(x, &format!("{prefix}{k} "), out);
+            }
+        }
+        Value::Null => {}
+        other => out.push(format!("{prefix}{other}")),
+    }
+}
+
+fn quote(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(BODY_QUOTE) {
+        Some((i, _)) => format!("{:?}…", &t[..i]),
+        None => format!("{t:?}"),
+    }
+}
+
+/// Percent-encode one path segment (a branch name, a GitLab project path).
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_each_forge_shape() {
+        let gh = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for acme:b."}],"documentation_url":"x"}"#;
+        assert_eq!(
+            response_message(gh).unwrap(),
+            "Validation Failed (A pull request already exists for acme:b.)"
+        );
+        let gh_field = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"base","code":"invalid"}]}"#;
+        assert_eq!(
+            response_message(gh_field).unwrap(),
+            "Validation Failed (base invalid)"
+        );
+        let gl = r#"{"message":["Another open merge request already exists for this source branch: !38"]}"#;
+        assert_eq!(
+            response_message(gl).unwrap(),
+            "Another open merge request already exists for this source branch: !38"
+        );
+        let gl_obj = r#"{"message":{"title":["is too long"]}}"#;
+        assert_eq!(response_message(gl_obj).unwrap(), "title is too long");
+        let gl_err = r#"{"error":"invalid_token","error_description":"Token was revoked."}"#;
+        assert_eq!(
+            response_message(gl_err).unwrap(),
+            "invalid_token Token was revoked."
+        );
+        let gitea_binding =
+            r#"[{"fieldNames":["Head"],"classification":"RequiredError","message":"Required"}]"#;
+        assert_eq!(response_message(gitea_binding).unwrap(), "Required");
+        assert_eq!(response_message("<html>"), None);
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("group/sub/app"), "group%2Fsub%2Fapp");
+        assert_eq!(encode_segment("a b+c"), "a%20b%2Bc");
+    }
+}
