@@ -146,13 +146,41 @@ impl PolicySpec {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
     pub mode: DeliveryMode,
-    /// The branch to commit to; default: the checked-out branch.
+    /// The branch to update or to open pull requests against; default: the checked-out branch.
     pub base: Option<String>,
+    /// Pull requests: one per image, or one for all updates.
+    pub group: Group,
+    /// Template of pull-request branch names: `{{ name }}`, `{{ image }}`, `{{ new_tag }}`,
+    /// `{{ hash }}`; sanitised to a valid git ref.
+    pub branch: String,
     pub commit: CommitConfig,
+    pub pull_request: PullRequestConfig,
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), or `auto`.
+    pub forge: String,
+    /// The forge's API base URL; default: from the CI environment, else the remote's host.
+    pub api_url: Option<String>,
+    /// `owner/name`, or a GitLab project path or id; default: CI environment, else the remote.
+    pub repository: Option<String>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            mode: DeliveryMode::default(),
+            base: None,
+            group: Group::default(),
+            branch: "image-updater/{{ name }}".into(),
+            commit: CommitConfig::default(),
+            pull_request: PullRequestConfig::default(),
+            forge: "auto".into(),
+            api_url: None,
+            repository: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -161,8 +189,32 @@ pub enum DeliveryMode {
     /// Commit to the branch and push it.
     #[default]
     Commit,
-    /// Rewrite the files in the work tree, commit nothing.
+    /// Push a branch per group and open or update a pull/merge request for it.
+    PullRequest,
+    /// Report only: write nothing.
     None,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Group {
+    #[default]
+    PerImage,
+    All,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullRequestConfig {
+    /// Title template (as the commit message); default: the commit message's first line.
+    pub title: Option<String>,
+    /// Body template; `{{ table }}` is the Markdown table of the updates. Default: the table.
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub assignees: Vec<String>,
+    pub draft: bool,
+    pub auto_merge: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +224,8 @@ pub struct CommitConfig {
     /// Template: `{{ name }}`, `{{ image }}`, `{{ old_tag }}`, `{{ new_tag }}` take the values
     /// of a single update; `{{ count }}` and `{{ summary }}` describe the whole commit.
     pub message: String,
+    /// Add a `Signed-off-by:` trailer with the author.
+    pub signoff: bool,
 }
 
 impl Default for CommitConfig {
@@ -179,6 +233,7 @@ impl Default for CommitConfig {
         CommitConfig {
             author: Author::default(),
             message: "chore(images): {{ summary }}".to_string(),
+            signoff: false,
         }
     }
 }
