@@ -49,7 +49,10 @@ impl Env {
 
     /// A variable's value; empty counts as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -299,7 +302,10 @@ fn run_helper(name: &str, server: &str, env: &Env) -> Result<Option<Found>, Stri
         .map_err(|e| format!("{program}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        if stdout.to_ascii_lowercase().contains("credentials not found") {
+        if stdout
+            .to_ascii_lowercase()
+            .contains("credentials not found")
+        {
             return Ok(None);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);

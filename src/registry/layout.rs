@@ -233,7 +233,10 @@ mod tests {
         let dir = t.path().join("acme/web");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        let config = put_blob(&dir, br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#);
+        let config = put_blob(
+            &dir,
+            br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+        );
         let image = put_blob(
             &dir,
             format!(
@@ -264,7 +267,10 @@ mod tests {
         assert_eq!(s.digest("acme/web", "1.0.0").await.unwrap(), image);
         assert_eq!(
             s.platforms("acme/web", "2.0.0").await.unwrap(),
-            Some(vec!["linux/amd64".to_string(), "linux/arm64/v8".to_string()])
+            Some(vec![
+                "linux/amd64".to_string(),
+                "linux/arm64/v8".to_string()
+            ])
         );
         assert_eq!(
             s.platforms("acme/web", "1.0.0").await.unwrap(),

@@ -105,7 +105,10 @@ impl OciSource {
                     let pem = std::fs::read(&path)
                         .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                        format!("ca_file {}: not a PEM certificate bundle: {e}", path.display())
+                        format!(
+                            "ca_file {}: not a PEM certificate bundle: {e}",
+                            path.display()
+                        )
                     })?;
                     if certs.is_empty() {
                         return Err(format!(
@@ -361,7 +364,10 @@ impl OciSource {
                     .send(repository, Method::GET, &target, "*/*", true)
                     .await?;
                 if !resp.status.is_success() {
-                    return Err(format!("config {config_digest}: {}", self.refusal(&resp).await));
+                    return Err(format!(
+                        "config {config_digest}: {}",
+                        self.refusal(&resp).await
+                    ));
                 }
                 Ok(config_platform(&resp.body).map(|p| vec![p]))
             }
@@ -411,15 +417,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn docker_hub_urls_go_to_registry_1() {
+        let options = Arc::new(Options {
+            request_timeout: std::time::Duration::from_secs(1),
+            deadline: tokio::time::Instant::now(),
+            max_attempts: 1,
+            backoff_base: std::time::Duration::from_millis(1),
+            max_retry_after: std::time::Duration::from_secs(1),
+        });
+        let env = Arc::new(Env::default());
+        for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let s = OciSource::new(host, None, Path::new("/"), options.clone(), env.clone());
+            assert_eq!(
+                s.tags_url("library/nginx"),
+                "https://registry-1.docker.io/v2/library/nginx/tags/list?n=1000"
+            );
+        }
+        let (conc, rps) = default_limits("index.docker.io");
+        assert!(conc <= 4 && rps <= 10.0);
+    }
+
+    #[test]
     fn endpoints() {
         assert_eq!(
             endpoint("docker.io", None),
             ("registry-1.docker.io".into(), None)
         );
-        assert_eq!(
-            endpoint("index.docker.io", None).0,
-            "registry-1.docker.io"
-        );
+        assert_eq!(endpoint("index.docker.io", None).0, "registry-1.docker.io");
         assert_eq!(endpoint("ghcr.io", None), ("ghcr.io".into(), None));
         assert_eq!(
             endpoint("docker.io", Some("https://mirror.example/")),

@@ -270,11 +270,7 @@ impl Authorizer {
                 .unwrap_or_default();
             format!("token service {host}: {e}")
         })?;
-        let realm_short = format!(
-            "{}{}",
-            resp.url.host_str().unwrap_or(""),
-            resp.url.path()
-        );
+        let realm_short = format!("{}{}", resp.url.host_str().unwrap_or(""), resp.url.path());
         if resp.status == 401 || resp.status == 403 {
             return Err(match self.source() {
                 Some(src) => format!(

@@ -361,6 +361,14 @@ impl Transport {
                         )),
                         e.is_connect(),
                     ))
+                } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message")
+                {
+                    Err((
+                        Failure::Fatal(format!(
+                            "the registry does not answer TLS ({text}); if it serves plain HTTP, set registries[].insecure: true"
+                        )),
+                        e.is_connect(),
+                    ))
                 } else if e.is_builder() {
                     Err((Failure::Fatal(text), false))
                 } else {
@@ -432,7 +440,10 @@ mod tests {
             HeaderValue::from_str(&later.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap(),
         );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         h.insert(
             "retry-after",
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
