@@ -70,18 +70,52 @@ pub enum Cmd {
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
     },
-    /// List the tags of IMAGE that pass a policy, best first, marking the pick
+    /// List the tags of IMAGE that pass a policy, best first, marking the pick (-v: why the others were dropped)
     Tags {
         /// A repository (ghcr.io/acme/web) or an OCI layout directory (oci-layout:PATH)
         image: String,
-        /// A semver range (^1.2, ~1.2.3, >=1.0 <2, 1.x, ...)
-        #[arg(long, default_value = "*")]
-        semver: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Rank only tags this regex matches (unanchored)
+        #[arg(long, value_name = "REGEX")]
+        filter: Option<String>,
+        /// Rank by this template of the filter's groups ($1, $name, ${name})
+        #[arg(long, value_name = "TEMPLATE", requires = "filter")]
+        extract: Option<String>,
         /// Glob of tags to leave out (repeatable)
-        #[arg(long)]
+        #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
         /// Read tags from FILE (one a line; - for stdin) instead of the registry
         #[arg(long, value_name = "FILE")]
         tags_from: Option<PathBuf>,
     },
+}
+
+/// The policy kind for `tags`; semver `*` when none is given.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct PolicyArgs {
+    /// A semver range (^1.2, ~1.2.3, >=1.0 <2, 1.x, ...)
+    #[arg(long, value_name = "RANGE")]
+    pub semver: Option<String>,
+    /// Byte order: asc picks the greatest, desc the least
+    #[arg(long, value_name = "asc|desc")]
+    pub alphabetical: Option<String>,
+    /// Number order: asc picks the greatest, desc the least
+    #[arg(long, value_name = "asc|desc")]
+    pub numerical: Option<String>,
+}
+
+impl PolicyArgs {
+    /// The config's spelling of the same policy.
+    pub fn spec(&self) -> crate::config::PolicySpec {
+        crate::config::PolicySpec {
+            semver: self.semver.clone().or_else(|| {
+                (self.alphabetical.is_none() && self.numerical.is_none()).then(|| "*".into())
+            }),
+            alphabetical: self.alphabetical.clone(),
+            numerical: self.numerical.clone(),
+            digest: None,
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{Policy, PolicyError, PolicyKind};
 use crate::reference::ImageRef;
 
 /// A config that was read and checked.
@@ -65,7 +65,10 @@ pub struct Credentials {
 pub struct ImageConfig {
     pub name: Spanned<String>,
     pub image: Spanned<String>,
-    pub policy: PolicySpec,
+    pub policy: Spanned<PolicySpec>,
+    /// Rank only tags this regex matches, by the value `extract` makes of them.
+    #[serde(default)]
+    pub filter: Option<Spanned<FilterSpec>>,
     #[serde(default)]
     pub exclude: Vec<String>,
     #[serde(default)]
@@ -73,12 +76,78 @@ pub struct ImageConfig {
     /// Globs restricting where this image is rewritten; empty means everywhere.
     #[serde(default)]
     pub files: Vec<String>,
+    /// Helm values key paths holding this image's parts (`image.repository`, `image.tag`, ...).
+    #[serde(default)]
+    pub helm: Vec<HelmKeysSpec>,
+}
+
+/// Exactly one of the keys names the policy kind.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    #[serde(default)]
+    pub semver: Option<String>,
+    #[serde(default)]
+    pub alphabetical: Option<String>,
+    #[serde(default)]
+    pub numerical: Option<String>,
+    /// Follow one mutable tag (`latest`, `stable`).
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicySpec {
-    pub semver: Spanned<String>,
+pub struct FilterSpec {
+    pub pattern: String,
+    #[serde(default)]
+    pub extract: Option<String>,
+}
+
+/// Key paths in Helm values, dotted (`image.tag`, `images[0].tag`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelmKeysSpec {
+    #[serde(default)]
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+}
+
+impl PolicySpec {
+    /// The policy kind, or why the spec names none or several.
+    pub fn kind(&self) -> Result<PolicyKind, String> {
+        let mut kinds = Vec::new();
+        if let Some(r) = &self.semver {
+            kinds.push(Ok(PolicyKind::Semver(r.clone())));
+        }
+        if let Some(o) = &self.alphabetical {
+            kinds.push(
+                o.parse()
+                    .map(PolicyKind::Alphabetical)
+                    .map_err(|e: PolicyError| e.to_string()),
+            );
+        }
+        if let Some(o) = &self.numerical {
+            kinds.push(
+                o.parse()
+                    .map(PolicyKind::Numerical)
+                    .map_err(|e: PolicyError| e.to_string()),
+            );
+        }
+        if let Some(t) = &self.digest {
+            kinds.push(Ok(PolicyKind::Digest(t.clone())));
+        }
+        match kinds.len() {
+            0 => Err("policy needs one of semver, alphabetical, numerical, digest".into()),
+            1 => kinds.pop().expect("one kind"),
+            _ => Err("policy takes exactly one of semver, alphabetical, numerical, digest".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -155,14 +224,21 @@ impl ConfigError {
     }
 }
 
-/// A watched image with its policy compiled.
-#[derive(Debug)]
+/// A watched image with its policy compiled: from the config, or from a Flux ImagePolicy
+/// found in the repo.
+#[derive(Debug, Clone)]
 pub struct Watched {
     pub name: String,
+    /// The Flux namespace of a policy read from an ImagePolicy; `None` for the config's.
+    pub namespace: Option<String>,
+    /// Whether it comes from a Flux ImagePolicy (it then governs only what its markers name).
+    pub flux: bool,
     pub image: ImageRef,
     pub policy: Policy,
     /// Globs restricting where this image is rewritten.
     pub files: Option<globset::GlobSet>,
+    /// Index of the first of this image's `helm` key sets in [`Config::scan_options`].
+    pub helm_keys: std::ops::Range<usize>,
 }
 
 impl Config {
@@ -223,12 +299,19 @@ impl Config {
                     ),
                 ));
             }
-            let policy = Policy::new(
-                PolicyKind::Semver(img.policy.semver.value.clone()),
-                &img.exclude,
-                img.allow_downgrade,
-            )
-            .map_err(|e| ConfigError::at(file, &img.policy.semver.referenced, e))?;
+            let at = &img.policy.referenced;
+            let kind = img
+                .policy
+                .value
+                .kind()
+                .map_err(|e| ConfigError::at(file, at, e))?;
+            let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
+                .map_err(|e| ConfigError::at(file, at, e))?;
+            if let Some(f) = &img.filter {
+                policy = policy
+                    .with_filter(&f.value.pattern, f.value.extract.as_deref())
+                    .map_err(|e| ConfigError::at(file, &f.referenced, e))?;
+            }
             let files = if img.files.is_empty() {
                 None
             } else {
@@ -237,11 +320,15 @@ impl Config {
                         .map_err(|e| ConfigError::at(file, &img.name.referenced, e))?,
                 )
             };
+            let start = out.last().map_or(0, |w: &Watched| w.helm_keys.end);
             out.push(Watched {
                 name: name.to_string(),
+                namespace: None,
+                flux: false,
                 image,
                 policy,
                 files,
+                helm_keys: start..start + img.helm.len(),
             });
         }
         for r in &self.registries {
@@ -254,6 +341,29 @@ impl Config {
             }
         }
         Ok(out)
+    }
+}
+
+impl Config {
+    /// What the manifest scanner looks for beyond the built-in shapes: every image's `helm`
+    /// key paths, in config order (so [`Watched::helm_keys`] indexes them), both as Helm values
+    /// paths and as Argo CD `helm.parameters` names.
+    pub fn scan_options(&self) -> crate::manifest::ScanOptions {
+        let keys: Vec<crate::manifest::HelmKeys> = self
+            .images
+            .iter()
+            .flat_map(|i| &i.helm)
+            .map(|h| crate::manifest::HelmKeys {
+                registry: h.registry.clone(),
+                repository: h.repository.clone(),
+                tag: h.tag.clone(),
+                digest: h.digest.clone(),
+            })
+            .collect();
+        crate::manifest::ScanOptions {
+            helm: keys.clone(),
+            argocd_helm_params: keys,
+        }
     }
 }
 
@@ -363,6 +473,25 @@ delivery:
         let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:4:"), "{e}");
         assert!(e.contains("latest"), "{e}");
+        let c = parse(
+            "images:\n  - name: a\n    image: x/y\n    policy: {semver: '1', numerical: asc}\n",
+        )
+        .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cfg.yaml:4:") && e.contains("exactly one"),
+            "{e}"
+        );
+        let c =
+            parse("images:\n  - name: a\n    image: x/y\n    policy: {numerical: up}\n").unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.contains("up"), "{e}");
+        let c = parse(
+            "images:\n  - name: a\n    image: x/y\n    policy: {numerical: asc}\n    filter: {pattern: '(', extract: $1}\n",
+        )
+        .unwrap();
+        let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:5:"), "{e}");
     }
 
     #[test]

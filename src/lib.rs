@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+mod discover;
 pub mod git;
 pub mod manifest;
 pub mod policy;
@@ -17,11 +18,12 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use config::{Config, ConfigError, DeliveryMode, Watched};
+use discover::{Discovery, Occurrence};
 use manifest::edit::{apply_edits, write_atomic, Edit};
 use policy::Policy;
 use reference::ImageRef;
@@ -118,25 +120,6 @@ pub struct Outcome {
     pub scan: ScanReport,
 }
 
-/// One image reference found in a file.
-#[derive(Debug, Clone)]
-struct Occurrence {
-    file: usize,
-    found: manifest::Found,
-    image: ImageRef,
-    /// Index into the watched images, when a policy governs it.
-    policy: Option<usize>,
-    /// Why it is left alone, when it is.
-    reason: Option<String>,
-}
-
-/// A file read for scanning.
-struct Source {
-    rel: String,
-    path: PathBuf,
-    text: String,
-}
-
 /// Load the config for `root`: an explicit file must exist; the default one may be absent.
 pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, PathBuf), Error> {
     let (file, required) = match explicit {
@@ -145,6 +128,26 @@ pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, Path
     };
     let config = Config::load(&file, required)?;
     Ok((config, file))
+}
+
+/// How often `mode: commit` fetches, re-applies and pushes again after losing a race.
+const PUSH_TRIES: usize = 3;
+
+/// What one pass over the work tree found and would change.
+struct Pass {
+    report: Report,
+    found: Discovery,
+    /// Rewritten files: index into `found.sources`, new text.
+    rewritten: Vec<(usize, String)>,
+}
+
+/// The settings of a run, read once.
+struct Ctx<'a> {
+    req: &'a Request,
+    config: Config,
+    config_file: PathBuf,
+    watched: Vec<Watched>,
+    registries: Registries,
 }
 
 /// Run `run`, `plan` or `scan` on a work tree.
@@ -158,31 +161,162 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     }
     let (config, config_file) = load_config(root, req.config.as_deref())?;
     let watched = config.watched(&config_file)?;
-    // Open the work tree before touching anything, so a delivery that cannot happen fails first.
-    let work_tree = if req.command == Command::Run && config.delivery.mode == DeliveryMode::Commit {
-        let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
-        wt.current_branch()
-            .map_err(|e| Error::Usage(e.to_string()))?;
-        Some(wt)
-    } else {
-        None
+    let registries = Registries::new(&config.registries, root);
+    let ctx = Ctx {
+        req,
+        config,
+        config_file,
+        watched,
+        registries,
     };
+    // Open the work tree before touching anything, so a delivery that cannot happen fails first.
+    let work_tree =
+        if req.command == Command::Run && ctx.config.delivery.mode == DeliveryMode::Commit {
+            let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+            let branch = wt
+                .current_branch()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
+                return Err(Error::Usage(format!(
+                    "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
+                )));
+            }
+            Some((wt, branch))
+        } else {
+            None
+        };
 
-    // discover
-    let files = manifest::files::discover(root, &config.paths, &config.exclude)
-        .map_err(|e| Error::Config(ConfigError::from_message(&config_file, e)))?;
-    let mut report = Report::new();
-    let (sources, occurrences) = discover(root, &files, &watched, &mut report);
-
+    let mut tags = TagCache::new();
     let mut outcome = Outcome::default();
-    if req.command != Command::Scan {
+    if req.command == Command::Scan {
+        let pass = discover_pass(&ctx)?;
+        outcome.scan = scan_report(&pass.found, pass.report.skipped);
+        return Ok(outcome);
+    }
+    let mut pass = full_pass(&ctx, &mut tags).await?;
+    for (file, new_text) in &pass.rewritten {
+        let src = &pass.found.sources[*file];
+        outcome
+            .diff
+            .push_str(&unified_diff(&src.rel, &src.text, new_text));
+    }
+    if let Some((wt, branch)) = &work_tree {
+        let mut tries = 1;
+        loop {
+            match deliver_commit(&ctx, wt, branch, &mut pass) {
+                Ok(()) => break,
+                Err(e) if e.kind == git::GitErrorKind::Rejected && tries < PUSH_TRIES => {
+                    // Someone pushed first: take their work and compute the edits again on it.
+                    tracing::info!("push rejected, fetching and trying again: {e}");
+                    tries += 1;
+                    let synced = wt.fetch(branch).and_then(|remote| match remote {
+                        Some(oid) => wt.fast_forward(branch, oid),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = synced {
+                        pass.report.updates.clear();
+                        pass.report.errors.push(error_entry(None, e.to_string()));
+                        break;
+                    }
+                    pass = full_pass(&ctx, &mut tags).await?;
+                }
+                Err(e) => {
+                    pass.report.updates.clear();
+                    pass.report.errors.push(error_entry(None, e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    outcome.report = pass.report;
+    Ok(outcome)
+}
+
+/// Write the rewritten files, commit them and push. On any failure the files and the branch
+/// are put back as they were, so nothing half-done stays behind.
+fn deliver_commit(
+    ctx: &Ctx<'_>,
+    wt: &git::WorkTree,
+    branch: &str,
+    pass: &mut Pass,
+) -> Result<(), git::GitError> {
+    if pass.rewritten.is_empty() {
+        return Ok(());
+    }
+    let parent = wt.head()?;
+    let mut written = Vec::new();
+    let mut result = Ok(());
+    for (file, new_text) in &pass.rewritten {
+        let src = &pass.found.sources[*file];
+        match write_atomic(&src.path, new_text.as_bytes()) {
+            Ok(()) => written.push(src.path.clone()),
+            Err(e) => {
+                pass.report.errors.push(ErrorEntry {
+                    image: None,
+                    file: Some(src.rel.clone()),
+                    message: format!("{}: cannot write: {e}", src.rel),
+                });
+            }
+        }
+    }
+    if !written.is_empty() {
+        let c = &ctx.config.delivery.commit;
+        let message = commit_message(&c.message, &pass.report.updates);
+        result = wt
+            .commit_files(&written, (&c.author.name, &c.author.email), &message)
+            .and_then(|oid| match wt.push(branch, false) {
+                Ok(()) => Ok(oid),
+                Err(e) => wt.undo_commit(parent, &written).and(Err(e)),
+            })
+            .map(|oid| pass.report.commit = Some(oid.to_string()));
+    }
+    if result.is_err() {
+        for (file, _) in &pass.rewritten {
+            let src = &pass.found.sources[*file];
+            if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
+                pass.report.errors.push(ErrorEntry {
+                    image: None,
+                    file: Some(src.rel.clone()),
+                    message: format!("{}: cannot restore after a failed delivery: {w}", src.rel),
+                });
+            }
+        }
+    }
+    result
+}
+
+fn error_entry(image: Option<String>, message: String) -> ErrorEntry {
+    ErrorEntry {
+        image,
+        file: None,
+        message,
+    }
+}
+
+/// Tag lists fetched this run, by canonical repository name: a retry asks no registry twice.
+type TagCache = HashMap<String, Result<Arc<Vec<String>>, registry::RegistryError>>;
+
+/// Discover: read the files and find their references.
+fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
+    let root = &ctx.req.root;
+    let opts = manifest::files::DiscoverOptions {
+        paths: ctx.config.paths.clone(),
+        exclude: ctx.config.exclude.clone(),
+        ..Default::default()
+    };
+    let files = manifest::files::discover_files(root, &opts)
+        .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
+    let found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    let mut report = Report::new();
+    report.skipped = found.skipped.clone();
+    if ctx.req.command != Command::Scan {
         // References left alone are reported as skipped, with the reason.
-        for o in &occurrences {
+        for o in &found.occurrences {
             if let Some(reason) = &o.reason {
                 report.skipped.push(Skipped {
-                    image: Some(o.found.value.clone()),
-                    file: sources[o.file].rel.clone(),
-                    line: o.found.line,
+                    image: Some(written(o)),
+                    file: found.sources[o.file].rel.clone(),
+                    line: o.site.line,
                     reason: reason.clone(),
                 });
             }
@@ -191,70 +325,89 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     report
         .skipped
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    if req.command == Command::Scan {
-        outcome.scan = scan_report(&sources, &occurrences, &watched, report.skipped);
-        return Ok(outcome);
+    Ok(Pass {
+        report,
+        found,
+        rewritten: Vec::new(),
+    })
+}
+
+/// A reference as the manifest writes it (parts put together).
+fn written(o: &Occurrence) -> String {
+    match &o.site.parts {
+        manifest::Parts::Whole(f) => f.value.clone(),
+        _ => o.image.to_string(),
     }
+}
+
+/// Discover, resolve, select and rewrite in memory.
+async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
+    let mut pass = discover_pass(ctx)?;
+    let Pass {
+        report,
+        found,
+        rewritten,
+    } = &mut pass;
+    let governors = &found.governors;
 
     // resolve: only the watched repositories that occur, each once, all at once.
-    let wanted: Vec<&ImageRef> = occurrences
+    let live: Vec<(&Occurrence, &Watched)> = found
+        .occurrences
         .iter()
-        .filter(|o| o.policy.is_some() && o.reason.is_none())
-        .filter(|o| req.shard.is_none_or(|s| s.owns(&o.image.canonical_name())))
-        .map(|o| &o.image)
+        .filter(|o| o.reason.is_none())
+        .filter_map(|o| o.governor.map(|g| (o, &governors[g])))
+        .filter(|(_, g)| {
+            ctx.req
+                .shard
+                .is_none_or(|s| s.owns(&g.image.canonical_name()))
+        })
         .collect();
-    let registries = Registries::new(&config.registries, root);
-    let tags = registries.resolve_all(wanted.iter().copied()).await;
-    let mut failed: Vec<&String> = tags
+    let wanted: Vec<&ImageRef> = live
         .iter()
-        .filter_map(|(name, r)| r.as_ref().err().map(|_| name))
+        .map(|(_, g)| &g.image)
+        .filter(|i| !tags.contains_key(&i.canonical_name()))
+        .collect();
+    tags.extend(ctx.registries.resolve_all(wanted.iter().copied()).await);
+    let mut failed: Vec<(&String, String)> = tags
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| (name, e.to_string())))
         .collect();
     failed.sort();
-    for name in failed {
-        if let Some(Err(e)) = tags.get(name) {
-            report.errors.push(ErrorEntry {
-                image: Some(name.clone()),
-                file: None,
-                message: e.to_string(),
-            });
-        }
+    for (name, message) in failed {
+        report.errors.push(error_entry(Some(name.clone()), message));
     }
 
     // select
-    let mut edits: BTreeMap<usize, Vec<(Edit, Update)>> = BTreeMap::new();
-    for occ in &occurrences {
-        let (Some(p), None) = (occ.policy, &occ.reason) else {
+    let mut edits: BTreeMap<usize, Vec<(Vec<Edit>, Update)>> = BTreeMap::new();
+    for (occ, g) in live {
+        let Some(Ok(list)) = tags.get(&g.image.canonical_name()) else {
             continue;
         };
-        let Some(Ok(list)) = tags.get(&occ.image.canonical_name()) else {
-            continue;
-        };
-        let w = &watched[p];
-        if let Some(new_tag) = w.policy.update_from(occ.image.tag.as_deref(), list) {
-            let from = occ.image.tag.clone().unwrap_or_default();
+        if let Some(change) = g.policy.update_from(occ.image.tag.as_deref(), list) {
+            let site_edits = discover::edits_for(occ, &g.image, &change.to);
             edits.entry(occ.file).or_default().push((
-                Edit {
-                    span: occ.found.span.clone(),
-                    new_value: occ.image.with_tag(&new_tag, None),
-                },
+                site_edits,
                 Update {
-                    policy: w.name.clone(),
-                    image: occ.image.canonical_name(),
-                    file: sources[occ.file].rel.clone(),
-                    line: occ.found.line,
-                    from,
-                    to: new_tag,
+                    policy: g.name.clone(),
+                    image: g.image.canonical_name(),
+                    file: found.sources[occ.file].rel.clone(),
+                    line: occ.site.line,
+                    from: occ.image.tag.clone().unwrap_or_default(),
+                    to: change.to,
                     digest: None,
+                    note: match change.reason {
+                        policy::ChangeReason::Newer => None,
+                        other => Some(other.to_string()),
+                    },
                 },
             ));
         }
     }
 
-    // rewrite: every file in memory first; a file whose edit does not verify is left alone.
-    let mut rewritten: Vec<(usize, String)> = Vec::new();
+    // rewrite: every file in memory; a file whose edit does not verify is left alone.
     for (file, list) in edits {
-        let src = &sources[file];
-        let file_edits: Vec<Edit> = list.iter().map(|(e, _)| e.clone()).collect();
+        let src = &found.sources[file];
+        let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         match apply_edits(&src.text, &file_edits) {
             Ok(new_text) => {
                 report.updates.extend(list.into_iter().map(|(_, u)| u));
@@ -267,186 +420,23 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
             }),
         }
     }
-    for (file, new_text) in &rewritten {
-        let src = &sources[*file];
-        outcome
-            .diff
-            .push_str(&unified_diff(&src.rel, &src.text, new_text));
-    }
-
-    if work_tree.is_some() {
-        let mut written = Vec::new();
-        for (file, new_text) in &rewritten {
-            let src = &sources[*file];
-            if let Err(e) = write_atomic(&src.path, new_text.as_bytes()) {
-                report.errors.push(ErrorEntry {
-                    image: None,
-                    file: Some(src.rel.clone()),
-                    message: format!("{}: cannot write: {e}", src.rel),
-                });
-            } else {
-                written.push(src.path.clone());
-            }
-        }
-        if let (Some(wt), false) = (&work_tree, written.is_empty()) {
-            let c = &config.delivery.commit;
-            let message = commit_message(&c.message, &report.updates);
-            match wt.commit_and_push(
-                &written,
-                (&c.author.name, &c.author.email),
-                &message,
-                config.delivery.base.as_deref(),
-            ) {
-                Ok(d) => report.commit = Some(d.commit),
-                Err(e) => {
-                    // Nothing half-done: the files go back to what they were.
-                    for (file, _) in &rewritten {
-                        let src = &sources[*file];
-                        if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
-                            report.errors.push(ErrorEntry {
-                                image: None,
-                                file: Some(src.rel.clone()),
-                                message: format!(
-                                    "{}: cannot restore after a failed delivery: {w}",
-                                    src.rel
-                                ),
-                            });
-                        }
-                    }
-                    report.updates.clear();
-                    report.errors.push(ErrorEntry {
-                        image: None,
-                        file: None,
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    outcome.report = report;
-    Ok(outcome)
+    Ok(pass)
 }
 
-/// Read every file and find its references; unreadable or invalid files go to `skipped`.
-fn discover(
-    root: &Path,
-    files: &[PathBuf],
-    watched: &[Watched],
-    report: &mut Report,
-) -> (Vec<Source>, Vec<Occurrence>) {
-    let mut sources = Vec::with_capacity(files.len());
-    let mut occurrences = Vec::new();
-    for rel in files {
-        let path = root.join(rel);
-        let rel_str = rel.to_string_lossy().replace('\\', "/");
-        let text = match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
-            Ok(Err(_)) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, 0, "not UTF-8 text".into()));
-                continue;
-            }
-            Err(e) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, 0, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let found = match manifest::k8s::find_container_images(&text) {
-            Ok(f) => f,
-            Err(e) => {
-                report
-                    .skipped
-                    .push(file_skip(&rel_str, e.line().unwrap_or(0), e.to_string()));
-                continue;
-            }
-        };
-        let file = sources.len();
-        for f in found {
-            match ImageRef::parse(&f.value) {
-                Ok(image) => {
-                    let (policy, reason) = govern(&image, &rel_str, watched);
-                    occurrences.push(Occurrence {
-                        file,
-                        found: f,
-                        image,
-                        policy,
-                        reason,
-                    });
-                }
-                Err(e) => report.skipped.push(Skipped {
-                    image: Some(f.value.clone()),
-                    file: rel_str.clone(),
-                    line: f.line,
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        sources.push(Source {
-            rel: rel_str,
-            path,
-            text,
-        });
-    }
-    (sources, occurrences)
-}
-
-fn file_skip(file: &str, line: usize, reason: String) -> Skipped {
-    Skipped {
-        image: None,
-        file: file.to_string(),
-        line,
-        reason,
-    }
-}
-
-/// The policy governing `image` in `file`, or why none does.
-fn govern(image: &ImageRef, file: &str, watched: &[Watched]) -> (Option<usize>, Option<String>) {
-    let name = image.canonical_name();
-    let mut restricted = false;
-    for (i, w) in watched.iter().enumerate() {
-        if w.image.canonical_name() != name {
-            continue;
-        }
-        if w.files.as_ref().is_some_and(|g| !g.is_match(file)) {
-            restricted = true;
-            continue;
-        }
-        let reason = match (&image.tag, &image.digest) {
-            (_, Some(_)) => Some(
-                "pinned by digest: digest pinning is not supported yet, left alone".to_string(),
-            ),
-            _ => None,
-        };
-        return (Some(i), reason);
-    }
-    let reason = if restricted {
-        "no policy for this file (images[].files excludes it)"
-    } else {
-        "no policy"
-    };
-    (None, Some(reason.to_string()))
-}
-
-fn scan_report(
-    sources: &[Source],
-    occurrences: &[Occurrence],
-    watched: &[Watched],
-    skipped: Vec<Skipped>,
-) -> ScanReport {
+fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
     ScanReport {
         version: 1,
-        references: occurrences
+        references: d
+            .occurrences
             .iter()
             .map(|o| Reference {
-                file: sources[o.file].rel.clone(),
-                line: o.found.line,
+                file: d.sources[o.file].rel.clone(),
+                line: o.site.line,
+                format: o.site.format.as_str().to_string(),
                 image: o.image.canonical_name(),
                 tag: o.image.tag.clone(),
                 digest: o.image.digest.clone(),
-                policy: o.policy.map(|p| watched[p].name.clone()),
+                policy: o.governor.map(|p| d.governors[p].name.clone()),
                 reason: o.reason.clone(),
             })
             .collect(),
@@ -510,7 +500,12 @@ pub enum TagInput {
 }
 
 /// List the tags of `image` passing `policy`, best first.
-pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<TagsReport, Error> {
+pub async fn list_tags(
+    image: &str,
+    policy: &Policy,
+    input: TagInput,
+    explain: bool,
+) -> Result<TagsReport, Error> {
     let tags: Vec<String> = match input {
         TagInput::Lines(text) => text
             .lines()
@@ -538,10 +533,23 @@ pub async fn list_tags(image: &str, policy: &Policy, input: TagInput) -> Result<
         }
     };
     let sel = policy.select(&tags);
+    let dropped = if explain {
+        policy
+            .explain(&tags)
+            .into_iter()
+            .filter_map(|v| match v.outcome {
+                policy::Outcome::Dropped(why) => Some(report::Dropped { tag: v.tag, why }),
+                policy::Outcome::Candidate { .. } => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(TagsReport {
         image: image.to_string(),
-        tags: sel.candidates,
+        candidates: sel.candidates,
         latest: sel.latest,
+        dropped,
     })
 }
 
@@ -574,6 +582,7 @@ mod tests {
             from: "1.0.0".into(),
             to: to.into(),
             digest: None,
+            note: None,
         }
     }
 

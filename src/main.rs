@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use image_updater::cli::{Cli, Cmd};
-use image_updater::policy::{Policy, PolicyKind};
+use image_updater::policy::Policy;
 use image_updater::report::Format;
 use image_updater::{Command, Error, Request, TagInput};
 
@@ -54,12 +54,20 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Cmd::Scan { path } => (Command::Scan, path, false),
         Cmd::Tags {
             image,
-            semver,
+            policy,
+            filter,
+            extract,
             exclude,
             tags_from,
         } => {
-            let policy = Policy::new(PolicyKind::Semver(semver), &exclude, false)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let kind = policy.spec().kind().map_err(Error::Usage)?;
+            let mut policy =
+                Policy::new(kind, &exclude, false).map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(f) = &filter {
+                policy = policy
+                    .with_filter(f, extract.as_deref())
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+            }
             let input = match tags_from {
                 None => TagInput::Registry {
                     config: cli.global.config,
@@ -75,7 +83,8 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     TagInput::Lines(text)
                 }
             };
-            let report = image_updater::list_tags(&image, &policy, input).await?;
+            let report =
+                image_updater::list_tags(&image, &policy, input, cli.global.verbose > 0).await?;
             print(&report.render(format));
             return Ok(0);
         }

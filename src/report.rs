@@ -26,6 +26,10 @@ pub struct Update {
     pub from: String,
     pub to: String,
     pub digest: Option<String>,
+    /// Why this is not a plain upgrade, when it is not: the current tag is not accepted by
+    /// the policy, or a downgrade was allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A reference or a file left alone, and why.
@@ -61,6 +65,8 @@ pub struct PullRequest {
 pub struct Reference {
     pub file: String,
     pub line: usize,
+    /// Where it was found: k8s, marker, kustomize, helm, compose, argocd.
+    pub format: String,
     pub image: String,
     pub tag: Option<String>,
     pub digest: Option<String>,
@@ -83,8 +89,18 @@ pub struct ScanReport {
 pub struct TagsReport {
     pub image: String,
     /// Tags passing the policy, best first.
-    pub tags: Vec<String>,
+    pub candidates: Vec<String>,
     pub latest: Option<String>,
+    /// With `-v`: the other tags and why each was dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Dropped>,
+}
+
+/// A tag the policy does not accept, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Dropped {
+    pub tag: String,
+    pub why: String,
 }
 
 /// Output formats of `--output`.
@@ -255,6 +271,7 @@ impl ScanReport {
             .map(|r| {
                 vec![
                     format!("{}:{}", r.file, r.line),
+                    r.format.clone(),
                     r.image.clone(),
                     match (&r.tag, &r.digest) {
                         (Some(t), Some(d)) => format!("{t}@{d}"),
@@ -270,7 +287,7 @@ impl ScanReport {
                 ]
             })
             .collect();
-        let header = ["FILE:LINE", "IMAGE", "CURRENT", "POLICY"];
+        let header = ["FILE:LINE", "FORMAT", "IMAGE", "CURRENT", "POLICY"];
         let mut out = match format {
             Format::Json => return serde_json::to_string_pretty(self).expect("serialises") + "\n",
             Format::Text => table(&header, &rows),
@@ -289,13 +306,16 @@ impl TagsReport {
             Format::Json => serde_json::to_string_pretty(self).expect("serialises") + "\n",
             Format::Text | Format::Markdown => {
                 let mut out = String::new();
-                for t in &self.tags {
+                for t in &self.candidates {
                     let mark = if Some(t) == self.latest.as_ref() {
                         "* "
                     } else {
                         "  "
                     };
                     let _ = writeln!(out, "{mark}{t}");
+                }
+                for d in &self.dropped {
+                    let _ = writeln!(out, "- {}  ({})", d.tag, d.why);
                 }
                 let _ = writeln!(out, "latest: {}", self.latest.as_deref().unwrap_or("null"));
                 out
@@ -318,6 +338,7 @@ mod tests {
             from: "1.2.0".into(),
             to: "1.3.1".into(),
             digest: None,
+            note: None,
         });
         r
     }

@@ -527,12 +527,12 @@ fn thousands_of_tags_are_paged_until_exhausted() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let v = json(&out);
         assert_eq!(
-            v["tags"].as_array().unwrap().len(),
+            v["candidates"].as_array().unwrap().len(),
             2001,
             "1.x, 2.x and 0.0.1 via {addr}"
         );
         assert_eq!(v["latest"], "2.999.0");
-        assert_eq!(v["tags"][2000], "0.0.1");
+        assert_eq!(v["candidates"][2000], "0.0.1");
     }
     // Through the front: a probe, then four pages (1000, 1000, 1000, 1), each after the last
     // tag, in byte order, of the one before.
@@ -614,4 +614,113 @@ fn shards_split_the_images_between_jobs() {
     );
     let out = run(&["plan", demo().to_str().unwrap(), "--shard", "3/2"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Someone pushes between our checkout and our push: the push is rejected, and the run
+/// fetches, recomputes the edits on the new head and pushes again. Nothing is forced.
+#[test]
+fn commit_mode_recovers_from_a_lost_race() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    let url = format!("file://{}", s.bare.display());
+    let other = common::clone(&url, &s.work.parent().unwrap().join("other"));
+    let web = other.join("apps/web.yaml");
+    let edited = std::fs::read_to_string(&web)
+        .unwrap()
+        .replace("# web: comments", "# web (edited by a colleague): comments");
+    std::fs::write(&web, &edited).unwrap();
+    git(&other, &["commit", "-qam", "colleague's change"]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    let theirs = remote_head(&s.bare);
+
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json", "-v"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["updates"].as_array().unwrap().len(), 3, "{report}");
+    let head = remote_head(&s.bare);
+    assert_eq!(report["commit"].as_str().unwrap(), head);
+    assert_eq!(
+        git(&s.bare, &["rev-parse", "main~1"]).trim(),
+        theirs,
+        "our commit sits on the colleague's"
+    );
+    let expected =
+        std::fs::read_to_string(fixture_dir("commit-basic").join("expected/apps/web.yaml"))
+            .unwrap()
+            .replace("# web: comments", "# web (edited by a colleague): comments");
+    assert_eq!(git(&s.bare, &["show", "main:apps/web.yaml"]), expected);
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
+    assert!(text(&out).contains("push rejected"), "{}", text(&out));
+}
+
+/// Push over SSH with a key from the environment; the server's host key must be known.
+#[test]
+fn commit_over_ssh_checks_the_host_key() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let sshd = common::SshServer::start();
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    git(
+        &s.work,
+        &["remote", "set-url", "origin", &sshd.url(&s.bare)],
+    );
+    let before = remote_head(&s.bare);
+    let key = sshd.client_key.to_str().unwrap().to_string();
+    let known = sshd.known_hosts.to_str().unwrap().to_string();
+    let empty = s.work.parent().unwrap().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+
+    // An unknown host is refused, and nothing is left behind.
+    let out = run(
+        &["run", s.work.to_str().unwrap()],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", empty.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("host key"), "{}", text(&out));
+    assert_eq!(remote_head(&s.bare), before);
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
+
+    // Known host, key file: the commit arrives.
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", &known),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nsshd log:\n{}",
+        text(&out),
+        sshd.log()
+    );
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
+    assert_tree_eq(&s.work, &fixture_dir("commit-basic").join("expected"));
+
+    // The key as text in the variable (as CI secrets hold it) works too.
+    registry.push_image("acme/web", &["1.2.7"]);
+    let key_text = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[
+            ("IMAGE_UPDATER_SSH_KEY", &key_text),
+            ("IMAGE_UPDATER_SSH_KNOWN_HOSTS", &known),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("PRIVATE KEY"));
+    assert_eq!(json(&out)["updates"][0]["to"], "1.2.7");
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
 }

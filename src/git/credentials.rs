@@ -4,7 +4,7 @@
 //! HTTPS: a token from `IMAGE_UPDATER_GIT_TOKEN`, else `GITHUB_TOKEN`, `GITLAB_TOKEN`,
 //! `CI_JOB_TOKEN`, `GITEA_TOKEN`; the user name is the one in the URL, else the forge's
 //! convention (`x-access-token`, or `gitlab-ci-token` for `CI_JOB_TOKEN`). SSH: the key file in
-//! `IMAGE_UPDATER_SSH_KEY`, else the agent. Each kind is offered once: libgit2 calls back again
+//! `IMAGE_UPDATER_SSH_KEY` (a path, or the key text itself), else the agent. Each kind is offered once: libgit2 calls back again
 //! after a refusal, and answering twice with the same secret would loop.
 
 use git2::{Cred, CredentialType};
@@ -19,7 +19,8 @@ const TOKEN_VARS: [&str; 5] = [
 
 pub struct Provider {
     token: Option<(String, &'static str)>,
-    ssh_key: Option<std::path::PathBuf>,
+    /// A key file path, or the key itself (PEM / OpenSSH text).
+    ssh_key: Option<String>,
     tried_token: bool,
     tried_ssh: bool,
     tried_agent: bool,
@@ -35,7 +36,9 @@ impl Provider {
         });
         Provider {
             token,
-            ssh_key: std::env::var_os("IMAGE_UPDATER_SSH_KEY").map(Into::into),
+            ssh_key: std::env::var("IMAGE_UPDATER_SSH_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
             tried_token: false,
             tried_ssh: false,
             tried_agent: false,
@@ -70,7 +73,10 @@ impl Provider {
             let user = user.unwrap_or("git");
             if let (Some(key), false) = (&self.ssh_key, self.tried_ssh) {
                 self.tried_ssh = true;
-                return Cred::ssh_key(user, None, key, None);
+                if key.trim_start().starts_with("-----BEGIN") {
+                    return Cred::ssh_key_from_memory(user, None, key, None);
+                }
+                return Cred::ssh_key(user, None, std::path::Path::new(key), None);
             }
             if !self.tried_agent {
                 self.tried_agent = true;

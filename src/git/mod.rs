@@ -5,8 +5,11 @@
 //! are kept, and credentials come from the environment ([`credentials`]).
 
 pub mod credentials;
+pub mod hostkeys;
 
 use std::path::{Path, PathBuf};
+
+pub use git2::Oid;
 
 use git2::{
     build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature,
@@ -14,21 +17,30 @@ use git2::{
 
 /// A delivery failure; messages never hold a credential (URLs are redacted).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct GitError(String);
+#[error("{message}")]
+pub struct GitError {
+    pub kind: GitErrorKind,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitErrorKind {
+    /// The remote refused the push because it moved on (not a fast-forward).
+    Rejected,
+    Other,
+}
 
 impl GitError {
     fn new(context: &str, e: impl std::fmt::Display) -> GitError {
-        GitError(credentials::redact(&format!("{context}: {e}")))
+        GitError::plain(credentials::redact(&format!("{context}: {e}")))
     }
-}
 
-/// The commit that was made and where it went.
-#[derive(Debug, Clone)]
-pub struct Delivered {
-    pub commit: String,
-    pub branch: String,
-    pub remote: String,
+    fn plain(message: String) -> GitError {
+        GitError {
+            kind: GitErrorKind::Other,
+            message,
+        }
+    }
 }
 
 /// An open work tree.
@@ -49,7 +61,7 @@ impl WorkTree {
         let root = repo
             .workdir()
             .ok_or_else(|| {
-                GitError(format!(
+                GitError::plain(format!(
                     "{}: a bare repository has no work tree",
                     path.display()
                 ))
@@ -66,107 +78,147 @@ impl WorkTree {
             .head()
             .map_err(|e| GitError::new("reading HEAD", e.message()))?;
         if !head.is_branch() {
-            return Err(GitError(
+            return Err(GitError::plain(
                 "HEAD is detached: check out the branch to update (CI checkouts: fetch with the branch, e.g. actions/checkout with ref)".into(),
             ));
         }
         Ok(head.shorthand().unwrap_or_default().to_string())
     }
 
-    /// Commit `files` (absolute paths inside the work tree, already written) on the checked-out
-    /// branch and push it to `origin`. `base`, when given, must be the checked-out branch.
-    pub fn commit_and_push(
-        &self,
-        files: &[PathBuf],
-        author: (&str, &str),
-        message: &str,
-        base: Option<&str>,
-    ) -> Result<Delivered, GitError> {
-        let branch = self.current_branch()?;
-        if let Some(b) = base {
-            if b != branch {
-                return Err(GitError(format!(
-                    "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
-                )));
-            }
-        }
-        let parent = self
-            .repo
+    /// The commit HEAD points at.
+    pub fn head(&self) -> Result<Oid, GitError> {
+        self.repo
             .head()
             .and_then(|h| h.peel_to_commit())
-            .map_err(|e| GitError::new("reading HEAD commit", e.message()))?;
-        let oid = self.commit(files, author, message)?;
-        if let Err(e) = self.push(&branch) {
-            // An unpushed commit would never be pushed: the next run finds the files current.
-            // Take it back, so a failed delivery leaves the branch and index as they were.
-            self.undo_commit(&parent, files)?;
-            return Err(e);
-        }
-        Ok(Delivered {
-            commit: oid.to_string(),
-            branch,
-            remote: "origin".into(),
-        })
+            .map(|c| c.id())
+            .map_err(|e| GitError::new("reading HEAD commit", e.message()))
     }
 
-    fn commit(
+    /// Commit `files` (absolute paths inside the work tree, already written) on top of HEAD.
+    /// Only these paths enter the commit; file modes are kept; the index follows.
+    pub fn commit_files(
         &self,
         files: &[PathBuf],
         author: (&str, &str),
         message: &str,
-    ) -> Result<git2::Oid, GitError> {
+    ) -> Result<Oid, GitError> {
         let repo = &self.repo;
         let head = repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
+            .find_commit(self.head()?)
             .map_err(|e| GitError::new("reading HEAD commit", e.message()))?;
-        let base_tree = head
-            .tree()
-            .map_err(|e| GitError::new("reading HEAD tree", e.message()))?;
-        let mut update = TreeUpdateBuilder::new();
+        let mut contents = Vec::with_capacity(files.len());
+        for file in files {
+            let bytes =
+                std::fs::read(file).map_err(|e| GitError::new(&file.display().to_string(), e))?;
+            contents.push((self.relative(file)?, bytes));
+        }
+        let tree = self.tree_with(&head, &contents)?;
+        let oid = self.commit(Some("HEAD"), &head, &tree, author, message)?;
         let mut index = repo
             .index()
             .map_err(|e| GitError::new("opening the index", e.message()))?;
-        for file in files {
-            let rel = self.relative(file)?;
-            let bytes =
-                std::fs::read(file).map_err(|e| GitError::new(&file.display().to_string(), e))?;
-            let blob = repo
-                .blob(&bytes)
-                .map_err(|e| GitError::new("writing a blob", e.message()))?;
-            let mode = match base_tree.get_path(&rel) {
-                Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
-                    FileMode::BlobExecutable
-                }
-                _ => FileMode::Blob,
-            };
-            update.upsert(&rel, blob, mode);
+        for (rel, _) in &contents {
             index
-                .add_path(&rel)
+                .add_path(rel)
                 .map_err(|e| GitError::new(&format!("staging {}", rel.display()), e.message()))?;
         }
-        let tree_oid = update
-            .create_updated(repo, &base_tree)
-            .map_err(|e| GitError::new("building the tree", e.message()))?;
-        if tree_oid == base_tree.id() {
-            return Err(GitError("nothing to commit: the files equal HEAD".into()));
-        }
-        let tree = repo
-            .find_tree(tree_oid)
-            .map_err(|e| GitError::new("tree", e.message()))?;
-        let sig = Signature::now(author.0, author.1)
-            .map_err(|e| GitError::new("commit author", e.message()))?;
-        let oid = repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
-            .map_err(|e| GitError::new("committing", e.message()))?;
         index
             .write()
             .map_err(|e| GitError::new("writing the index", e.message()))?;
         Ok(oid)
     }
 
-    /// Move the checked-out branch back to `parent` and reset the index entries of `files`.
-    fn undo_commit(&self, parent: &git2::Commit<'_>, files: &[PathBuf]) -> Result<(), GitError> {
+    /// Commit `contents` (repo-relative path, bytes) on top of `parent` as the tip of
+    /// `branch`, moving it there whatever it held before; neither HEAD nor the work tree
+    /// changes. For pull-request branches.
+    pub fn commit_to_branch(
+        &self,
+        parent: Oid,
+        branch: &str,
+        contents: &[(PathBuf, Vec<u8>)],
+        author: (&str, &str),
+        message: &str,
+    ) -> Result<Oid, GitError> {
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(|e| GitError::new("reading the base commit", e.message()))?;
+        let tree = self.tree_with(&parent, contents)?;
+        let oid = self.commit(None, &parent, &tree, author, message)?;
+        self.repo
+            .reference(
+                &format!("refs/heads/{branch}"),
+                oid,
+                true,
+                "image-updater: update branch",
+            )
+            .map_err(|e| GitError::new(&format!("moving branch {branch}"), e.message()))?;
+        Ok(oid)
+    }
+
+    /// Whether two commits hold the same tree (the same content).
+    pub fn same_content(&self, a: Oid, b: Oid) -> bool {
+        let tree = |o| self.repo.find_commit(o).map(|c| c.tree_id());
+        matches!((tree(a), tree(b)), (Ok(x), Ok(y)) if x == y)
+    }
+
+    /// The tree of `base` with `contents` written over it, modes kept.
+    fn tree_with(
+        &self,
+        base: &git2::Commit<'_>,
+        contents: &[(PathBuf, Vec<u8>)],
+    ) -> Result<git2::Tree<'_>, GitError> {
+        let repo = &self.repo;
+        let base_tree = base
+            .tree()
+            .map_err(|e| GitError::new("reading a tree", e.message()))?;
+        let mut update = TreeUpdateBuilder::new();
+        for (rel, bytes) in contents {
+            let blob = repo
+                .blob(bytes)
+                .map_err(|e| GitError::new("writing a blob", e.message()))?;
+            let mode = match base_tree.get_path(rel) {
+                Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
+                    FileMode::BlobExecutable
+                }
+                _ => FileMode::Blob,
+            };
+            update.upsert(rel, blob, mode);
+        }
+        let tree_oid = update
+            .create_updated(repo, &base_tree)
+            .map_err(|e| GitError::new("building the tree", e.message()))?;
+        if tree_oid == base_tree.id() {
+            return Err(GitError::plain(
+                "nothing to commit: the files equal the base".into(),
+            ));
+        }
+        repo.find_tree(tree_oid)
+            .map_err(|e| GitError::new("tree", e.message()))
+    }
+
+    fn commit(
+        &self,
+        update_ref: Option<&str>,
+        parent: &git2::Commit<'_>,
+        tree: &git2::Tree<'_>,
+        author: (&str, &str),
+        message: &str,
+    ) -> Result<Oid, GitError> {
+        let sig = Signature::now(author.0, author.1)
+            .map_err(|e| GitError::new("commit author", e.message()))?;
+        self.repo
+            .commit(update_ref, &sig, &sig, message, tree, &[parent])
+            .map_err(|e| GitError::new("committing", e.message()))
+    }
+
+    /// Move the checked-out branch back to `parent` and reset the index entries of `files`:
+    /// an unpushed commit would never be pushed, since the next run finds the files current.
+    pub fn undo_commit(&self, parent: Oid, files: &[PathBuf]) -> Result<(), GitError> {
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(|e| GitError::new("reading the parent commit", e.message()))?;
         let mut head = self
             .repo
             .head()
@@ -182,16 +234,20 @@ impl WorkTree {
             .map_err(|e| GitError::new("resetting the index", e.message()))
     }
 
-    fn push(&self, branch: &str) -> Result<(), GitError> {
-        let mut remote = self
-            .repo
+    fn remote(&self) -> Result<git2::Remote<'_>, GitError> {
+        self.repo
             .find_remote("origin")
-            .map_err(|e| GitError::new("finding remote origin", e.message()))?;
+            .map_err(|e| GitError::new("finding remote origin", e.message()))
+    }
+
+    /// Push `branch` to the same name on `origin`; `force` replaces whatever is there.
+    /// A refusal because the remote moved on is [`GitErrorKind::Rejected`].
+    pub fn push(&self, branch: &str, force: bool) -> Result<(), GitError> {
+        let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = RemoteCallbacks::new();
-        let mut creds = credentials::Provider::from_env();
-        callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
+        let refusal = Refusal::default();
+        let mut callbacks = callbacks_noting(&url, refusal.clone());
         callbacks.push_update_reference(|refname, status| {
             if let Some(msg) = status {
                 *rejected.borrow_mut() = Some(format!("{refname}: {msg}"));
@@ -200,14 +256,98 @@ impl WorkTree {
         });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(callbacks);
-        let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        remote
-            .push(&[spec.as_str()], Some(&mut opts))
-            .map_err(|e| GitError::new(&format!("pushing {branch} to {url}"), e.message()))?;
+        let plus = if force { "+" } else { "" };
+        let spec = format!("{plus}refs/heads/{branch}:refs/heads/{branch}");
+        let result = remote.push(&[spec.as_str()], Some(&mut opts));
         drop(opts);
-        if let Some(r) = rejected.into_inner() {
-            return Err(GitError::new(&format!("push to {url} rejected"), r));
+        if let Err(e) = result {
+            let why = refusal
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| e.message().to_string());
+            let mut err = GitError::new(&format!("pushing {branch} to {url}"), why);
+            if e.code() == git2::ErrorCode::NotFastForward {
+                err.kind = GitErrorKind::Rejected;
+            }
+            return Err(err);
         }
+        if let Some(r) = rejected.into_inner() {
+            let mut err = GitError::new(&format!("push to {url} rejected"), r);
+            err.kind = GitErrorKind::Rejected;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Fetch `branch` from `origin`; the commit it points at there, or None when it does not
+    /// exist there.
+    pub fn fetch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let mut remote = self.remote()?;
+        let url = remote.url().unwrap_or_default().to_string();
+        let exists = {
+            let conn = remote
+                .connect_auth(git2::Direction::Fetch, Some(callbacks(&url)), None)
+                .map_err(|e| GitError::new(&format!("connecting to {url}"), e.message()))?;
+            let want = format!("refs/heads/{branch}");
+            let list = conn
+                .list()
+                .map_err(|e| GitError::new(&format!("listing {url}"), e.message()))?;
+            list.iter().any(|h| h.name() == want)
+        };
+        if !exists {
+            return Ok(None);
+        }
+        let mut opts = git2::FetchOptions::new();
+        opts.remote_callbacks(callbacks(&url));
+        let tracking = format!("refs/remotes/origin/{branch}");
+        let spec = format!("+refs/heads/{branch}:{tracking}");
+        remote
+            .fetch(&[spec.as_str()], Some(&mut opts), None)
+            .map_err(|e| GitError::new(&format!("fetching {branch} from {url}"), e.message()))?;
+        self.repo
+            .refname_to_id(&tracking)
+            .map(Some)
+            .map_err(|e| GitError::new("reading the fetched branch", e.message()))
+    }
+
+    /// Move the checked-out `branch` forward to `to` and update the work tree, refusing
+    /// (never forcing) when the branch has commits of its own or local changes are in the way.
+    pub fn fast_forward(&self, branch: &str, to: Oid) -> Result<(), GitError> {
+        let head = self.head()?;
+        if head == to {
+            return Ok(());
+        }
+        let ancestor = self
+            .repo
+            .graph_descendant_of(to, head)
+            .map_err(|e| GitError::new("comparing commits", e.message()))?;
+        if !ancestor {
+            return Err(GitError::plain(format!(
+                "{branch} has commits that origin/{branch} does not: cannot fast-forward; nothing was forced"
+            )));
+        }
+        let target = self
+            .repo
+            .find_object(to, None)
+            .map_err(|e| GitError::new("reading the fetched commit", e.message()))?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.safe();
+        self.repo
+            .checkout_tree(&target, Some(&mut checkout))
+            .map_err(|e| {
+                GitError::new(
+                    &format!("updating the work tree to origin/{branch}"),
+                    e.message(),
+                )
+            })?;
+        self.repo
+            .reference(
+                &format!("refs/heads/{branch}"),
+                to,
+                true,
+                "image-updater: fast-forward",
+            )
+            .map_err(|e| GitError::new("fast-forwarding", e.message()))?;
         Ok(())
     }
 
@@ -218,7 +358,7 @@ impl WorkTree {
         abs.strip_prefix(&self.root)
             .map(Path::to_path_buf)
             .map_err(|_| {
-                GitError(format!(
+                GitError::plain(format!(
                     "{} is outside the work tree {}",
                     file.display(),
                     self.root.display()
@@ -229,11 +369,8 @@ impl WorkTree {
 
 /// Clone `url` into `dir` (for `--clone`), checking out `branch` or the remote's default.
 pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, GitError> {
-    let mut callbacks = RemoteCallbacks::new();
-    let mut creds = credentials::Provider::from_env();
-    callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
     let mut fetch = git2::FetchOptions::new();
-    fetch.remote_callbacks(callbacks);
+    fetch.remote_callbacks(callbacks(url));
     let mut builder = git2::build::RepoBuilder::new();
     builder.fetch_options(fetch);
     if let Some(b) = branch {
@@ -243,4 +380,53 @@ pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, Gi
         .clone(url, dir)
         .map_err(|e| GitError::new(&format!("cloning {url}"), e.message()))?;
     WorkTree::open(dir)
+}
+
+/// Callbacks for talking to the remote at `url`: credentials from the environment, and SSH
+/// host keys checked against known_hosts ([`hostkeys`]); TLS is verified by libgit2.
+fn callbacks(url: &str) -> RemoteCallbacks<'static> {
+    callbacks_noting(url, Default::default())
+}
+
+/// A host key refusal, kept aside: libgit2 replaces the callback's message with its own.
+type Refusal = std::rc::Rc<std::cell::RefCell<Option<String>>>;
+
+/// [`callbacks`] that also note why a host key was refused in `refusal`.
+fn callbacks_noting(url: &str, refusal: Refusal) -> RemoteCallbacks<'static> {
+    let mut callbacks = RemoteCallbacks::new();
+    let mut creds = credentials::Provider::from_env();
+    callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
+    let port = hostkeys::ssh_host_port(url).map_or(22, |(_, p)| p);
+    callbacks.certificate_check(move |cert, host| {
+        use git2::CertificateCheckStatus::{CertificateOk, CertificatePassthrough};
+        let Some(hostkey) = cert.as_hostkey() else {
+            return Ok(CertificatePassthrough);
+        };
+        let Some(key) = hostkey.hostkey() else {
+            return Err(git2::Error::from_str("the SSH server's host key could not be read"));
+        };
+        let path = hostkeys::known_hosts_path();
+        let text = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let shown = path.as_ref().map_or("(no known_hosts file)".into(), |p| p.display().to_string());
+        let why = match hostkeys::check(&text, host, port, key) {
+            hostkeys::Verdict::Known => return Ok(CertificateOk),
+            hostkeys::Verdict::Unknown
+                if std::env::var("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST").as_deref() == Ok("1") =>
+            {
+                return Ok(CertificateOk)
+            }
+            hostkeys::Verdict::Unknown => format!(
+                "the SSH host key of {host} (port {port}) is not in {shown}: add it (ssh-keyscan -p {port} {host}) or point IMAGE_UPDATER_SSH_KNOWN_HOSTS at a file that has it"
+            ),
+            hostkeys::Verdict::Mismatch => format!(
+                "the SSH host key of {host} (port {port}) differs from the one in {shown}: refusing to connect"
+            ),
+        };
+        *refusal.borrow_mut() = Some(why.clone());
+        Err(git2::Error::from_str(&why))
+    });
+    callbacks
 }

@@ -38,6 +38,10 @@ pub struct Edit {
 /// A plain value that would read as another type (`1.10`, `true`, `null`) is double-quoted so
 /// it stays a string; a value a single-quoted scalar cannot hold (control characters) is
 /// double-quoted too. Block scalars (`|`, `>`) are refused.
+///
+/// One exception keeps numbers numbers: where the original is a plain number (a chart's
+/// `tag: 15.4`), a new value that is a number reading back as the same text (`15.5`, `16`)
+/// stays plain; one that would not (`16.0` reads back as `16`, `1.10` as `1.1`) is quoted.
 pub fn apply_edits(original: &str, edits: &[Edit]) -> Result<String, ManifestError> {
     let before = scan::events(original)?;
     let by_span: HashMap<(usize, usize), usize> = before
@@ -66,10 +70,10 @@ pub fn apply_edits(original: &str, edits: &[Edit]) -> Result<String, ManifestErr
         let Some(&index) = by_span.get(&(edit.span.start, edit.span.end)) else {
             return Err(bad("the span is not a whole scalar of this text"));
         };
-        let EventKind::Scalar { style, .. } = &before[index].kind else {
+        let EventKind::Scalar { style, value, .. } = &before[index].kind else {
             return Err(bad("the span is not a scalar"));
         };
-        let (token, new_style) = render(&edit.new_value, *style).map_err(|r| bad(&r))?;
+        let (token, new_style) = render(&edit.new_value, *style, value).map_err(|r| bad(&r))?;
         planned.push((index, token, &edit.new_value, new_style));
     }
 
@@ -174,10 +178,14 @@ fn describe(kind: &EventKind) -> String {
     }
 }
 
-/// The token for `value` in (or close to) `style`, and the style actually used.
-fn render(value: &str, style: Style) -> Result<(String, Style), String> {
+/// The token for `value` in (or close to) `style`, and the style actually used; `original` is
+/// the scalar's current value.
+fn render(value: &str, style: Style, original: &str) -> Result<(String, Style), String> {
     match style {
         Style::Plain if plain_safe(value) => Ok((value.to_owned(), Style::Plain)),
+        Style::Plain if is_plain_number(original) && is_canonical_number(value) => {
+            Ok((value.to_owned(), Style::Plain))
+        }
         Style::SingleQuoted if !value.chars().any(needs_escape) => Ok((
             format!("'{}'", value.replace('\'', "''")),
             Style::SingleQuoted,
@@ -275,6 +283,36 @@ fn resolves_to_non_string(value: &str) -> bool {
         && unsigned
             .chars()
             .all(|c| c.is_ascii_digit() || c == ':' || c == '.')
+}
+
+/// Whether a plain `value` reads as a number (int or float, YAML 1.1 or 1.2 forms).
+fn is_plain_number(value: &str) -> bool {
+    let unsigned = value.trim_start_matches(['+', '-']);
+    resolves_to_non_string(value)
+        && unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && !unsigned.eq_ignore_ascii_case(".inf")
+        && !unsigned.eq_ignore_ascii_case(".nan")
+}
+
+/// Whether `value` is a decimal number that a YAML reader prints back as the same text:
+/// `15`, `-3`, `15.5`, but not `16.0` (reads back `16`), `1.10` (`1.1`), `007`, `1e3`.
+pub fn is_canonical_number(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        return false;
+    }
+    match frac {
+        None => value.parse::<i64>().is_ok_and(|n| n.to_string() == value),
+        Some(_) => value.parse::<f64>().is_ok_and(|n| {
+            let printed = n.to_string();
+            printed == value && printed.contains('.')
+        }),
+    }
 }
 
 /// Write atomically: temp file in the same directory, same permissions as the existing file,
@@ -432,6 +470,56 @@ mod tests {
         assert!(!plain_safe("0x1f"));
         assert!(!plain_safe("12:30"));
         assert!(!plain_safe("-x"));
+    }
+
+    fn edit_text(text: &str, old: &str, new: &str) -> String {
+        let start = text.find(old).unwrap();
+        apply_edits(
+            text,
+            &[Edit {
+                span: start..start + old.len(),
+                new_value: new.to_owned(),
+            }],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn numbers_stay_numbers_when_they_read_back_the_same() {
+        let text = "image:\n  tag: 15.4 # chart wants a number\n";
+        let with = |tag: &str| format!("image:\n  tag: {tag} # chart wants a number\n");
+        for (new, token) in [
+            ("15.5", "15.5"),
+            ("16", "16"),
+            ("16.0", "\"16.0\""),
+            ("1.10", "\"1.10\""),
+            ("007", "\"007\""),
+            ("1e3", "\"1e3\""),
+            ("true", "\"true\""),
+            ("15.5-alpine", "15.5-alpine"),
+        ] {
+            assert_eq!(edit_text(text, "15.4", new), with(token), "{new}");
+        }
+        // A string tag never turns into a number.
+        let text = "tag: v15.4\n";
+        assert_eq!(edit_text(text, "v15.4", "15.5"), "tag: \"15.5\"\n");
+        // Quoted numbers stay quoted in their style.
+        assert_eq!(
+            edit_text("tag: '15.4'\n", "'15.4'", "16.0"),
+            "tag: '16.0'\n"
+        );
+        assert_eq!(edit_text("tag: 15\n", "15", "16"), "tag: 16\n");
+        assert_eq!(edit_text("tag: 0x1f\n", "0x1f", "16"), "tag: 16\n");
+        assert!(is_canonical_number("-3"));
+        assert!(is_canonical_number("0.5"));
+        assert!(!is_canonical_number("-0"));
+        assert!(!is_canonical_number(".5"));
+        assert!(!is_canonical_number("5."));
+        assert!(!is_canonical_number("99999999999999999999"));
+        assert!(!is_canonical_number("+1"));
+        assert!(!is_plain_number("true"));
+        assert!(!is_plain_number(".inf"));
+        assert!(is_plain_number("1_000"));
     }
 
     #[test]

@@ -4,13 +4,158 @@
 //! Globs are compiled once per call and matched against `/`-separated paths relative to the
 //! root; `*` does not cross `/`, `**` does. A glob naming a directory (`clusters/prod`) also
 //! selects everything below it.
+//!
+//! [`discover_files`] also reports what it leaves out and why: files over a size bound, and
+//! symlinks that point outside the root (never followed), are broken, or point at a file that
+//! is scanned under its own name.
 
+use std::collections::HashSet;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::WalkBuilder;
 
 use super::ManifestError;
+
+/// The default bound on a manifest's size: 10 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+
+/// What [`discover_files`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverOptions {
+    /// Globs selecting files (all YAML files when empty).
+    pub paths: Vec<String>,
+    /// Globs leaving files out.
+    pub exclude: Vec<String>,
+    /// Files larger than this many bytes are skipped.
+    pub max_file_size: u64,
+}
+
+impl Default for DiscoverOptions {
+    fn default() -> Self {
+        DiscoverOptions {
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// The result of [`discover_files`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Files to read, relative to the root, sorted.
+    pub files: Vec<PathBuf>,
+    /// Files selected by the globs but not read, relative to the root, with the reason; sorted.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Like [`discover`], with a size bound, and reporting what is left out:
+///
+/// - a file over `max_file_size` bytes;
+/// - a symlink whose target is outside `root` (it is never followed), or broken;
+/// - a symlink to a file that is itself in `files` (it is scanned once, under its own name).
+///
+/// A symlink to a file inside the root that is not otherwise selected is read under the
+/// link's name (writes go through the link to the target). Symlinked directories are not
+/// descended into.
+pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered, ManifestError> {
+    let include = glob_set(&opts.paths)?;
+    let exclude = glob_set(&opts.exclude)?;
+    let canonical_root = fs::canonicalize(root).map_err(|e| ManifestError::Walk {
+        message: format!("{}: {e}", root.display()),
+    })?;
+
+    let walker = WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|entry| entry.file_name() != ".git")
+        .build();
+
+    let mut out = Discovered::default();
+    // Links to files inside the root: (link, target relative to the root).
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) if err.io_error().is_some() => {
+                return Err(ManifestError::Walk {
+                    message: err.to_string(),
+                })
+            }
+            Err(_) => continue,
+        };
+        let Some(file_type) = entry.file_type() else {
+            continue;
+        };
+        if !(file_type.is_file() || file_type.is_symlink()) || !is_yaml(entry.path()) {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let rel_str = slash_path(rel);
+        if include.as_ref().is_some_and(|set| !set.is_match(&rel_str))
+            || exclude.as_ref().is_some_and(|set| set.is_match(&rel_str))
+        {
+            continue;
+        }
+        let rel = rel.to_path_buf();
+        if file_type.is_symlink() {
+            let target = match fs::canonicalize(entry.path()) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.skipped
+                        .push((rel, format!("symlink that cannot be resolved: {e}")));
+                    continue;
+                }
+            };
+            let Ok(target_rel) = target.strip_prefix(&canonical_root) else {
+                out.skipped.push((
+                    rel,
+                    "symlink to a path outside the repository, not followed".into(),
+                ));
+                continue;
+            };
+            if !target.is_file() {
+                continue;
+            }
+            if let Some(reason) = too_big(&target, opts.max_file_size) {
+                out.skipped.push((rel, reason));
+                continue;
+            }
+            links.push((rel, target_rel.to_path_buf()));
+            continue;
+        }
+        if let Some(reason) = too_big(entry.path(), opts.max_file_size) {
+            out.skipped.push((rel, reason));
+            continue;
+        }
+        out.files.push(rel);
+    }
+    let real: HashSet<PathBuf> = out.files.iter().cloned().collect();
+    for (link, target) in links {
+        if real.contains(&target) {
+            let reason = format!(
+                "symlink to {}, which is scanned itself",
+                slash_path(&target)
+            );
+            out.skipped.push((link, reason));
+        } else {
+            out.files.push(link);
+        }
+    }
+    out.files.sort();
+    out.skipped.sort();
+    Ok(out)
+}
+
+fn too_big(path: &Path, max: u64) -> Option<String> {
+    let len = fs::metadata(path).ok()?.len();
+    (len > max).then(|| format!("larger than {max} bytes ({len} bytes), not read"))
+}
 
 /// The manifest files to read under `root`, as paths relative to root, sorted: every
 /// *.yaml/*.yml not ignored by .gitignore (honoured even if root is not the top of a git repo
@@ -21,6 +166,9 @@ use super::ManifestError;
 /// Hidden files and directories other than `.git` are included (a `.flux/` folder is as
 /// much a part of the repo as any other). Malformed lines in ignore files are skipped, as git
 /// does; I/O errors while walking are returned.
+///
+/// Symlinks are not read. [`discover_files`] adds the size bound, symlinks inside the root
+/// and the reasons for what it leaves out; this stays for callers not yet moved to it.
 pub fn discover(
     root: &Path,
     paths: &[String],
@@ -204,6 +352,66 @@ mod tests {
             names(dir.path(), &["./clusters/prod"], &["clusters/dev/"]),
             ["clusters/prod/web.YAML"]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_and_size_bound() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.yaml"), "a: b\n").unwrap();
+        let dir = tree(&["apps/web/deploy.yaml", "apps/big.yaml", "other/base.yml"]);
+        fs::write(
+            dir.path().join("apps/big.yaml"),
+            "a: ".to_owned() + &"x".repeat(100),
+        )
+        .unwrap();
+        let apps = dir.path().join("apps");
+        symlink(outside.path().join("secret.yaml"), apps.join("out.yaml")).unwrap();
+        symlink(apps.join("web/deploy.yaml"), apps.join("dup.yaml")).unwrap();
+        symlink("../other/base.yml", apps.join("shared.yaml")).unwrap();
+        symlink("missing.yaml", apps.join("broken.yaml")).unwrap();
+        symlink(outside.path(), apps.join("outdir.yaml")).unwrap();
+        let opts = DiscoverOptions {
+            paths: vec!["apps/**".into()],
+            max_file_size: 50,
+            ..Default::default()
+        };
+        let got = discover_files(dir.path(), &opts).unwrap();
+        let files: Vec<String> = got.files.iter().map(|p| slash_path(p)).collect();
+        assert_eq!(files, ["apps/shared.yaml", "apps/web/deploy.yaml"]);
+        let skipped: Vec<(String, &str)> = got
+            .skipped
+            .iter()
+            .map(|(p, r)| (slash_path(p), r.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 5, "{skipped:?}");
+        assert_eq!(skipped[0].0, "apps/big.yaml");
+        assert!(skipped[0].1.contains("larger than 50 bytes (103 bytes)"));
+        assert_eq!(skipped[1].0, "apps/broken.yaml");
+        assert!(skipped[1].1.contains("cannot be resolved"));
+        assert_eq!(
+            skipped[2],
+            (
+                "apps/dup.yaml".into(),
+                "symlink to apps/web/deploy.yaml, which is scanned itself"
+            )
+        );
+        assert_eq!(
+            skipped[3],
+            (
+                "apps/out.yaml".into(),
+                "symlink to a path outside the repository, not followed"
+            )
+        );
+        assert_eq!(skipped[4].0, "apps/outdir.yaml");
+        // The default bound is 10 MiB, and `discover` keeps its old behaviour.
+        let all = discover_files(dir.path(), &DiscoverOptions::default()).unwrap();
+        assert!(all.files.iter().any(|p| p.ends_with("big.yaml")));
+        assert!(discover(dir.path(), &[], &[])
+            .unwrap()
+            .iter()
+            .all(|p| !p.ends_with("shared.yaml")));
     }
 
     #[test]

@@ -2,15 +2,31 @@
 //!
 //! Discovery returns [`Found`] values carrying the exact byte span of each scalar, so that a
 //! rewrite is a splice of the original bytes ([`edit::apply_edits`]) and never a reserialisation.
-//! [`scan`] holds the generic YAML walking, [`k8s`] the Kubernetes workload shapes, [`edit`] the
-//! splicing, verification and atomic writes, and [`files`] which files are read at all.
+//! [`sites::scan_file`] is the one entry point per file: it returns every [`Site`] (an image
+//! reference, possibly spread over several scalars) in every format, plus the Flux image
+//! policies the file declares.
+//!
+//! [`scan`] holds the generic YAML walking; [`k8s`], [`markers`], [`kustomize`], [`helm`],
+//! [`compose`], [`argocd`] and [`flux`] the formats; [`edit`] the splicing, verification and
+//! atomic writes; and [`files`] which files are read at all.
 
+pub mod argocd;
+pub mod compose;
 pub mod edit;
 pub mod files;
+pub mod flux;
+pub mod helm;
 pub mod k8s;
+pub mod kustomize;
+pub mod markers;
 pub mod scan;
+pub mod sites;
 
+use std::fmt;
 use std::ops::Range;
+
+pub use flux::{FluxPolicy, FluxPolicyKind, FluxRepository, FluxSortOrder};
+pub use sites::scan_file;
 
 /// One image reference (or part of one) found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +37,182 @@ pub struct Found {
     pub span: Range<usize>,
     /// The decoded scalar value (e.g. "ghcr.io/acme/web:1.2.0")
     pub value: String,
-    /// Where it sits, for messages: e.g. "spec.template.spec.containers[0].image"
+    /// Where it sits, for messages: e.g. `spec.template.spec.containers[0].image`
     pub path: String,
+}
+
+/// Which format a [`Site`] was found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    /// `image:` of a Kubernetes container (`containers`, `initContainers`, `ephemeralContainers`).
+    K8s,
+    /// A Flux setter marker comment (`# {"$imagepolicy": "NS:NAME[:field]"}`).
+    Marker,
+    /// A kustomization's `images:` entry.
+    Kustomize,
+    /// Helm values (`values*.yaml`, a HelmRelease's `spec.values`, an Argo CD `valuesObject`).
+    Helm,
+    /// docker-compose `services.*.image`.
+    Compose,
+    /// An Argo CD Application's `kustomize.images` or `helm.parameters`.
+    ArgoCd,
+}
+
+impl Format {
+    /// The name shown in reports: `k8s`, `marker`, `kustomize`, `helm`, `compose`, `argocd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::K8s => "k8s",
+            Format::Marker => "marker",
+            Format::Kustomize => "kustomize",
+            Format::Helm => "helm",
+            Format::Compose => "compose",
+            Format::ArgoCd => "argocd",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The policy a Flux marker names: `NS:NAME` of `# {"$imagepolicy": "NS:NAME[:field]"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PolicyRef {
+    /// The namespace part (Flux's ImagePolicy namespace).
+    pub namespace: String,
+    /// The policy name: an `images[].name`, or a Flux ImagePolicy's name.
+    pub name: String,
+}
+
+/// One image reference in a file, possibly spread over several scalars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The format that found it; [`Format::Marker`] whenever a marker names its policy.
+    pub format: Format,
+    /// The policy named by the file itself (a Flux marker); `None` otherwise.
+    pub policy: Option<PolicyRef>,
+    /// Index of the [`ScanOptions::helm`] entry (for [`Format::Helm`]) or
+    /// [`ScanOptions::argocd_helm_params`] entry (for [`Format::ArgoCd`]) whose key paths found
+    /// it, when configured keys found it; `None` for the built-in shapes.
+    pub keys: Option<usize>,
+    /// 1-based line for reports: the tag scalar's line if any, else the first scalar's.
+    pub line: usize,
+    /// The scalars holding the reference.
+    pub parts: Parts,
+}
+
+/// The scalars of a [`Site`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parts {
+    /// One scalar holding `name[:tag][@digest]` (containers, compose, whole-reference markers,
+    /// `image: "repo:tag"` in Helm values). Rewrite it with the whole new reference.
+    Whole(Found),
+    /// Separate scalars; any may be absent. `name` is the repository (the full name when
+    /// `registry` is `None`). Rewrite each present part with its new value.
+    ///
+    /// For [`Format::Kustomize`], `name` is the entry's `newName` when it has one, else its
+    /// `name`, which is kustomize's match key: rewrite only a `newName`, never the `name` key
+    /// (check `name.path` ends in `.newName`). `tag` is `newTag`, `digest` is `digest`.
+    Split {
+        /// `registry` (Helm), when written separately.
+        registry: Option<Found>,
+        /// The repository (or the full name without tag).
+        name: Option<Found>,
+        /// The tag.
+        tag: Option<Found>,
+        /// The digest (`sha256:...`).
+        digest: Option<Found>,
+    },
+    /// An override string that prefixes a reference, as Argo CD's `kustomize.images` entries
+    /// `name=newName:tag` (prefix `name=`) or `name:tag` (empty prefix). The reference is
+    /// `scalar.value[prefix.len()..]`; rewrite the scalar with `prefix + new reference`.
+    Override {
+        /// The whole scalar.
+        scalar: Found,
+        /// What precedes the reference in the value (`"name="` or `""`).
+        prefix: String,
+    },
+}
+
+impl Parts {
+    /// Every scalar of the site, in source order.
+    pub fn scalars(&self) -> Vec<&Found> {
+        let mut v: Vec<&Found> = match self {
+            Parts::Whole(f) => vec![f],
+            Parts::Override { scalar, .. } => vec![scalar],
+            Parts::Split {
+                registry,
+                name,
+                tag,
+                digest,
+            } => [registry, name, tag, digest]
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        v.sort_by_key(|f| f.span.start);
+        v
+    }
+
+    /// The tag scalar if split, else the single scalar (the scalar to point reports at).
+    fn report_line(&self) -> usize {
+        match self {
+            Parts::Split { tag: Some(t), .. } => t.line,
+            _ => self.scalars().first().map_or(0, |f| f.line),
+        }
+    }
+}
+
+/// Key paths that name the parts of one image in Helm values (`image.registry`,
+/// `image.repository`, `image.tag`, `image.digest`), from `images[].helm` in the config; for
+/// Argo CD `helm.parameters` they are parameter names. Paths are `.`-separated keys, with
+/// `[N]` for sequence items (`sidecars[0].image.tag`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelmKeys {
+    /// Path of the registry host.
+    pub registry: Option<String>,
+    /// Path of the repository.
+    pub repository: Option<String>,
+    /// Path of the tag.
+    pub tag: Option<String>,
+    /// Path of the digest.
+    pub digest: Option<String>,
+}
+
+/// What [`scan_file`] looks for beyond the built-in shapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Helm values key paths, from the config's `images[].helm`.
+    pub helm: Vec<HelmKeys>,
+    /// Argo CD `helm.parameters` names, from the config's `images[].helm`.
+    pub argocd_helm_params: Vec<HelmKeys>,
+}
+
+/// Something in a file worth reporting that is not a site: a marker that is malformed or
+/// attached to nothing, a Flux object that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong, for the report's `skipped` reason.
+    pub message: String,
+}
+
+/// Everything [`scan_file`] found in one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileScan {
+    /// Image references, in source order; no two share a scalar.
+    pub sites: Vec<Site>,
+    /// Flux ImagePolicy objects declared in the file (image joined from an ImageRepository in
+    /// the same file; see [`flux::join`] for the others).
+    pub flux_policies: Vec<FluxPolicy>,
+    /// Flux ImageRepository objects declared in the file.
+    pub flux_repositories: Vec<FluxRepository>,
+    /// Markers and Flux objects that could not be used, with why.
+    pub problems: Vec<Problem>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.
@@ -114,3 +304,5 @@ mod tests {
         assert!(glob.to_string().contains("\"a/[\""));
     }
 }
+#[cfg(test)]
+mod proptests;

@@ -469,6 +469,26 @@ pub fn walk<'a>(node: &'a Node, path: &mut Path, visit: &mut impl FnMut(&'a Node
     }
 }
 
+/// A document's `apiVersion` and `kind`, when they are scalars.
+pub fn api_version_kind(root: &Node) -> (Option<&str>, Option<&str>) {
+    (
+        root.get("apiVersion").and_then(Node::as_str),
+        root.get("kind").and_then(Node::as_str),
+    )
+}
+
+/// Whether `api_version` is in the API `group` (`group/version`).
+pub fn in_group(api_version: Option<&str>, group: &str) -> bool {
+    api_version
+        .and_then(|v| v.strip_prefix(group))
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A path starting with `keys`.
+pub fn path_of(keys: &[&str]) -> Path {
+    Path(keys.iter().map(|k| Segment::Key((*k).to_owned())).collect())
+}
+
 /// 1-based line of byte `offset` in `text` (lines end at `\n`, so CRLF counts once).
 pub fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());

@@ -1,24 +1,53 @@
 //! Which tag wins: a [`Policy`] turns a repository's tag list into the candidates it
-//! allows, best first ([`Policy::select`]), and decides whether the tag now in a
-//! manifest should move ([`Policy::update_from`]) — never a downgrade unless asked,
-//! and never a flip between two spellings of one version.
+//! allows, best first ([`Policy::select`]), says why every other tag was dropped
+//! ([`Policy::explain`]), and decides whether the tag now in a manifest should move
+//! ([`Policy::update_from`]) — never a downgrade unless asked, and never a flip
+//! between two spellings of one version.
 //!
-//! Signature and attestation tags (`*.sig`, `*.att`, `*.sbom`, `sha256-*`) are always
-//! excluded, on top of the policy's own exclude globs.
+//! Every tag goes through the same steps, once, in this order; the first that
+//! rejects it is the reason it is dropped:
+//!
+//! 1. the exclude globs: the policy's own and the always-excluded signature and
+//!    attestation tags (`*.sig`, `*.att`, `*.sbom`, `sha256-*`);
+//! 2. the exclude regexes (Flux's `exclusionList`), unanchored;
+//! 3. the filter ([`filter`]): its pattern must match, and its extract template, if
+//!    any, gives the value that is ranked instead of the tag;
+//! 4. the kind: [`semver`] reads the value as a version and checks the range,
+//!    [`order`] ranks it as text or as a number, [`digest`] keeps only the followed tag.
+//!
+//! Ties — two tags whose values rank equal (`v1.2.4` and `1.2.4`, `1.20` and
+//! `1.20.0`, two tags extracting the same value) — are ordered longer tag first, then
+//! byte order, so the order never depends on the registry's; and the current tag
+//! always wins a tie.
 
+pub mod digest;
+pub mod filter;
+pub mod order;
 pub mod semver;
 
+#[cfg(test)]
+mod cases;
+#[cfg(test)]
+mod props;
+
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
 
 use ::semver::Version;
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use regex::RegexSet;
 
-use self::semver::{parse_tag, precedence, Constraint};
+pub use self::filter::Filter;
+use self::order::Number;
+pub use self::order::Order;
+use self::semver::{parse_tag, precedence, Constraint, Miss};
 
 /// Tags that are never candidates: cosign signatures, attestations and SBOMs.
 pub const ALWAYS_EXCLUDED: [&str; 4] = ["*.sig", "*.att", "*.sbom", "sha256-*"];
 
-/// A policy that cannot be built.
+/// A policy that cannot be built. Every message quotes the offending text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// A semver range that does not parse.
@@ -27,43 +56,156 @@ pub enum PolicyError {
     /// An exclude glob that does not compile.
     #[error("invalid exclude pattern {pattern:?}: {reason}")]
     InvalidExclude { pattern: String, reason: String },
+    /// An exclude regex that does not compile.
+    #[error("invalid exclude regex {pattern:?}: {reason}")]
+    InvalidExcludeRegex { pattern: String, reason: String },
+    /// A filter pattern that does not compile.
+    #[error("invalid filter pattern {pattern:?}: {reason}")]
+    InvalidFilter { pattern: String, reason: String },
+    /// An extract template that refers to a group the pattern lacks.
+    #[error("invalid extract template {extract:?}: {reason}")]
+    InvalidExtract { extract: String, reason: String },
+    /// An extract template given without a filter pattern.
+    #[error("extract template {extract:?} needs a filter pattern to extract from")]
+    ExtractWithoutPattern { extract: String },
+    /// An order other than `asc` or `desc`.
+    #[error("invalid order {order:?}: expected \"asc\" or \"desc\"")]
+    InvalidOrder { order: String },
+    /// A digest policy's tag that is not a tag.
+    #[error("invalid digest tag {tag:?}: {reason}")]
+    InvalidDigestTag { tag: String, reason: String },
 }
 
-/// How tags are ordered and which are allowed.
+/// How tags are ranked and which are allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyKind {
     /// Tags read as versions ([`semver::parse_tag`]) that satisfy this range; the
     /// highest version wins.
     Semver(String),
+    /// Any tag, in byte order; `asc` picks the greatest.
+    Alphabetical(Order),
+    /// Tags that are decimal numbers ([`order::Number`]); `asc` picks the greatest.
+    Numerical(Order),
+    /// Follows one mutable tag: the only candidate is this tag, when listed.
+    Digest(String),
 }
 
 /// The compiled form of a [`PolicyKind`].
 #[derive(Debug, Clone)]
 enum Rule {
     Semver(Constraint),
+    Alphabetical(Order),
+    Numerical(Order),
+    Digest(String),
 }
 
-/// A compiled policy: its rule, exclusions and downgrade setting.
+/// A compiled policy: its rule, exclusions, filter and downgrade setting.
 #[derive(Debug, Clone)]
 pub struct Policy {
     rule: Rule,
+    globs: Vec<String>,
     exclude: GlobSet,
+    regexes: Vec<String>,
+    exclude_regex: Option<RegexSet>,
+    filter: Option<Filter>,
     allow_downgrade: bool,
 }
 
 /// The outcome of [`Policy::select`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
-    /// Tags passing the policy (not excluded, readable as a version, matching the
-    /// range), best first.
+    /// Tags passing the policy, best first, each once.
     pub candidates: Vec<String>,
     /// The best candidate, or None when nothing passes.
     pub latest: Option<String>,
 }
 
+/// A move decided by [`Policy::update_from`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The tag to write.
+    pub to: String,
+    /// Why the current tag is replaced.
+    pub reason: ChangeReason,
+}
+
+/// Why [`Policy::update_from`] replaces the current tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeReason {
+    /// The new tag ranks strictly above the current one.
+    Newer,
+    /// There is no current tag, or the policy does not accept it (`latest` under a
+    /// semver range, a tag the filter does not match, an excluded tag): the best
+    /// candidate replaces it, even one ranking below it. A version outside the range
+    /// is replaced only by a better one (or with `allow_downgrade`).
+    CurrentNotAccepted,
+    /// With `allow_downgrade`: the current tag is accepted but no longer listed,
+    /// and the best listed candidate ranks below it.
+    Downgrade,
+}
+
+impl fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeReason::Newer => "newer",
+            ChangeReason::CurrentNotAccepted => "current tag not accepted by the policy",
+            ChangeReason::Downgrade => "downgrade (allowed)",
+        })
+    }
+}
+
+/// What [`Policy::explain`] says about one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub tag: String,
+    pub outcome: Outcome,
+}
+
+/// A tag's fate under a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tag passes; rank 0 is the pick.
+    Candidate { rank: usize },
+    /// The tag was dropped, and why ("excluded by glob *.sig", "filter pattern did
+    /// not match", "not a version", "outside range ^1.2", "not a number", "a
+    /// pre-release, and the range names none", ...).
+    Dropped(String),
+}
+
+/// The value a tag is ranked by; all keys of one policy are the same variant.
+#[derive(Debug, Clone)]
+enum Key<'t> {
+    Version(Version),
+    Text(Cow<'t, str>),
+    Number(Number),
+    Followed,
+}
+
+/// Why a tag is not a candidate, rendered by [`Policy::reason`].
+#[derive(Debug, Clone)]
+enum Rejection {
+    Glob(usize),
+    Regex(usize),
+    FilterMiss,
+    /// The value (when an extract template made one) is not a version.
+    NotVersion(Option<String>),
+    /// A version the range does not take; kept so an update can still compare it.
+    Range(Miss, Version),
+    NotNumber(Option<String>),
+    NotFollowed(Option<String>),
+}
+
+/// Every distinct tag of a list, judged once: candidates best first, then the
+/// dropped ones in list order.
+struct Evaluation<'t> {
+    ranked: Vec<(Key<'t>, &'t str)>,
+    dropped: Vec<(&'t str, Rejection)>,
+}
+
 impl Policy {
     /// exclude: glob patterns (globset); "*.sig", "*.att", "*.sbom", "sha256-*" are
-    /// always excluded. Errors for a bad range or bad glob quote them.
+    /// always excluded. Errors for a bad range, order word, digest tag or glob quote
+    /// them.
     pub fn new(
         kind: PolicyKind,
         exclude: &[String],
@@ -71,15 +213,22 @@ impl Policy {
     ) -> Result<Policy, PolicyError> {
         let rule = match kind {
             PolicyKind::Semver(range) => Rule::Semver(Constraint::parse(&range)?),
+            PolicyKind::Alphabetical(order) => Rule::Alphabetical(order),
+            PolicyKind::Numerical(order) => Rule::Numerical(order),
+            PolicyKind::Digest(tag) => {
+                digest::validate_tag(&tag)?;
+                Rule::Digest(tag)
+            }
         };
-        let mut builder = GlobSetBuilder::new();
-        let patterns = ALWAYS_EXCLUDED
+        let globs: Vec<String> = ALWAYS_EXCLUDED
             .iter()
-            .copied()
-            .chain(exclude.iter().map(String::as_str));
-        for pattern in patterns {
+            .map(|g| g.to_string())
+            .chain(exclude.iter().cloned())
+            .collect();
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &globs {
             let glob = Glob::new(pattern).map_err(|e| PolicyError::InvalidExclude {
-                pattern: pattern.to_string(),
+                pattern: pattern.clone(),
                 reason: e.kind().to_string(),
             })?;
             builder.add(glob);
@@ -90,8 +239,56 @@ impl Policy {
         })?;
         Ok(Policy {
             rule,
+            globs,
             exclude,
+            regexes: Vec::new(),
+            exclude_regex: None,
+            filter: None,
             allow_downgrade,
+        })
+    }
+
+    /// Adds a filter: `pattern` is an unanchored regex that a tag must match, and
+    /// `extract` an optional template ([`filter`]) whose expansion is ranked in place
+    /// of the tag (for semver, read as a version). An empty `pattern` means no
+    /// filter, and is an error when `extract` is given.
+    pub fn with_filter(self, pattern: &str, extract: Option<&str>) -> Result<Policy, PolicyError> {
+        if pattern.is_empty() {
+            return match extract.filter(|e| !e.is_empty()) {
+                Some(extract) => Err(PolicyError::ExtractWithoutPattern {
+                    extract: extract.to_string(),
+                }),
+                None => Ok(self),
+            };
+        }
+        Ok(Policy {
+            filter: Some(Filter::new(pattern, extract)?),
+            ..self
+        })
+    }
+
+    /// Adds exclude regexes (Flux's `exclusionList`): a tag any of them matches,
+    /// unanchored, is dropped. May be called again to add more.
+    pub fn with_exclude_regex(self, patterns: &[String]) -> Result<Policy, PolicyError> {
+        if patterns.is_empty() {
+            return Ok(self);
+        }
+        for pattern in patterns {
+            regex::Regex::new(pattern).map_err(|e| PolicyError::InvalidExcludeRegex {
+                pattern: pattern.clone(),
+                reason: filter::regex_error_reason(&e),
+            })?;
+        }
+        let mut regexes = self.regexes;
+        regexes.extend(patterns.iter().cloned());
+        let set = RegexSet::new(&regexes).map_err(|e| PolicyError::InvalidExcludeRegex {
+            pattern: patterns.join(", "),
+            reason: e.to_string(),
+        })?;
+        Ok(Policy {
+            regexes,
+            exclude_regex: Some(set),
+            ..self
         })
     }
 
@@ -100,83 +297,198 @@ impl Policy {
         self.allow_downgrade
     }
 
-    /// Whether `tag` is removed by an exclude glob (the policy's or the built-in ones).
+    /// Whether `tag` is removed by an exclude glob (the policy's or the built-in
+    /// ones) or an exclude regex.
     pub fn is_excluded(&self, tag: &str) -> bool {
-        self.exclude.is_match(tag)
+        self.exclude.is_match(tag) || self.exclude_regex.as_ref().is_some_and(|s| s.is_match(tag))
     }
 
-    /// The tags that pass the policy, best first. Each tag is parsed once and the
+    /// The tags that pass the policy, best first. Each tag is judged once and the
     /// list sorted once; duplicates are dropped.
     pub fn select(&self, tags: &[String]) -> Selection {
-        let ranked = self.rank(tags);
-        let candidates: Vec<String> = ranked.into_iter().map(|(_, t)| t.to_string()).collect();
+        let candidates: Vec<String> = self
+            .evaluate(tags)
+            .ranked
+            .into_iter()
+            .map(|(_, t)| t.to_string())
+            .collect();
         Selection {
             latest: candidates.first().cloned(),
             candidates,
         }
     }
 
-    /// The tag to move to from `current` (the tag now in the manifest, if any), or
-    /// None when no change:
-    /// None when nothing passes; None when the best candidate is not strictly newer
-    /// than current (never a downgrade, unless allow_downgrade, where any best of a
-    /// different version is taken).
-    /// Ties: two tags reading as the same version (v1.2.4 vs 1.2.4, 1.20 vs 1.20.0) —
-    /// the current tag wins a tie so runs never flip-flop.
-    /// A current tag that is not a version (e.g. "latest") or absent: move to the
-    /// best candidate.
-    pub fn update_from(&self, current: Option<&str>, tags: &[String]) -> Option<String> {
-        let ranked = self.rank(tags);
-        let (best_version, best) = ranked.into_iter().next()?;
-        let Some(current) = current else {
-            return Some(best.to_string());
+    /// One verdict per distinct tag: the candidates first, best first (the order of
+    /// [`Policy::select`]), then the dropped tags in list order with the reason.
+    pub fn explain(&self, tags: &[String]) -> Vec<Verdict> {
+        let Evaluation { ranked, dropped } = self.evaluate(tags);
+        let candidates = ranked
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (_, tag))| Verdict {
+                tag: tag.to_string(),
+                outcome: Outcome::Candidate { rank },
+            });
+        let dropped = dropped.into_iter().map(|(tag, why)| Verdict {
+            tag: tag.to_string(),
+            outcome: Outcome::Dropped(self.reason(&why)),
+        });
+        candidates.chain(dropped).collect()
+    }
+
+    /// Whether the tag now in the manifest (`current`; None when it has none) should
+    /// move, and to what:
+    /// - None when nothing passes, or when the best candidate is `current`;
+    /// - [`ChangeReason::CurrentNotAccepted`] when `current` is None or the policy
+    ///   cannot rank it (not a version, not a number, not matched by the filter,
+    ///   not the followed tag) or excludes it: the best candidate, whatever its rank;
+    /// - [`ChangeReason::CurrentNotAccepted`] too for a version outside the range
+    ///   (or a pre-release the range does not name) when the best candidate ranks
+    ///   above it; one ranking above the best candidate (a manual bump past the
+    ///   range) is kept, unless `allow_downgrade`;
+    /// - [`ChangeReason::Newer`] when the best candidate ranks strictly above an
+    ///   accepted current tag;
+    /// - a tie (`v1.2.4` vs `1.2.4`) keeps the current tag, so runs never flip-flop;
+    /// - a best candidate ranking below an accepted current tag (no longer listed)
+    ///   is taken only with `allow_downgrade`, as [`ChangeReason::Downgrade`].
+    ///
+    /// Whether `current` is accepted depends on its text only, not on the list.
+    pub fn update_from(&self, current: Option<&str>, tags: &[String]) -> Option<Change> {
+        let ranked = self.evaluate(tags).ranked;
+        let (best_key, best) = ranked.first()?;
+        let change = |reason| {
+            Some(Change {
+                to: best.to_string(),
+                reason,
+            })
         };
-        if current == best {
+        let Some(current) = current else {
+            return change(ChangeReason::CurrentNotAccepted);
+        };
+        if current == *best {
             return None;
         }
-        let Some(current_version) = self.read(current) else {
-            return Some(best.to_string());
-        };
-        match precedence(&best_version, &current_version) {
-            Ordering::Greater => Some(best.to_string()),
-            Ordering::Equal => None,
-            Ordering::Less if self.allow_downgrade => Some(best.to_string()),
-            Ordering::Less => None,
+        match self.judge(current) {
+            Ok(current_key) => match self.compare(best_key, &current_key) {
+                Ordering::Greater => change(ChangeReason::Newer),
+                Ordering::Equal => None,
+                Ordering::Less if self.allow_downgrade => change(ChangeReason::Downgrade),
+                Ordering::Less => None,
+            },
+            // A version the range does not take still has a rank: replaced when
+            // below the best candidate, kept when above it (a manual bump past the
+            // range is not undone), unless downgrades are allowed.
+            Err(Rejection::Range(_, version)) => {
+                let above = self.compare(best_key, &Key::Version(version)).is_gt();
+                if above || self.allow_downgrade {
+                    change(ChangeReason::CurrentNotAccepted)
+                } else {
+                    None
+                }
+            }
+            Err(_) => change(ChangeReason::CurrentNotAccepted),
         }
     }
 
-    /// Reads a tag the way the rule orders it.
-    fn read(&self, tag: &str) -> Option<Version> {
+    /// The one code path behind `select`, `explain` and `update_from`.
+    fn evaluate<'t>(&self, tags: &'t [String]) -> Evaluation<'t> {
+        let mut seen = HashSet::with_capacity(tags.len());
+        let mut ranked = Vec::new();
+        let mut dropped = Vec::new();
+        for tag in tags {
+            if !seen.insert(tag.as_str()) {
+                continue;
+            }
+            match self.judge(tag) {
+                Ok(key) => ranked.push((key, tag.as_str())),
+                Err(why) => dropped.push((tag.as_str(), why)),
+            }
+        }
+        ranked.sort_unstable_by(|a, b| {
+            self.compare(&b.0, &a.0)
+                .then_with(|| b.1.len().cmp(&a.1.len()))
+                .then_with(|| a.1.cmp(b.1))
+        });
+        Evaluation { ranked, dropped }
+    }
+
+    /// Runs one tag through the steps of the module doc.
+    fn judge<'t>(&self, tag: &'t str) -> Result<Key<'t>, Rejection> {
+        if self.exclude.is_match(tag) {
+            let first = self.exclude.matches(tag).into_iter().min().unwrap_or(0);
+            return Err(Rejection::Glob(first));
+        }
+        if let Some(set) = &self.exclude_regex {
+            if let Some(first) = set.matches(tag).iter().next() {
+                return Err(Rejection::Regex(first));
+            }
+        }
+        let value = match &self.filter {
+            Some(filter) => filter.apply(tag).ok_or(Rejection::FilterMiss)?,
+            None => Cow::Borrowed(tag),
+        };
+        // For the reason of a drop: the value, when a template made it.
+        let extracted = |value: &Cow<str>| match value {
+            Cow::Owned(v) => Some(v.clone()),
+            Cow::Borrowed(_) => None,
+        };
         match &self.rule {
-            Rule::Semver(_) => parse_tag(tag),
+            Rule::Semver(range) => {
+                let version =
+                    parse_tag(&value).ok_or_else(|| Rejection::NotVersion(extracted(&value)))?;
+                match range.check(&version) {
+                    Ok(()) => Ok(Key::Version(version)),
+                    Err(miss) => Err(Rejection::Range(miss, version)),
+                }
+            }
+            Rule::Alphabetical(_) => Ok(Key::Text(value)),
+            Rule::Numerical(_) => Number::parse(&value)
+                .map(Key::Number)
+                .ok_or_else(|| Rejection::NotNumber(extracted(&value))),
+            Rule::Digest(followed) => {
+                if *value == **followed {
+                    Ok(Key::Followed)
+                } else {
+                    Err(Rejection::NotFollowed(extracted(&value)))
+                }
+            }
         }
     }
 
-    /// Passing tags with their versions, best first, without duplicates.
-    fn rank<'a>(&self, tags: &'a [String]) -> Vec<(Version, &'a str)> {
-        let mut ranked: Vec<(Version, &str)> = match &self.rule {
-            Rule::Semver(range) => tags
-                .iter()
-                .filter_map(|tag| {
-                    let version = parse_tag(tag)?;
-                    (range.matches(&version) && !self.is_excluded(tag))
-                        .then_some((version, tag.as_str()))
-                })
-                .collect(),
-        };
-        ranked.sort_unstable_by(better_first);
-        ranked.dedup_by(|a, b| a.1 == b.1);
-        ranked
+    /// Greater when `a` ranks above `b`.
+    fn compare(&self, a: &Key, b: &Key) -> Ordering {
+        match (&self.rule, a, b) {
+            (Rule::Semver(_), Key::Version(a), Key::Version(b)) => precedence(a, b),
+            (Rule::Alphabetical(order), Key::Text(a), Key::Text(b)) => order.rank(&**a, &**b),
+            (Rule::Numerical(order), Key::Number(a), Key::Number(b)) => order.rank(a, b),
+            _ => Ordering::Equal,
+        }
     }
-}
 
-/// The ranking: higher version first (build metadata ignored); between spellings of
-/// one version the longer, more explicit one (`1.20.0` before `1.20`, `v1.2.4` before
-/// `1.2.4`), then byte order — so the order never depends on the input order.
-fn better_first(a: &(Version, &str), b: &(Version, &str)) -> Ordering {
-    precedence(&b.0, &a.0)
-        .then_with(|| b.1.len().cmp(&a.1.len()))
-        .then_with(|| a.1.cmp(b.1))
+    fn reason(&self, why: &Rejection) -> String {
+        let from = |value: &Option<String>| match value {
+            Some(v) => format!(" (extracted {v:?})"),
+            None => String::new(),
+        };
+        match why {
+            Rejection::Glob(i) => format!("excluded by glob {}", self.globs[*i]),
+            Rejection::Regex(i) => format!("excluded by regex {}", self.regexes[*i]),
+            Rejection::FilterMiss => "filter pattern did not match".to_string(),
+            Rejection::NotVersion(value) => format!("not a version{}", from(value)),
+            Rejection::Range(Miss::OutsideRange, _) => match &self.rule {
+                Rule::Semver(range) => format!("outside range {range}"),
+                _ => "outside range".to_string(),
+            },
+            Rejection::Range(Miss::Prerelease, _) => {
+                "a pre-release, and the range names none".to_string()
+            }
+            Rejection::NotNumber(value) => format!("not a number{}", from(value)),
+            Rejection::NotFollowed(value) => match &self.rule {
+                Rule::Digest(tag) => format!("not the followed tag {tag}{}", from(value)),
+                _ => "not the followed tag".to_string(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -284,89 +596,263 @@ mod tests {
         assert_eq!(s.candidates, tags(&["1.0.0", "0.9.0"]));
     }
 
+    use ChangeReason::{CurrentNotAccepted, Downgrade, Newer};
+
+    /// update_from as (to, reason).
+    fn moved(p: &Policy, current: Option<&str>, list: &[&str]) -> Option<(String, ChangeReason)> {
+        p.update_from(current, &tags(list))
+            .map(|c| (c.to, c.reason))
+    }
+
+    fn to(tag: &str, reason: ChangeReason) -> Option<(String, ChangeReason)> {
+        Some((tag.to_string(), reason))
+    }
+
     #[test]
     fn update_moves_to_newer() {
         let p = semver("^1");
-        let list = tags(&["1.0.0", "1.1.0", "1.2.0", "2.0.0"]);
-        assert_eq!(
-            p.update_from(Some("1.0.0"), &list).as_deref(),
-            Some("1.2.0")
-        );
-        assert_eq!(p.update_from(Some("1.2.0"), &list), None);
+        let list = ["1.0.0", "1.1.0", "1.2.0", "2.0.0"];
+        assert_eq!(moved(&p, Some("1.0.0"), &list), to("1.2.0", Newer));
+        assert_eq!(moved(&p, Some("1.2.0"), &list), None);
     }
 
     #[test]
     fn update_never_downgrades() {
         let p = semver("^1");
-        let list = tags(&["1.0.0", "1.1.0"]);
-        assert_eq!(p.update_from(Some("1.5.0"), &list), None);
-        // The current tag may be outside the range (a manual bump): still no downgrade.
-        assert_eq!(p.update_from(Some("2.0.0"), &list), None);
-        assert_eq!(p.update_from(Some("1.2.0-rc.1"), &list), None);
+        let list = ["1.0.0", "1.1.0"];
+        // 1.5.0 is accepted but no longer listed: kept.
+        assert_eq!(moved(&p, Some("1.5.0"), &list), None);
+    }
+
+    #[test]
+    fn update_replaces_a_current_tag_the_policy_does_not_accept() {
+        let p = semver("^1");
+        let list = ["1.0.0", "1.1.0"];
+        // Outside the range but above every candidate (a manual bump): kept.
+        assert_eq!(moved(&p, Some("2.0.0"), &list), None);
+        assert_eq!(moved(&p, Some("1.2.0-rc.1"), &list), None);
+        // Outside the range and below the best candidate: replaced.
+        assert_eq!(
+            moved(&p, Some("0.9.0"), &list),
+            to("1.1.0", CurrentNotAccepted)
+        );
+        assert_eq!(
+            moved(&p, Some("1.1.0-rc.1"), &list),
+            to("1.1.0", CurrentNotAccepted)
+        );
+        // Excluded by a glob of the policy.
+        let p = Policy::new(PolicyKind::Semver("^1".into()), &tags(&["*-debug"]), false).unwrap();
+        assert_eq!(
+            moved(&p, Some("1.1.0-debug"), &["1.0.0", "1.1.0-debug"]),
+            to("1.0.0", CurrentNotAccepted)
+        );
+        // Not matched by the filter.
+        let p = semver("*").with_filter("^v", None).unwrap();
+        assert_eq!(
+            moved(&p, Some("1.9.0"), &["v1.0.0", "1.9.0"]),
+            to("v1.0.0", CurrentNotAccepted)
+        );
     }
 
     #[test]
     fn update_downgrades_when_allowed() {
         let p = Policy::new(PolicyKind::Semver("~1.1".into()), &[], true).unwrap();
-        let list = tags(&["1.0.0", "1.1.0", "1.1.3", "1.2.0"]);
+        let list = ["1.0.0", "1.1.0", "1.1.3", "1.2.0"];
         assert!(p.allow_downgrade());
         assert_eq!(
-            p.update_from(Some("1.2.0"), &list).as_deref(),
-            Some("1.1.3")
+            moved(&p, Some("1.2.0"), &list),
+            to("1.1.3", CurrentNotAccepted)
         );
         assert_eq!(
-            p.update_from(Some("1.0.0"), &list).as_deref(),
-            Some("1.1.3")
+            moved(&p, Some("1.0.0"), &list),
+            to("1.1.3", CurrentNotAccepted)
         );
-        assert_eq!(p.update_from(Some("1.1.3"), &list), None);
+        assert_eq!(moved(&p, Some("1.1.3"), &list), None);
+        assert_eq!(moved(&p, Some("1.1.1"), &list), to("1.1.3", Newer));
+        // Accepted, no longer listed, above every candidate.
+        assert_eq!(moved(&p, Some("1.1.9"), &list), to("1.1.3", Downgrade));
         // A tie still keeps the current spelling.
-        assert_eq!(p.update_from(Some("1.1.3"), &tags(&["v1.1.3"])), None);
+        assert_eq!(moved(&p, Some("1.1.3"), &["v1.1.3"]), None);
     }
 
     #[test]
     fn update_keeps_current_on_a_tie() {
         let p = semver("*");
-        assert_eq!(
-            p.update_from(Some("1.2.4"), &tags(&["v1.2.4", "1.2.4"])),
-            None
-        );
-        assert_eq!(p.update_from(Some("v1.2.4"), &tags(&["1.2.4"])), None);
-        assert_eq!(
-            p.update_from(Some("1.20"), &tags(&["1.20.0", "1.20"])),
-            None
-        );
-        assert_eq!(p.update_from(Some("1.2.3+a"), &tags(&["1.2.3+b"])), None);
+        assert_eq!(moved(&p, Some("1.2.4"), &["v1.2.4", "1.2.4"]), None);
+        assert_eq!(moved(&p, Some("v1.2.4"), &["1.2.4"]), None);
+        assert_eq!(moved(&p, Some("1.20"), &["1.20.0", "1.20"]), None);
+        assert_eq!(moved(&p, Some("1.2.3+a"), &["1.2.3+b"]), None);
         // A newer version in another spelling is still taken.
         assert_eq!(
-            p.update_from(Some("1.2.4"), &tags(&["v1.2.5", "1.2.4"]))
-                .as_deref(),
-            Some("v1.2.5")
+            moved(&p, Some("1.2.4"), &["v1.2.5", "1.2.4"]),
+            to("v1.2.5", Newer)
         );
     }
 
     #[test]
     fn update_from_non_version_or_absent_current() {
         let p = semver(">=1");
-        let list = tags(&["1.0.0", "1.4.0", "latest"]);
+        let list = ["1.0.0", "1.4.0", "latest"];
         assert_eq!(
-            p.update_from(Some("latest"), &list).as_deref(),
-            Some("1.4.0")
+            moved(&p, Some("latest"), &list),
+            to("1.4.0", CurrentNotAccepted)
         );
         assert_eq!(
-            p.update_from(Some("main-abc"), &list).as_deref(),
-            Some("1.4.0")
+            moved(&p, Some("main-abc"), &list),
+            to("1.4.0", CurrentNotAccepted)
         );
-        assert_eq!(p.update_from(None, &list).as_deref(), Some("1.4.0"));
+        assert_eq!(moved(&p, None, &list), to("1.4.0", CurrentNotAccepted));
     }
 
     #[test]
     fn update_with_nothing_passing_is_none() {
         let p = semver(">=9");
+        assert_eq!(moved(&p, Some("1.0.0"), &["1.0.0", "2.0.0"]), None);
+        assert_eq!(moved(&p, None, &["latest"]), None);
+    }
+
+    #[test]
+    fn digest_policy_follows_one_tag() {
+        let p = Policy::new(PolicyKind::Digest("stable".into()), &[], false).unwrap();
+        let list = ["1.0.0", "stable", "latest"];
+        assert_eq!(p.select(&tags(&list)).candidates, tags(&["stable"]));
+        assert_eq!(moved(&p, Some("stable"), &list), None);
         assert_eq!(
-            p.update_from(Some("1.0.0"), &tags(&["1.0.0", "2.0.0"])),
-            None
+            moved(&p, Some("1.0.0"), &list),
+            to("stable", CurrentNotAccepted)
         );
-        assert_eq!(p.update_from(None, &tags(&["latest"])), None);
+        assert_eq!(moved(&p, None, &list), to("stable", CurrentNotAccepted));
+        assert_eq!(moved(&p, Some("1.0.0"), &["1.0.0", "latest"]), None);
+    }
+
+    #[test]
+    fn alphabetical_and_numerical_orders() {
+        let list = tags(&["b", "a", "10", "9", "1.5", "c-1", "-2"]);
+        let pick = |kind| {
+            Policy::new(kind, &[], false)
+                .unwrap()
+                .select(&list)
+                .candidates
+        };
+        assert_eq!(
+            pick(PolicyKind::Alphabetical(Order::Asc)),
+            tags(&["c-1", "b", "a", "9", "10", "1.5", "-2"])
+        );
+        assert_eq!(
+            pick(PolicyKind::Alphabetical(Order::Desc)),
+            tags(&["-2", "1.5", "10", "9", "a", "b", "c-1"])
+        );
+        assert_eq!(
+            pick(PolicyKind::Numerical(Order::Asc)),
+            tags(&["10", "9", "1.5", "-2"])
+        );
+        assert_eq!(
+            pick(PolicyKind::Numerical(Order::Desc)),
+            tags(&["-2", "1.5", "9", "10"])
+        );
+    }
+
+    #[test]
+    fn explain_gives_ranks_then_reasons() {
+        let p = Policy::new(
+            PolicyKind::Semver("^1.2".into()),
+            &tags(&["*-debug"]),
+            false,
+        )
+        .unwrap()
+        .with_exclude_regex(&tags(&["^1\\.4"]))
+        .unwrap();
+        let list = tags(&[
+            "1.2.0",
+            "latest",
+            "1.3.0",
+            "2.0.0",
+            "1.3.1-rc.1",
+            "1.2.1-debug",
+            "x.sig",
+            "1.4.0",
+            "1.2.0",
+        ]);
+        let got: Vec<(String, Outcome)> = p
+            .explain(&list)
+            .into_iter()
+            .map(|v| (v.tag, v.outcome))
+            .collect();
+        let drop = |t: &str, why: &str| (t.to_string(), Outcome::Dropped(why.to_string()));
+        let cand = |t: &str, rank| (t.to_string(), Outcome::Candidate { rank });
+        assert_eq!(
+            got,
+            vec![
+                cand("1.3.0", 0),
+                cand("1.2.0", 1),
+                drop("latest", "not a version"),
+                drop("2.0.0", "outside range ^1.2"),
+                drop("1.3.1-rc.1", "a pre-release, and the range names none"),
+                drop("1.2.1-debug", "excluded by glob *-debug"),
+                drop("x.sig", "excluded by glob *.sig"),
+                drop("1.4.0", "excluded by regex ^1\\.4"),
+            ]
+        );
+        let p = Policy::new(PolicyKind::Numerical(Order::Asc), &[], false)
+            .unwrap()
+            .with_filter("^main-(?P<ts>[^-]+)-", Some("$ts"))
+            .unwrap();
+        let got = p.explain(&tags(&["main-x1-abc", "dev-1-abc", "main-7-abc"]));
+        assert_eq!(got[0].outcome, Outcome::Candidate { rank: 0 });
+        assert_eq!(
+            got[1].outcome,
+            Outcome::Dropped("not a number (extracted \"x1\")".into())
+        );
+        assert_eq!(
+            got[2].outcome,
+            Outcome::Dropped("filter pattern did not match".into())
+        );
+        let p = Policy::new(PolicyKind::Digest("latest".into()), &[], false).unwrap();
+        assert_eq!(
+            p.explain(&tags(&["stable"]))[0].outcome,
+            Outcome::Dropped("not the followed tag latest".into())
+        );
+    }
+
+    #[test]
+    fn filter_builder_rules() {
+        let p = semver("*");
+        assert!(p.clone().with_filter("", None).is_ok());
+        let e = p
+            .clone()
+            .with_filter("", Some("$1"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "extract template \"$1\" needs a filter pattern to extract from"
+        );
+        let e = p.clone().with_filter("a(", None).unwrap_err().to_string();
+        assert!(e.starts_with("invalid filter pattern \"a(\": "), "{e}");
+        let e = p
+            .with_exclude_regex(&tags(&["ok", "[z-a]"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("invalid exclude regex \"[z-a]\": "), "{e}");
+        let e = Policy::new(PolicyKind::Digest("a b".into()), &[], false).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid digest tag \"a b\": "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn exclude_regexes_accumulate() {
+        let p = semver("*")
+            .with_exclude_regex(&tags(&["^1\\."]))
+            .unwrap()
+            .with_exclude_regex(&tags(&["^2\\."]))
+            .unwrap()
+            .with_exclude_regex(&[])
+            .unwrap();
+        assert!(p.is_excluded("1.0.0") && p.is_excluded("2.0.0") && p.is_excluded("a.sig"));
+        let s = p.select(&tags(&["1.0.0", "2.0.0", "3.0.0"]));
+        assert_eq!(s.candidates, tags(&["3.0.0"]));
     }
 
     #[test]
@@ -400,6 +886,25 @@ mod tests {
         let s = semver(">=3 <19").select(&list);
         assert_eq!(s.latest.as_deref(), Some("v18.49.29"));
         assert_eq!(s.candidates.len(), 16 * 50 * 30);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn filtered_numerical_and_explain_handle_tens_of_thousands_of_tags() {
+        let mut list: Vec<String> = (0..40_000)
+            .map(|i| format!("main-{}-{:07x}", 1_700_000_000 + i * 7 % 40_000, i))
+            .collect();
+        list.extend((0..5_000).map(|i| format!("pr-{i}")));
+        let start = std::time::Instant::now();
+        let p = Policy::new(PolicyKind::Numerical(Order::Asc), &[], false)
+            .unwrap()
+            .with_filter(r"^main-(?P<ts>\d+)-[0-9a-f]{7}$", Some("$ts"))
+            .unwrap();
+        let s = p.select(&list);
+        assert_eq!(s.candidates.len(), 40_000);
+        assert!(s.latest.unwrap().starts_with("main-1700039999-"));
+        let verdicts = p.explain(&list);
+        assert_eq!(verdicts.len(), 45_000);
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -28,6 +28,16 @@ pub struct Constraint {
     groups: Vec<Group>,
 }
 
+/// Why a version does not satisfy a range ([`Constraint::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// The version is outside every alternative of the range.
+    OutsideRange,
+    /// The version is a pre-release, and the alternatives it would otherwise satisfy
+    /// name no pre-release.
+    Prerelease,
+}
+
 /// Comparators that must all hold.
 #[derive(Debug, Clone)]
 struct Group {
@@ -93,6 +103,25 @@ impl Constraint {
     /// Whether `v` satisfies the range.
     pub fn matches(&self, v: &Version) -> bool {
         self.groups.iter().any(|g| g.matches(v))
+    }
+
+    /// Like [`Constraint::matches`], and when `v` fails, why: a pre-release that some
+    /// group would otherwise match but no such group names a pre-release is
+    /// [`Miss::Prerelease`]; anything else is [`Miss::OutsideRange`].
+    pub fn check(&self, v: &Version) -> Result<(), Miss> {
+        if self.matches(v) {
+            return Ok(());
+        }
+        let blocked_only_by_prerelease = !v.pre.is_empty()
+            && self
+                .groups
+                .iter()
+                .any(|g| !g.allows_prerelease && g.comparators.iter().all(|c| c.matches(v)));
+        if blocked_only_by_prerelease {
+            Err(Miss::Prerelease)
+        } else {
+            Err(Miss::OutsideRange)
+        }
     }
 
     /// The range as written.

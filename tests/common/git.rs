@@ -227,7 +227,7 @@ fn find_http_backend() -> PathBuf {
     }
     panic!(
         "git-http-backend not found in /usr/lib/git-core or `git --exec-path`: install it with \
-         `apt-get install git` (or run `.ci/install-test-deps`), or set GIT_HTTP_BACKEND"
+         `apt-get install git` (or run `scripts/install-test-deps.sh`), or set GIT_HTTP_BACKEND"
     );
 }
 

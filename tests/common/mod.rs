@@ -24,6 +24,7 @@ mod http;
 mod paging;
 mod registry;
 mod sources;
+mod ssh;
 mod tls;
 mod token;
 
@@ -33,6 +34,7 @@ pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
 pub use registry::{sha256_digest, Registry};
 pub use sources::{bare_env, block_on, registries, test_options};
+pub use ssh::SshServer;
 pub use tls::TestCa;
 pub use token::{TokenIssuer, TokenRequest};
 
@@ -101,7 +103,7 @@ pub fn require_program(program: &str, install_hint: &str) -> PathBuf {
         return found;
     }
     panic!(
-        "{program} not found on PATH: install it with `{install_hint}` (or run `.ci/install-test-deps`)"
+        "{program} not found on PATH: install it with `{install_hint}` (or run `scripts/install-test-deps.sh`)"
     );
 }
 

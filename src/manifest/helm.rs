@@ -1,0 +1,366 @@
+//! Helm values: `values*.yaml` files, Flux `HelmRelease` `spec.values`, Argo CD
+//! `helm.valuesObject`.
+//!
+//! Three shapes, in this order (a scalar belongs to the first that claims it):
+//! 1. the key paths of [`ScanOptions::helm`](super::ScanOptions::helm) (`image.tag`, ...);
+//! 2. any mapping with a scalar `repository` and a `tag` or `digest` key, plus an optional
+//!    `registry` (`image: {repository, tag}`, `image: {registry, repository, tag}`, Bitnami's
+//!    `image: {registry, repository, tag, digest}`);
+//! 3. an `image: "repo:tag"` string.
+//!
+//! A null value (`tag:`) counts as absent. A shape whose keys hold an alias or a collection is
+//! left out: it cannot be spliced.
+
+use std::path::Path as FsPath;
+
+use super::scan::{self, Node, NodeKind, Path, Segment};
+use super::{Format, Found, HelmKeys, Parts, Site};
+
+/// Flux's HelmRelease API group.
+pub const HELM_RELEASE_GROUP: &str = "helm.toolkit.fluxcd.io";
+
+/// Whether the file is a values file: `values*.yaml` / `values*.yml`.
+pub fn is_values_file(path: &FsPath) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("values") && (n.ends_with(".yaml") || n.ends_with(".yml")))
+}
+
+/// The `spec.values` of a Flux HelmRelease document, if it is one.
+pub fn helm_release_values(root: &Node) -> Option<&Node> {
+    let (api, kind) = scan::api_version_kind(root);
+    if scan::in_group(api, HELM_RELEASE_GROUP) && kind == Some("HelmRelease") {
+        root.get_path(&["spec", "values"])
+    } else {
+        None
+    }
+}
+
+/// Parse a key path `a.b[0].c` into segments; `None` when malformed.
+pub fn parse_key_path(path: &str) -> Option<Vec<Segment>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if key.is_empty() && (out.is_empty() || rest.is_empty()) {
+            return None;
+        }
+        if !key.is_empty() {
+            out.push(Segment::Key(key.to_owned()));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let close = r.find(']')?;
+            out.push(Segment::Index(r[..close].parse().ok()?));
+            rest = &r[close + 1..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn lookup<'a>(root: &'a Node, segments: &[Segment]) -> Option<&'a Node> {
+    segments.iter().try_fold(root, |node, seg| match seg {
+        Segment::Key(k) => node.get(k),
+        Segment::Index(i) => node.as_sequence()?.get(*i),
+    })
+}
+
+/// A part at `node`: `Ok(None)` when absent or null, `Err` when not a scalar.
+fn part(node: Option<&Node>, path: &Path) -> Result<Option<Found>, ()> {
+    match node {
+        None => Ok(None),
+        Some(n) if n.is_null() => Ok(None),
+        Some(n) => n.to_found(path).map(Some).ok_or(()),
+    }
+}
+
+fn split_site(format: Format, keys: Option<usize>, parts: [Option<Found>; 4]) -> Option<Site> {
+    let [registry, name, tag, digest] = parts;
+    if registry.is_none() && name.is_none() && tag.is_none() && digest.is_none() {
+        return None;
+    }
+    let parts = Parts::Split {
+        registry,
+        name,
+        tag,
+        digest,
+    };
+    Some(Site {
+        format,
+        policy: None,
+        keys,
+        line: parts.report_line(),
+        parts,
+    })
+}
+
+/// Sites for configured key paths below `root` (paths reported from `prefix`).
+pub fn keyed_sites(
+    root: &Node,
+    prefix: &Path,
+    keys: &[HelmKeys],
+    format: Format,
+    out: &mut Vec<Site>,
+) {
+    for (i, k) in keys.iter().enumerate() {
+        let mut parts: [Option<Found>; 4] = Default::default();
+        let mut ok = true;
+        let wanted = [&k.registry, &k.repository, &k.tag, &k.digest];
+        for (slot, key) in parts.iter_mut().zip(wanted) {
+            let Some(key) = key else { continue };
+            let Some(segments) = parse_key_path(key) else {
+                continue;
+            };
+            let mut path = prefix.clone();
+            path.0.extend(segments.iter().cloned());
+            match part(lookup(root, &segments), &path) {
+                Ok(found) => *slot = found,
+                Err(()) => ok = false,
+            }
+        }
+        if ok {
+            out.extend(split_site(format, Some(i), parts));
+        }
+    }
+}
+
+/// Sites of the built-in shapes (2 and 3 of the module doc) below `root`.
+pub fn shape_sites(root: &Node, prefix: &Path, out: &mut Vec<Site>) {
+    let mut path = prefix.clone();
+    scan::walk(root, &mut path, &mut |node, path| {
+        let Some(entries) = node.as_mapping() else {
+            return;
+        };
+        let get = |key: &str| entries.iter().find(|(k, _)| k.as_str() == Some(key));
+        // 2. repository + tag/digest (+ registry)
+        if let Some((_, repo)) = get("repository") {
+            if (get("tag").is_some() || get("digest").is_some())
+                && repo.as_str().is_some()
+                && !repo.is_null()
+            {
+                let at = |key: &str| {
+                    let mut p = path.clone();
+                    p.push(Segment::Key(key.to_owned()));
+                    part(get(key).map(|(_, v)| v), &p)
+                };
+                if let (Ok(registry), Ok(name), Ok(tag), Ok(digest)) =
+                    (at("registry"), at("repository"), at("tag"), at("digest"))
+                {
+                    out.extend(split_site(
+                        Format::Helm,
+                        None,
+                        [registry, name, tag, digest],
+                    ));
+                }
+            }
+        }
+        // 3. image: "repo:tag"
+        if let Some((_, image)) = get("image") {
+            if let NodeKind::Scalar { value, .. } = &image.kind {
+                if !image.is_null() && !value.is_empty() && !value.contains(char::is_whitespace) {
+                    let mut p = path.clone();
+                    p.push(Segment::Key("image".into()));
+                    out.extend(image.to_found(&p).map(|f| Site {
+                        format: Format::Helm,
+                        policy: None,
+                        keys: None,
+                        line: f.line,
+                        parts: Parts::Whole(f),
+                    }));
+                }
+            }
+        }
+    });
+}
+
+/// All Helm sites of a values tree: configured keys first, then the built-in shapes.
+pub fn values_sites(root: &Node, prefix: &Path, keys: &[HelmKeys], out: &mut Vec<Site>) {
+    keyed_sites(root, prefix, keys, Format::Helm, out);
+    shape_sites(root, prefix, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::scan::parse_documents;
+
+    fn sites_of(text: &str, keys: &[HelmKeys]) -> Vec<Site> {
+        let docs = parse_documents(text).unwrap();
+        let mut out = Vec::new();
+        values_sites(
+            docs[0].root.as_ref().unwrap(),
+            &Path::default(),
+            keys,
+            &mut out,
+        );
+        out
+    }
+
+    fn split(site: &Site) -> [Option<&str>; 4] {
+        match &site.parts {
+            Parts::Split {
+                registry,
+                name,
+                tag,
+                digest,
+            } => [registry, name, tag, digest].map(|p| p.as_ref().map(|f| f.value.as_str())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn common_shapes() {
+        let text = "\
+image:
+  repository: ghcr.io/acme/web
+  tag: 1.2.0
+  pullPolicy: IfNotPresent
+postgresql:
+  image:
+    registry: docker.io
+    repository: bitnami/postgresql
+    tag: 15.4.0-debian-11-r0
+    digest: \"\"
+metrics:
+  image: {repository: prom/exporter, tag: \"0.15\"}
+worker:
+  image: ghcr.io/acme/worker:2.0
+other:
+  repository: https://charts.example.com
+  image: \"\"
+";
+        let sites = sites_of(text, &[]);
+        assert_eq!(sites.len(), 4, "{sites:#?}");
+        assert_eq!(
+            split(&sites[0]),
+            [None, Some("ghcr.io/acme/web"), Some("1.2.0"), None]
+        );
+        assert_eq!(sites[0].line, 3);
+        assert_eq!(
+            split(&sites[1]),
+            [
+                Some("docker.io"),
+                Some("bitnami/postgresql"),
+                Some("15.4.0-debian-11-r0"),
+                Some("")
+            ]
+        );
+        assert_eq!(
+            split(&sites[2]),
+            [None, Some("prom/exporter"), Some("0.15"), None]
+        );
+        match &sites[3].parts {
+            Parts::Whole(f) => {
+                assert_eq!(f.value, "ghcr.io/acme/worker:2.0");
+                assert_eq!(f.path, "worker.image");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(sites
+            .iter()
+            .all(|s| s.format == Format::Helm && s.keys.is_none()));
+    }
+
+    #[test]
+    fn configured_key_paths() {
+        let text = "\
+app:
+  img:
+    host: registry.example.com
+    path: team/app
+  version: 15.4
+sidecars:
+  - name: s
+    ver: v1
+";
+        let keys = vec![
+            HelmKeys {
+                registry: Some("app.img.host".into()),
+                repository: Some("app.img.path".into()),
+                tag: Some("app.version".into()),
+                digest: Some("app.digest".into()),
+            },
+            HelmKeys {
+                tag: Some("sidecars[0].ver".into()),
+                ..Default::default()
+            },
+            HelmKeys {
+                tag: Some("missing.tag".into()),
+                ..Default::default()
+            },
+        ];
+        let sites = sites_of(text, &keys);
+        assert_eq!(sites.len(), 2);
+        assert_eq!(
+            split(&sites[0]),
+            [
+                Some("registry.example.com"),
+                Some("team/app"),
+                Some("15.4"),
+                None
+            ]
+        );
+        assert_eq!(sites[0].keys, Some(0));
+        assert_eq!(sites[0].line, 5);
+        assert_eq!(split(&sites[1]), [None, None, Some("v1"), None]);
+        assert_eq!(sites[1].keys, Some(1));
+        match &sites[1].parts {
+            Parts::Split { tag: Some(t), .. } => assert_eq!(t.path, "sidecars[0].ver"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn null_alias_and_collection_values() {
+        let text = "\
+t: &t v1
+a:
+  repository: x
+  tag:
+b:
+  repository: y
+  tag: *t
+c:
+  repository: [z]
+  tag: v1
+d:
+  image: *t
+";
+        let sites = sites_of(text, &[]);
+        assert_eq!(sites.len(), 1, "{sites:#?}");
+        assert_eq!(split(&sites[0]), [None, Some("x"), None, None]);
+    }
+
+    #[test]
+    fn key_paths_and_file_names() {
+        assert_eq!(
+            parse_key_path("a.b[2][0].c"),
+            Some(vec![
+                Segment::Key("a".into()),
+                Segment::Key("b".into()),
+                Segment::Index(2),
+                Segment::Index(0),
+                Segment::Key("c".into())
+            ])
+        );
+        for bad in ["", "a..b", ".a", "a[x]", "a[1", "a[1]b"] {
+            assert_eq!(parse_key_path(bad), None, "{bad}");
+        }
+        assert!(is_values_file(FsPath::new("charts/web/values.yaml")));
+        assert!(is_values_file(FsPath::new("values-prod.yml")));
+        assert!(!is_values_file(FsPath::new("prod-values.yaml")));
+        assert!(!is_values_file(FsPath::new("values.json")));
+    }
+
+    #[test]
+    fn helm_release_values_only_for_flux_helm_releases() {
+        let text = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  values:\n    image: {repository: a, tag: b}\n---\napiVersion: v1\nkind: HelmRelease\nspec: {values: {}}\n";
+        let docs = parse_documents(text).unwrap();
+        assert!(helm_release_values(docs[0].root.as_ref().unwrap()).is_some());
+        assert!(helm_release_values(docs[1].root.as_ref().unwrap()).is_none());
+    }
+}
