@@ -43,8 +43,12 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub credentials: Option<Credentials>,
+    /// Requests in flight to this registry at once (default 4 for Docker Hub, 8 elsewhere).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
+    /// Requests started per second at most (default 10 for Docker Hub, 50 elsewhere).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
 }
 
 /// Credentials are never written in the config: it names the environment variables holding them.
@@ -458,6 +462,8 @@ registries:
   - host: 127.0.0.1:5000
     insecure: true
     credentials: { username_env: U, password_env: P }
+    max_concurrency: 2
+    requests_per_second: 0.5
 images:
   - name: web
     image: ghcr.io/acme/web
@@ -473,6 +479,8 @@ delivery:
         )
         .unwrap();
         assert_eq!(c.paths, ["clusters/**"]);
+        assert_eq!(c.registries[0].max_concurrency, Some(2));
+        assert_eq!(c.registries[0].requests_per_second, Some(0.5));
         assert_eq!(c.delivery.mode, DeliveryMode::None);
         assert_eq!(c.delivery.commit.author.name, "bot");
         let w = c.watched(Path::new("cfg.yaml")).unwrap();

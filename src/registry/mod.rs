@@ -1,23 +1,35 @@
 //! Where tags come from: the `TagSource` contract, its implementations, and the resolver
 //! that lists every distinct repository once per run, all of them concurrently.
 //!
-//! Each registry host gets one source (one HTTP client, one concurrency limit); the resolver
-//! fans out over distinct repositories and collects a result per repository, so one failing
-//! registry never stops the others.
+//! Each registry host gets one source (one HTTP client, its own concurrency and rate limits,
+//! its own token cache); the resolver fans out over distinct repositories and collects a
+//! result per repository, so one failing registry never stops the others. Every request
+//! of a run shares one deadline ([`RegistryOptions::deadline`]).
+//!
+//! - [`oci`]: the distribution API over HTTP; [`transport`] (retries, limits, TLS),
+//!   [`token`] (challenges and tokens), [`auth`] (where credentials come from).
+//! - [`layout`]: an OCI image layout tree on disk.
+//! - [`media`]: manifest media types and platforms, shared by both.
 
+pub mod auth;
 pub mod layout;
+pub mod media;
 pub mod oci;
+pub mod token;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::config::{is_layout, RegistryConfig};
 use crate::reference::ImageRef;
+pub use auth::Env;
 
-/// A failure to list one repository's tags. Never carries a secret.
+/// A failure to read one repository from its registry. Never carries a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{registry}: {repository}: {message}")]
 pub struct RegistryError {
@@ -26,28 +38,117 @@ pub struct RegistryError {
     pub message: String,
 }
 
-/// Something that lists the tags of a repository.
+/// Something that lists the tags of a repository and describes its tagged manifests.
 pub trait TagSource: Send + Sync {
     /// All tags of `repository` (a path such as `acme/web`), in the order the source gives them.
     fn list_tags<'a>(
         &'a self,
         repository: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>>;
+
+    /// The digest (`sha256:…`) of the manifest `tag` points to; for a multi-platform tag,
+    /// the digest of the index (the one to pin).
+    fn digest<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<String, RegistryError>>;
+
+    /// The platforms (`os/arch[/variant]`) `tag` provides: an index's entries (attestations
+    /// left out), or the single platform of an image's config. `None` when the manifest
+    /// says nothing about platforms (an artifact, a config without `os`/`architecture`).
+    fn platforms<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>>;
+}
+
+/// Timing and retry limits of a run's registry requests, and the environment credentials
+/// are read from.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// The longest one request may take (`IMAGE_UPDATER_REGISTRY_TIMEOUT`, seconds; 30).
+    pub request_timeout: Duration,
+    /// The longest all registry work of the run may take, from [`Registries::new`]
+    /// (`IMAGE_UPDATER_REGISTRY_DEADLINE`, seconds; 600).
+    pub deadline: Duration,
+    /// Attempts per request, the first included (`IMAGE_UPDATER_REGISTRY_ATTEMPTS`; 5).
+    pub max_attempts: u32,
+    /// The first retry's backoff; it doubles per attempt, with jitter (500 ms).
+    pub backoff_base: Duration,
+    /// The longest `Retry-After` waited for; a longer one fails the request at once (60 s).
+    pub max_retry_after: Duration,
+    /// Where credentials and the Docker config are looked up.
+    pub env: Env,
+}
+
+impl RegistryOptions {
+    /// The defaults, with the `IMAGE_UPDATER_REGISTRY_*` variables of `env` applied.
+    pub fn from_env(env: Env) -> RegistryOptions {
+        let secs = |k: &str, d: f64| {
+            Duration::from_secs_f64(
+                env.get(k)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .unwrap_or(d),
+            )
+        };
+        RegistryOptions {
+            request_timeout: secs("IMAGE_UPDATER_REGISTRY_TIMEOUT", 30.0),
+            deadline: secs("IMAGE_UPDATER_REGISTRY_DEADLINE", 600.0),
+            max_attempts: env
+                .get("IMAGE_UPDATER_REGISTRY_ATTEMPTS")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(5),
+            backoff_base: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(60),
+            env,
+        }
+    }
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions::from_env(Env::from_process())
+    }
 }
 
 /// The sources for every host of a run, built from the config's `registries`.
 pub struct Registries {
     config: Vec<RegistryConfig>,
     root: std::path::PathBuf,
+    options: Arc<transport::Options>,
+    env: Arc<Env>,
     built: std::sync::Mutex<HashMap<String, Arc<dyn TagSource>>>,
 }
 
 impl Registries {
     /// `root` is the repo root: `oci-layout:` and `ca_file` paths are relative to it.
+    /// Options from the process environment; the deadline starts now.
     pub fn new(config: &[RegistryConfig], root: &Path) -> Registries {
+        Registries::with_options(config, root, RegistryOptions::default())
+    }
+
+    /// [`Registries::new`] with explicit options; the deadline starts now.
+    pub fn with_options(
+        config: &[RegistryConfig],
+        root: &Path,
+        options: RegistryOptions,
+    ) -> Registries {
+        let timing = transport::Options {
+            request_timeout: options.request_timeout,
+            deadline: tokio::time::Instant::now() + options.deadline,
+            max_attempts: options.max_attempts.max(1),
+            backoff_base: options.backoff_base,
+            max_retry_after: options.max_retry_after,
+        };
         Registries {
             config: config.to_vec(),
             root: root.to_path_buf(),
+            options: Arc::new(timing),
+            env: Arc::new(options.env),
             built: Default::default(),
         }
     }
@@ -64,7 +165,13 @@ impl Registries {
                 host,
                 &self.root.join(&api["oci-layout:".len()..]),
             )),
-            _ => Arc::new(oci::OciSource::new(host, cfg, &self.root)),
+            _ => Arc::new(oci::OciSource::new(
+                host,
+                cfg,
+                &self.root,
+                self.options.clone(),
+                self.env.clone(),
+            )),
         };
         built.insert(host.to_string(), source.clone());
         source

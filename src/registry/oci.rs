@@ -1,118 +1,162 @@
-//! A registry speaking the OCI distribution API v2, through `oci-client`.
+//! A registry speaking the OCI distribution API v2.
 //!
-//! Anonymous and Basic credentials (Bearer challenges are answered by `oci-client` with them);
-//! TLS verified unless the host is `insecure`, where unverified TLS is tried first and plain
-//! HTTP after it, as Docker does for insecure registries; tag lists paged with `n`/`last`
-//! until a short page; at most `max_concurrency` requests in flight per registry.
+//! The requests are made here, on `reqwest` (the HTTP client `oci-client` is built on), and
+//! not through `oci-client`'s `Client`: tag listing must read the `Link` header, which
+//! `Client::list_tags` hides, and every request — token requests included — must go through
+//! the same retries, `Retry-After` handling, timeouts, deadline and per-registry limits, which
+//! `Client` has no hook for; it also cannot exchange Docker identity tokens. `oci-client`
+//! still names the media types ([`super::media`]).
+//!
+//! - Tags: `GET /v2/<repo>/tags/list?n=1000`, then the `Link: <…>; rel="next"` page, or, without
+//!   a `Link`, `last=<last tag>` while pages come back full; a page that brings nothing new
+//!   ends the listing (a registry that ignores `n` sends everything in one page).
+//! - Digest: `HEAD /v2/<repo>/manifests/<tag>` with the index and manifest media types;
+//!   `Docker-Content-Digest`, else `GET` and the SHA-256 of the body.
+//! - Platforms: an index's entries; for a single image, its config's `os/arch[/variant]`.
+//! - Auth: see [`super::token`]; credentials from [`super::auth`], looked up on first use.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
-use tokio::sync::Semaphore;
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
 
-use super::{RegistryError, TagSource};
+use super::auth::{lookup, Env};
+use super::media::{config_platform, parse_manifest, sha256_digest, Manifest, ACCEPT_MANIFESTS};
+use super::token::Authorizer;
+use super::transport::{Options, Request, Response, Settings, Transport};
+use super::{same_host, RegistryError, TagSource};
 use crate::config::RegistryConfig;
 
 /// Tags asked for per page.
-const PAGE: usize = 1000;
-/// Requests in flight per registry unless configured.
-const DEFAULT_CONCURRENCY: usize = 8;
+pub const PAGE: usize = 1000;
+/// Pages read at most for one repository (ten million tags at full pages).
+const MAX_PAGES: usize = 10_000;
+
+/// Docker Hub's API endpoint: `docker.io` and its aliases are served there.
+pub const DOCKER_HUB_ENDPOINT: &str = "registry-1.docker.io";
+
+/// Defaults that keep Docker Hub happy, and more generous ones elsewhere.
+pub fn default_limits(host: &str) -> (usize, f64) {
+    if same_host(host, "docker.io") {
+        (4, 10.0)
+    } else {
+        (8, 50.0)
+    }
+}
+
+/// Where to send requests for `host`: the `api` override (a `host[:port]`, optionally with
+/// an explicit `http://` or `https://`), else the host itself, Docker Hub's aliases going to
+/// [`DOCKER_HUB_ENDPOINT`]. Returns the endpoint and the scheme the override names, if any.
+pub fn endpoint(host: &str, api: Option<&str>) -> (String, Option<&'static str>) {
+    if let Some(api) = api {
+        let (scheme, rest) = if let Some(r) = api.strip_prefix("https://") {
+            (Some("https"), r)
+        } else if let Some(r) = api.strip_prefix("http://") {
+            (Some("http"), r)
+        } else {
+            (None, api)
+        };
+        return (rest.trim_end_matches('/').to_string(), scheme);
+    }
+    if same_host(host, "docker.io") {
+        return (DOCKER_HUB_ENDPOINT.to_string(), None);
+    }
+    (host.to_string(), None)
+}
 
 pub struct OciSource {
-    /// The host as written in manifests, for messages.
+    /// The host as written in manifests, for messages and credentials.
     host: String,
-    /// The host queried (the `api` override, or `host`).
+    /// The host queried.
     endpoint: String,
-    /// Clients to try in order; more than one only for insecure hosts (TLS, then HTTP).
-    clients: Vec<Client>,
-    /// Index into `clients` of the one that last reached the registry.
-    working: AtomicUsize,
-    auth: Result<RegistryAuth, String>,
-    limit: Semaphore,
+    transport: Result<Transport, String>,
+    credentials: Option<crate::config::Credentials>,
+    env: Arc<Env>,
+    auth: OnceCell<Result<Authorizer, String>>,
 }
 
 impl OciSource {
-    pub fn new(host: &str, cfg: Option<&RegistryConfig>, root: &Path) -> OciSource {
-        let endpoint = cfg
-            .and_then(|c| c.api.clone())
-            .map(|a| {
-                a.trim_start_matches("https://")
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_string()
-            })
-            .unwrap_or_else(|| host.to_string());
+    /// The source for `host`; `root` resolves `ca_file`. Problems with the settings (an
+    /// unreadable `ca_file`, say) become errors of every request, not panics.
+    pub fn new(
+        host: &str,
+        cfg: Option<&RegistryConfig>,
+        root: &Path,
+        options: Arc<Options>,
+        env: Arc<Env>,
+    ) -> OciSource {
+        let (endpoint, explicit) = endpoint(host, cfg.and_then(|c| c.api.as_deref()));
         let insecure = cfg.is_some_and(|c| c.insecure);
-        let mut problems = Vec::new();
-        let extra_roots = match cfg.and_then(|c| c.ca_file.as_ref()) {
-            Some(f) => match std::fs::read(root.join(f)) {
-                Ok(data) => vec![Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data,
-                }],
-                Err(e) => {
-                    problems.push(format!("ca_file {}: {e}", f.display()));
-                    vec![]
+        let schemes = match explicit {
+            Some(s) => vec![s],
+            None if insecure => vec!["https", "http"],
+            None => vec!["https"],
+        };
+        let (conc, rps) = default_limits(host);
+        let transport = (|| {
+            let extra_roots = match cfg.and_then(|c| c.ca_file.as_ref()) {
+                None => vec![],
+                Some(f) => {
+                    let path = root.join(f);
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                        format!(
+                            "ca_file {}: not a PEM certificate bundle: {e}",
+                            path.display()
+                        )
+                    })?;
+                    if certs.is_empty() {
+                        return Err(format!(
+                            "ca_file {}: no PEM certificate in it",
+                            path.display()
+                        ));
+                    }
+                    certs
                 }
-            },
-            None => vec![],
-        };
-        let make = |protocol: ClientProtocol, accept_invalid: bool| {
-            Client::new(ClientConfig {
-                protocol,
-                accept_invalid_certificates: accept_invalid,
-                extra_root_certificates: extra_roots.clone(),
-                user_agent: concat!("image-updater/", env!("CARGO_PKG_VERSION")),
-                connect_timeout: Some(std::time::Duration::from_secs(10)),
-                read_timeout: Some(std::time::Duration::from_secs(30)),
-                ..Default::default()
-            })
-        };
-        let mut clients = vec![make(ClientProtocol::Https, insecure)];
-        if insecure {
-            clients.push(make(
-                ClientProtocol::HttpsExcept(vec![endpoint.clone()]),
-                true,
-            ));
-        }
-        let auth = match cfg.and_then(|c| c.credentials.as_ref()) {
-            None => Ok(RegistryAuth::Anonymous),
-            Some(c) => match (
-                std::env::var(&c.username_env),
-                std::env::var(&c.password_env),
-            ) {
-                (Ok(u), Ok(p)) => Ok(RegistryAuth::Basic(u, p)),
-                (Err(_), _) => Err(format!(
-                    "credentials.username_env names ${} but it is not set",
-                    c.username_env
-                )),
-                (_, Err(_)) => Err(format!(
-                    "credentials.password_env names ${} but it is not set",
-                    c.password_env
-                )),
-            },
-        };
-        let auth = match problems.pop() {
-            Some(p) => Err(p),
-            None => auth,
-        };
-        let limit = cfg
-            .and_then(|c| c.max_concurrency)
-            .unwrap_or(DEFAULT_CONCURRENCY)
-            .max(1);
+            };
+            let rps = match cfg.and_then(|c| c.requests_per_second) {
+                Some(r) if !(r.is_finite() && r > 0.0) => {
+                    return Err(format!(
+                        "registries[].requests_per_second must be a positive number, not {r}"
+                    ))
+                }
+                Some(r) => r,
+                None => rps,
+            };
+            Transport::new(
+                Settings {
+                    endpoint: endpoint.clone(),
+                    schemes,
+                    accept_invalid_certs: insecure,
+                    extra_roots,
+                    max_concurrency: cfg.and_then(|c| c.max_concurrency).unwrap_or(conc),
+                    requests_per_second: Some(rps),
+                },
+                options,
+            )
+        })();
         OciSource {
             host: host.to_string(),
             endpoint,
-            clients,
-            working: AtomicUsize::new(0),
-            auth,
-            limit: Semaphore::new(limit),
+            transport,
+            credentials: cfg.and_then(|c| c.credentials.clone()),
+            env,
+            auth: OnceCell::new(),
         }
+    }
+
+    /// The URL of the first tag page of `repository` (for tests of the endpoint mapping).
+    pub fn tags_url(&self, repository: &str) -> String {
+        let base = match &self.transport {
+            Ok(t) => t.base(),
+            Err(_) => format!("https://{}", self.endpoint),
+        };
+        format!("{base}/v2/{repository}/tags/list?n={PAGE}")
     }
 
     fn error(&self, repository: &str, message: String) -> RegistryError {
@@ -123,68 +167,212 @@ impl OciSource {
         }
     }
 
-    async fn page(
-        &self,
-        reference: &Reference,
-        auth: &RegistryAuth,
-        last: Option<&str>,
-    ) -> Result<Vec<String>, OciDistributionError> {
-        let first = self.working.load(Ordering::Relaxed);
-        let mut result = Err(OciDistributionError::GenericError(None));
-        for i in (first..self.clients.len()).chain(0..first) {
-            let _permit = self.limit.acquire().await.expect("semaphore closed");
-            result = self.clients[i]
-                .list_tags(reference, auth, Some(PAGE), last)
-                .await
-                .map(|r| r.tags);
-            match &result {
-                Err(e) if is_transport(e) => continue,
-                _ => {
-                    self.working.store(i, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-        result
+    async fn authorizer(&self) -> Result<&Authorizer, String> {
+        let init = || async {
+            let host = self.host.clone();
+            let endpoint = self.endpoint.clone();
+            let creds = self.credentials.clone();
+            let env = self.env.clone();
+            tokio::task::spawn_blocking(move || -> Result<Authorizer, String> {
+                let found = match lookup(&host, creds.as_ref(), &env)? {
+                    Some(f) => Some(f),
+                    None if !same_host(&host, &endpoint) => lookup(&endpoint, None, &env)?,
+                    None => None,
+                };
+                Ok(Authorizer::new(found))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("credential lookup failed: {e}")))
+        };
+        self.auth
+            .get_or_init(init)
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
-    fn explain(&self, e: &OciDistributionError) -> String {
-        match e {
-            OciDistributionError::UnauthorizedError { .. } => match &self.auth {
-                Ok(RegistryAuth::Anonymous) => format!(
-                    "authentication required (HTTP 401): configure registries[].credentials for {}",
+    /// One request in `repository`'s pull scope, answering the registry's challenge once.
+    async fn send(
+        &self,
+        repository: &str,
+        method: Method,
+        target: &str,
+        accept: &str,
+        expect_json: bool,
+    ) -> Result<Response, String> {
+        let transport = self.transport.as_ref().map_err(Clone::clone)?;
+        let auth = self.authorizer().await?;
+        let scope = format!("repository:{repository}:pull");
+        let mut round = 0;
+        loop {
+            let header = auth.authorization(transport, &scope).await?;
+            let mut req = Request::get(target).header("accept", accept);
+            req.method = method.clone();
+            req.expect_json = expect_json;
+            if let Some(h) = &header {
+                req = req.header("authorization", h);
+            }
+            let resp = transport.execute(&req).await?;
+            if resp.status == 401
+                && round == 0
+                && auth.unauthorized(&resp, &scope, header.is_some()).await
+            {
+                round += 1;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// What a non-success answer means, in words.
+    async fn refusal(&self, resp: &Response) -> String {
+        let text = resp.error_text();
+        let detail = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        };
+        let code = resp.status.as_u16();
+        match code {
+            401 => match self.authorizer().await.ok().and_then(|a| a.source()) {
+                Some(src) => format!(
+                    "authentication failed (HTTP 401): the registry refused the credentials from {src}{detail}"
+                ),
+                None => format!(
+                    "authentication required (HTTP 401): no credentials found for {} (registries[].credentials, Docker config.json, CI environment){detail}",
                     self.host
                 ),
-                _ => "authentication failed (HTTP 401): the registry refused the configured credentials".to_string(),
             },
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let errs: Vec<String> = envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect();
-                format!("the registry answered: {}", errs.join("; "))
+            403 => format!("access denied (HTTP 403){detail}"),
+            404 => format!("not found (HTTP 404){detail}"),
+            _ => format!("the registry answered HTTP {}{detail}", resp.status),
+        }
+    }
+
+    async fn tags(&self, repository: &str) -> Result<Vec<String>, String> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let first = format!("/v2/{repository}/tags/list?n={PAGE}");
+        let mut target = first.clone();
+        let mut tags: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let resp = self
+                .send(repository, Method::GET, &target, "application/json", true)
+                .await?;
+            if !resp.status.is_success() {
+                return Err(self.refusal(&resp).await);
             }
-            OciDistributionError::ServerError { code, message, .. } => {
-                format!("the registry answered HTTP {code}: {}", message.trim())
+            let list: List = serde_json::from_slice(&resp.body)
+                .map_err(|e| format!("tag list is not valid JSON: {e}"))?;
+            let page = list.tags.unwrap_or_default();
+            let n = page.len();
+            let last = page.last().cloned();
+            let before = tags.len();
+            tags.extend(page.into_iter().filter(|t| seen.insert(t.clone())));
+            if tags.len() == before {
+                return Ok(tags);
             }
-            other => {
-                // reqwest errors carry the URL but never credentials; add the cause chain.
-                let mut msg = other.to_string();
-                let mut src = std::error::Error::source(other);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
+            target = match (self.next_link(&resp), last) {
+                (Some(next), _) => next,
+                (None, Some(last)) if n == PAGE => format!("{first}&last={last}"),
+                _ => return Ok(tags),
+            };
+        }
+        Err(format!(
+            "more than {MAX_PAGES} pages of tags; giving up on a listing that does not end"
+        ))
+    }
+
+    /// The `rel="next"` target of a response's `Link` header: a path below the endpoint
+    /// when it points there, else an absolute URL.
+    fn next_link(&self, resp: &Response) -> Option<String> {
+        let raw = resp
+            .headers
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find(|part| {
+                part.split(';').skip(1).any(|p| {
+                    let p = p.trim().replace(' ', "");
+                    p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+                })
+            })?;
+        let url = raw.split(';').next()?.trim();
+        let url = url.strip_prefix('<')?.strip_suffix('>')?;
+        let resolved: Url = resp.url.join(url).ok()?;
+        let authority = match resolved.port() {
+            Some(p) => format!("{}:{p}", resolved.host_str()?),
+            None => resolved.host_str()?.to_string(),
+        };
+        if authority.eq_ignore_ascii_case(&self.endpoint) {
+            Some(match resolved.query() {
+                Some(q) => format!("{}?{q}", resolved.path()),
+                None => resolved.path().to_string(),
+            })
+        } else {
+            Some(resolved.to_string())
+        }
+    }
+
+    async fn manifest_digest(&self, repository: &str, tag: &str) -> Result<String, String> {
+        let target = format!("/v2/{repository}/manifests/{tag}");
+        let head = self
+            .send(repository, Method::HEAD, &target, ACCEPT_MANIFESTS, false)
+            .await?;
+        if head.status.is_success() {
+            if let Some(d) = head.header("docker-content-digest") {
+                return Ok(d.trim().to_string());
+            }
+        } else if head.status != 405 {
+            return Err(self.refusal(&head).await);
+        }
+        let get = self
+            .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+            .await?;
+        if !get.status.is_success() {
+            return Err(self.refusal(&get).await);
+        }
+        Ok(match get.header("docker-content-digest") {
+            Some(d) => d.trim().to_string(),
+            None => sha256_digest(&get.body),
+        })
+    }
+
+    async fn manifest_platforms(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<Vec<String>>, String> {
+        let target = format!("/v2/{repository}/manifests/{tag}");
+        let resp = self
+            .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.refusal(&resp).await);
+        }
+        match parse_manifest(&resp.body, resp.header("content-type"))? {
+            Manifest::Index(platforms) => Ok(Some(platforms)),
+            Manifest::Other => Ok(None),
+            Manifest::Image { config_digest } => {
+                let target = format!("/v2/{repository}/blobs/{config_digest}");
+                let resp = self
+                    .send(repository, Method::GET, &target, "*/*", true)
+                    .await?;
+                if !resp.status.is_success() {
+                    return Err(format!(
+                        "config {config_digest}: {}",
+                        self.refusal(&resp).await
+                    ));
                 }
-                msg
+                Ok(config_platform(&resp.body).map(|p| vec![p]))
             }
         }
     }
-}
-
-fn is_transport(e: &OciDistributionError) -> bool {
-    matches!(e, OciDistributionError::RequestError(err) if err.is_connect() || err.is_request() || err.is_timeout())
 }
 
 impl TagSource for OciSource {
@@ -193,32 +381,77 @@ impl TagSource for OciSource {
         repository: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
         Box::pin(async move {
-            let auth = self.auth.clone().map_err(|m| self.error(repository, m))?;
-            let reference = Reference::with_tag(
-                self.endpoint.clone(),
-                repository.to_string(),
-                "latest".to_string(),
-            );
-            let mut tags: Vec<String> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            let mut last: Option<String> = None;
-            loop {
-                let page = self
-                    .page(&reference, &auth, last.as_deref())
-                    .await
-                    .map_err(|e| self.error(repository, self.explain(&e)))?;
-                let n = page.len();
-                let next = page.last().cloned();
-                let before = tags.len();
-                tags.extend(page.into_iter().filter(|t| seen.insert(t.clone())));
-                // Done when the page is short (the last one), longer than asked (the registry
-                // ignores `n` and sent everything, as distribution 2.8 does), or brought nothing new.
-                if n != PAGE || tags.len() == before {
-                    break;
-                }
-                last = next;
-            }
-            Ok(tags)
+            self.tags(repository)
+                .await
+                .map_err(|m| self.error(repository, m))
         })
+    }
+
+    fn digest<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<String, RegistryError>> {
+        Box::pin(async move {
+            self.manifest_digest(repository, tag)
+                .await
+                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+        })
+    }
+
+    fn platforms<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
+        Box::pin(async move {
+            self.manifest_platforms(repository, tag)
+                .await
+                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_urls_go_to_registry_1() {
+        let options = Arc::new(Options {
+            request_timeout: std::time::Duration::from_secs(1),
+            deadline: tokio::time::Instant::now(),
+            max_attempts: 1,
+            backoff_base: std::time::Duration::from_millis(1),
+            max_retry_after: std::time::Duration::from_secs(1),
+        });
+        let env = Arc::new(Env::default());
+        for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let s = OciSource::new(host, None, Path::new("/"), options.clone(), env.clone());
+            assert_eq!(
+                s.tags_url("library/nginx"),
+                "https://registry-1.docker.io/v2/library/nginx/tags/list?n=1000"
+            );
+        }
+        let (conc, rps) = default_limits("index.docker.io");
+        assert!(conc <= 4 && rps <= 10.0);
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            endpoint("docker.io", None),
+            ("registry-1.docker.io".into(), None)
+        );
+        assert_eq!(endpoint("index.docker.io", None).0, "registry-1.docker.io");
+        assert_eq!(endpoint("ghcr.io", None), ("ghcr.io".into(), None));
+        assert_eq!(
+            endpoint("docker.io", Some("https://mirror.example/")),
+            ("mirror.example".into(), Some("https"))
+        );
+        assert_eq!(
+            endpoint("r.example", Some("http://127.0.0.1:5000")),
+            ("127.0.0.1:5000".into(), Some("http"))
+        );
     }
 }

@@ -2,28 +2,41 @@
 //! ports, in temp dirs, polled until ready and killed on `Drop`.
 //!
 //! - [`Registry`]: the CNCF distribution registry (`docker-registry`), anonymous or with
-//!   Basic auth, plus [`Registry::push_image`] to put tiny OCI images under tags.
+//!   Basic auth, restartable with token auth or TLS ([`Registry::restart_with`]), plus
+//!   [`Registry::push_image`] and [`Registry::push_index`] to put tiny OCI images under tags.
 //! - [`GitHttpServer`]: git smart HTTP (`git-http-backend` as CGI behind a tiny HTTP/1.1
 //!   server), optionally behind Basic auth, recording the requests it saw.
 //! - [`bare_repo_with_files`], [`clone`], [`git`]: the git CLI, isolated from the user's and
 //!   the system's git config.
+//! - [`TokenIssuer`]: a token service for the registry's `auth: token` mode (ES256 JWTs).
+//! - [`TestCa`]: a CA and a server certificate for 127.0.0.1, for the registry behind TLS.
+//! - [`FaultProxy`]: a proxy before the registry that injects 429s, 503s, resets, stalls and
+//!   cut-off bodies, and counts requests, concurrency and arrival times.
 //! - [`free_port`], [`wait_until`], [`http_request`]: the small pieces the above are built on.
 //!
 //! Everything is blocking std code; tests are plain `#[test]` functions. A program that is
 //! missing makes the test panic with the command that installs it — never a silent skip.
 #![allow(dead_code, unused_imports)]
 
+mod faults;
 mod git;
 mod http;
 mod paging;
 mod registry;
+mod sources;
 mod ssh;
+mod tls;
+mod token;
 
+pub use faults::{Fault, FaultProxy};
 pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitRequest, SeenAuth};
-pub use http::{http_request, HttpResponse};
+pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
-pub use registry::Registry;
+pub use registry::{sha256_digest, Registry};
+pub use sources::{bare_env, block_on, registries, test_options};
 pub use ssh::SshServer;
+pub use tls::TestCa;
+pub use token::{TokenIssuer, TokenRequest};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

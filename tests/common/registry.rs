@@ -14,6 +14,7 @@ use std::time::Duration;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A running registry; killed (and its storage removed) on drop.
 pub struct Registry {
@@ -70,49 +71,30 @@ impl Registry {
             }
         };
 
-        // A free port can be taken between probing and binding: retry a few times.
-        let mut last_failure = String::new();
-        for attempt in 0..5 {
-            let port = super::free_port();
-            let addr = format!("127.0.0.1:{port}");
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
-                    storage.display()
-                ),
-            )
-            .expect("write registry config");
-            let log_path = dir.path().join(format!("registry-{attempt}.log"));
-            let log = File::create(&log_path).expect("create registry log");
-            let child = Command::new(&program)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-            let mut child = child;
-            match wait_ready(&mut child, &addr, &log_path) {
-                Ok(()) => {
-                    return Registry {
-                        addr,
-                        credentials,
-                        child,
-                        log_path,
-                        dir,
-                    }
-                }
-                Err(failure) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_failure = failure;
-                }
-            }
+        let (addr, child, log_path) = launch(&program, dir.path(), &storage, &auth, None);
+        Registry {
+            addr,
+            credentials,
+            child,
+            log_path,
+            dir,
         }
-        panic!("docker-registry did not start: {last_failure}");
+    }
+
+    /// Stop the registry and start it again on the same storage, on a new port, with
+    /// `auth_yaml` (a top-level `auth:` block, or empty for none) and, with `tls`
+    /// (certificate and key PEM files), serving HTTPS. Push first: [`Registry::request`]
+    /// speaks plain HTTP with Basic credentials only.
+    pub fn restart_with(&mut self, auth_yaml: &str, tls: Option<(&Path, &Path)>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let program = require_program("docker-registry", "apt-get install docker-registry");
+        let storage = self.storage_dir();
+        let (addr, child, log_path) = launch(&program, self.dir.path(), &storage, auth_yaml, tls);
+        self.addr = addr;
+        self.child = child;
+        self.log_path = log_path;
+        self.credentials = None;
     }
 
     /// The registry's log so far (stdout and stderr), for assertion messages.
@@ -180,6 +162,132 @@ impl Registry {
                 digest
             })
             .collect()
+    }
+
+    /// Push a multi-platform image under `tag`: per platform (`os/arch[/variant]`) an OCI
+    /// image manifest whose config names that platform, then an OCI index of them with their
+    /// platforms and an attestation entry (`unknown/unknown`, as buildx adds). Returns the
+    /// index digest and the image manifest digests.
+    pub fn push_index(&self, repo: &str, tag: &str, platforms: &[&str]) -> (String, Vec<String>) {
+        self.push_multi(repo, tag, platforms, false)
+    }
+
+    /// [`Registry::push_index`] with Docker's media types: a manifest list of schema 2
+    /// manifests (no attestation entry).
+    pub fn push_docker_list(
+        &self,
+        repo: &str,
+        tag: &str,
+        platforms: &[&str],
+    ) -> (String, Vec<String>) {
+        self.push_multi(repo, tag, platforms, true)
+    }
+
+    fn push_multi(
+        &self,
+        repo: &str,
+        tag: &str,
+        platforms: &[&str],
+        docker: bool,
+    ) -> (String, Vec<String>) {
+        let (manifest_type, config_type, layer_type, index_type) = if docker {
+            (
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            )
+        } else {
+            (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_TAR, OCI_INDEX)
+        };
+        let layer = tiny_tar("hello.txt", format!("hello from {repo}:{tag}\n").as_bytes());
+        let layer_digest = self.upload_blob(repo, &layer);
+        let mut entries = Vec::new();
+        let mut digests = Vec::new();
+        for platform in platforms {
+            let mut parts = platform.split('/');
+            let (os, arch) = (parts.next().unwrap(), parts.next().unwrap());
+            let variant = parts
+                .next()
+                .map(|v| format!(r#","variant":{}"#, json_string(v)))
+                .unwrap_or_default();
+            let config = format!(
+                r#"{{"architecture":{},"os":{}{variant},"config":{{"Labels":{{"tag":{}}}}},"rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#,
+                json_string(arch),
+                json_string(os),
+                json_string(tag),
+            );
+            let config_digest = self.upload_blob(repo, config.as_bytes());
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{manifest_type}","config":{{"mediaType":"{config_type}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{layer_digest}","size":{}}}]}}"#,
+                config.len(),
+                layer.len()
+            );
+            let digest = self.put_manifest(
+                repo,
+                &sha256_digest(manifest.as_bytes()),
+                manifest_type,
+                &manifest,
+            );
+            entries.push(format!(
+                r#"{{"mediaType":"{manifest_type}","digest":"{digest}","size":{},"platform":{{"architecture":{},"os":{}{variant}}}}}"#,
+                manifest.len(),
+                json_string(arch),
+                json_string(os),
+            ));
+            digests.push(digest);
+        }
+        if !docker {
+            // An attestation manifest, as buildx attaches: not a platform.
+            let config = r#"{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}"#;
+            let config_digest = self.upload_blob(repo, config.as_bytes());
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+                config.len()
+            );
+            let digest = self.put_manifest(
+                repo,
+                &sha256_digest(manifest.as_bytes()),
+                OCI_MANIFEST,
+                &manifest,
+            );
+            entries.push(format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":{},"platform":{{"architecture":"unknown","os":"unknown"}},"annotations":{{"vnd.docker.reference.type":"attestation-manifest"}}}}"#,
+                manifest.len()
+            ));
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{index_type}","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        let digest = self.put_manifest(repo, tag, index_type, &index);
+        (digest, digests)
+    }
+
+    /// PUT a manifest under `reference` (a tag or its digest); returns its digest.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &str,
+    ) -> String {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let response = self.request(
+            "PUT",
+            &path,
+            &[("Content-Type", media_type)],
+            body.as_bytes(),
+        );
+        self.expect_status(&response, 201, "PUT", &path);
+        let digest = sha256_digest(body.as_bytes());
+        if let Some(answered) = response.header("Docker-Content-Digest") {
+            assert_eq!(
+                answered, digest,
+                "registry computed another digest for {repo}:{reference}"
+            );
+        }
+        digest
     }
 
     /// Upload one blob (monolithic: POST to start, PUT with `digest=`); returns its digest.
@@ -252,9 +360,61 @@ impl Drop for Registry {
     }
 }
 
-/// Poll `GET /v2/` until it answers 200 or 401; an error (with the log) if the process exits
-/// first, e.g. because another process took the port.
-fn wait_ready(child: &mut Child, addr: &str, log_path: &Path) -> Result<(), String> {
+/// Start `docker-registry serve` on a free port (retrying if the port is taken meanwhile).
+fn launch(
+    program: &Path,
+    dir: &Path,
+    storage: &Path,
+    auth: &str,
+    tls: Option<(&Path, &Path)>,
+) -> (String, Child, PathBuf) {
+    let tls_yaml = match tls {
+        None => String::new(),
+        Some((cert, key)) => format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    };
+    let mut last_failure = String::new();
+    for _ in 0..5 {
+        let port = super::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_yaml}{auth}",
+                storage.display()
+            ),
+        )
+        .expect("write registry config");
+        let log_path = dir.join(format!("registry-{port}.log"));
+        let log = File::create(&log_path).expect("create registry log");
+        let mut child = Command::new(program)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        match wait_ready(&mut child, &addr, &log_path, tls.is_some()) {
+            Ok(()) => return (addr, child, log_path),
+            Err(failure) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                last_failure = failure;
+            }
+        }
+    }
+    panic!("docker-registry did not start: {last_failure}");
+}
+
+/// Poll `GET /v2/` until it answers 200 or 401 (or, over TLS, 400: the answer to plain HTTP);
+/// an error (with the log) if the process exits first, e.g. because another process took
+/// the port.
+fn wait_ready(child: &mut Child, addr: &str, log_path: &Path, tls: bool) -> Result<(), String> {
     let mut exited = None;
     wait_until_for(
         &format!("docker-registry to answer GET http://{addr}/v2/ with 200 or 401"),
@@ -265,7 +425,7 @@ fn wait_ready(child: &mut Child, addr: &str, log_path: &Path) -> Result<(), Stri
                 return true;
             }
             try_http_request(addr, "GET", "/v2/", &[], &[])
-                .is_ok_and(|r| r.status == 200 || r.status == 401)
+                .is_ok_and(|r| r.status == 200 || r.status == 401 || (tls && r.status == 400))
         },
     );
     match exited {

@@ -1,0 +1,455 @@
+//! One registry's HTTP: TLS settings, the scheme (HTTPS; plain HTTP only after it for an
+//! `insecure` host), at most `max_concurrency` requests in flight, at most
+//! `requests_per_second` started, and retries.
+//!
+//! Retries: on 429, 502, 503, 504, connection failures and resets, timeouts, bodies cut
+//! short and JSON that does not parse; with exponential backoff and jitter, or after the
+//! response's `Retry-After` (seconds or an HTTP date) when it is within
+//! [`Options::max_retry_after`]; at most [`Options::max_attempts`] attempts. Every request
+//! has a timeout, and nothing runs or waits past the run's deadline.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+/// Limits and timing shared by every registry of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The longest one request (connect, headers and body) may take.
+    pub request_timeout: Duration,
+    /// When the run gives up on registries altogether.
+    pub deadline: Instant,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; it doubles per attempt (up to 16 times this), with jitter.
+    pub backoff_base: Duration,
+    /// A `Retry-After` longer than this is not waited for: the request fails at once.
+    pub max_retry_after: Duration,
+}
+
+/// A complete response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The URL that answered (after redirects).
+    pub url: Url,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The registry's error text: the `errors` envelope's codes and messages, else the body.
+    pub fn error_text(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            errors: Vec<Item>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            #[serde(default)]
+            code: String,
+            #[serde(default)]
+            message: String,
+        }
+        if let Ok(env) = serde_json::from_slice::<Envelope>(&self.body) {
+            let parts: Vec<String> = env
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect();
+            if !parts.is_empty() {
+                return parts.join("; ");
+            }
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        let mut short: String = text.chars().take(300).collect();
+        if short.len() < text.len() {
+            short.push('…');
+        }
+        short
+    }
+}
+
+/// What to send.
+pub struct Request<'a> {
+    pub method: Method,
+    /// A path with query below the endpoint (`/v2/...`), or an absolute URL.
+    pub target: &'a str,
+    pub headers: HeaderMap,
+    /// Form fields for a POST.
+    pub form: Option<Vec<(&'a str, String)>>,
+    /// A 200 whose body is not JSON is retried (a cut-off body through a proxy).
+    pub expect_json: bool,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(target: &'a str) -> Request<'a> {
+        Request {
+            method: Method::GET,
+            target,
+            headers: HeaderMap::new(),
+            form: None,
+            expect_json: false,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Request<'a> {
+        if let Ok(mut v) = HeaderValue::from_str(value) {
+            if name.eq_ignore_ascii_case("authorization") {
+                v.set_sensitive(true);
+            }
+            self.headers.insert(name, v);
+        }
+        self
+    }
+}
+
+/// Spaces request starts at most `1/rate` apart.
+struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    async fn wait(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+pub struct Transport {
+    client: reqwest::Client,
+    endpoint: String,
+    /// Schemes to try, in order; two only for an insecure host (`https`, then `http`).
+    schemes: Vec<&'static str>,
+    working: AtomicUsize,
+    limit: Semaphore,
+    pacer: Pacer,
+    options: Arc<Options>,
+    /// Requests sent (attempts), for tests and debugging.
+    pub sent: AtomicU64,
+}
+
+/// TLS and pacing settings of one registry.
+pub struct Settings {
+    pub endpoint: String,
+    pub schemes: Vec<&'static str>,
+    pub accept_invalid_certs: bool,
+    pub extra_roots: Vec<reqwest::Certificate>,
+    pub max_concurrency: usize,
+    pub requests_per_second: Option<f64>,
+}
+
+enum Failure {
+    /// Worth another attempt.
+    Transient(String),
+    /// Not worth another attempt.
+    Fatal(String),
+}
+
+impl Transport {
+    pub fn new(s: Settings, options: Arc<Options>) -> Result<Transport, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("image-updater/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
+            .tls_danger_accept_invalid_certs(s.accept_invalid_certs);
+        if !s.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(s.extra_roots);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot set up HTTP: {}", chain(&e)))?;
+        let interval = s
+            .requests_per_second
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map(|r| Duration::from_secs_f64(1.0 / r));
+        Ok(Transport {
+            client,
+            endpoint: s.endpoint,
+            schemes: s.schemes,
+            working: AtomicUsize::new(0),
+            limit: Semaphore::new(s.max_concurrency.max(1)),
+            pacer: Pacer {
+                interval,
+                next: Mutex::new(Instant::now()),
+            },
+            options,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// The base URL in use (`https://host`), for building absolute URLs in tests.
+    pub fn base(&self) -> String {
+        format!(
+            "{}://{}",
+            self.schemes[self.working.load(Ordering::Relaxed)],
+            self.endpoint
+        )
+    }
+
+    /// Send `req`, retrying as the module doc says. A non-retryable status (401, 404, …)
+    /// is an `Ok` response; the caller decides what it means.
+    pub async fn execute(&self, req: &Request<'_>) -> Result<Response, String> {
+        let o = &self.options;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = self.attempt(req).await;
+            let (wait, last) = match outcome {
+                Ok(resp) if is_retryable(resp.status) => {
+                    let what = format!(
+                        "HTTP {}{}",
+                        resp.status,
+                        match resp.error_text() {
+                            t if t.is_empty() => String::new(),
+                            t => format!(": {t}"),
+                        }
+                    );
+                    match retry_after(&resp.headers) {
+                        Some(after) if after > o.max_retry_after => {
+                            return Err(format!(
+                                "{what}; the registry asks to retry after {}s, longer than the {}s this run waits",
+                                after.as_secs(),
+                                o.max_retry_after.as_secs()
+                            ));
+                        }
+                        Some(after) => (after, what),
+                        None => (self.backoff(attempt), what),
+                    }
+                }
+                Ok(resp) => return Ok(resp),
+                Err(Failure::Fatal(m)) => return Err(m),
+                Err(Failure::Transient(m)) => (self.backoff(attempt), m),
+            };
+            if attempt >= o.max_attempts {
+                return Err(format!("{last} (gave up after {attempt} attempts)"));
+            }
+            if Instant::now() + wait >= o.deadline {
+                return Err(format!(
+                    "{last} (the run's registry deadline leaves no time for attempt {})",
+                    attempt + 1
+                ));
+            }
+            tracing::debug!(url = req.target, attempt, ?wait, "retrying: {last}");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.options.backoff_base * 2u32.pow(attempt.saturating_sub(1).min(4));
+        // Equal jitter: half fixed, half random.
+        let half = base / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    async fn attempt(&self, req: &Request<'_>) -> Result<Response, Failure> {
+        let _permit = self.limit.acquire().await.expect("semaphore closed");
+        self.pacer.wait().await;
+        let first = self.working.load(Ordering::Relaxed);
+        let absolute = req.target.starts_with("http://") || req.target.starts_with("https://");
+        let order: Vec<usize> = if absolute {
+            vec![first]
+        } else {
+            (first..self.schemes.len()).chain(0..first).collect()
+        };
+        let mut last = Failure::Fatal("no scheme to try".into());
+        for (n, i) in order.iter().copied().enumerate() {
+            let url = if absolute {
+                req.target.to_string()
+            } else {
+                format!("{}://{}{}", self.schemes[i], self.endpoint, req.target)
+            };
+            match self.once(req, &url).await {
+                Ok(r) => {
+                    if !absolute {
+                        self.working.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(r);
+                }
+                // An insecure host: HTTPS did not connect, try plain HTTP next.
+                Err((f, connect)) if connect && n + 1 < order.len() => last = f,
+                Err((f, _)) => return Err(f),
+            }
+        }
+        Err(last)
+    }
+
+    /// One request; the error says whether it failed to connect at all.
+    async fn once(&self, req: &Request<'_>, url: &str) -> Result<Response, (Failure, bool)> {
+        let o = &self.options;
+        let now = Instant::now();
+        if now >= o.deadline {
+            return Err((
+                Failure::Fatal("the run's registry deadline has passed".into()),
+                false,
+            ));
+        }
+        let left = o.deadline - now;
+        let (timeout, by_deadline) = if left < o.request_timeout {
+            (left, true)
+        } else {
+            (o.request_timeout, false)
+        };
+        let mut builder = self
+            .client
+            .request(req.method.clone(), url)
+            .headers(req.headers.clone())
+            .timeout(timeout);
+        if let Some(form) = &req.form {
+            builder = builder.form(form);
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let work = async {
+            let resp = builder.send().await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let url = resp.url().clone();
+            let body = if req.method == Method::HEAD {
+                Vec::new()
+            } else {
+                resp.bytes().await?.to_vec()
+            };
+            Ok::<_, reqwest::Error>(Response {
+                status,
+                headers,
+                body,
+                url,
+            })
+        };
+        let timed_out = || {
+            if by_deadline {
+                Failure::Fatal(format!(
+                    "{} {url}: the run's registry deadline passed while waiting for an answer",
+                    req.method
+                ))
+            } else {
+                Failure::Transient(format!(
+                    "{} {url}: no complete answer within {}s",
+                    req.method,
+                    timeout.as_secs_f64()
+                ))
+            }
+        };
+        match tokio::time::timeout(timeout + Duration::from_millis(50), work).await {
+            Err(_) => Err((timed_out(), false)),
+            Ok(Err(e)) if e.is_timeout() => Err((timed_out(), false)),
+            Ok(Err(e)) => {
+                let text = chain(&e);
+                let lower = text.to_ascii_lowercase();
+                if lower.contains("certificate") || lower.contains("unknownissuer") {
+                    Err((
+                        Failure::Fatal(format!(
+                            "TLS certificate not trusted ({text}); set registries[].ca_file to the CA that signed it"
+                        )),
+                        e.is_connect(),
+                    ))
+                } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message")
+                {
+                    Err((
+                        Failure::Fatal(format!(
+                            "the registry does not answer TLS ({text}); if it serves plain HTTP, set registries[].insecure: true"
+                        )),
+                        e.is_connect(),
+                    ))
+                } else if e.is_builder() {
+                    Err((Failure::Fatal(text), false))
+                } else {
+                    Err((Failure::Transient(text), e.is_connect()))
+                }
+            }
+            Ok(Ok(r)) => {
+                if req.expect_json
+                    && r.status == StatusCode::OK
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_err()
+                {
+                    return Err((
+                        Failure::Transient(format!(
+                            "{} {url}: the answer is not complete JSON ({} bytes)",
+                            req.method,
+                            r.body.len()
+                        )),
+                        false,
+                    ));
+                }
+                Ok(r)
+            }
+        }
+    }
+}
+
+fn is_retryable(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as a delay: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// An error and its causes, one after the other.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+        h.insert(
+            "retry-after",
+            HeaderValue::from_str(&later.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,41 @@
+//! Building the library's registry sources the way a run does, from config YAML, with a
+//! given environment and fast retry timing, and running their futures from plain tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use image_updater::config::Config;
+use image_updater::registry::{Env, Registries, RegistryOptions};
+
+/// Options for tests: the given environment, 50 ms backoff, 2 s per request, 60 s deadline.
+pub fn test_options(env: Env) -> RegistryOptions {
+    let mut o = RegistryOptions::from_env(env);
+    o.backoff_base = Duration::from_millis(50);
+    o.request_timeout = Duration::from_secs(2);
+    o.deadline = Duration::from_secs(60);
+    o
+}
+
+/// The registries of a config's `registries:` YAML.
+pub fn registries(yaml: &str, options: RegistryOptions) -> Registries {
+    let cfg = Config::parse(Path::new("test.yaml"), yaml).expect("test config parses");
+    Registries::with_options(&cfg.registries, Path::new("/"), options)
+}
+
+/// Run a future to completion on a fresh multi-threaded runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// An environment with only a PATH (for credential helpers) and HOME pointing nowhere.
+pub fn bare_env() -> Env {
+    Env::from_pairs([
+        ("PATH", "/usr/bin:/bin"),
+        ("HOME", "/nonexistent-home-for-tests"),
+    ])
+}
