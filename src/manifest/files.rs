@@ -1,4 +1,5 @@
-//! Which files are manifests: every `*.yaml`/`*.yml` under the root that `.gitignore` does
+//! Which files are manifests: every `*.yaml`/`*.yml` (and kustomize's extensionless
+//! `Kustomization`) under the root that `.gitignore` does
 //! not ignore, narrowed by the config's `paths` globs and then its `exclude` globs.
 //!
 //! Globs are compiled once per call and matched against `/`-separated paths relative to the
@@ -215,10 +216,13 @@ pub fn discover(
     Ok(files)
 }
 
+/// `*.yaml`, `*.yml`, and `Kustomization`, the one extensionless name kustomize reads.
 fn is_yaml(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    path.file_name().is_some_and(|n| n == "Kustomization")
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 fn slash_path(rel: &Path) -> String {
@@ -311,6 +315,12 @@ mod tests {
                 "clusters/prod/web.YAML",
             ]
         );
+    }
+
+    #[test]
+    fn extensionless_kustomization_is_a_manifest() {
+        let dir = tree(&["base/Kustomization", "base/Makefile", "base/kustomization"]);
+        assert_eq!(names(dir.path(), &[], &[]), ["base/Kustomization"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!    `image: {registry, repository, tag, digest}`);
 //! 3. an `image: "repo:tag"` string.
 //!
-//! A null value (`tag:`) counts as absent. A shape whose keys hold an alias or a collection is
+//! A null value (`tag:`) or an empty string (`digest: ""`) counts as absent. A shape whose keys hold an alias or a collection is
 //! left out: it cannot be spliced.
 
 use std::path::Path as FsPath;
@@ -69,11 +69,13 @@ fn lookup<'a>(root: &'a Node, segments: &[Segment]) -> Option<&'a Node> {
     })
 }
 
-/// A part at `node`: `Ok(None)` when absent or null, `Err` when not a scalar.
+/// A part at `node`: `Ok(None)` when absent, null or an empty string (Bitnami's
+/// `digest: ""`, `helm create`'s `tag: ""`: the chart's default applies), `Err` when not a
+/// scalar.
 fn part(node: Option<&Node>, path: &Path) -> Result<Option<Found>, ()> {
     match node {
         None => Ok(None),
-        Some(n) if n.is_null() => Ok(None),
+        Some(n) if n.is_null() || n.as_str() == Some("") => Ok(None),
         Some(n) => n.to_found(path).map(Some).ok_or(()),
     }
 }
@@ -246,7 +248,7 @@ other:
                 Some("docker.io"),
                 Some("bitnami/postgresql"),
                 Some("15.4.0-debian-11-r0"),
-                Some("")
+                None // `digest: ""` is Bitnami's "no digest", not an empty one
             ]
         );
         assert_eq!(

@@ -5,7 +5,9 @@
 //! sequence anywhere in a document counts, and each of its mapping items contributes its
 //! direct `image` scalar.
 
-use super::scan::{self, Node, Path};
+use std::collections::{HashMap, HashSet};
+
+use super::scan::{self, Node, NodeKind, Path};
 use super::{Found, ManifestError};
 
 /// Keys whose sequence items are container specs.
@@ -17,8 +19,10 @@ pub const CONTAINER_KEYS: [&str; 3] = ["containers", "initContainers", "ephemera
 /// multi-document file (`---`), including `List` items. Errors when the text is not valid YAML
 /// (e.g. a Helm template with `{{ }}`).
 ///
-/// An `image` that is an alias, a mapping or a sequence is not an occurrence; the anchored
-/// original is found once where it is written. Results are in source order.
+/// Aliases are resolved, never expanded: a container that is an alias (`- *web`), merges one
+/// (`<<: *base`) or whose `image` is one (`image: *img`) yields the anchored scalar, where it
+/// is written, once however many aliases use it. An `image` that is a mapping or a sequence
+/// is not an occurrence. Results are in source order.
 pub fn find_container_images(text: &str) -> Result<Vec<Found>, ManifestError> {
     let mut found = Vec::new();
     for doc in scan::parse_documents(text)? {
@@ -30,8 +34,16 @@ pub fn find_container_images(text: &str) -> Result<Vec<Found>, ManifestError> {
     Ok(found)
 }
 
-/// Container images below `root`, appended to `out` (paths relative to `root`).
+/// Container images below `root`, appended to `out` (paths relative to `root`; an image found
+/// through an alias has the path of the container that uses it).
 pub fn images_in(root: &Node, out: &mut Vec<Found>) {
+    let mut anchors: HashMap<usize, &Node> = HashMap::new();
+    scan::walk(root, &mut Path::default(), &mut |node, _| {
+        if node.anchor != 0 {
+            anchors.insert(node.anchor, node);
+        }
+    });
+    let mut seen: HashSet<usize> = out.iter().map(|f| f.span.start).collect();
     scan::walk(root, &mut Path::default(), &mut |node, path| {
         let Some(key) = path.last_key() else {
             return;
@@ -39,22 +51,54 @@ pub fn images_in(root: &Node, out: &mut Vec<Found>) {
         if !CONTAINER_KEYS.contains(&key) {
             return;
         }
-        let Some(items) = node.as_sequence() else {
+        let Some(items) = resolve(node, &anchors).as_sequence() else {
             return;
         };
         let mut path = path.clone();
         for (i, item) in items.iter().enumerate() {
-            if let Some(image) = item.get("image") {
-                path.push(scan::Segment::Index(i));
-                path.push(scan::Segment::Key("image".to_owned()));
-                if !image.is_null() {
-                    out.extend(image.to_found(&path));
-                }
-                path.pop();
-                path.pop();
+            let Some(image) = image_of(resolve(item, &anchors), &anchors, 0) else {
+                continue;
+            };
+            let image = resolve(image, &anchors);
+            path.push(scan::Segment::Index(i));
+            path.push(scan::Segment::Key("image".to_owned()));
+            if !image.is_null() && seen.insert(image.span.start) {
+                out.extend(image.to_found(&path));
             }
+            path.pop();
+            path.pop();
         }
     });
+}
+
+/// The node an alias stands for (the node itself when it is not an alias).
+fn resolve<'a>(node: &'a Node, anchors: &HashMap<usize, &'a Node>) -> &'a Node {
+    match node.kind {
+        NodeKind::Alias(id) => anchors.get(&id).copied().unwrap_or(node),
+        _ => node,
+    }
+}
+
+/// A container's `image` value: its own key, else one from its merge keys (`<<: *base`,
+/// `<<: [*a, *b]`, first wins), bounded in depth.
+fn image_of<'a>(
+    container: &'a Node,
+    anchors: &HashMap<usize, &'a Node>,
+    depth: usize,
+) -> Option<&'a Node> {
+    if let Some(image) = container.get("image") {
+        return Some(image);
+    }
+    if depth > 8 {
+        return None;
+    }
+    let merged = resolve(container.get("<<")?, anchors);
+    match merged.as_sequence() {
+        Some(items) => items
+            .iter()
+            .find_map(|m| image_of(resolve(m, anchors), anchors, depth + 1)),
+        None => image_of(merged, anchors, depth + 1),
+    }
 }
 
 #[cfg(test)]
@@ -228,9 +272,60 @@ spec:
         assert!(find_container_images(text).is_err());
         let text = text.replace("*missing_is_fine_if_defined", "[]");
         let found = find_container_images(&text).unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].value, "ghcr.io/acme/other:2.0");
-        assert_eq!(&text[found[0].span.clone()], "ghcr.io/acme/other:2.0");
+        // The alias is resolved to the anchored scalar, which is where it is edited.
+        let got: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.value.as_str(), &text[f.span.clone()]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.0"),
+                ("ghcr.io/acme/other:2.0", "ghcr.io/acme/other:2.0")
+            ]
+        );
+        assert_eq!(found[0].path, "spec.containers[0].image");
+    }
+
+    #[test]
+    fn aliased_and_merged_containers_yield_the_anchor_once() {
+        let text = "\
+x-base: &base
+  image: ghcr.io/acme/web:1.0
+  imagePullPolicy: IfNotPresent
+x-more: &more {name: m}
+spec:
+  containers:
+  - <<: *base
+    name: a
+  - *base
+  - <<: [*more, *base]
+    name: c
+  - name: d
+    image: &img ghcr.io/acme/web:1.1
+  initContainers:
+  - name: e
+    image: *img
+  ephemeralContainers: *missing
+";
+        assert!(find_container_images(text).is_err(), "undefined alias");
+        let text = text.replace("*missing", "[]");
+        let found = values(&text);
+        assert_eq!(
+            found,
+            [
+                (
+                    2,
+                    "ghcr.io/acme/web:1.0".into(),
+                    "spec.containers[0].image".into()
+                ),
+                (
+                    13,
+                    "ghcr.io/acme/web:1.1".into(),
+                    "spec.containers[3].image".into()
+                ),
+            ]
+        );
     }
 
     #[test]
