@@ -130,7 +130,7 @@ fn generate(t: &mut Tape) -> (String, String) {
                 lines.push(String::new());
             }
             // Blocks with fixed top-level keys (kustomize, compose, HelmRelease) come alone.
-            let kind = if b == 0 { t.next(7) } else { t.next(4) };
+            let kind = if b == 0 { t.next(8) } else { t.next(4) };
             match kind {
                 0 => {
                     // Workload with block or flow containers.
@@ -196,6 +196,14 @@ fn generate(t: &mut Tape) -> (String, String) {
                     lines.push(format!("{ind}initContainers:"));
                     lines.push(format!("{ind}- image: *img{b}"));
                     lines.push(format!("{ind}- image: {}", token_of(t, IMAGES)));
+                    if t.flip() {
+                        // A whole container under an anchor, merged and aliased.
+                        lines.push(format!("{ind}- &c{b}"));
+                        lines.push(format!("{ind}  image: {}", token_of(t, IMAGES)));
+                        lines.push(format!("{ind}- *c{b}"));
+                        lines.push(format!("{ind}- <<: *c{b}"));
+                        lines.push(format!("{ind}  name: merged"));
+                    }
                 }
                 4 => {
                     // Kustomize images entries.
@@ -213,6 +221,33 @@ fn generate(t: &mut Tape) -> (String, String) {
                     lines.push(format!(
                         "{ind}{ind}image: {}{}",
                         token_of(t, IMAGES),
+                        trailing(t)
+                    ));
+                }
+                6 => {
+                    // Argo CD Application: kustomize image overrides and helm parameters.
+                    lines.push("apiVersion: argoproj.io/v1alpha1".into());
+                    lines.push("kind: Application".into());
+                    lines.push("spec:".into());
+                    lines.push(format!("{ind}source:"));
+                    lines.push(format!("{ind}{ind}kustomize:"));
+                    lines.push(format!("{ind}{ind}{ind}images:{}", trailing(t)));
+                    lines.push(format!(
+                        "{ind}{ind}{ind}- {}{}",
+                        token(t, "ghcr.io/acme/web=ghcr.io/acme/web:1.0"),
+                        trailing(t)
+                    ));
+                    lines.push(format!("{ind}{ind}{ind}- {}", token_of(t, IMAGES)));
+                    lines.push(format!("{ind}{ind}helm:"));
+                    lines.push(format!("{ind}{ind}{ind}parameters:"));
+                    lines.push(format!(
+                        "{ind}{ind}{ind}- {{name: image.repository, value: {}}}",
+                        token(t, "ghcr.io/acme/api")
+                    ));
+                    lines.push(format!("{ind}{ind}{ind}- name: image.tag"));
+                    lines.push(format!(
+                        "{ind}{ind}{ind}  value: {}{}",
+                        token_of(t, TAGS),
                         trailing(t)
                     ));
                 }
@@ -363,5 +398,5 @@ fn generated_documents_cover_every_format() {
             formats.extend(scan.sites.iter().map(|s| s.format));
         }
     }
-    assert!(formats.len() >= 5, "{formats:?}");
+    assert_eq!(formats.len(), 6, "{formats:?}");
 }
