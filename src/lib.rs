@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+mod deliver;
 mod discover;
 pub mod forge;
 pub mod git;
@@ -90,14 +91,18 @@ impl Shard {
     /// Whether this shard handles the repository `canonical` (a stable hash, the same on every
     /// machine, so N jobs split the images without talking to each other).
     pub fn owns(&self, canonical: &str) -> bool {
-        // FNV-1a, 64 bit.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in canonical.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h % self.count == self.index - 1
+        fnv1a(canonical.as_bytes()) % self.count == self.index - 1
     }
+}
+
+/// FNV-1a, 64 bit: a stable hash, the same on every machine and version.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// A request for [`execute`].
@@ -140,6 +145,11 @@ struct Pass {
     found: Discovery,
     /// Rewritten files: index into `found.sources`, new text.
     rewritten: Vec<(usize, String)>,
+    /// The verified changes per rewritten file, update by update (for pull-request groups).
+    planned: Vec<(usize, Vec<deliver::Change>)>,
+    /// Policies whose images occur, resolved, and need no update: their open pull requests
+    /// are no longer needed.
+    current: Vec<String>,
 }
 
 /// The settings of a run, read once.
@@ -171,21 +181,21 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         registries,
     };
     // Open the work tree before touching anything, so a delivery that cannot happen fails first.
-    let work_tree =
-        if req.command == Command::Run && ctx.config.delivery.mode == DeliveryMode::Commit {
-            let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
-            let branch = wt
-                .current_branch()
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
-                return Err(Error::Usage(format!(
-                    "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
-                )));
-            }
-            Some((wt, branch))
-        } else {
-            None
-        };
+    let work_tree = if req.command == Command::Run && ctx.config.delivery.mode != DeliveryMode::None
+    {
+        let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+        let branch = wt
+            .current_branch()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
+            return Err(Error::Usage(format!(
+                "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
+            )));
+        }
+        Some((wt, branch))
+    } else {
+        None
+    };
 
     let mut tags = TagCache::new();
     let mut outcome = Outcome::default();
@@ -201,7 +211,26 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
             .diff
             .push_str(&unified_diff(&src.rel, &src.text, new_text));
     }
-    if let Some((wt, branch)) = &work_tree {
+    if let (Some((wt, base)), DeliveryMode::PullRequest) = (&work_tree, ctx.config.delivery.mode) {
+        let plan: Vec<deliver::FilePlan<'_>> = pass
+            .planned
+            .iter()
+            .map(|(file, changes)| deliver::FilePlan {
+                rel: &pass.found.sources[*file].rel,
+                text: &pass.found.sources[*file].text,
+                changes,
+            })
+            .collect();
+        deliver::pull_requests(
+            &ctx.config.delivery,
+            wt,
+            base,
+            &plan,
+            &pass.current,
+            &mut pass.report,
+        )
+        .await;
+    } else if let Some((wt, branch)) = &work_tree {
         let mut tries = 1;
         loop {
             match deliver_commit(&ctx, wt, branch, &mut pass) {
@@ -262,7 +291,11 @@ fn deliver_commit(
     }
     if !written.is_empty() {
         let c = &ctx.config.delivery.commit;
-        let message = commit_message(&c.message, &pass.report.updates);
+        let message = commit_message(
+            &c.message,
+            &pass.report.updates,
+            c.signoff.then_some(&c.author),
+        );
         result = wt
             .commit_files(&written, (&c.author.name, &c.author.email), &message)
             .and_then(|oid| match wt.push(branch, false) {
@@ -330,6 +363,8 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         report,
         found,
         rewritten: Vec::new(),
+        planned: Vec::new(),
+        current: Vec::new(),
     })
 }
 
@@ -348,6 +383,8 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         report,
         found,
         rewritten,
+        planned,
+        current,
     } = &mut pass;
     let governors = &found.governors;
 
@@ -380,10 +417,12 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
 
     // select
     let mut edits: BTreeMap<usize, Vec<(Vec<Edit>, Update)>> = BTreeMap::new();
+    let mut resolved: Vec<&str> = Vec::new();
     for (occ, g) in live {
         let Some(Ok(list)) = tags.get(&g.image.canonical_name()) else {
             continue;
         };
+        resolved.push(&g.name);
         if let Some(change) = g.policy.update_from(occ.image.tag.as_deref(), list) {
             let site_edits = discover::edits_for(occ, &g.image, &change.to);
             edits.entry(occ.file).or_default().push((
@@ -411,8 +450,9 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         match apply_edits(&src.text, &file_edits) {
             Ok(new_text) => {
-                report.updates.extend(list.into_iter().map(|(_, u)| u));
+                report.updates.extend(list.iter().map(|(_, u)| u.clone()));
                 rewritten.push((file, new_text));
+                planned.push((file, list));
             }
             Err(e) => report.errors.push(ErrorEntry {
                 image: None,
@@ -421,6 +461,14 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
             }),
         }
     }
+    resolved.sort();
+    resolved.dedup();
+    current.extend(
+        resolved
+            .into_iter()
+            .filter(|n| !report.updates.iter().any(|u| u.policy == *n))
+            .map(str::to_string),
+    );
     Ok(pass)
 }
 
@@ -445,10 +493,10 @@ fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
     }
 }
 
-/// Fill a commit message template. With one update its values fill `{{ name }}`, `{{ image }}`,
-/// `{{ old_tag }}` and `{{ new_tag }}`; `{{ summary }}` and `{{ count }}` describe all of them.
-/// A commit with several updates lists each in the body.
-pub fn commit_message(template: &str, updates: &[Update]) -> String {
+/// Fill a template with the values of `updates`: with one update (or the first) its values fill
+/// `{{ name }}`, `{{ image }}`, `{{ old_tag }}` and `{{ new_tag }}`; `{{ summary }}` and
+/// `{{ count }}` describe all of them.
+pub fn fill_template(template: &str, updates: &[Update]) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     for u in updates {
@@ -463,13 +511,23 @@ pub fn commit_message(template: &str, updates: &[Update]) -> String {
     };
     let first = updates.first();
     let pick = |f: fn(&Update) -> &str| first.map(f).unwrap_or_default().to_string();
-    let subject = template
+    template
         .replace("{{ name }}", &pick(|u| &u.policy))
         .replace("{{ image }}", &pick(|u| &u.image))
         .replace("{{ old_tag }}", &pick(|u| &u.from))
         .replace("{{ new_tag }}", &pick(|u| &u.to))
         .replace("{{ count }}", &updates.len().to_string())
-        .replace("{{ summary }}", &summary);
+        .replace("{{ summary }}", &summary)
+}
+
+/// A commit message from its template ([`fill_template`]); a commit with several updates lists
+/// each in the body; `signoff` adds a `Signed-off-by:` trailer.
+pub fn commit_message(
+    template: &str,
+    updates: &[Update],
+    signoff: Option<&config::Author>,
+) -> String {
+    let subject = fill_template(template, updates);
     let mut body = String::new();
     if updates.len() > 1 {
         body.push_str("\n\n");
@@ -480,7 +538,11 @@ pub fn commit_message(template: &str, updates: &[Update]) -> String {
             ));
         }
     }
-    format!("{}{}", subject.trim_end(), body.trim_end()) + "\n"
+    let mut message = format!("{}{}", subject.trim_end(), body.trim_end());
+    if let Some(a) = signoff {
+        message.push_str(&format!("\n\nSigned-off-by: {} <{}>", a.name, a.email));
+    }
+    message + "\n"
 }
 
 /// A unified diff of one file with `a/` and `b/` prefixes, as `git diff` prints it.
@@ -592,11 +654,22 @@ mod tests {
         let one = commit_message(
             "bump {{ name }} to {{ new_tag }}",
             &[update("web", "1.1.0")],
+            None,
         );
         assert_eq!(one, "bump web to 1.1.0\n");
         let two = commit_message(
             "chore: {{ summary }}",
             &[update("web", "1.1.0"), update("api", "2.0.0")],
+            None,
+        );
+        let signed = commit_message(
+            "x",
+            &[update("web", "1.1.0")],
+            Some(&config::Author::default()),
+        );
+        assert_eq!(
+            signed,
+            "x\n\nSigned-off-by: image-updater <image-updater@example.invalid>\n"
         );
         assert!(
             two.starts_with("chore: update web to 1.1.0, api to 2.0.0\n\n- web:"),

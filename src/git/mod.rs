@@ -156,10 +156,16 @@ impl WorkTree {
         Ok(oid)
     }
 
-    /// Whether two commits hold the same tree (the same content).
-    pub fn same_content(&self, a: Oid, b: Oid) -> bool {
-        let tree = |o| self.repo.find_commit(o).map(|c| c.tree_id());
-        matches!((tree(a), tree(b)), (Ok(x), Ok(y)) if x == y)
+    /// Whether `commit` already holds every file of `contents` with exactly those bytes (a
+    /// pull-request branch that needs no push, even if its base has moved on elsewhere).
+    pub fn holds(&self, commit: Oid, contents: &[(PathBuf, Vec<u8>)]) -> bool {
+        let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
+            return false;
+        };
+        contents.iter().all(|(path, bytes)| {
+            let want = Oid::hash_object(git2::ObjectType::Blob, bytes);
+            matches!((tree.get_path(path), want), (Ok(e), Ok(w)) if e.id() == w)
+        })
     }
 
     /// The tree of `base` with `contents` written over it, modes kept.
@@ -232,6 +238,11 @@ impl WorkTree {
         self.repo
             .reset_default(Some(parent.as_object()), rels.iter())
             .map_err(|e| GitError::new("resetting the index", e.message()))
+    }
+
+    /// The URL of `origin`.
+    pub fn remote_url(&self) -> Result<String, GitError> {
+        Ok(self.remote()?.url().unwrap_or_default().to_string())
     }
 
     fn remote(&self) -> Result<git2::Remote<'_>, GitError> {

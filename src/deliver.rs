@@ -1,0 +1,449 @@
+//! The deliver stage for `mode: pull-request`: one branch and one pull/merge request per group
+//! of updates (per image, or all together), never two for the same branch.
+//!
+//! For each group: the group's edits are applied to the files as the base has them, committed
+//! on top of the base as the tip of the group's branch, and force-pushed when the content
+//! differs from what the remote branch holds; then the open pull request whose head is that
+//! branch is found and updated, or created. A policy whose image needs no update any more
+//! (someone merged by hand) gets its open pull request closed with a comment saying why.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config::{Delivery, Group};
+use crate::forge::{self, Forge, NewPullRequest};
+use crate::git::WorkTree;
+use crate::manifest::edit::{apply_edits, Edit};
+use crate::report::{ErrorEntry, PullRequest, Report, Update};
+
+/// A marker in every body this tool writes, to tell its pull requests from people's.
+pub const BODY_MARKER: &str = "<!-- image-updater -->";
+
+/// An update and the edits that make it.
+pub(crate) type Change = (Vec<Edit>, Update);
+
+/// One file's planned edits: each update with the edits that make it.
+pub(crate) struct FilePlan<'a> {
+    pub rel: &'a str,
+    pub text: &'a str,
+    pub changes: &'a [Change],
+}
+
+/// A group of updates that travel in one pull request.
+struct Batch {
+    /// The group's name for templates: the policy name, or `all`.
+    name: String,
+    updates: Vec<Update>,
+    /// Per file: the new content with only this group's edits.
+    contents: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// Split the plan into groups and build each group's file contents.
+fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batch> {
+    // group name -> file -> changes
+    let mut by_group: BTreeMap<String, BTreeMap<usize, Vec<&Change>>> = BTreeMap::new();
+    for (i, f) in plan.iter().enumerate() {
+        for change in f.changes {
+            let key = match group {
+                Group::PerImage => change.1.policy.clone(),
+                Group::All => "all".to_string(),
+            };
+            by_group
+                .entry(key)
+                .or_default()
+                .entry(i)
+                .or_default()
+                .push(change);
+        }
+    }
+    let mut out = Vec::new();
+    'groups: for (name, files) in by_group {
+        let mut batch = Batch {
+            name,
+            updates: Vec::new(),
+            contents: Vec::new(),
+        };
+        for (i, changes) in files {
+            let f = &plan[i];
+            let edits: Vec<Edit> = changes
+                .iter()
+                .flat_map(|(e, _)| e.iter().cloned())
+                .collect();
+            match apply_edits(f.text, &edits) {
+                Ok(text) => batch
+                    .contents
+                    .push((PathBuf::from(f.rel), text.into_bytes())),
+                Err(e) => {
+                    report.errors.push(ErrorEntry {
+                        image: None,
+                        file: Some(f.rel.to_string()),
+                        message: format!("{}: not rewritten for {}: {e}", f.rel, batch.name),
+                    });
+                    continue 'groups;
+                }
+            }
+            batch.updates.extend(changes.iter().map(|(_, u)| u.clone()));
+        }
+        out.push(batch);
+    }
+    out
+}
+
+/// A template with the values of a group: `{{ name }}`, `{{ image }}`, `{{ new_tag }}`, `{{ hash }}`.
+fn render_branch(template: &str, batch: &Batch) -> String {
+    let first = batch.updates.first();
+    let mut key = String::new();
+    for u in &batch.updates {
+        let _ = write!(key, "{}={}@{};", u.image, u.to, u.file);
+    }
+    let raw = template
+        .replace("{{ name }}", &batch.name)
+        .replace("{{ image }}", first.map_or("", |u| u.image.as_str()))
+        .replace("{{ new_tag }}", first.map_or("", |u| u.to.as_str()))
+        .replace(
+            "{{ hash }}",
+            &format!("{:016x}", crate::fnv1a(key.as_bytes())),
+        );
+    sanitize_ref(&raw)
+}
+
+/// Make `raw` a valid git branch name (git check-ref-format): forbidden characters become
+/// `-`, no `..`, `//`, leading or trailing `/` or `.`, no `.lock` component ending.
+pub fn sanitize_ref(raw: &str) -> String {
+    let mut s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("..") {
+        s = s.replace("..", ".");
+    }
+    while s.contains("//") {
+        s = s.replace("//", "/");
+    }
+    let parts: Vec<String> = s
+        .split('/')
+        .map(|p| {
+            let p = p.trim_matches('.');
+            let p = p.strip_suffix(".lock").unwrap_or(p);
+            p.to_string()
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let s = parts.join("/");
+    if s.is_empty() {
+        "image-updater".to_string()
+    } else {
+        s
+    }
+}
+
+/// The default body: a table of the updates and the marker.
+fn table(updates: &[Update]) -> String {
+    let mut rows: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for u in updates {
+        rows.entry((u.image.clone(), u.from.clone(), u.to.clone()))
+            .or_default()
+            .push(format!("{}:{}", u.file, u.line));
+    }
+    let mut out = String::from("| Image | From | To | Files |\n|---|---|---|---|\n");
+    for ((image, from, to), files) in rows {
+        let files: Vec<String> = files.iter().map(|f| format!("`{f}`")).collect();
+        let _ = writeln!(
+            out,
+            "| `{image}` | `{from}` | `{to}` | {} |",
+            files.join(", ")
+        );
+    }
+    out
+}
+
+fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
+    let table = table(updates);
+    let text = match template {
+        Some(t) => crate::fill_template(t, updates).replace("{{ table }}", &table),
+        None => format!("Image updates found by image-updater.\n\n{table}"),
+    };
+    format!(
+        "{}\n\n{BODY_MARKER}\n<!-- branch: {branch} -->\n",
+        text.trim_end()
+    )
+}
+
+/// Push each group's branch and open or update its pull request; close the pull requests of
+/// `current` policies (images that need no update now) that are still open.
+pub(crate) async fn pull_requests(
+    delivery: &Delivery,
+    wt: &WorkTree,
+    base: &str,
+    plan: &[FilePlan<'_>],
+    current: &[String],
+    report: &mut Report,
+) {
+    let forge = match connect(delivery, wt) {
+        Ok(f) => f,
+        Err(message) => {
+            report.errors.push(ErrorEntry {
+                image: None,
+                file: None,
+                message,
+            });
+            return;
+        }
+    };
+    let base_oid = match wt.head() {
+        Ok(o) => o,
+        Err(e) => {
+            report.errors.push(err(e.to_string()));
+            return;
+        }
+    };
+    for batch in batches(plan, delivery.group, report) {
+        let branch = render_branch(&delivery.branch, &batch);
+        match one(
+            delivery,
+            wt,
+            forge.as_ref(),
+            base,
+            base_oid,
+            &branch,
+            &batch,
+        )
+        .await
+        {
+            Ok(pr) => report.pull_requests.push(pr),
+            Err(message) => {
+                report
+                    .errors
+                    .push(err(format!("pull request for {branch}: {message}")));
+                // Its updates were not delivered.
+                report
+                    .updates
+                    .retain(|u| !batch.updates.iter().any(|b| b == u));
+            }
+        }
+    }
+    // Close what is no longer needed: only where the branch name can be known without an
+    // update (the template uses no update values).
+    let named_only = delivery.group == Group::PerImage
+        && !delivery.branch.contains("{{ new_tag }}")
+        && !delivery.branch.contains("{{ hash }}")
+        && !delivery.branch.contains("{{ image }}");
+    if named_only {
+        for name in current {
+            let batch = Batch {
+                name: name.clone(),
+                updates: Vec::new(),
+                contents: Vec::new(),
+            };
+            let branch = render_branch(&delivery.branch, &batch);
+            match forge.find_open(&branch, base).await {
+                Ok(Some(pr)) if pr.body.contains(BODY_MARKER) => {
+                    let comment = format!(
+                        "{base} already has the newest tag that policy `{name}` allows, so this pull request is no longer needed. Closed by image-updater."
+                    );
+                    match forge.close(pr.number, &comment).await {
+                        Ok(()) => report.pull_requests.push(PullRequest {
+                            branch,
+                            number: pr.number,
+                            url: pr.url,
+                            action: "closed".into(),
+                        }),
+                        Err(e) => report
+                            .errors
+                            .push(err(format!("closing #{}: {e}", pr.number))),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => report.errors.push(err(format!("looking up {branch}: {e}"))),
+            }
+        }
+    }
+}
+
+fn err(message: String) -> ErrorEntry {
+    ErrorEntry {
+        image: None,
+        file: None,
+        message,
+    }
+}
+
+fn connect(delivery: &Delivery, wt: &WorkTree) -> Result<Box<dyn Forge>, String> {
+    let kind = match delivery.forge.as_str() {
+        "" | "auto" => None,
+        other => Some(other.parse().map_err(|_| {
+            format!("delivery.forge {other:?}: expected github, gitlab, gitea or auto")
+        })?),
+    };
+    let cfg = forge::ForgeConfig {
+        forge: kind,
+        api_url: delivery.api_url.clone(),
+        repository: delivery.repository.clone(),
+    };
+    let remote = wt.remote_url().map_err(|e| e.to_string())?;
+    forge::detect(&|k| std::env::var(k).ok(), &remote, &cfg).map_err(|e| e.to_string())
+}
+
+async fn one(
+    delivery: &Delivery,
+    wt: &WorkTree,
+    forge: &dyn Forge,
+    base: &str,
+    base_oid: crate::git::Oid,
+    branch: &str,
+    batch: &Batch,
+) -> Result<PullRequest, String> {
+    let c = &delivery.commit;
+    let message = crate::commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
+    wt.commit_to_branch(
+        base_oid,
+        branch,
+        &batch.contents,
+        (&c.author.name, &c.author.email),
+        &message,
+    )
+    .map_err(|e| e.to_string())?;
+    let remote = wt.fetch(branch).map_err(|e| e.to_string())?;
+    let pushed = match remote {
+        Some(r) if wt.holds(r, &batch.contents) => false,
+        _ => {
+            wt.push(branch, true).map_err(|e| e.to_string())?;
+            true
+        }
+    };
+    let title = match &delivery.pull_request.title {
+        Some(t) => crate::fill_template(t, &batch.updates),
+        None => message.lines().next().unwrap_or_default().to_string(),
+    };
+    let body = body(
+        delivery.pull_request.body.as_deref(),
+        &batch.updates,
+        branch,
+    );
+    let found = forge
+        .find_open(branch, base)
+        .await
+        .map_err(|e| e.to_string())?;
+    let p = &delivery.pull_request;
+    let (pr, action) = match found {
+        None => {
+            let pr = forge
+                .create(&NewPullRequest {
+                    head: branch.to_string(),
+                    base: base.to_string(),
+                    title: title.clone(),
+                    body: body.clone(),
+                    draft: p.draft,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            forge
+                .add_labels(pr.number, &p.labels)
+                .await
+                .map_err(|e| e.to_string())?;
+            forge
+                .request_reviewers(pr.number, &p.reviewers)
+                .await
+                .map_err(|e| e.to_string())?;
+            forge
+                .add_assignees(pr.number, &p.assignees)
+                .await
+                .map_err(|e| e.to_string())?;
+            if p.auto_merge {
+                forge
+                    .enable_auto_merge(&pr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (pr, "created")
+        }
+        Some(pr) if pr.title != title || pr.body.trim() != body.trim() => {
+            let pr = forge
+                .update(pr.number, &title, &body)
+                .await
+                .map_err(|e| e.to_string())?;
+            (pr, "updated")
+        }
+        Some(pr) if pushed => (pr, "updated"),
+        Some(pr) => (pr, "unchanged"),
+    };
+    Ok(PullRequest {
+        branch: branch.to_string(),
+        number: pr.number,
+        url: pr.url,
+        action: action.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_are_sanitised() {
+        assert_eq!(sanitize_ref("image-updater/web"), "image-updater/web");
+        assert_eq!(
+            sanitize_ref("image-updater/ghcr.io/acme/web:1.2"),
+            "image-updater/ghcr.io/acme/web-1.2"
+        );
+        assert_eq!(sanitize_ref("a..b//c/.d/e.lock/"), "a.b/c/d/e");
+        assert_eq!(sanitize_ref("x y~z^?*[\\"), "x-y-z-----");
+        assert_eq!(sanitize_ref("///"), "image-updater");
+    }
+
+    fn update(policy: &str, to: &str, file: &str) -> Update {
+        Update {
+            policy: policy.into(),
+            image: format!("ghcr.io/acme/{policy}"),
+            file: file.into(),
+            line: 3,
+            from: "1.0.0".into(),
+            to: to.into(),
+            digest: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn branch_templates() {
+        let b = Batch {
+            name: "web".into(),
+            updates: vec![update("web", "1.2.0", "a.yaml")],
+            contents: vec![],
+        };
+        assert_eq!(
+            render_branch("image-updater/{{ name }}", &b),
+            "image-updater/web"
+        );
+        assert_eq!(
+            render_branch("deps/{{ image }}-{{ new_tag }}", &b),
+            "deps/ghcr.io/acme/web-1.2.0"
+        );
+        let h = render_branch("u/{{ hash }}", &b);
+        assert_eq!(h.len(), "u/".len() + 16);
+        assert_eq!(h, render_branch("u/{{ hash }}", &b), "stable");
+    }
+
+    #[test]
+    fn body_has_table_and_marker() {
+        let u = vec![
+            update("web", "1.2.0", "a.yaml"),
+            update("web", "1.2.0", "b.yaml"),
+        ];
+        let b = body(None, &u, "image-updater/web");
+        assert!(
+            b.contains("| `ghcr.io/acme/web` | `1.0.0` | `1.2.0` | `a.yaml:3`, `b.yaml:3` |"),
+            "{b}"
+        );
+        assert!(b.contains(BODY_MARKER));
+        let custom = body(Some("Bump {{ name }}\n\n{{ table }}"), &u, "x");
+        assert!(custom.starts_with("Bump web\n\n| Image |"), "{custom}");
+    }
+}
