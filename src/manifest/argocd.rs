@@ -127,7 +127,10 @@ fn param_sites(params: &[Node], path: &Path, opts: &ScanOptions, out: &mut Vec<S
             .iter()
             .enumerate()
             .find(|(_, e)| e.get("name").and_then(Node::as_str) == Some(name))?;
-        let value = entry.get("value").filter(|v| !v.is_null())?;
+        // An empty value (`image.digest: ""`) is no value: the chart's default applies.
+        let value = entry
+            .get("value")
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))?;
         let mut p = path.clone();
         p.push(Segment::Index(i));
         p.push(Segment::Key("value".into()));
@@ -276,6 +279,17 @@ spec:
                     Format::Helm
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn an_empty_digest_parameter_is_no_digest() {
+        let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n      parameters:\n      - {name: image.repository, value: ghcr.io/acme/api}\n      - {name: image.tag, value: '2.4.0'}\n      - {name: image.digest, value: \"\"}\n";
+        let sites = all(app, &ScanOptions::default());
+        assert_eq!(sites.len(), 1);
+        assert!(
+            matches!(&sites[0].parts, Parts::Split { digest: None, tag: Some(t), .. } if t.value == "2.4.0"),
+            "{sites:?}"
         );
     }
 

@@ -48,7 +48,7 @@ pub fn sites(root: &Node, out: &mut Vec<Site>) {
             let Some(node) = entry.get(key) else {
                 return Ok(None);
             };
-            if node.is_null() {
+            if node.is_null() || node.as_str() == Some("") {
                 return Ok(None);
             }
             path.push(Segment::Key(key.into()));
