@@ -12,6 +12,8 @@
 //! - [`TestCa`]: a CA and a server certificate for 127.0.0.1, for the registry behind TLS.
 //! - [`FaultProxy`]: a proxy before the registry that injects 429s, 503s, resets, stalls and
 //!   cut-off bodies, and counts requests, concurrency and arrival times.
+//! - [`forges`]: stateful fakes of the GitHub, GitLab and Gitea APIs, and the helpers of the
+//!   pull-request tests (a remote holding a fixture, a run with a clean environment).
 //! - [`free_port`], [`wait_until`], [`http_request`]: the small pieces the above are built on.
 //!
 //! Everything is blocking std code; tests are plain `#[test]` functions. A program that is
@@ -19,6 +21,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod faults;
+pub mod forges;
 mod git;
 mod http;
 mod paging;
