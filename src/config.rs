@@ -79,6 +79,12 @@ pub struct ImageConfig {
     /// Helm values key paths holding this image's parts (`image.repository`, `image.tag`, ...).
     #[serde(default)]
     pub helm: Vec<HelmKeysSpec>,
+    /// Write `tag@sha256:<digest>`.
+    #[serde(default)]
+    pub pin_digest: bool,
+    /// Only tags whose index covers each of these (`os/arch[/variant]`).
+    #[serde(default)]
+    pub platforms: Vec<String>,
 }
 
 /// Exactly one of the keys names the policy kind.
@@ -294,6 +300,10 @@ pub struct Watched {
     pub files: Option<globset::GlobSet>,
     /// Index of the first of this image's `helm` key sets in [`Config::scan_options`].
     pub helm_keys: std::ops::Range<usize>,
+    /// Write `tag@digest`.
+    pub pin_digest: bool,
+    /// Platforms (`os/arch[/variant]`) a tag's index must cover.
+    pub platforms: Vec<String>,
 }
 
 impl Config {
@@ -367,6 +377,16 @@ impl Config {
                     .with_filter(&f.value.pattern, f.value.extract.as_deref())
                     .map_err(|e| ConfigError::at(file, &f.referenced, e))?;
             }
+            for p in &img.platforms {
+                let parts: Vec<&str> = p.split('/').collect();
+                if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
+                    return Err(ConfigError::at(
+                        file,
+                        &img.name.referenced,
+                        format!("platform {p:?}: expected os/arch or os/arch/variant, e.g. linux/arm64/v8"),
+                    ));
+                }
+            }
             let files = if img.files.is_empty() {
                 None
             } else {
@@ -384,6 +404,8 @@ impl Config {
                 policy,
                 files,
                 helm_keys: start..start + img.helm.len(),
+                pin_digest: img.pin_digest,
+                platforms: img.platforms.clone(),
             });
         }
         for r in &self.registries {

@@ -52,13 +52,18 @@ pub(crate) struct Sites {
 }
 
 /// Read `files` (relative to `root`) and find their references.
+///
+/// Files are read and scanned in parallel, one worker per core taking the next file as it
+/// finishes; results are put back in `files` order, so the output never depends on timing.
+/// A file whose bytes cannot hold an image ([`Prefilter`]) is not parsed at all, and only
+/// the texts of files with references are kept (they are what gets rewritten).
 pub(crate) fn discover(
     root: &Path,
     files: &manifest::files::Discovered,
     options: &manifest::ScanOptions,
     watched: &[Watched],
 ) -> Discovery {
-    let mut sources = Vec::with_capacity(files.files.len());
+    let mut sources = Vec::new();
     let mut skipped: Vec<Skipped> = files
         .skipped
         .iter()
@@ -67,37 +72,38 @@ pub(crate) fn discover(
     let mut found: Vec<Sites> = Vec::new();
     let mut flux_policies: Vec<(String, FluxPolicy)> = Vec::new();
     let mut flux_repositories = Vec::new();
-    for rel in &files.files {
-        let path = root.join(rel);
+    let prefilter = Prefilter::new(options);
+    for (rel, scanned) in files
+        .files
+        .iter()
+        .zip(scan_all(root, &files.files, options, &prefilter))
+    {
         let rel = rel_string(rel);
-        let text = match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
-            Ok(Err(_)) => {
-                skipped.push(file_skip(&rel, 0, "not UTF-8 text".into()));
+        let (text, scan) = match scanned {
+            Scanned::Nothing => continue,
+            Scanned::Skip { line, reason } => {
+                skipped.push(file_skip(&rel, line, reason));
                 continue;
             }
-            Err(e) => {
-                skipped.push(file_skip(&rel, 0, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let scan = match manifest::scan_file(Path::new(&rel), &text, options) {
-            Ok(s) => s,
-            Err(e) => {
-                skipped.push(file_skip(&rel, e.line().unwrap_or(0), e.to_string()));
-                continue;
-            }
+            Scanned::Found { text, scan } => (text, scan),
         };
         for p in scan.problems {
             skipped.push(file_skip(&rel, p.line, p.message));
         }
         flux_policies.extend(scan.flux_policies.into_iter().map(|p| (rel.clone(), p)));
         flux_repositories.extend(scan.flux_repositories);
+        if scan.sites.is_empty() {
+            continue;
+        }
         found.push(Sites {
             file: sources.len(),
             sites: scan.sites,
         });
-        sources.push(Source { rel, path, text });
+        sources.push(Source {
+            path: root.join(&rel),
+            rel,
+            text,
+        });
     }
 
     let mut governors = watched.to_vec();
@@ -128,6 +134,137 @@ pub(crate) fn discover(
         governors,
         skipped,
     }
+}
+
+/// What reading and scanning one file gave.
+enum Scanned {
+    /// Its bytes cannot hold an image: not parsed.
+    Nothing,
+    /// It is left alone: unreadable, not UTF-8, not YAML.
+    Skip { line: usize, reason: String },
+    /// Its text and what the scan found.
+    Found {
+        text: String,
+        scan: manifest::FileScan,
+    },
+}
+
+/// A cheap byte test run before parsing: a file can hold an image reference, a Flux marker
+/// or a Flux image object only if it contains `image` (which also covers `images:`,
+/// `$imagepolicy`, `ImagePolicy`, `ImageRepository`) or `repository` (Helm values), in any
+/// case, or the last key of a configured Helm key path or Argo CD parameter name (which
+/// may be anything, `version` say). Files without any of these are not parsed. (A key
+/// spelled with YAML escapes, `"\x69mage"`, would slip past it; no manifest does that.)
+pub(crate) struct Prefilter(regex::bytes::Regex);
+
+impl Prefilter {
+    pub(crate) fn new(options: &manifest::ScanOptions) -> Prefilter {
+        let mut needles = vec!["image".to_string(), "repository".to_string()];
+        for keys in options.helm.iter().chain(&options.argocd_helm_params) {
+            for path in [&keys.registry, &keys.repository, &keys.tag, &keys.digest]
+                .into_iter()
+                .flatten()
+            {
+                let leaf = path.rsplit('.').next().unwrap_or(path);
+                let leaf = leaf.split('[').next().unwrap_or(leaf);
+                if !leaf.is_empty() && !needles.iter().any(|n| n.eq_ignore_ascii_case(leaf)) {
+                    needles.push(leaf.to_string());
+                }
+            }
+        }
+        let pattern: Vec<String> = needles.iter().map(|n| regex::escape(n)).collect();
+        let re = regex::bytes::RegexBuilder::new(&pattern.join("|"))
+            .case_insensitive(true)
+            .unicode(false)
+            .build()
+            .expect("escaped literals always compile");
+        Prefilter(re)
+    }
+
+    /// Whether `bytes` may hold something the scan finds.
+    pub(crate) fn may_hold_images(&self, bytes: &[u8]) -> bool {
+        self.0.is_match(bytes)
+    }
+}
+
+/// Read and scan one file.
+fn scan_one(
+    root: &Path,
+    rel: &Path,
+    options: &manifest::ScanOptions,
+    prefilter: &Prefilter,
+) -> Scanned {
+    let bytes = match std::fs::read(root.join(rel)) {
+        Ok(b) => b,
+        Err(e) => {
+            return Scanned::Skip {
+                line: 0,
+                reason: format!("cannot read: {e}"),
+            }
+        }
+    };
+    if !prefilter.may_hold_images(&bytes) {
+        return Scanned::Nothing;
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Scanned::Skip {
+            line: 0,
+            reason: "not UTF-8 text".into(),
+        };
+    };
+    match manifest::scan_file(rel, &text, options) {
+        Ok(scan) => Scanned::Found { text, scan },
+        Err(e) => Scanned::Skip {
+            line: e.line().unwrap_or(0),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// [`scan_one`] over `files` on every core, results in `files` order.
+fn scan_all(
+    root: &Path,
+    files: &[PathBuf],
+    options: &manifest::ScanOptions,
+    prefilter: &Prefilter,
+) -> Vec<Scanned> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 16)
+        .max(1);
+    if workers == 1 {
+        return files
+            .iter()
+            .map(|f| scan_one(root, f, options, prefilter))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let parts: Vec<Vec<(usize, Scanned)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        out.push((i, scan_one(root, f, options, prefilter)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a scan worker panicked"))
+            .collect()
+    });
+    let mut all: Vec<Option<Scanned>> = std::iter::repeat_with(|| None).take(files.len()).collect();
+    for (i, scanned) in parts.into_iter().flatten() {
+        all[i] = Some(scanned);
+    }
+    all.into_iter()
+        .map(|s| s.expect("every file scanned once"))
+        .collect()
 }
 
 fn rel_string(p: &Path) -> String {
@@ -186,6 +323,8 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
         policy,
         files: None,
         helm_keys: 0..0,
+        pin_digest: false,
+        platforms: Vec::new(),
     })
 }
 
@@ -279,15 +418,14 @@ fn occurrence(
     })
 }
 
-/// Why a governed site is still left alone by this version, if it is.
-fn unsupported(site: &Site, image: &ImageRef) -> Option<String> {
+/// Why a governed site is left alone whatever its policy, if it is.
+fn unsupported(site: &Site, _image: &ImageRef) -> Option<String> {
     match &site.parts {
-        Parts::Split { tag: None, .. } => {
-            Some("no tag to update (add a tag key to update it)".into())
-        }
-        _ if image.digest.is_some() => {
-            Some("pinned by digest: digest pinning is not supported yet, left alone".into())
-        }
+        Parts::Split {
+            tag: None,
+            digest: None,
+            ..
+        } => Some("no tag to update (add a tag key to update it)".into()),
         _ => None,
     }
 }
@@ -314,12 +452,13 @@ fn govern(image: &ImageRef, file: &str, governors: &[Watched]) -> (Option<usize>
     (None, Some(reason.to_string()))
 }
 
-/// The edits that move `occ` to `new_tag`: each scalar of the site that must change, with its
-/// new value. `governor` is the image the policy watches.
+/// The edits that move `occ` to `new_tag` (pinned to `digest` when given): each scalar of the
+/// site that must change, with its new value. `governor` is the image the policy watches.
 pub(crate) fn edits_for(
     occ: &Occurrence,
     governor: &ImageRef,
     new_tag: &str,
+    digest: Option<&str>,
 ) -> Vec<manifest::edit::Edit> {
     use manifest::edit::Edit;
     let edit = |f: &manifest::Found, v: String| Edit {
@@ -327,22 +466,27 @@ pub(crate) fn edits_for(
         new_value: v,
     };
     match &occ.site.parts {
-        Parts::Whole(f) => vec![edit(f, occ.image.with_tag(new_tag, None))],
+        Parts::Whole(f) => vec![edit(f, occ.image.with_tag(new_tag, digest))],
         Parts::Override { scalar, prefix } => {
             vec![edit(
                 scalar,
-                format!("{prefix}{}", occ.image.with_tag(new_tag, None)),
+                format!("{prefix}{}", occ.image.with_tag(new_tag, digest)),
             )]
         }
         Parts::Split {
             registry,
             name,
             tag,
-            ..
+            digest: digest_part,
         } => {
             let mut out = Vec::new();
-            if let Some(t) = tag {
+            if let Some(t) = tag.as_ref().filter(|t| t.value != new_tag) {
                 out.push(edit(t, new_tag.to_string()));
+            }
+            if let (Some(d), Some(new)) = (digest_part, digest) {
+                if d.value != new {
+                    out.push(edit(d, new.to_string()));
+                }
             }
             // A marker may point a `:name` (or a kustomize newName) at another repository.
             if let (Some(n), None) = (name, registry) {
@@ -355,5 +499,96 @@ pub(crate) fn edits_for(
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{HelmKeys, ScanOptions};
+
+    #[test]
+    fn prefilter_passes_every_way_an_image_can_be_written() {
+        let plain = Prefilter::new(&ScanOptions::default());
+        for text in [
+            "containers:\n- image: nginx:1.27\n",
+            "images:\n- name: web\n  newTag: 1.2.3\n",
+            "x: 1 # {\"$imagepolicy\": \"flux-system:web\"}\n",
+            "kind: ImagePolicy\n",
+            "image: {repository: acme/web, tag: 1.0.0}\n",
+            "chart:\n  repository: acme/web\n  tag: 1.0.0\n",
+            "IMAGE: web\n",
+        ] {
+            assert!(plain.may_hold_images(text.as_bytes()), "{text}");
+        }
+        for text in [
+            "apiVersion: v1\nkind: Service\nspec:\n  ports: [{port: 80}]\n",
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  version: 1.2.3\n",
+            "",
+        ] {
+            assert!(!plain.may_hold_images(text.as_bytes()), "{text}");
+        }
+        // A configured key path makes its last key a needle.
+        let keyed = Prefilter::new(&ScanOptions {
+            helm: vec![HelmKeys {
+                repository: Some("app.repo".into()),
+                tag: Some("sidecars[0].app.version".into()),
+                ..HelmKeys::default()
+            }],
+            argocd_helm_params: vec![HelmKeys {
+                tag: Some("server.release".into()),
+                ..HelmKeys::default()
+            }],
+        });
+        assert!(keyed.may_hold_images(b"app:\n  version: 1.2.3\n"));
+        assert!(keyed.may_hold_images(b"app:\n  repo: acme/web\n"));
+        assert!(keyed.may_hold_images(b"- name: server.release\n  value: 1.0.0\n"));
+        assert!(!keyed.may_hold_images(b"kind: Service\n"));
+    }
+
+    #[test]
+    fn parallel_discovery_keeps_file_order_and_reads_only_what_can_hold_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rels = Vec::new();
+        for i in 0..200 {
+            let rel = PathBuf::from(format!("f{i:03}.yaml"));
+            let text = match i % 4 {
+                0 => format!("containers:\n  - name: c\n    image: acme/app{i}:1.0.{i}\n"),
+                1 => "kind: Service\nspec: {ports: [{port: 80}]}\n".to_string(),
+                // Broken YAML that cannot hold an image: not parsed, so not reported.
+                2 => "kind: Service\nspec: [unclosed\n".to_string(),
+                _ => "containers:\n  - image: [unclosed\n".to_string(),
+            };
+            std::fs::write(dir.path().join(&rel), text).unwrap();
+            rels.push(rel);
+        }
+        let files = manifest::files::Discovered {
+            files: rels,
+            skipped: Vec::new(),
+        };
+        let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
+        let rels: Vec<&str> = d.sources.iter().map(|s| s.rel.as_str()).collect();
+        let want: Vec<String> = (0..200)
+            .step_by(4)
+            .map(|i| format!("f{i:03}.yaml"))
+            .collect();
+        assert_eq!(rels, want);
+        let images: Vec<String> = d.occurrences.iter().map(|o| o.image.to_string()).collect();
+        let want: Vec<String> = (0..200)
+            .step_by(4)
+            .map(|i| format!("acme/app{i}:1.0.{i}"))
+            .collect();
+        assert_eq!(images, want);
+        let skipped: Vec<&str> = d
+            .skipped
+            .iter()
+            .filter(|s| s.image.is_none())
+            .map(|s| s.file.as_str())
+            .collect();
+        let want: Vec<String> = (3..200)
+            .step_by(4)
+            .map(|i| format!("f{i:03}.yaml"))
+            .collect();
+        assert_eq!(skipped, want);
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! [`execute`] runs it for `run`, `plan` and `scan`; [`list_tags`] serves `tags`.
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 mod deliver;
@@ -405,7 +406,13 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         .map(|(_, g)| &g.image)
         .filter(|i| !tags.contains_key(&i.canonical_name()))
         .collect();
-    tags.extend(ctx.registries.resolve_all(wanted.iter().copied()).await);
+    tags.extend(
+        ctx.registries
+            .resolve_all(wanted.iter().copied())
+            .await
+            .into_iter()
+            .map(|(name, r)| (name, r.map(|list| Arc::new(valid_tags(&list).0)))),
+    );
     let mut failed: Vec<(&String, String)> = tags
         .iter()
         .filter_map(|(name, r)| r.as_ref().err().map(|e| (name, e.to_string())))
@@ -416,6 +423,7 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     }
 
     // select
+    let mut lookups = Lookups::default();
     let mut edits: BTreeMap<usize, Vec<(Vec<Edit>, Update)>> = BTreeMap::new();
     let mut resolved: Vec<&str> = Vec::new();
     for (occ, g) in live {
@@ -423,26 +431,23 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
             continue;
         };
         resolved.push(&g.name);
-        if let Some(change) = g.policy.update_from(occ.image.tag.as_deref(), list) {
-            let site_edits = discover::edits_for(occ, &g.image, &change.to);
-            edits.entry(occ.file).or_default().push((
-                site_edits,
-                Update {
-                    policy: g.name.clone(),
-                    image: g.image.canonical_name(),
-                    file: found.sources[occ.file].rel.clone(),
-                    line: occ.site.line,
-                    from: occ.image.tag.clone().unwrap_or_default(),
-                    to: change.to,
-                    digest: None,
-                    note: match change.reason {
-                        policy::ChangeReason::Newer => None,
-                        other => Some(other.to_string()),
+        match select(ctx, &mut lookups, occ, g, list).await {
+            Ok(Some((site_edits, update))) => {
+                edits.entry(occ.file).or_default().push((
+                    site_edits,
+                    Update {
+                        file: found.sources[occ.file].rel.clone(),
+                        ..update
                     },
-                },
-            ));
+                ));
+            }
+            Ok(None) => {}
+            Err(message) => report
+                .errors
+                .push(error_entry(Some(g.image.canonical_name()), message)),
         }
     }
+    report.errors.dedup();
 
     // rewrite: every file in memory; a file whose edit does not verify is left alone.
     for (file, list) in edits {
@@ -470,6 +475,153 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
             .map(str::to_string),
     );
     Ok(pass)
+}
+
+/// The tags that are valid OCI tags, and the others: hostile or broken tags never reach a
+/// policy, a manifest, a branch name or a message.
+fn valid_tags(list: &[String]) -> (Vec<String>, Vec<String>) {
+    list.iter().cloned().partition(|t| policy::is_oci_tag(t))
+}
+
+/// Whether `d` is a digest this tool will write: `sha256:` and 64 lowercase hex digits.
+fn is_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// A repository (canonical name) and a tag.
+type RepoTag = (String, String);
+
+/// Digests and platforms looked up this run, by repository and tag: each manifest once.
+#[derive(Default)]
+struct Lookups {
+    digests: HashMap<RepoTag, Result<String, String>>,
+    platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
+}
+
+impl Lookups {
+    async fn digest(
+        &mut self,
+        ctx: &Ctx<'_>,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<String, String> {
+        let key = (image.canonical_name(), tag.to_string());
+        if let Some(r) = self.digests.get(&key) {
+            return r.clone();
+        }
+        let r = ctx
+            .registries
+            .source(&image.registry)
+            .digest(&image.repository, tag)
+            .await
+            .map_err(|e| e.to_string());
+        self.digests.insert(key, r.clone());
+        r
+    }
+
+    async fn platforms(
+        &mut self,
+        ctx: &Ctx<'_>,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<Option<Vec<String>>, String> {
+        let key = (image.canonical_name(), tag.to_string());
+        if let Some(r) = self.platforms.get(&key) {
+            return r.clone();
+        }
+        let r = ctx
+            .registries
+            .source(&image.registry)
+            .platforms(&image.repository, tag)
+            .await
+            .map_err(|e| e.to_string());
+        self.platforms.insert(key, r.clone());
+        r
+    }
+}
+
+/// Whether `have` (an index's platforms) covers every platform of `want`; a wanted platform
+/// without a variant is covered by any variant of it.
+fn covers(have: &[String], want: &[String]) -> bool {
+    want.iter().all(|w| {
+        have.iter()
+            .any(|h| h == w || (w.matches('/').count() == 1 && h.starts_with(&format!("{w}/"))))
+    })
+}
+
+/// The edits and the update that move `occ` on, or None when it is current.
+async fn select(
+    ctx: &Ctx<'_>,
+    lookups: &mut Lookups,
+    occ: &Occurrence,
+    g: &Watched,
+    tags: &[String],
+) -> Result<Option<(Vec<Edit>, Update)>, String> {
+    let current = occ.image.tag.as_deref();
+    // Platforms narrow the candidates: from the best down, the first that covers them all.
+    let mut narrowed = Vec::new();
+    let candidates: &[String] = if g.platforms.is_empty() {
+        tags
+    } else {
+        for tag in g.policy.select(tags).candidates {
+            if Some(tag.as_str()) == current {
+                narrowed.push(tag);
+                break;
+            }
+            let have = lookups.platforms(ctx, &g.image, &tag).await?;
+            if have.is_some_and(|h| covers(&h, &g.platforms)) {
+                narrowed.push(tag);
+                break;
+            }
+        }
+        &narrowed
+    };
+    let change = g.policy.update_from(current, candidates);
+    let pin = g.pin_digest || g.policy.followed_tag().is_some() || occ.image.digest.is_some();
+    let Some(target) = change
+        .as_ref()
+        .map(|c| c.to.clone())
+        .or(current.map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let digest = if pin {
+        let d = lookups.digest(ctx, &g.image, &target).await?;
+        if !is_digest(&d) {
+            return Err(format!(
+                "the registry gave {:?} as the digest of {target}, which is not sha256:<64 hex>",
+                d.escape_debug().to_string()
+            ));
+        }
+        Some(d)
+    } else {
+        None
+    };
+    if change.is_none() && (digest.is_none() || digest == occ.image.digest) {
+        return Ok(None);
+    }
+    let edits = discover::edits_for(occ, &g.image, &target, digest.as_deref());
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((
+        edits,
+        Update {
+            policy: g.name.clone(),
+            image: g.image.canonical_name(),
+            file: String::new(),
+            line: occ.site.line,
+            from: current.unwrap_or_default().to_string(),
+            to: target,
+            digest,
+            note: match change.map(|c| c.reason) {
+                None => Some("the tag now points at another digest".into()),
+                Some(policy::ChangeReason::Newer) => None,
+                Some(other) => Some(other.to_string()),
+            },
+        },
+    )))
 }
 
 fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
@@ -595,8 +747,13 @@ pub async fn list_tags(
             }
         }
     };
+    let (tags, invalid) = valid_tags(&tags);
     let sel = policy.select(&tags);
     let dropped = if explain {
+        let invalid = invalid.into_iter().map(|t| report::Dropped {
+            tag: t.escape_debug().to_string(),
+            why: "not a valid OCI tag".into(),
+        });
         policy
             .explain(&tags)
             .into_iter()
@@ -604,6 +761,7 @@ pub async fn list_tags(
                 policy::Outcome::Dropped(why) => Some(report::Dropped { tag: v.tag, why }),
                 policy::Outcome::Candidate { .. } => None,
             })
+            .chain(invalid)
             .collect()
     } else {
         Vec::new()

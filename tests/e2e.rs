@@ -724,3 +724,101 @@ fn commit_over_ssh_checks_the_host_key() {
     assert_eq!(json(&out)["updates"][0]["to"], "1.2.7");
     assert_eq!(json(&out)["commit"].as_str().unwrap(), remote_head(&s.bare));
 }
+
+/// Digest pinning, a `digest:` policy following a moving `latest`, and platform policies,
+/// against multi-platform indexes in the real registry.
+#[test]
+fn digests_and_platforms_against_real_indexes() {
+    let registry = Registry::start();
+    registry.push_index("acme/app", "1.0.0", &["linux/amd64", "linux/arm64"]);
+    registry.push_index("acme/app", "1.1.0", &["linux/amd64", "linux/arm64/v8"]);
+    registry.push_index("acme/app", "1.2.0", &["linux/amd64"]);
+    let web = registry.push_image("acme/web", &["1.0.0", "1.2.0"]);
+    let latest1 = registry
+        .push_image_salted("acme/tool", &["latest"], "one")
+        .remove(0);
+    let config = format!(
+        r#"registries:
+  - {{ host: registry.example.com, api: "{}", insecure: true }}
+images:
+  - name: app
+    image: registry.example.com/acme/app
+    policy: {{ semver: "^1" }}
+    platforms: [linux/amd64, linux/arm64]
+  - name: web
+    image: registry.example.com/acme/web
+    policy: {{ semver: "^1" }}
+    pin_digest: true
+  - name: tool
+    image: registry.example.com/acme/tool
+    policy: {{ digest: latest }}
+delivery: {{ mode: commit }}
+"#,
+        registry.addr
+    );
+    let deploy = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: app\n      image: registry.example.com/acme/app:1.0.0\n    - name: web\n      image: registry.example.com/acme/web:1.0.0\n    - name: tool\n      image: registry.example.com/acme/tool:latest\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_repo_with_files(
+        &tmp.path().join("remote.git"),
+        &[
+            (".image-updater.yaml", config.as_bytes()),
+            ("pod.yaml", deploy.as_bytes()),
+        ],
+    );
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+
+    let out = run(&["run", work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pod = std::fs::read_to_string(work.join("pod.yaml")).unwrap();
+    // 1.2.0 lacks arm64: the newest tag covering both platforms is 1.1.0 (arm64/v8 counts).
+    assert!(
+        pod.contains("image: registry.example.com/acme/app:1.1.0\n"),
+        "{pod}\n{}",
+        text(&out)
+    );
+    assert!(
+        pod.contains(&format!(
+            "image: registry.example.com/acme/web:1.2.0@{}\n",
+            web[1]
+        )),
+        "{pod}\n{}",
+        text(&out)
+    );
+    assert!(
+        pod.contains(&format!(
+            "image: registry.example.com/acme/tool:latest@{latest1}\n"
+        )),
+        "{pod}"
+    );
+    let report = json(&out);
+    assert_eq!(report["updates"].as_array().unwrap().len(), 3, "{report}");
+
+    // Nothing moved: nothing changes, and the registry answers from its index once per tag.
+    let out = run(&["run", work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        json(&out)["updates"].as_array().unwrap().is_empty(),
+        "{}",
+        text(&out)
+    );
+
+    // `latest` moves: the next run follows it, keeping the tag.
+    let latest2 = registry
+        .push_image_salted("acme/tool", &["latest"], "two")
+        .remove(0);
+    assert_ne!(latest1, latest2);
+    let out = run(&["run", work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["updates"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["updates"][0]["to"], "latest");
+    assert_eq!(report["updates"][0]["digest"], latest2.as_str());
+    let pod = git(&bare, &["show", "main:pod.yaml"]);
+    assert!(
+        pod.contains(&format!("acme/tool:latest@{latest2}\n")),
+        "{pod}"
+    );
+}

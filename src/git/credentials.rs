@@ -3,9 +3,10 @@
 //!
 //! HTTPS: a token from `IMAGE_UPDATER_GIT_TOKEN`, else `GITHUB_TOKEN`, `GITLAB_TOKEN`,
 //! `CI_JOB_TOKEN`, `GITEA_TOKEN`; the user name is the one in the URL, else the forge's
-//! convention (`x-access-token`, or `gitlab-ci-token` for `CI_JOB_TOKEN`). SSH: the key file in
-//! `IMAGE_UPDATER_SSH_KEY` (a path, or the key text itself), else the agent. Each kind is offered once: libgit2 calls back again
-//! after a refusal, and answering twice with the same secret would loop.
+//! convention (`x-access-token`; `oauth2` for `GITLAB_TOKEN`, `gitlab-ci-token` for
+//! `CI_JOB_TOKEN`). SSH: `IMAGE_UPDATER_SSH_KEY` (a key file's path, or the key text itself),
+//! else the agent. Each kind is offered once: libgit2 calls back again after a refusal, and
+//! answering twice with the same secret would loop.
 
 use git2::{Cred, CredentialType};
 
@@ -55,11 +56,7 @@ impl Provider {
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.tried_token {
             self.tried_token = true;
             if let Some((token, var)) = &self.token {
-                let default_user = if *var == "CI_JOB_TOKEN" {
-                    "gitlab-ci-token"
-                } else {
-                    "x-access-token"
-                };
+                let default_user = default_user(var);
                 return Cred::userpass_plaintext(user.unwrap_or(default_user), token);
             }
             return Err(git2::Error::from_str(
@@ -84,6 +81,16 @@ impl Provider {
             }
         }
         Err(git2::Error::from_str("the remote refused the credentials"))
+    }
+}
+
+/// The user name each forge expects beside a token on HTTPS: GitHub's `x-access-token`,
+/// GitLab's `oauth2` (and `gitlab-ci-token` for the job token); Gitea takes any name.
+fn default_user(var: &str) -> &'static str {
+    match var {
+        "CI_JOB_TOKEN" => "gitlab-ci-token",
+        "GITLAB_TOKEN" => "oauth2",
+        _ => "x-access-token",
     }
 }
 

@@ -47,6 +47,19 @@ use self::semver::{parse_tag, precedence, Constraint, Miss};
 /// Tags that are never candidates: cosign signatures, attestations and SBOMs.
 pub const ALWAYS_EXCLUDED: [&str; 4] = ["*.sig", "*.att", "*.sbom", "sha256-*"];
 
+/// Whether `tag` is a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`. The pipeline drops
+/// every other tag a registry (or `--tags-from`) gives before a policy sees it, so no newline,
+/// quote, `#`, space or template can reach a manifest, a branch name or a message.
+pub fn is_oci_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
 /// A policy that cannot be built. Every message quotes the offending text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -292,6 +305,14 @@ impl Policy {
         })
     }
 
+    /// The tag a `digest` policy follows, if this is one: its digest is what gets written.
+    pub fn followed_tag(&self) -> Option<&str> {
+        match &self.rule {
+            Rule::Digest(tag) => Some(tag),
+            _ => None,
+        }
+    }
+
     /// Whether downgrades were allowed when the policy was built.
     pub fn allow_downgrade(&self) -> bool {
         self.allow_downgrade
@@ -494,6 +515,27 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_tag_grammar() {
+        for bad in [
+            "",
+            "zz\ninjected: true",
+            "zz\"",
+            "zz #c",
+            "zz{{x}}",
+            "zz y",
+            "zz;rm",
+            ".zz",
+            "-zz",
+            "1.2+b",
+        ] {
+            assert!(!is_oci_tag(bad), "{bad:?}");
+        }
+        assert!(!is_oci_tag(&"z".repeat(129)));
+        assert!(is_oci_tag(&"a".repeat(128)));
+        assert!(is_oci_tag("_x.Y-9"));
+    }
 
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
