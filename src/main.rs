@@ -106,7 +106,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     };
     let outcome = image_updater::execute(&Request {
         command,
-        root,
+        root: root.clone(),
         config: cli.global.config,
         shard: cli.global.shard,
     })
@@ -121,6 +121,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         out.push_str(&outcome.diff);
     }
     print(&out);
+    image_updater::ci::publish(&outcome.report, &root)?;
     Ok(if !outcome.report.errors.is_empty() {
         1
     } else if exit_code && !outcome.report.updates.is_empty() {

@@ -1,0 +1,415 @@
+//! What a CI system reads back from a `run` or `plan`, besides stdout.
+//!
+//! - **GitHub Actions** (`GITHUB_ACTIONS=true` or `GITHUB_OUTPUT` set): step outputs `updated`,
+//!   `count`, `commit`, `pull-request-url` (the first pull request) and `report` (the path of
+//!   the JSON report) appended to `$GITHUB_OUTPUT`; the Markdown report appended to
+//!   `$GITHUB_STEP_SUMMARY`; errors and skipped files as workflow commands
+//!   (`::error file=…,line=…::…`) on stderr, so they show on the lines they concern.
+//! - **GitLab CI** or anything else: `$IMAGE_UPDATER_DOTENV` names a dotenv file
+//!   (`artifacts: reports: dotenv`) that gets the same values as `IMAGE_UPDATER_*` variables.
+//! - **Anywhere**: `$IMAGE_UPDATER_REPORT` names a file for the JSON report (in GitHub Actions
+//!   it defaults to `$RUNNER_TEMP/image-updater-report.json`).
+//!
+//! Nothing here decides anything about the run: it only writes down the [`Report`].
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::report::Report;
+use crate::Error;
+
+/// The environment as a lookup, so tests can hand in their own.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Publish `report` for the CI system found in the process environment. `root` is the work
+/// tree the report's file names are relative to. Annotations go to stderr.
+pub fn publish(report: &Report, root: &Path) -> Result<(), Error> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    publish_with(report, root, &env, &mut std::io::stderr().lock())
+}
+
+/// [`publish`] with the environment and the annotation stream handed in.
+pub fn publish_with(
+    report: &Report,
+    root: &Path,
+    env: Env<'_>,
+    annotations: &mut dyn Write,
+) -> Result<(), Error> {
+    let github = env("GITHUB_ACTIONS").as_deref() == Some("true") || env("GITHUB_OUTPUT").is_some();
+    let report_path = env("IMAGE_UPDATER_REPORT").map(PathBuf::from).or_else(|| {
+        github.then(|| {
+            env("RUNNER_TEMP")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join("image-updater-report.json")
+        })
+    });
+    if let Some(path) = &report_path {
+        write_file(path, &report.to_json(), false)?;
+    }
+    let values = Values::of(report, report_path.as_deref());
+    if let Some(path) = env("IMAGE_UPDATER_DOTENV") {
+        write_file(Path::new(&path), &values.dotenv(), false)?;
+    }
+    if !github {
+        return Ok(());
+    }
+    if let Some(path) = env("GITHUB_OUTPUT") {
+        write_file(Path::new(&path), &values.github_outputs(), true)?;
+    }
+    if let Some(path) = env("GITHUB_STEP_SUMMARY") {
+        write_file(Path::new(&path), &summary(report), true)?;
+    }
+    let prefix = workspace_prefix(root, env("GITHUB_WORKSPACE").as_deref());
+    annotations
+        .write_all(workflow_commands(report, prefix.as_deref()).as_bytes())
+        .and_then(|()| annotations.flush())
+        .map_err(|e| Error::Failed(format!("writing workflow commands: {e}")))
+}
+
+fn write_file(path: &Path, text: &str, append: bool) -> Result<(), Error> {
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true).create(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+}
+
+/// The values every CI gets, in the order they are written.
+struct Values {
+    updated: bool,
+    count: usize,
+    commit: String,
+    pull_request_url: String,
+    report: String,
+}
+
+impl Values {
+    fn of(report: &Report, report_path: Option<&Path>) -> Values {
+        Values {
+            updated: !report.updates.is_empty(),
+            count: report.updates.len(),
+            commit: report.commit.clone().unwrap_or_default(),
+            pull_request_url: report
+                .pull_requests
+                .first()
+                .map(|p| p.url.clone())
+                .unwrap_or_default(),
+            report: report_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn pairs(&self) -> [(&'static str, String); 5] {
+        [
+            ("updated", self.updated.to_string()),
+            ("count", self.count.to_string()),
+            ("commit", self.commit.clone()),
+            ("pull-request-url", self.pull_request_url.clone()),
+            ("report", self.report.clone()),
+        ]
+    }
+
+    /// `$GITHUB_OUTPUT` lines: `name=value`, or the heredoc form for a value with a line break.
+    fn github_outputs(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in self.pairs() {
+            out.push_str(&github_output(name, &value));
+        }
+        out
+    }
+
+    /// `IMAGE_UPDATER_UPDATED=true` …: GitLab's dotenv takes one `KEY=value` a line, with
+    /// neither quotes nor line breaks, so those are dropped from values.
+    fn dotenv(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in self.pairs() {
+            let key = format!("IMAGE_UPDATER_{}", name.replace('-', "_").to_uppercase());
+            let value: String = value
+                .chars()
+                .filter(|c| !matches!(c, '\n' | '\r' | '"' | '\''))
+                .collect();
+            let _ = writeln!(out, "{key}={value}");
+        }
+        out
+    }
+}
+
+/// One `$GITHUB_OUTPUT` entry. A value with a line break uses the multiline form with a
+/// delimiter that does not occur in it.
+pub fn github_output(name: &str, value: &str) -> String {
+    if !value.contains(['\n', '\r']) {
+        return format!("{name}={value}\n");
+    }
+    let delimiter = loop {
+        let d = format!("ghadelimiter_{:016x}", fastrand::u64(..));
+        if !value.contains(&d) {
+            break d;
+        }
+    };
+    format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
+}
+
+/// The step summary: the Markdown report and the pull requests it opened or updated.
+pub fn summary(report: &Report) -> String {
+    let mut out = report.to_markdown();
+    if !report.pull_requests.is_empty() {
+        out.push_str("\n### Pull requests\n\n");
+        for p in &report.pull_requests {
+            let _ = writeln!(
+                out,
+                "- [#{}]({}) `{}` ({})",
+                p.number, p.url, p.branch, p.action
+            );
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Where `root` is inside the workspace, as a prefix for the report's file names (which are
+/// relative to `root`), so annotations land on the repository's files. `None` when `root` is
+/// outside the workspace (a `--clone`): annotations then name no file.
+fn workspace_prefix(root: &Path, workspace: Option<&str>) -> Option<String> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let workspace = match workspace {
+        Some(w) => std::fs::canonicalize(w).ok()?,
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|d| std::fs::canonicalize(d).ok())?,
+    };
+    let rel = root.strip_prefix(&workspace).ok()?;
+    let mut prefix = String::new();
+    for part in rel.components() {
+        prefix.push_str(&part.as_os_str().to_string_lossy());
+        prefix.push('/');
+    }
+    Some(prefix)
+}
+
+/// Workflow commands for errors (`::error`) and skips: a skipped file is a `::warning`, a
+/// reference left alone (no policy, say) a `::notice` — a repo has many of those and they are
+/// not problems. `prefix`: see [`workspace_prefix`]; `None` puts `file:line` in the message.
+pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut command = |kind: &str, file: Option<&str>, line: usize, title: &str, msg: &str| {
+        let mut props = Vec::new();
+        let mut msg = msg.to_string();
+        match (file, prefix) {
+            (Some(f), Some(p)) => {
+                props.push(format!("file={}", escape_property(&format!("{p}{f}"))));
+                if line > 0 {
+                    props.push(format!("line={line}"));
+                }
+            }
+            (Some(f), None) if line > 0 => msg = format!("{f}:{line}: {msg}"),
+            (Some(f), None) => msg = format!("{f}: {msg}"),
+            (None, _) => {}
+        }
+        props.push(format!("title={}", escape_property(title)));
+        let _ = writeln!(out, "::{kind} {}::{}", props.join(","), escape_data(&msg));
+    };
+    for e in &report.errors {
+        let title = match &e.image {
+            Some(image) => format!("image-updater: {image}"),
+            None => "image-updater".to_string(),
+        };
+        command("error", e.file.as_deref(), 0, &title, &e.message);
+    }
+    for s in &report.skipped {
+        let (kind, title) = match &s.image {
+            None => ("warning", "image-updater: file skipped".to_string()),
+            Some(image) => ("notice", format!("image-updater: {image} left alone")),
+        };
+        command(kind, Some(&s.file), s.line, &title, &s.reason);
+    }
+    out
+}
+
+/// A workflow command's message: `%`, CR and LF escaped, as GitHub's toolkit does.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: as [`escape_data`], and `:` and `,` too.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::report::{ErrorEntry, PullRequest, Skipped, Update};
+
+    fn sample() -> Report {
+        let mut r = Report::new();
+        r.updates.push(Update {
+            policy: "web".into(),
+            image: "ghcr.io/acme/web".into(),
+            file: "apps/web/deploy.yaml".into(),
+            line: 21,
+            from: "1.2.0".into(),
+            to: "1.3.1".into(),
+            digest: None,
+            note: None,
+        });
+        r.skipped.push(Skipped {
+            image: None,
+            file: "charts/web/templates/deployment.yaml".into(),
+            line: 4,
+            reason: "not a plain YAML manifest: template braces `{{` at line 4, column 9".into(),
+        });
+        r.skipped.push(Skipped {
+            image: Some("docker.io/library/nginx:1.27".into()),
+            file: "apps/web/deploy.yaml".into(),
+            line: 30,
+            reason: "no policy".into(),
+        });
+        r.errors.push(ErrorEntry {
+            image: Some("ghcr.io/acme/api".into()),
+            file: None,
+            message: "100% broken\nsecond line".into(),
+        });
+        r.commit = Some("5f0c2a".into());
+        r.pull_requests.push(PullRequest {
+            branch: "image-updater/web".into(),
+            number: 7,
+            url: "https://github.com/acme/infra/pull/7".into(),
+            action: "created".into(),
+        });
+        r
+    }
+
+    #[test]
+    fn escapes_follow_githubs_rules() {
+        assert_eq!(escape_data("a%b\r\nc:d,e"), "a%25b%0D%0Ac:d,e");
+        assert_eq!(escape_property("a%b\r\nc:d,e"), "a%25b%0D%0Ac%3Ad%2Ce");
+        // `%` first, so an escape is never escaped twice.
+        assert_eq!(escape_data("%0A"), "%250A");
+    }
+
+    #[test]
+    fn outputs_use_the_heredoc_form_only_for_line_breaks() {
+        assert_eq!(github_output("count", "3"), "count=3\n");
+        let o = github_output("x", "a\nb");
+        let (head, rest) = o.split_once('\n').unwrap();
+        let delimiter = head.strip_prefix("x<<").unwrap();
+        assert_eq!(rest, format!("a\nb\n{delimiter}\n"));
+    }
+
+    #[test]
+    fn commands_carry_file_line_and_escaped_messages() {
+        let c = workflow_commands(&sample(), Some("infra/"));
+        let lines: Vec<&str> = c.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "::error title=image-updater%3A ghcr.io/acme/api::100%25 broken%0Asecond line",
+                "::warning file=infra/charts/web/templates/deployment.yaml,line=4,title=image-updater%3A file skipped::not a plain YAML manifest: template braces `{{` at line 4, column 9",
+                "::notice file=infra/apps/web/deploy.yaml,line=30,title=image-updater%3A docker.io/library/nginx%3A1.27 left alone::no policy",
+            ]
+        );
+        // Outside the workspace, the place goes into the message.
+        let c = workflow_commands(&sample(), None);
+        assert!(
+            c.contains("::notice title=image-updater%3A docker.io/library/nginx%3A1.27 left alone::apps/web/deploy.yaml:30: no policy"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn publish_writes_outputs_summary_report_and_dotenv() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = d.join("infra");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(d.join("out"), "earlier=kept\n").unwrap();
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("GITHUB_OUTPUT", d.join("out").display().to_string()),
+            (
+                "GITHUB_STEP_SUMMARY",
+                d.join("summary").display().to_string(),
+            ),
+            ("GITHUB_WORKSPACE", d.display().to_string()),
+            ("RUNNER_TEMP", d.display().to_string()),
+            (
+                "IMAGE_UPDATER_DOTENV",
+                d.join("ci.env").display().to_string(),
+            ),
+        ]);
+        let env = |k: &str| vars.get(k).cloned();
+        let mut stderr = Vec::new();
+        publish_with(&sample(), &root, &env, &mut stderr).unwrap();
+
+        let report = d.join("image-updater-report.json");
+        let out = std::fs::read_to_string(d.join("out")).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "earlier=kept\nupdated=true\ncount=1\ncommit=5f0c2a\npull-request-url=https://github.com/acme/infra/pull/7\nreport={}\n",
+                report.display()
+            )
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(json["updates"][0]["to"], "1.3.1");
+        let summary = std::fs::read_to_string(d.join("summary")).unwrap();
+        assert!(
+            summary.contains("| web | `ghcr.io/acme/web` |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(
+                "- [#7](https://github.com/acme/infra/pull/7) `image-updater/web` (created)"
+            ),
+            "{summary}"
+        );
+        let dotenv = std::fs::read_to_string(d.join("ci.env")).unwrap();
+        assert!(dotenv.starts_with("IMAGE_UPDATER_UPDATED=true\nIMAGE_UPDATER_COUNT=1\nIMAGE_UPDATER_COMMIT=5f0c2a\nIMAGE_UPDATER_PULL_REQUEST_URL=https://github.com/acme/infra/pull/7\n"), "{dotenv}");
+        let stderr = String::from_utf8(stderr).unwrap();
+        assert!(
+            stderr.contains("::warning file=infra/charts/web/templates/deployment.yaml,line=4,"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn outside_ci_nothing_is_written_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |_: &str| None;
+        let mut stderr = Vec::new();
+        publish_with(&Report::new(), dir.path(), &env, &mut stderr).unwrap();
+        assert!(stderr.is_empty());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let path = dir.path().join("r.json");
+        let vars = HashMap::from([("IMAGE_UPDATER_REPORT", path.display().to_string())]);
+        let env = |k: &str| vars.get(k).cloned();
+        publish_with(&Report::new(), dir.path(), &env, &mut stderr).unwrap();
+        assert!(stderr.is_empty());
+        assert!(std::fs::read_to_string(path)
+            .unwrap()
+            .contains("\"version\": 1"));
+    }
+
+    #[test]
+    fn no_updates_gives_false_zero_and_empty_values() {
+        let v = Values::of(&Report::new(), None).github_outputs();
+        assert_eq!(
+            v,
+            "updated=false\ncount=0\ncommit=\npull-request-url=\nreport=\n"
+        );
+    }
+}
