@@ -4,7 +4,8 @@
 //! A case holds `input/` (the infra repo), `expected/` (the repo after `run`, byte for byte),
 //! `config.yaml` (the `.image-updater.yaml`, with `{{LAYOUT}}` for the registry directory),
 //! `tags.txt` (lines `registry/repository tag tag...`: what the registry holds) and
-//! `report.txt` (the run's updates, skipped references and errors, one a line).
+//! `report.txt` (the run's updates with any digest written, skipped references and errors, one a
+//! line).
 //!
 //! The registry is an OCI image layout tree built from `tags.txt` in a temp dir
 //! (`LAYOUT/<registry>/<repository>/index.json`), so config says
@@ -117,8 +118,12 @@ fn report_lines(report: &serde_json::Value) -> String {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
     let mut out = String::new();
     for u in report["updates"].as_array().into_iter().flatten() {
+        let digest = u["digest"]
+            .as_str()
+            .map(|d| format!(" @{d}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "update {}:{} {} {} {} -> {}\n",
+            "update {}:{} {} {} {} -> {}{digest}\n",
             s(&u["file"]),
             u["line"],
             s(&u["policy"]),
