@@ -23,6 +23,8 @@ pub struct Config {
     pub registries: Vec<RegistryConfig>,
     pub images: Vec<ImageConfig>,
     pub delivery: Delivery,
+    /// Files larger than this many bytes are skipped (default 10 MiB).
+    pub max_file_size: Option<u64>,
 }
 
 /// Per-host registry settings.

@@ -337,7 +337,10 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let opts = manifest::files::DiscoverOptions {
         paths: ctx.config.paths.clone(),
         exclude: ctx.config.exclude.clone(),
-        ..Default::default()
+        max_file_size: ctx
+            .config
+            .max_file_size
+            .unwrap_or(manifest::files::DEFAULT_MAX_FILE_SIZE),
     };
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
@@ -612,7 +615,10 @@ async fn select(
             image: g.image.canonical_name(),
             file: String::new(),
             line: occ.site.line,
-            from: current.unwrap_or_default().to_string(),
+            from: current
+                .or(occ.image.digest.as_deref())
+                .unwrap_or_default()
+                .to_string(),
             to: target,
             digest,
             note: match change.map(|c| c.reason) {
