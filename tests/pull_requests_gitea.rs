@@ -263,3 +263,63 @@ async fn forgejo_actions_environment_and_drafts() {
     );
     assert_eq!(fake.state().pulls.len(), 2);
 }
+
+/// A contributor's pull request from a fork whose head branch is named like ours is in Gitea's
+/// list of open pull requests; it is not ours: left alone, and ours is created beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn gitea_fork_pull_request_with_our_branch_name_is_left_alone() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let server = MockServer::start().await;
+    let fake = GiteaFake::new(TOKEN);
+    mount_fake(&server, fake.clone()).await;
+    let fork = fake.open_from_fork("image-updater/web", "main", "Contributor: web tweaks");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = pr_remote(
+        tmp.path(),
+        &registry.addr,
+        &format!(
+            "  mode: pull-request\n  forge: gitea\n  api_url: {}/api/v1\n  repository: acme/infra\n",
+            server.uri()
+        ),
+    );
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let env = [("GITEA_TOKEN", TOKEN)];
+    let r = ok_report(&run(&work, &env).await, &[TOKEN]);
+    assert_eq!(
+        pr_actions(&r),
+        expect_actions(&[
+            ("image-updater/api", 2, "created"),
+            ("image-updater/web", 3, "created")
+        ])
+    );
+    let r = ok_report(&run(&work, &env).await, &[TOKEN]);
+    assert_eq!(
+        pr_actions(&r),
+        expect_actions(&[
+            ("image-updater/api", 2, "unchanged"),
+            ("image-updater/web", 3, "unchanged")
+        ])
+    );
+    let gt = fake.state();
+    assert!(gt.problems.is_empty(), "{:#?}", gt.problems);
+    let theirs = &gt.pulls[fork as usize - 1];
+    assert_eq!(theirs["title"], "Contributor: web tweaks");
+    assert_eq!(theirs["body"], "a contributor's change");
+    let touched: Vec<&String> = gt
+        .calls
+        .iter()
+        .filter(|c| {
+            !c.starts_with("GET ")
+                && (c.contains(&format!("/pulls/{fork}")) || c.contains(&format!("/issues/{fork}")))
+        })
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "the fork's pull request was written: {touched:#?}"
+    );
+}

@@ -356,3 +356,62 @@ async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
     );
     assert!(fake.state().calls.is_empty(), "{:#?}", fake.state().calls);
 }
+
+/// A contributor's MR from a fork whose source branch happens to be named like ours is listed by
+/// `source_branch=` too; it is not ours: left alone (no title, description or note written),
+/// and our own MR is created beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_fork_merge_request_with_our_branch_name_is_left_alone() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let server = MockServer::start().await;
+    let fake = GitlabFake::new(TOKEN);
+    common::forges::mount_fake(&server, fake.clone()).await;
+    let fork = fake.open_from_fork("image-updater/web", "main", "Contributor: web tweaks");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = pr_remote(
+        tmp.path(),
+        &registry.addr,
+        &format!(
+            "  mode: pull-request\n  forge: gitlab\n  api_url: {}/api/v4\n  repository: acme/platform/infra\n",
+            server.uri()
+        ),
+    );
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let env = [("GITLAB_TOKEN", TOKEN)];
+    let r = ok_report(&run(&work, &env).await, &[TOKEN]);
+    assert_eq!(
+        pr_actions(&r),
+        expect_actions(&[
+            ("image-updater/api", 2, "created"),
+            ("image-updater/web", 3, "created")
+        ])
+    );
+    let r = ok_report(&run(&work, &env).await, &[TOKEN]);
+    assert_eq!(
+        pr_actions(&r),
+        expect_actions(&[
+            ("image-updater/api", 2, "unchanged"),
+            ("image-updater/web", 3, "unchanged")
+        ])
+    );
+    let gl = fake.state();
+    assert!(gl.problems.is_empty(), "{:#?}", gl.problems);
+    let theirs = &gl.mrs[fork as usize - 1];
+    assert_eq!(theirs["title"], "Contributor: web tweaks");
+    assert_eq!(theirs["description"], "a contributor's change");
+    assert_eq!(theirs["state"], "opened");
+    let touched: Vec<&String> = gl
+        .calls
+        .iter()
+        .filter(|c| !c.starts_with("GET ") && c.contains(&format!("/merge_requests/{fork}")))
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "the fork's MR was written: {touched:#?}"
+    );
+}

@@ -97,6 +97,9 @@ impl Gitea {
         Ok(pulls
             .into_iter()
             .filter(|p| p.state == "open" && p.head.r#ref == head)
+            // The listing holds pull requests from forks too, whose head branch may have the
+            // same name: a contributor's pull request is never ours to update or close.
+            .filter(Pull::is_same_repo)
             .collect())
     }
 
@@ -385,9 +388,20 @@ struct Pull {
 #[derive(Deserialize)]
 struct Ref {
     r#ref: String,
+    /// The repository the branch lives in.
+    #[serde(default)]
+    repo_id: Option<u64>,
 }
 
 impl Pull {
+    /// Whether the head branch lives in the repository itself (not in a fork).
+    fn is_same_repo(&self) -> bool {
+        match (self.head.repo_id, self.base.repo_id) {
+            (Some(h), Some(b)) => h == b,
+            _ => true,
+        }
+    }
+
     fn is_draft(&self) -> bool {
         self.draft
             .unwrap_or_else(|| strip_draft_prefix(&self.title, &DRAFT_PREFIXES).1)
@@ -547,6 +561,28 @@ mod tests {
         assert_eq!(pr.title, "bump");
         assert!(pr.draft);
         assert_eq!(pr.url, "https://git.example.com/acme/infra/pulls/51");
+    }
+
+    #[tokio::test]
+    async fn find_open_skips_pulls_from_forks_with_the_same_branch_name() {
+        let server = MockServer::start().await;
+        let mut fork = pull(4, "image-updater/web", "a contributor's", "b");
+        fork["head"]["repo_id"] = json!(2);
+        fork["head"]["label"] = json!("contributor:image-updater/web");
+        gt(Mock::given(method("GET")))
+            .and(path("/api/v1/repos/acme/infra/pulls"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([fork, pull(5, "image-updater/web", "ours", "b")])),
+            )
+            .mount(&server)
+            .await;
+        let pr = forge(&server)
+            .find_open("image-updater/web", "main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((pr.number, pr.title.as_str()), (5, "ours"));
     }
 
     #[tokio::test]

@@ -72,6 +72,9 @@ impl Gitlab {
         Ok(mrs
             .into_iter()
             .filter(|m| m.source_branch == source && target.is_none_or(|t| m.target_branch == t))
+            // `source_branch=` also matches MRs from forks whose branch has that name: a
+            // contributor's MR is never ours to update or close.
+            .filter(MergeRequest::is_same_project)
             .collect())
     }
 
@@ -323,6 +326,10 @@ struct MergeRequest {
     source_branch: String,
     target_branch: String,
     #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
+    #[serde(default)]
     draft: Option<bool>,
     #[serde(default)]
     work_in_progress: Option<bool>,
@@ -340,6 +347,14 @@ struct User {
 }
 
 impl MergeRequest {
+    /// Whether the MR's source branch lives in the project itself (not in a fork).
+    fn is_same_project(&self) -> bool {
+        match (self.source_project_id, self.target_project_id) {
+            (Some(s), Some(t)) => s == t,
+            _ => true,
+        }
+    }
+
     fn is_draft(&self) -> bool {
         self.draft
             .or(self.work_in_progress)
@@ -470,6 +485,44 @@ mod tests {
         assert_eq!(
             pr.url,
             "https://gitlab.example.com/acme/platform/infra/-/merge_requests/3"
+        );
+    }
+
+    #[tokio::test]
+    async fn find_open_skips_merge_requests_from_forks() {
+        let server = MockServer::start().await;
+        let mut fork = mr(4, "image-updater/web", "a contributor's", "b");
+        fork["source_project_id"] = json!(77);
+        fork["target_project_id"] = json!(42);
+        let mut ours = mr(5, "image-updater/web", "ours", "b");
+        ours["source_project_id"] = json!(42);
+        ours["target_project_id"] = json!(42);
+        gl(Mock::given(method("GET")))
+            .and(path(MRS))
+            .and(query_param("source_branch", "image-updater/web"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([fork.clone(), ours])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let pr = forge(&server)
+            .find_open("image-updater/web", "main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((pr.number, pr.title.as_str()), (5, "ours"));
+        // Only a fork's MR open: none of ours.
+        let server = MockServer::start().await;
+        gl(Mock::given(method("GET")))
+            .and(path(MRS))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([fork])))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            forge(&server)
+                .find_open("image-updater/web", "main")
+                .await
+                .unwrap(),
+            None
         );
     }
 

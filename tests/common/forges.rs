@@ -698,6 +698,18 @@ impl GitlabFake {
             .push(gitlab_mr(iid, source, target, title, description));
         iid
     }
+
+    /// An MR from a fork (project 77) whose source branch has the given name: GitLab lists
+    /// it under `source_branch=` too, but it is not ours.
+    pub fn open_from_fork(&self, source: &str, target: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let iid = s.mrs.len() as u64 + 1;
+        let mut mr = gitlab_mr(iid, source, target, title, "a contributor's change");
+        mr["source_project_id"] = json!(77);
+        mr["author"] = json!({"id": 500, "username": "contributor", "name": "A Contributor"});
+        s.mrs.push(mr);
+        iid
+    }
 }
 
 impl Respond for GitlabFake {
@@ -809,6 +821,7 @@ impl Respond for GitlabFake {
                 let target = call.str_field("target_branch").unwrap_or_default();
                 if let Some(dup) = gl.mrs.iter().find(|m| {
                     m["state"] == "opened"
+                        && m["source_project_id"] == 42
                         && m["source_branch"] == source
                         && m["target_branch"] == target
                 }) {
@@ -1086,6 +1099,20 @@ impl GiteaFake {
         index
     }
 
+    /// A pull request from a fork (`contributor/infra`, repo id 2) whose head branch has the
+    /// given name: Gitea lists it with the others, but it is not ours.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let index = s.pulls.len() as u64 + 1;
+        let mut p = gitea_pull(index, head, base, title, "a contributor's change");
+        p["head"]["label"] = json!(format!("contributor:{head}"));
+        p["head"]["repo_id"] = json!(2);
+        p["head"]["repo"] = json!({"id": 2, "name": "infra", "full_name": "contributor/infra"});
+        p["user"] = gitea_user("contributor");
+        s.pulls.push(p);
+        index
+    }
+
     fn page_of(call: &Call, problems: &mut Vec<String>, items: Vec<Value>) -> Vec<Value> {
         let page: usize = call.q("page").and_then(|p| p.parse().ok()).unwrap_or(1);
         let limit: usize = call.q("limit").and_then(|p| p.parse().ok()).unwrap_or(30);
@@ -1169,7 +1196,10 @@ impl Respond for GiteaFake {
                 let head = call.str_field("head").unwrap_or_default();
                 let base = call.str_field("base").unwrap_or_default();
                 if let Some(dup) = gt.pulls.iter().find(|p| {
-                    p["state"] == "open" && p["head"]["ref"] == head && p["base"]["ref"] == base
+                    p["state"] == "open"
+                        && p["head"]["repo_id"] == 1
+                        && p["head"]["ref"] == head
+                        && p["base"]["ref"] == base
                 }) {
                     let n = &dup["number"];
                     gitea_error(409, &format!(
