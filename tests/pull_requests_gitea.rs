@@ -323,3 +323,49 @@ async fn gitea_fork_pull_request_with_our_branch_name_is_left_alone() {
         "the fork's pull request was written: {touched:#?}"
     );
 }
+
+/// A token the forge refuses: exit 1, the error quotes the forge's answer (status and
+/// message), and neither the wrong token nor the right one is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn gitea_refused_token_is_quoted_not_printed() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let server = MockServer::start().await;
+    let fake = GiteaFake::new(TOKEN);
+    mount_fake(&server, fake.clone()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = pr_remote(
+        tmp.path(),
+        &registry.addr,
+        &format!(
+            "  mode: pull-request\n  forge: gitea\n  api_url: {}/api/v1\n  repository: acme/infra\n",
+            server.uri()
+        ),
+    );
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let wrong = "wrong-token-value-never-printed";
+    let o = run(&work, &[("GITEA_TOKEN", wrong)]).await;
+    let all = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(
+        !all.contains(wrong) && !all.contains(TOKEN),
+        "a token leaked:\n{all}"
+    );
+    assert!(
+        all.contains("401") && all.contains("token is required"),
+        "{all}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        report["pull_requests"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["updates"].as_array().unwrap().is_empty(),
+        "undelivered updates are not reported: {report}"
+    );
+    assert!(fake.state().problems.is_empty());
+}
