@@ -189,17 +189,16 @@ pub(crate) async fn pull_requests(
     let forge = match connect(delivery, wt) {
         Ok(f) => f,
         Err(message) => {
-            report.errors.push(ErrorEntry {
-                image: None,
-                file: None,
-                message,
-            });
+            // Nothing was delivered.
+            report.updates.clear();
+            report.errors.push(err(message));
             return;
         }
     };
     let base_oid = match wt.head() {
         Ok(o) => o,
         Err(e) => {
+            report.updates.clear();
             report.errors.push(err(e.to_string()));
             return;
         }
@@ -312,7 +311,7 @@ async fn one(
     .map_err(|e| e.to_string())?;
     let remote = wt.fetch(branch).map_err(|e| e.to_string())?;
     let pushed = match remote {
-        Some(r) if wt.holds(r, &batch.contents) => false,
+        Some(r) if wt.holds(r, base_oid, &batch.contents) => false,
         _ => {
             wt.push(branch, true).map_err(|e| e.to_string())?;
             true

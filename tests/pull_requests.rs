@@ -105,6 +105,33 @@ async fn github_pull_requests_are_created_kept_moved_and_closed() {
     assert_eq!(git(&bare, &["rev-parse", "image-updater/web"]), web_tip);
     assert_eq!(fake.state().prs.len(), 2, "never a second pull request");
 
+    // 2b: someone adds a commit of their own to our web branch (our files untouched): it is
+    // not ours to propose, so the branch is force-pushed back to exactly our change.
+    let rival = common::clone(&url, &tmp.path().join("rival"));
+    git(&rival, &["checkout", "-q", "image-updater/web"]);
+    std::fs::write(rival.join("rogue.txt"), "not ours\n").unwrap();
+    git(&rival, &["add", "rogue.txt"]);
+    git(&rival, &["commit", "-qm", "rogue"]);
+    git(&rival, &["push", "-q", "origin", "image-updater/web"]);
+    let r = run(&work).await;
+    assert_eq!(
+        actions(&r),
+        [
+            ("image-updater/api".into(), 1, "unchanged".into()),
+            ("image-updater/web".into(), 2, "updated".into())
+        ]
+    );
+    let files = git(
+        &bare,
+        &["ls-tree", "-r", "--name-only", "image-updater/web"],
+    );
+    assert!(!files.contains("rogue.txt"), "{files}");
+    assert_eq!(
+        git(&bare, &["rev-parse", "image-updater/web~1"]),
+        main_before
+    );
+    assert_eq!(fake.state().prs.len(), 2);
+
     // 3: a newer web tag: the same pull request moves to it.
     registry.push_image("acme/web", &["1.2.1"]);
     let r = run(&work).await;
@@ -115,7 +142,6 @@ async fn github_pull_requests_are_created_kept_moved_and_closed() {
             ("image-updater/web".into(), 2, "updated".into())
         ]
     );
-    assert_ne!(git(&bare, &["rev-parse", "image-updater/web"]), web_tip);
     assert!(git(&bare, &["show", "image-updater/web:apps/web.yaml"]).contains("acme/web:1.2.1"));
     {
         let gh = fake.state();

@@ -156,15 +156,36 @@ impl WorkTree {
         Ok(oid)
     }
 
-    /// Whether `commit` already holds every file of `contents` with exactly those bytes (a
-    /// pull-request branch that needs no push, even if its base has moved on elsewhere).
-    pub fn holds(&self, commit: Oid, contents: &[(PathBuf, Vec<u8>)]) -> bool {
+    /// Whether the pull-request branch tip `commit` already proposes exactly `contents` on top
+    /// of `base`'s history: every file holds those bytes, and since the branch left `base`
+    /// nothing else changed (a rival commit adding another file does not count as ours). Such
+    /// a branch needs no push, even if `base` has moved on elsewhere.
+    pub fn holds(&self, commit: Oid, base: Oid, contents: &[(PathBuf, Vec<u8>)]) -> bool {
         let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
             return false;
         };
-        contents.iter().all(|(path, bytes)| {
+        let same_files = contents.iter().all(|(path, bytes)| {
             let want = Oid::hash_object(git2::ObjectType::Blob, bytes);
             matches!((tree.get_path(path), want), (Ok(e), Ok(w)) if e.id() == w)
+        });
+        if !same_files {
+            return false;
+        }
+        let Ok(fork) = self.repo.merge_base(commit, base) else {
+            return false;
+        };
+        let Ok(fork_tree) = self.repo.find_commit(fork).and_then(|c| c.tree()) else {
+            return false;
+        };
+        let Ok(diff) = self
+            .repo
+            .diff_tree_to_tree(Some(&fork_tree), Some(&tree), None)
+        else {
+            return false;
+        };
+        diff.deltas().all(|d| {
+            let path = d.new_file().path().or(d.old_file().path());
+            path.is_some_and(|p| contents.iter().any(|(c, _)| c == p))
         })
     }
 
@@ -295,10 +316,21 @@ impl WorkTree {
     pub fn fetch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
+        let refusal = Refusal::default();
         let exists = {
             let conn = remote
-                .connect_auth(git2::Direction::Fetch, Some(callbacks(&url)), None)
-                .map_err(|e| GitError::new(&format!("connecting to {url}"), e.message()))?;
+                .connect_auth(
+                    git2::Direction::Fetch,
+                    Some(callbacks_noting(&url, refusal.clone())),
+                    None,
+                )
+                .map_err(|e| {
+                    let why = refusal
+                        .borrow()
+                        .clone()
+                        .unwrap_or_else(|| e.message().to_string());
+                    GitError::new(&format!("connecting to {url}"), why)
+                })?;
             let want = format!("refs/heads/{branch}");
             let list = conn
                 .list()
