@@ -337,6 +337,12 @@ impl Config {
 
     /// Compile each image's reference, policy and globs; the first problem is an error.
     pub fn watched(&self, file: &Path) -> Result<Vec<Watched>, ConfigError> {
+        for (key, globs) in [("paths", &self.paths), ("exclude", &self.exclude)] {
+            for g in globs {
+                inside_repo(g)
+                    .map_err(|e| ConfigError(format!("{}: {key}: {e}", file.display())))?;
+            }
+        }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
         for img in &self.images {
             let name = img.name.value.trim();
@@ -388,6 +394,11 @@ impl Config {
                         format!("platform {p:?}: expected os/arch or os/arch/variant, e.g. linux/arm64/v8"),
                     ));
                 }
+            }
+            for g in &img.files {
+                inside_repo(g).map_err(|e| {
+                    ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
+                })?;
             }
             let files = if img.files.is_empty() {
                 None
@@ -451,6 +462,23 @@ pub fn is_layout(s: &str) -> bool {
     s.starts_with("oci-layout:")
 }
 
+/// Refuse a path glob that could name something outside the repository: globs are matched
+/// against paths relative to the repo root, so an absolute glob or a `..` component is a
+/// mistake (or an attempt to reach another checkout) and never silently matches nothing.
+fn inside_repo(glob: &str) -> Result<(), String> {
+    if glob.starts_with('/') || glob.starts_with("~/") {
+        return Err(format!(
+            "glob {glob:?} is not relative to the repository root"
+        ));
+    }
+    if glob.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "glob {glob:?} reaches outside the repository ('..' is not allowed)"
+        ));
+    }
+    Ok(())
+}
+
 /// Compile globs (literal separators, so `*` stays within one directory and `**` crosses them).
 pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, String> {
     let mut b = globset::GlobSetBuilder::new();
@@ -474,6 +502,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("cfg.yaml"), text)
+    }
+
+    #[test]
+    fn globs_reaching_outside_the_repo_are_refused() {
+        let img =
+            "images:\n  - {name: w, image: ghcr.io/a/w, policy: {semver: '^1'}, files: [FILES]}\n";
+        for (yaml, key) in [
+            ("paths: ['../**']\n".to_string(), "paths"),
+            ("paths: ['apps/../../x/**']\n".into(), "paths"),
+            ("paths: ['/etc/**']\n".into(), "paths"),
+            ("exclude: ['..']\n".into(), "exclude"),
+            (img.replace("FILES", "'../other/*.yaml'"), "files"),
+            (img.replace("FILES", "'/root/**'"), "files"),
+        ] {
+            let e = parse(&yaml)
+                .unwrap()
+                .watched(Path::new("cfg.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("glob"), "{yaml}: {e}");
+        }
+        // Dots inside names are fine.
+        let ok = "paths: ['apps/..x/**', 'a..b/*.yaml', '.flux/**']\n";
+        assert!(parse(ok).unwrap().watched(Path::new("cfg.yaml")).is_ok());
     }
 
     #[test]

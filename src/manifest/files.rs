@@ -120,6 +120,15 @@ pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered,
                 ));
                 continue;
             };
+            if target_rel
+                .components()
+                .next()
+                .is_some_and(|c| c.as_os_str() == ".git")
+            {
+                out.skipped
+                    .push((rel, "symlink into .git, not followed".into()));
+                continue;
+            }
             if !target.is_file() {
                 continue;
             }
@@ -361,6 +370,33 @@ mod tests {
         assert_eq!(
             names(dir.path(), &["./clusters/prod"], &["clusters/dev/"]),
             ["clusters/prod/web.YAML"]
+        );
+    }
+
+    /// A symlink committed into the repo that points into `.git` (hooks, config, objects) is
+    /// never read or written through, though `.git` is inside the root.
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_into_dot_git_are_not_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tree(&["apps/web.yaml", ".git/config", ".git/hooks/x.yaml"]);
+        let apps = dir.path().join("apps");
+        symlink("../.git/hooks/x.yaml", apps.join("hook.yaml")).unwrap();
+        symlink("../.git/config", apps.join("config.yaml")).unwrap();
+        let got = discover_files(dir.path(), &DiscoverOptions::default()).unwrap();
+        let files: Vec<String> = got.files.iter().map(|p| slash_path(p)).collect();
+        assert_eq!(files, ["apps/web.yaml"]);
+        let skipped: Vec<(String, &str)> = got
+            .skipped
+            .iter()
+            .map(|(p, r)| (slash_path(p), r.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("apps/config.yaml".into(), "symlink into .git, not followed"),
+                ("apps/hook.yaml".into(), "symlink into .git, not followed"),
+            ]
         );
     }
 
