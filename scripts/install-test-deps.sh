@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need, with apt-get, and nothing that is already there.
+# Installs what the tests need (Debian packages with apt-get, the musl target with rustup, the
+# CI file checkers with pip into a venv), and nothing that is already there.
 # Idempotent: a second run installs nothing. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
@@ -15,15 +16,43 @@ have_cmd ssh-keygen || need+=(openssh-client)
 have_pkg libssl-dev || need+=(libssl-dev)             # git2's HTTPS transport
 have_pkg pkg-config || need+=(pkg-config)
 have_cmd python3 || need+=(python3)
+have_cmd musl-gcc || need+=(musl-tools)               # the static (musl) binary
+have_cmd buildah || need+=(buildah)                   # the container image, built and run
+have_cmd unshare || need+=(util-linux)                # the empty root the static binary runs in
+have_cmd curl || need+=(curl)                         # action.yml's download, run by a test
+have_pkg ca-certificates || need+=(ca-certificates)   # the CA bundle put into the image
 
-if [ ${#need[@]} -eq 0 ]; then
-  echo "install-test-deps: everything is installed"
-  exit 0
+# A python3 without venv (Debian's own) needs python3-venv for the CI file checkers below.
+if have_cmd python3 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need+=(python3-venv)
 fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-test-deps: installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-test-deps: every Debian package is installed"
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-test-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The musl target of the host's architecture, for the static binary.
+musl_target="$(uname -m)-unknown-linux-musl"
+if ! rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
+  echo "install-test-deps: rustup target add $musl_target"
+  rustup target add "$musl_target"
+fi
+
+# check-jsonschema (GitHub and GitLab schemas) and zizmor (GitHub Actions audit), from PyPI,
+# in a venv of their own where tests/ci_common looks for them.
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/image-updater/ci-venv"
+python_tools=(check-jsonschema==0.39.0 zizmor==1.32.0)
+stamp="$venv/.installed"
+if [ "$(cat "$stamp" 2>/dev/null)" != "${python_tools[*]}" ]; then
+  echo "install-test-deps: pip install ${python_tools[*]} into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${python_tools[@]}"
+  echo "${python_tools[*]}" > "$stamp"
+fi
