@@ -216,3 +216,69 @@ fn the_cronjob_runs_unprivileged_read_only_and_never_twice_at_once() {
         "{image}"
     );
 }
+
+/// The fenced `yaml` blocks of the README's "Running in CI" section.
+fn readme_ci_examples() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Running in CI\n")
+        .nth(1)
+        .expect("README has a Running in CI section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for line in section.lines() {
+        let trimmed = line.trim_start();
+        match &mut current {
+            None if trimmed == "```yaml" => {
+                current = Some((line.len() - trimmed.len(), String::new()))
+            }
+            Some(_) if trimmed == "```" => blocks.push(current.take().unwrap().1),
+            Some((indent, text)) => {
+                text.push_str(line.get(*indent..).unwrap_or(""));
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_readmes_ci_examples_are_valid_workflows_and_pipelines() {
+    let blocks = readme_ci_examples();
+    let dir = tempfile::tempdir().unwrap();
+    let workflows: Vec<&String> = blocks
+        .iter()
+        .filter(|b| b.contains("\non:\n") && b.contains("\njobs:\n"))
+        .collect();
+    let pipelines: Vec<&String> = blocks.iter().filter(|b| b.contains("include:")).collect();
+    assert!(
+        !workflows.is_empty() && !pipelines.is_empty(),
+        "{blocks:#?}"
+    );
+    for (kind, list) in [("github-workflows", &workflows), ("gitlab-ci", &pipelines)] {
+        for (i, block) in list.iter().enumerate() {
+            let file = dir.path().join(format!("{kind}-{i}.yml"));
+            std::fs::write(&file, block).unwrap();
+            run_ok(
+                Command::new(check_jsonschema())
+                    .args(["--builtin-schema", &format!("vendor.{kind}")])
+                    .arg(&file),
+            );
+        }
+    }
+    // The workflow asks for what it needs and nothing more.
+    let workflow: serde_json::Value = serde_saphyr::from_str(workflows[0]).unwrap();
+    assert_eq!(
+        workflow["permissions"],
+        serde_json::json!({ "contents": "write", "pull-requests": "write" })
+    );
+    assert!(workflow["on"]["schedule"].is_array());
+    assert!(workflow["on"]["repository_dispatch"].is_object());
+    // Its `uses:` names this version.
+    assert!(workflows[0].contains(&format!(
+        "uses: image-updater/image-updater@v{}",
+        env!("CARGO_PKG_VERSION")
+    )));
+}
