@@ -40,6 +40,82 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The URL that answered (after redirects).
     pub url: Url,
+    /// What the request carried that must never be quoted: a server may echo the
+    /// `Authorization` header, a token or a password back in its error body.
+    pub secrets: Secrets,
+}
+
+/// The secret parts of a request, longest first, with the encodings an echo may use.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// The `Authorization` value, its credential (a bearer token, or Basic's base64 and the
+    /// `user:password` in it, and each half), and form fields that are secrets.
+    pub fn of(req: &Request<'_>) -> Secrets {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(v) = req
+            .headers
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            out.push(v.to_string());
+            if let Some((scheme, cred)) = v.split_once(' ') {
+                let cred = cred.trim();
+                out.push(cred.to_string());
+                if scheme.eq_ignore_ascii_case("basic") {
+                    use base64::Engine;
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(cred)
+                        .ok()
+                        .and_then(|d| String::from_utf8(d).ok());
+                    if let Some(pair) = decoded {
+                        if let Some((user, password)) = pair.split_once(':') {
+                            out.push(user.to_string());
+                            out.push(password.to_string());
+                        }
+                        out.push(pair);
+                    }
+                }
+            }
+        }
+        for (k, v) in req.form.iter().flatten() {
+            if matches!(*k, "password" | "refresh_token" | "access_token") {
+                out.push(v.clone());
+            }
+        }
+        // Short values (a user `git`, say) would blank out ordinary words; they are no secret.
+        out.retain(|s| s.len() >= 6);
+        let encoded: Vec<String> = out.iter().map(|s| percent_encode(s)).collect();
+        out.extend(encoded);
+        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.dedup();
+        Secrets(out)
+    }
+
+    /// `text` with every secret replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut t = text.to_string();
+        for s in &self.0 {
+            if t.contains(s.as_str()) {
+                t = t.replace(s.as_str(), "***");
+            }
+        }
+        t
+    }
+}
+
+/// Percent-encode what a URL query would: everything but unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Response {
@@ -47,8 +123,13 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The registry's error text: the `errors` envelope's codes and messages, else the body.
+    /// The registry's error text: the `errors` envelope's codes and messages, else the body;
+    /// whatever the request carried in secret is blanked out.
     pub fn error_text(&self) -> String {
+        self.secrets.scrub(&self.raw_error_text())
+    }
+
+    fn raw_error_text(&self) -> String {
         #[derive(serde::Deserialize)]
         struct Envelope {
             errors: Vec<Item>,
@@ -317,6 +398,7 @@ impl Transport {
             builder = builder.form(form);
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
+        let secrets = Secrets::of(req);
         let work = async {
             let resp = builder.send().await?;
             let status = resp.status();
@@ -332,6 +414,7 @@ impl Transport {
                 headers,
                 body,
                 url,
+                secrets: secrets.clone(),
             })
         };
         let timed_out = || {
@@ -352,7 +435,8 @@ impl Transport {
             Err(_) => Err((timed_out(), false)),
             Ok(Err(e)) if e.is_timeout() => Err((timed_out(), false)),
             Ok(Err(e)) => {
-                let text = chain(&e);
+                // A failed redirect names its URL, which may carry what the server put there.
+                let text = secrets.scrub(&chain(&e));
                 let lower = text.to_ascii_lowercase();
                 if lower.contains("certificate") || lower.contains("unknownissuer") {
                     Err((
@@ -428,6 +512,35 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry that echoes the request's credentials in its error body: they are blanked
+    /// out of the error text (the Basic header, its base64, the user and password, encoded too).
+    #[test]
+    fn echoed_credentials_are_scrubbed_from_error_text() {
+        let basic = "Basic dXNlci0xMjM0OmhvdW5kLXBhc3N3b3JkLTk5";
+        let req = Request::get("/v2/").header("Authorization", basic);
+        let secrets = Secrets::of(&req);
+        let body = format!(
+            r#"{{"errors":[{{"code":"DENIED","message":"you sent {basic}, i.e. user-1234:hound-password-99 (hound-password-99, %3Ahound-password-99)"}}]}}"#
+        );
+        let resp = Response {
+            status: StatusCode::UNAUTHORIZED,
+            headers: HeaderMap::new(),
+            body: body.into_bytes(),
+            url: Url::parse("http://r.example/v2/").unwrap(),
+            secrets,
+        };
+        let text = resp.error_text();
+        assert!(!text.contains("hound-password-99"), "{text}");
+        assert!(!text.contains("dXNlci0xMjM0"), "{text}");
+        assert!(!text.contains("user-1234"), "{text}");
+        assert!(text.starts_with("DENIED: you sent ***"), "{text}");
+        let bearer = Request::get("/v2/").header("Authorization", "Bearer tok.en-secret");
+        assert_eq!(
+            Secrets::of(&bearer).scrub("token tok.en-secret echoed"),
+            "token *** echoed"
+        );
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {
