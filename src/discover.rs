@@ -118,11 +118,13 @@ pub(crate) fn discover(
         }
     }
 
+    // Each governor's repository name, formatted once rather than once per reference.
+    let names: Vec<String> = governors.iter().map(|g| g.image.canonical_name()).collect();
     let mut occurrences = Vec::new();
     for Sites { file, sites } in found {
         let rel = sources[file].rel.clone();
         for site in sites {
-            match occurrence(file, &rel, site, &governors) {
+            match occurrence(file, &rel, site, &governors, &names) {
                 Ok(o) => occurrences.push(o),
                 Err(s) => skipped.push(s),
             }
@@ -370,6 +372,7 @@ fn occurrence(
     rel: &str,
     site: Site,
     governors: &[Watched],
+    names: &[String],
 ) -> Result<Occurrence, Skipped> {
     let skip = |image: Option<String>, reason: String| Skipped {
         image,
@@ -404,7 +407,7 @@ fn occurrence(
         .map_err(|why| skip(site.parts.scalars().first().map(|f| f.value.clone()), why))?;
     let (governor, mut reason) = match named {
         Some(g) => (Some(g), None),
-        None => govern(&image, rel, governors),
+        None => govern(&image, rel, governors, names),
     };
     if reason.is_none() {
         reason = unsupported(&site, &image);
@@ -430,12 +433,18 @@ fn unsupported(site: &Site, _image: &ImageRef) -> Option<String> {
     }
 }
 
-/// The configured image governing `image` in `file`, or why none does.
-fn govern(image: &ImageRef, file: &str, governors: &[Watched]) -> (Option<usize>, Option<String>) {
+/// The configured image governing `image` in `file`, or why none does. `names` holds each
+/// governor's canonical name.
+fn govern(
+    image: &ImageRef,
+    file: &str,
+    governors: &[Watched],
+    names: &[String],
+) -> (Option<usize>, Option<String>) {
     let name = image.canonical_name();
     let mut restricted = false;
     for (i, w) in governors.iter().enumerate() {
-        if w.flux || w.image.canonical_name() != name {
+        if w.flux || names[i] != name {
             continue;
         }
         if w.files.as_ref().is_some_and(|g| !g.is_match(file)) {
@@ -576,7 +585,7 @@ mod tests {
         let images: Vec<String> = d.occurrences.iter().map(|o| o.image.to_string()).collect();
         let want: Vec<String> = (0..200)
             .step_by(4)
-            .map(|i| format!("acme/app{i}:1.0.{i}"))
+            .map(|i| format!("docker.io/acme/app{i}:1.0.{i}"))
             .collect();
         assert_eq!(images, want);
         let skipped: Vec<&str> = d
