@@ -1,0 +1,243 @@
+//! Kill tests: `run` (commit mode, file:// remote) SIGKILLed at random points, 50 times.
+//!
+//! After each kill: `git fsck` is clean in the work tree and the remote; every manifest in
+//! the work tree is byte-for-byte its input or its expected output (never a mix within a
+//! file); the remote's branch is the old commit or one holding the whole update (never half);
+//! and a second, unkilled run in the same work tree converges: exit 0, the remote and the work
+//! tree hold the expected output, nothing left uncommitted. (The second half is the ignored
+//! test [`killed_runs_converge_on_the_next_run`] until src/lib.rs is fixed.)
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bare_repo_with_files, clone, git, try_git};
+
+const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
+
+const ITERATIONS: usize = 50;
+
+const CONFIG: &str = r#"registries:
+  - host: ghcr.io
+    api: "oci-layout:{{LAYOUT}}/ghcr.io"
+images:
+  - name: web
+    image: ghcr.io/acme/web
+    policy: { semver: "^1.0" }
+delivery:
+  mode: commit
+  commit:
+    author: { name: image-updater-test, email: bot@example.invalid }
+    message: "chore(images): {{ summary }}"
+"#;
+
+/// Files: (path, input, expected).
+fn manifests() -> Vec<(String, String, String)> {
+    (0..8)
+        .map(|i| {
+            let input = format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web{i}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:1.0.0 # keep\n"
+            );
+            let expected = input.replace("web:1.0.0", "web:1.2.0");
+            (format!("apps/web{i}.yaml"), input, expected)
+        })
+        .collect()
+}
+
+fn layout(dir: &Path) {
+    let d = dir.join("ghcr.io/acme/web");
+    std::fs::create_dir_all(&d).unwrap();
+    let m: Vec<serde_json::Value> = ["1.0.0", "1.2.0"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{:064x}", i + 1), "size": 417,
+                "annotations": {"org.opencontainers.image.ref.name": t},
+            })
+        })
+        .collect();
+    std::fs::write(
+        d.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": m}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(d.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+fn command(work: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", work.to_str().unwrap(), "--output", "json"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for v in [
+        "IMAGE_UPDATER_GIT_TOKEN",
+        "GITHUB_TOKEN",
+        "GITLAB_TOKEN",
+        "GITEA_TOKEN",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    work: std::path::PathBuf,
+    head0: String,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let lay = tmp.path().join("layout");
+    layout(&lay);
+    let config = CONFIG.replace("{{LAYOUT}}", lay.to_str().unwrap());
+    let files = manifests();
+    let mut refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, i, _)| (p.as_str(), i.as_bytes()))
+        .collect();
+    refs.push((".image-updater.yaml", config.as_bytes()));
+    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
+    let work = clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let head0 = git(&bare, &["rev-parse", "refs/heads/main"]);
+    Setup {
+        _tmp: tmp,
+        bare,
+        work,
+        head0,
+    }
+}
+
+/// Every way the state after a kill breaks the promise.
+fn check_after_kill(s: &Setup) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in [&s.work, &s.bare] {
+        if let Err(e) = try_git(dir, &["fsck", "--full", "--no-progress"]) {
+            out.push(format!("git fsck in {}: {e}", dir.display()));
+        }
+    }
+    for (p, input, expected) in manifests() {
+        let got = std::fs::read_to_string(s.work.join(&p)).unwrap_or_default();
+        if got != input && got != expected {
+            out.push(format!("{p} is neither input nor output:\n{got}"));
+        }
+    }
+    let head = git(&s.bare, &["rev-parse", "refs/heads/main"]);
+    if head != s.head0 {
+        for (p, _, expected) in manifests() {
+            let got = git(&s.bare, &["show", &format!("main:{p}")]);
+            if got != expected {
+                out.push(format!("the remote holds a half commit: {p} is\n{got}"));
+            }
+        }
+    }
+    out
+}
+
+/// The second run completes the job.
+fn check_converges(s: &Setup) -> Vec<String> {
+    let mut out = Vec::new();
+    let status = command(&s.work).status().unwrap();
+    if status.code() != Some(0) {
+        out.push(format!("the run after the kill exited {status:?}"));
+    }
+    for (p, _, expected) in manifests() {
+        let remote = git(&s.bare, &["show", &format!("main:{p}")]);
+        if remote != expected {
+            out.push(format!("after the next run the remote's {p} is\n{remote}"));
+        }
+        let local = std::fs::read_to_string(s.work.join(&p)).unwrap_or_default();
+        if local != expected {
+            out.push(format!(
+                "after the next run the work tree's {p} is\n{local}"
+            ));
+        }
+    }
+    let status = git(&s.work, &["status", "--porcelain"]);
+    if !status.trim().is_empty() {
+        out.push(format!(
+            "after the next run the work tree is dirty:\n{status}"
+        ));
+    }
+    let ahead = git(&s.work, &["rev-list", "--count", "origin/main..HEAD"]);
+    if ahead.trim() != "0" {
+        // A local commit the remote never got.
+        let remote = git(&s.bare, &["rev-parse", "refs/heads/main"]);
+        let local = git(&s.work, &["rev-parse", "HEAD"]);
+        if remote.trim() != local.trim() {
+            out.push(format!(
+                "after the next run HEAD {local} is not the remote's {remote}"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn killed_runs_leave_a_consistent_state() {
+    kill_loop(false);
+}
+
+/// Fails until `deliver_commit` (src/lib.rs) stops writing the work tree before the commit
+/// exists: a kill after the files are written leaves them uncommitted, and a kill after the
+/// commit but before the push leaves HEAD ahead of the remote; the next run sees the files
+/// as current and neither commits nor pushes them.
+#[test]
+#[ignore = "the next run does not converge after a kill: see the note on this test"]
+fn killed_runs_converge_on_the_next_run() {
+    kill_loop(true);
+}
+
+fn kill_loop(converge: bool) {
+    // How long a whole run takes, to spread the kills over it.
+    let s = setup();
+    let start = Instant::now();
+    assert_eq!(command(&s.work).status().unwrap().code(), Some(0));
+    let full = start.elapsed().max(Duration::from_millis(20));
+    assert!(check_converges(&s).is_empty(), "{:?}", check_converges(&s));
+
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id());
+    let mut failures = Vec::new();
+    let mut killed_mid_way = 0;
+    for i in 0..ITERATIONS {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = full.mul_f64((seed % 10_000) as f64 / 10_000.0);
+        let s = setup();
+        let mut child = command(&s.work).spawn().unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_way += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let mut problems = check_after_kill(&s);
+        if converge {
+            problems.extend(check_converges(&s));
+        }
+        for p in problems {
+            failures.push(format!("iteration {i} (killed after {delay:?}): {p}"));
+        }
+    }
+    eprintln!(
+        "{ITERATIONS} iterations, a whole run takes {full:?}, {killed_mid_way} killed before they ended"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
