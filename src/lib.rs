@@ -263,61 +263,73 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-/// Write the rewritten files, commit them and push. On any failure the files and the branch
-/// are put back as they were, so nothing half-done stays behind.
+/// The reference a commit waits under while it is pushed.
+const PENDING_REF: &str = "refs/image-updater/pending";
+
+/// Commit the rewritten files on top of HEAD, push the commit, and only then move the branch
+/// and write the files. A run stopped at any point leaves the work tree as it was or complete,
+/// the remote without half a commit, and the next run finishes the job: a work tree behind its
+/// own HEAD (stopped before the files were written) is completed without a new commit.
 fn deliver_commit(
     ctx: &Ctx<'_>,
     wt: &git::WorkTree,
     branch: &str,
     pass: &mut Pass,
 ) -> Result<(), git::GitError> {
+    // A run stopped while writing left its temporary files: take them away.
+    let dirs: std::collections::BTreeSet<&Path> = pass
+        .found
+        .sources
+        .iter()
+        .filter_map(|s| s.path.parent())
+        .collect();
+    for dir in dirs {
+        manifest::edit::remove_stale_temps(dir);
+    }
     if pass.rewritten.is_empty() {
         return Ok(());
     }
     let parent = wt.head()?;
-    let mut written = Vec::new();
-    let mut result = Ok(());
+    let mut contents = Vec::with_capacity(pass.rewritten.len());
     for (file, new_text) in &pass.rewritten {
-        let src = &pass.found.sources[*file];
-        match write_atomic(&src.path, new_text.as_bytes()) {
-            Ok(()) => written.push(src.path.clone()),
-            Err(e) => {
-                pass.report.errors.push(ErrorEntry {
-                    image: None,
-                    file: Some(src.rel.clone()),
-                    message: format!("{}: cannot write: {e}", src.rel),
-                });
-            }
-        }
+        let rel = wt.relative(&pass.found.sources[*file].path)?;
+        contents.push((rel, new_text.clone().into_bytes()));
     }
-    if !written.is_empty() {
+    let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
+    if !wt.holds_files(parent, &contents) {
         let c = &ctx.config.delivery.commit;
         let message = commit_message(
             &c.message,
             &pass.report.updates,
             c.signoff.then_some(&c.author),
         );
-        result = wt
-            .commit_files(&written, (&c.author.name, &c.author.email), &message)
-            .and_then(|oid| match wt.push(branch, false) {
-                Ok(()) => Ok(oid),
-                Err(e) => wt.undo_commit(parent, &written).and(Err(e)),
-            })
-            .map(|oid| pass.report.commit = Some(oid.to_string()));
+        let oid = wt.commit_to_ref(
+            parent,
+            PENDING_REF,
+            &contents,
+            (&c.author.name, &c.author.email),
+            &message,
+        )?;
+        let pushed = wt.push_ref(PENDING_REF, branch, false);
+        wt.delete_ref(PENDING_REF);
+        pushed?;
+        wt.advance(branch, oid, &paths)?;
+        pass.report.commit = Some(oid.to_string());
     }
-    if result.is_err() {
-        for (file, _) in &pass.rewritten {
-            let src = &pass.found.sources[*file];
-            if let Err(w) = write_atomic(&src.path, src.text.as_bytes()) {
-                pass.report.errors.push(ErrorEntry {
-                    image: None,
-                    file: Some(src.rel.clone()),
-                    message: format!("{}: cannot restore after a failed delivery: {w}", src.rel),
-                });
-            }
+    for (file, new_text) in &pass.rewritten {
+        let src = &pass.found.sources[*file];
+        if let Err(e) = write_atomic(&src.path, new_text.as_bytes()) {
+            pass.report.errors.push(ErrorEntry {
+                image: None,
+                file: Some(src.rel.clone()),
+                message: format!(
+                    "{}: committed and pushed, but the work tree could not be written: {e}",
+                    src.rel
+                ),
+            });
         }
     }
-    result
+    Ok(())
 }
 
 fn error_entry(image: Option<String>, message: String) -> ErrorEntry {

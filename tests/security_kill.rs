@@ -4,8 +4,7 @@
 //! the work tree is byte-for-byte its input or its expected output (never a mix within a
 //! file); the remote's branch is the old commit or one holding the whole update (never half);
 //! and a second, unkilled run in the same work tree converges: exit 0, the remote and the work
-//! tree hold the expected output, nothing left uncommitted. (The second half is the ignored
-//! test [`killed_runs_converge_on_the_next_run`] until src/lib.rs is fixed.)
+//! tree hold the expected output, nothing left uncommitted ([`killed_runs_converge_on_the_next_run`]).
 
 mod common;
 
@@ -189,12 +188,10 @@ fn killed_runs_leave_a_consistent_state() {
     kill_loop(false);
 }
 
-/// Fails until `deliver_commit` (src/lib.rs) stops writing the work tree before the commit
-/// exists: a kill after the files are written leaves them uncommitted, and a kill after the
-/// commit but before the push leaves HEAD ahead of the remote; the next run sees the files
-/// as current and neither commits nor pushes them.
+/// After each kill the next run finishes the job: the commit is built and pushed before the
+/// branch moves and the files are written, and a work tree left behind its own HEAD is
+/// completed (with its stray temporary files taken away).
 #[test]
-#[ignore = "the next run does not converge after a kill: see the note on this test"]
 fn killed_runs_converge_on_the_next_run() {
     kill_loop(true);
 }

@@ -94,40 +94,6 @@ impl WorkTree {
             .map_err(|e| GitError::new("reading HEAD commit", e.message()))
     }
 
-    /// Commit `files` (absolute paths inside the work tree, already written) on top of HEAD.
-    /// Only these paths enter the commit; file modes are kept; the index follows.
-    pub fn commit_files(
-        &self,
-        files: &[PathBuf],
-        author: (&str, &str),
-        message: &str,
-    ) -> Result<Oid, GitError> {
-        let repo = &self.repo;
-        let head = repo
-            .find_commit(self.head()?)
-            .map_err(|e| GitError::new("reading HEAD commit", e.message()))?;
-        let mut contents = Vec::with_capacity(files.len());
-        for file in files {
-            let bytes =
-                std::fs::read(file).map_err(|e| GitError::new(&file.display().to_string(), e))?;
-            contents.push((self.relative(file)?, bytes));
-        }
-        let tree = self.tree_with(&head, &contents)?;
-        let oid = self.commit(Some("HEAD"), &head, &tree, author, message)?;
-        let mut index = repo
-            .index()
-            .map_err(|e| GitError::new("opening the index", e.message()))?;
-        for (rel, _) in &contents {
-            index
-                .add_path(rel)
-                .map_err(|e| GitError::new(&format!("staging {}", rel.display()), e.message()))?;
-        }
-        index
-            .write()
-            .map_err(|e| GitError::new("writing the index", e.message()))?;
-        Ok(oid)
-    }
-
     /// Commit `contents` (repo-relative path, bytes) on top of `parent` as the tip of
     /// `branch`, moving it there whatever it held before; neither HEAD nor the work tree
     /// changes. For pull-request branches.
@@ -139,6 +105,25 @@ impl WorkTree {
         author: (&str, &str),
         message: &str,
     ) -> Result<Oid, GitError> {
+        self.commit_to_ref(
+            parent,
+            &format!("refs/heads/{branch}"),
+            contents,
+            author,
+            message,
+        )
+    }
+
+    /// Commit `contents` on top of `parent` and point the reference `refname` at it; neither
+    /// HEAD, the index nor the work tree changes.
+    pub fn commit_to_ref(
+        &self,
+        parent: Oid,
+        refname: &str,
+        contents: &[(PathBuf, Vec<u8>)],
+        author: (&str, &str),
+        message: &str,
+    ) -> Result<Oid, GitError> {
         let parent = self
             .repo
             .find_commit(parent)
@@ -146,14 +131,47 @@ impl WorkTree {
         let tree = self.tree_with(&parent, contents)?;
         let oid = self.commit(None, &parent, &tree, author, message)?;
         self.repo
+            .reference(refname, oid, true, "image-updater: commit")
+            .map_err(|e| GitError::new(&format!("moving {refname}"), e.message()))?;
+        Ok(oid)
+    }
+
+    /// Remove the reference `refname`, if it exists.
+    pub fn delete_ref(&self, refname: &str) {
+        if let Ok(mut r) = self.repo.find_reference(refname) {
+            let _ = r.delete();
+        }
+    }
+
+    /// Move the checked-out `branch` to `oid` (a commit on top of it) and set the index entries
+    /// of `paths` to that commit's; the work tree is written by the caller.
+    pub fn advance(&self, branch: &str, oid: Oid, paths: &[PathBuf]) -> Result<(), GitError> {
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .map_err(|e| GitError::new("reading the new commit", e.message()))?;
+        self.repo
             .reference(
                 &format!("refs/heads/{branch}"),
                 oid,
                 true,
-                "image-updater: update branch",
+                "image-updater: commit",
             )
-            .map_err(|e| GitError::new(&format!("moving branch {branch}"), e.message()))?;
-        Ok(oid)
+            .map_err(|e| GitError::new(&format!("moving {branch}"), e.message()))?;
+        self.repo
+            .reset_default(Some(commit.as_object()), paths.iter())
+            .map_err(|e| GitError::new("updating the index", e.message()))
+    }
+
+    /// Whether `commit` holds every file of `contents` with exactly those bytes.
+    pub fn holds_files(&self, commit: Oid, contents: &[(PathBuf, Vec<u8>)]) -> bool {
+        let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
+            return false;
+        };
+        contents.iter().all(|(path, bytes)| {
+            let want = Oid::hash_object(git2::ObjectType::Blob, bytes);
+            matches!((tree.get_path(path), want), (Ok(e), Ok(w)) if e.id() == w)
+        })
     }
 
     /// Whether the pull-request branch tip `commit` already proposes exactly `contents` on top
@@ -161,16 +179,12 @@ impl WorkTree {
     /// nothing else changed (a rival commit adding another file does not count as ours). Such
     /// a branch needs no push, even if `base` has moved on elsewhere.
     pub fn holds(&self, commit: Oid, base: Oid, contents: &[(PathBuf, Vec<u8>)]) -> bool {
+        if !self.holds_files(commit, contents) {
+            return false;
+        }
         let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
             return false;
         };
-        let same_files = contents.iter().all(|(path, bytes)| {
-            let want = Oid::hash_object(git2::ObjectType::Blob, bytes);
-            matches!((tree.get_path(path), want), (Ok(e), Ok(w)) if e.id() == w)
-        });
-        if !same_files {
-            return false;
-        }
         let Ok(fork) = self.repo.merge_base(commit, base) else {
             return false;
         };
@@ -239,28 +253,6 @@ impl WorkTree {
             .map_err(|e| GitError::new("committing", e.message()))
     }
 
-    /// Move the checked-out branch back to `parent` and reset the index entries of `files`:
-    /// an unpushed commit would never be pushed, since the next run finds the files current.
-    pub fn undo_commit(&self, parent: Oid, files: &[PathBuf]) -> Result<(), GitError> {
-        let parent = self
-            .repo
-            .find_commit(parent)
-            .map_err(|e| GitError::new("reading the parent commit", e.message()))?;
-        let mut head = self
-            .repo
-            .head()
-            .map_err(|e| GitError::new("reading HEAD", e.message()))?;
-        head.set_target(parent.id(), "image-updater: take back an unpushed commit")
-            .map_err(|e| GitError::new("taking back the commit", e.message()))?;
-        let rels = files
-            .iter()
-            .map(|f| self.relative(f))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.repo
-            .reset_default(Some(parent.as_object()), rels.iter())
-            .map_err(|e| GitError::new("resetting the index", e.message()))
-    }
-
     /// The URL of `origin`.
     pub fn remote_url(&self) -> Result<String, GitError> {
         Ok(self.remote()?.url().unwrap_or_default().to_string())
@@ -275,6 +267,11 @@ impl WorkTree {
     /// Push `branch` to the same name on `origin`; `force` replaces whatever is there.
     /// A refusal because the remote moved on is [`GitErrorKind::Rejected`].
     pub fn push(&self, branch: &str, force: bool) -> Result<(), GitError> {
+        self.push_ref(&format!("refs/heads/{branch}"), branch, force)
+    }
+
+    /// Push the local reference `src` to `branch` on `origin`.
+    pub fn push_ref(&self, src: &str, branch: &str, force: bool) -> Result<(), GitError> {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let rejected = std::cell::RefCell::new(None::<String>);
@@ -289,7 +286,7 @@ impl WorkTree {
         let mut opts = PushOptions::new();
         opts.remote_callbacks(callbacks);
         let plus = if force { "+" } else { "" };
-        let spec = format!("{plus}refs/heads/{branch}:refs/heads/{branch}");
+        let spec = format!("{plus}{src}:refs/heads/{branch}");
         let result = remote.push(&[spec.as_str()], Some(&mut opts));
         drop(opts);
         if let Err(e) = result {
@@ -394,7 +391,8 @@ impl WorkTree {
         Ok(())
     }
 
-    fn relative(&self, file: &Path) -> Result<PathBuf, GitError> {
+    /// `file`'s path relative to the work tree's root.
+    pub fn relative(&self, file: &Path) -> Result<PathBuf, GitError> {
         let abs = file
             .canonicalize()
             .map_err(|e| GitError::new(&file.display().to_string(), e))?;

@@ -315,6 +315,26 @@ pub fn is_canonical_number(value: &str) -> bool {
     }
 }
 
+/// What names [`write_atomic`]'s temporary files (`.NAME.image-updater-XXXXXX.tmp`).
+const TEMP_MARK: &str = ".image-updater-";
+
+/// Remove the temporary files a stopped [`write_atomic`] left in `dir`; returns how many.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with('.') && n.contains(TEMP_MARK) && n.ends_with(".tmp")
+        })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Write atomically: temp file in the same directory, same permissions as the existing file,
 /// fsync, rename over.
 ///
@@ -339,7 +359,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&format!(".{name}{TEMP_MARK}"))
         .suffix(".tmp")
         .tempfile_in(&dir)?;
     tmp.write_all(bytes)?;
