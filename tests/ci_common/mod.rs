@@ -73,6 +73,8 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
             .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
             .env("GIT_COMMITTER_NAME", "test")
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            // Repositories the tests hand to user 65532 are still read here.
+            .args(["-c", "safe.directory=*"])
             .args(args),
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
