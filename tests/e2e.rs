@@ -822,3 +822,62 @@ delivery: {{ mode: commit }}
         "{pod}"
     );
 }
+
+/// Every manifest format through `run` against the real registry and a real git remote: the
+/// mixed-format scenario of fixtures/manifests, with both of its registries served by the
+/// distribution registry instead of OCI layout trees.
+#[test]
+fn every_format_against_the_real_registry() {
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/manifests/mixed-repo-every-format");
+    let registry = Registry::start();
+    for line in std::fs::read_to_string(case.join("tags.txt"))
+        .unwrap()
+        .lines()
+    {
+        let mut parts = line.split_whitespace();
+        let Some(name) = parts.next() else { continue };
+        let repo = name.split_once('/').unwrap().1;
+        registry.push_image(repo, &parts.collect::<Vec<_>>());
+    }
+    let mut config = String::new();
+    for line in std::fs::read_to_string(case.join("config.yaml"))
+        .unwrap()
+        .lines()
+    {
+        if line.trim_start().starts_with("api: \"oci-layout:") {
+            config.push_str(&format!(
+                "    api: \"{}\"\n    insecure: true\n",
+                registry.addr
+            ));
+        } else {
+            config.push_str(line);
+            config.push('\n');
+        }
+    }
+    let mut files = tree(&case.join("input"));
+    files.push((".image-updater.yaml".into(), config.into_bytes()));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+
+    let out = run(&["run", work.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    assert_tree_eq(&work, &case.join("expected"));
+    assert_eq!(report["commit"].as_str().unwrap(), remote_head(&bare));
+    let again = run(&["run", work.to_str().unwrap(), "--output", "json"], &[]);
+    assert!(
+        json(&again)["updates"].as_array().unwrap().is_empty(),
+        "{}",
+        text(&again)
+    );
+}
