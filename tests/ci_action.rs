@@ -232,6 +232,8 @@ fn publish_release(srv: &Path, repository: &str, version: &str, bad_sum: Option<
         stage.join("image-updater"),
     )
     .unwrap();
+    // As the release does; and a debug build's symbols would make every test gzip 200 MB.
+    ci_common::run_ok(Command::new("strip").arg(stage.join("image-updater")));
     let asset = format!("image-updater-{}.tar.gz", target());
     ci_common::run_ok(
         Command::new("tar")
