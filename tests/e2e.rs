@@ -881,3 +881,43 @@ fn every_format_against_the_real_registry() {
         text(&again)
     );
 }
+
+/// `run --clone` over smart HTTP: a shallow clone of one commit, and the push from it lands.
+#[test]
+fn clone_over_http_is_shallow_and_pushes() {
+    let registry = Registry::start();
+    push_tags(&registry, &fixture_dir("commit-basic").join("tags.txt"));
+    let token = "clone-token-123";
+    let tmp = tempfile::tempdir().unwrap();
+    let server = GitHttpServer::start(tmp.path(), Some(("x-access-token", token)));
+    let s = scenario("commit-basic", &registry.addr, |bare| {
+        format!("file://{}", bare.display())
+    });
+    // Some history, so that shallow means something.
+    for i in 0..3 {
+        std::fs::write(s.work.join("notes.txt"), format!("{i}\n")).unwrap();
+        git(&s.work, &["add", "notes.txt"]);
+        git(&s.work, &["commit", "-qm", "history"]);
+    }
+    git(&s.work, &["push", "-q", "origin", "main"]);
+    std::os::unix::fs::symlink(&s.bare, tmp.path().join("remote.git")).unwrap();
+    let url = format!("{}/remote.git", server.base_url);
+    let before = remote_head(&s.bare);
+    let out = run(
+        &["run", "--clone", &url, "--output", "json", "-v"],
+        &[("IMAGE_UPDATER_GIT_TOKEN", token)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(token));
+    let head = remote_head(&s.bare);
+    assert_ne!(head, before);
+    assert_eq!(json(&out)["commit"].as_str().unwrap(), head);
+    assert_eq!(git(&s.bare, &["rev-parse", "main~1"]).trim(), before);
+    git(&s.bare, &["fsck", "--no-progress"]);
+    assert!(text(&out).contains("(shallow, depth 1)"), "{}", text(&out));
+    let reqs = server.requests();
+    assert!(
+        reqs.iter().any(|r| r.contains("git-upload-pack")),
+        "{reqs:?}"
+    );
+}

@@ -409,9 +409,23 @@ impl WorkTree {
 }
 
 /// Clone `url` into `dir` (for `--clone`), checking out `branch` or the remote's default.
+///
+/// Over the network the clone is shallow (the last commit only): a run needs no history, and
+/// pushes and the race retry work on top of it. libgit2's local transport cannot clone
+/// shallow, so `file://` URLs and paths get the whole history.
 pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, GitError> {
     let mut fetch = git2::FetchOptions::new();
     fetch.remote_callbacks(callbacks(url));
+    let shallow = url.contains("://") && !url.starts_with("file://")
+        || hostkeys::ssh_host_port(url).is_some();
+    if shallow {
+        fetch.depth(1);
+    }
+    tracing::info!(
+        "cloning {}{}",
+        credentials::redact(url),
+        if shallow { " (shallow, depth 1)" } else { "" }
+    );
     let mut builder = git2::build::RepoBuilder::new();
     builder.fetch_options(fetch);
     if let Some(b) = branch {
