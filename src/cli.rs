@@ -41,11 +41,14 @@ pub struct Global {
     /// Handle only this share of the images: I/N, I from 1 to N (as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)
     #[arg(long, global = true, env = "IMAGE_UPDATER_SHARD", value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Deliver this way instead of the config's delivery.mode
+    #[arg(long, global = true, env = "IMAGE_UPDATER_MODE", value_enum)]
+    pub mode: Option<crate::config::DeliveryMode>,
     /// Work on a fresh clone of URL instead of PATH (run, plan)
     #[arg(long, global = true, env = "IMAGE_UPDATER_CLONE", value_name = "URL")]
     pub clone: Option<String>,
     /// The branch to clone with --clone [default: the remote's HEAD]
-    #[arg(long, global = true, env = "IMAGE_UPDATER_BRANCH", requires = "clone")]
+    #[arg(long, global = true, env = "IMAGE_UPDATER_BRANCH")]
     pub branch: Option<String>,
 }
 

@@ -115,6 +115,8 @@ pub struct Request {
     /// The config file; default `ROOT/.image-updater.yaml` (optional there).
     pub config: Option<PathBuf>,
     pub shard: Option<Shard>,
+    /// Overrides the config's `delivery.mode`.
+    pub mode: Option<DeliveryMode>,
 }
 
 /// What [`execute`] produced.
@@ -171,7 +173,10 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
             root.display()
         )));
     }
-    let (config, config_file) = load_config(root, req.config.as_deref())?;
+    let (mut config, config_file) = load_config(root, req.config.as_deref())?;
+    if let Some(mode) = req.mode {
+        config.delivery.mode = mode;
+    }
     let watched = config.watched(&config_file)?;
     let registries = Registries::new(&config.registries, root);
     let ctx = Ctx {

@@ -89,6 +89,11 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             return Ok(0);
         }
     };
+    if cli.global.branch.is_some() && cli.global.clone.is_none() {
+        return Err(Error::Usage(
+            "--branch (IMAGE_UPDATER_BRANCH) needs --clone (IMAGE_UPDATER_CLONE)".into(),
+        ));
+    }
     let _clone_dir;
     let root = match &cli.global.clone {
         Some(url) => {
@@ -109,6 +114,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         root: root.clone(),
         config: cli.global.config,
         shard: cli.global.shard,
+        mode: cli.global.mode,
     })
     .await?;
     if command == Command::Scan {

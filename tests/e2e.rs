@@ -271,6 +271,15 @@ fn plan_prints_the_table_and_diff_and_writes_nothing() {
 
     let out = run(&["plan", "--exit-code", s.work.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // The config says commit; IMAGE_UPDATER_MODE=none makes `run` report only.
+    let head = remote_head(&s.bare);
+    let out = run(
+        &["run", s.work.to_str().unwrap(), "--output", "json"],
+        &[("IMAGE_UPDATER_MODE", "none")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["updates"].as_array().unwrap().len(), 3);
+    assert_eq!(remote_head(&s.bare), head);
     let out = run(
         &[
             "run",
