@@ -48,12 +48,23 @@ pub struct ReferenceError {
     pub reason: String,
 }
 
+/// At most this many characters of a bad reference are quoted in its error.
+const QUOTED: usize = 300;
+
+/// `s`, cut to [`QUOTED`] characters with an ellipsis, so a huge scalar never floods a report.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(QUOTED) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 impl ImageRef {
     /// Parses a reference such as `nginx`, `ghcr.io/acme/web:1.2.3` or
     /// `localhost:5000/app@sha256:…`.
     pub fn parse(s: &str) -> Result<ImageRef, ReferenceError> {
         parse_reference(s).map_err(|reason| ReferenceError {
-            input: s.to_string(),
+            input: shorten(s),
             reason,
         })
     }
@@ -381,6 +392,13 @@ fn validate_digest(digest: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_bad_references_are_quoted_short() {
+        let e = ImageRef::parse(&format!("A{}", "b".repeat(5_000_000))).unwrap_err();
+        assert!(e.to_string().len() < 1_000, "{}", e.to_string().len());
+        assert!(e.input.ends_with('…'));
+    }
 
     const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
