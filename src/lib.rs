@@ -193,6 +193,9 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         let branch = wt
             .current_branch()
             .map_err(|e| Error::Usage(e.to_string()))?;
+        for lock in wt.clear_stale_locks(&branch) {
+            tracing::warn!("removed {}, left by a run that was stopped", lock.display());
+        }
         if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
             return Err(Error::Usage(format!(
                 "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
@@ -320,6 +323,10 @@ fn deliver_commit(
         pushed?;
         wt.advance(branch, oid, &paths)?;
         pass.report.commit = Some(oid.to_string());
+    } else {
+        // HEAD already has these files (a run stopped before it wrote them): bring the index
+        // in line too, then write them below.
+        wt.advance(branch, parent, &paths)?;
     }
     for (file, new_text) in &pass.rewritten {
         let src = &pass.found.sources[*file];

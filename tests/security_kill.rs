@@ -1,4 +1,4 @@
-//! Kill tests: `run` (commit mode, file:// remote) SIGKILLed at random points, 50 times.
+//! Kill tests: `run` (commit mode, a smart-HTTP remote) SIGKILLed at random points, 50 times.
 //!
 //! After each kill: `git fsck` is clean in the work tree and the remote; every manifest in
 //! the work tree is byte-for-byte its input or its expected output (never a mix within a
@@ -87,6 +87,8 @@ fn command(work: &Path) -> Command {
 }
 
 struct Setup {
+    // Dropped first: the server stops before its directory goes.
+    _server: common::GitHttpServer,
     _tmp: tempfile::TempDir,
     bare: std::path::PathBuf,
     work: std::path::PathBuf,
@@ -105,12 +107,17 @@ fn setup() -> Setup {
         .collect();
     refs.push((".image-updater.yaml", config.as_bytes()));
     let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
+    // The remote is a server of its own (smart HTTP), as in real use: a killed run cannot
+    // leave the remote half-written, as it could over file://, where it writes the remote
+    // repository itself.
+    let server = common::GitHttpServer::start(tmp.path(), None);
     let work = clone(
-        &format!("file://{}", bare.display()),
+        &format!("{}/remote.git", server.base_url),
         &tmp.path().join("work"),
     );
     let head0 = git(&bare, &["rev-parse", "refs/heads/main"]);
     Setup {
+        _server: server,
         _tmp: tmp,
         bare,
         work,
@@ -147,9 +154,18 @@ fn check_after_kill(s: &Setup) -> Vec<String> {
 /// The second run completes the job.
 fn check_converges(s: &Setup) -> Vec<String> {
     let mut out = Vec::new();
-    let status = command(&s.work).status().unwrap();
-    if status.code() != Some(0) {
-        out.push(format!("the run after the kill exited {status:?}"));
+    let next = command(&s.work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    if next.status.code() != Some(0) {
+        out.push(format!(
+            "the run after the kill exited {:?}:\n{}{}",
+            next.status,
+            String::from_utf8_lossy(&next.stdout),
+            String::from_utf8_lossy(&next.stderr)
+        ));
     }
     for (p, _, expected) in manifests() {
         let remote = git(&s.bare, &["show", &format!("main:{p}")]);

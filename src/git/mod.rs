@@ -85,6 +85,36 @@ impl WorkTree {
         Ok(head.shorthand().unwrap_or_default().to_string())
     }
 
+    /// Remove the lock files a stopped run of ours can leave (ref, index and packed-refs
+    /// locks, held for milliseconds while a run is alive). A lock still there after two
+    /// seconds belongs to no live writer; it is removed, and named in the returned list.
+    pub fn clear_stale_locks(&self, branch: &str) -> Vec<PathBuf> {
+        let git = self.repo.path();
+        let locks: Vec<PathBuf> = [
+            "index.lock".to_string(),
+            "HEAD.lock".to_string(),
+            "packed-refs.lock".to_string(),
+            format!("refs/heads/{branch}.lock"),
+            format!("refs/remotes/origin/{branch}.lock"),
+            "refs/image-updater/pending.lock".to_string(),
+        ]
+        .iter()
+        .map(|l| git.join(l))
+        .filter(|p| p.exists())
+        .collect();
+        if locks.is_empty() {
+            return locks;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline && locks.iter().any(|p| p.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        locks
+            .into_iter()
+            .filter(|p| p.exists() && std::fs::remove_file(p).is_ok())
+            .collect()
+    }
+
     /// The commit HEAD points at.
     pub fn head(&self) -> Result<Oid, GitError> {
         self.repo
