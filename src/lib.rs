@@ -522,6 +522,8 @@ type RepoTag = (String, String);
 /// Digests and platforms looked up this run, by repository and tag: each manifest once.
 #[derive(Default)]
 struct Lookups {
+    /// Each policy's best tag: its repository's list is ranked once, not once a reference.
+    best: HashMap<(bool, Option<String>, String), Option<String>>,
     digests: HashMap<RepoTag, Result<String, String>>,
     platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
 }
@@ -589,7 +591,14 @@ async fn select(
     // Platforms narrow the candidates: from the best down, the first that covers them all.
     let mut narrowed = Vec::new();
     let candidates: &[String] = if g.platforms.is_empty() {
-        tags
+        // Only the best tag matters to `update_from`: rank the list once per policy.
+        let key = (g.flux, g.namespace.clone(), g.name.clone());
+        let best = lookups
+            .best
+            .entry(key)
+            .or_insert_with(|| g.policy.select(tags).latest);
+        narrowed.extend(best.iter().cloned());
+        &narrowed
     } else {
         for tag in g.policy.select(tags).candidates {
             if Some(tag.as_str()) == current {
