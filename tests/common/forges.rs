@@ -159,6 +159,27 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// A run the forge refused: exit 1, the forge's answer (`needle`) quoted, none of `tokens`
+/// printed, no pull request reported and no undelivered update reported.
+pub fn assert_refused_without_leak(o: &Output, tokens: &[&str], needle: &str) {
+    let all = output_text(o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(
+        tokens.iter().all(|t| !all.contains(t)),
+        "a token leaked:\n{all}"
+    );
+    assert!(all.contains("401") && all.contains(needle), "{all}");
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        report["pull_requests"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["updates"].as_array().unwrap().is_empty(),
+        "undelivered updates are not reported: {report}"
+    );
+}
+
 /// Assert none of `secrets` appears in the run's output.
 #[track_caller]
 pub fn assert_no_secret(o: &Output, secrets: &[&str]) {
