@@ -87,7 +87,8 @@ for _ in $(seq 1 100); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"
 
-reset_cmd="git -C '$work/repo' reset -q --hard $base && git -C '$work/repo' push -q -f origin $base:refs/heads/main"
+# The reset rewrites the changed files; `sync` keeps their write-back out of the timed run.
+reset_cmd="git -C '$work/repo' reset -q --hard $base && git -C '$work/repo' push -q -f origin $base:refs/heads/main && sync"
 plan_cmd="'$bin' --config '$work/config.yaml' plan '$work/repo'"
 run_cmd="'$bin' --config '$work/config.yaml' run '$work/repo'"
 

@@ -13,9 +13,12 @@ use std::path::PathBuf;
 
 use crate::config::{Delivery, Group};
 use crate::forge::{self, Forge, NewPullRequest};
-use crate::git::WorkTree;
+use crate::git::{GitErrorKind, WorkTree};
 use crate::manifest::edit::{apply_edits, Edit};
 use crate::report::{ErrorEntry, PullRequest, Report, Update};
+
+/// How often a pull-request branch is fetched and pushed again when a concurrent push wins.
+const PUSH_TRIES: usize = 3;
 
 /// A marker in every body this tool writes, to tell its pull requests from people's.
 pub const BODY_MARKER: &str = "<!-- image-updater -->";
@@ -309,14 +312,27 @@ async fn one(
         &message,
     )
     .map_err(|e| e.to_string())?;
-    let remote = wt.fetch(branch).map_err(|e| e.to_string())?;
-    let pushed = match remote {
-        Some(r) if wt.holds(r, base_oid, &batch.contents) => false,
-        _ => {
-            wt.push(branch, true).map_err(|e| e.to_string())?;
-            true
+    // Race: two runs at once (a cron job overlapping itself, a re-run pipeline) push the same
+    // branch. The other run may create or move it between our fetch and our push; the server
+    // then refuses our push, as the branch no longer holds what it held when we looked. Fetch
+    // again: a branch that now proposes exactly our change is delivered; else push over it.
+    let mut pushed = false;
+    for attempt in 1..=PUSH_TRIES {
+        let remote = wt.fetch(branch).map_err(|e| e.to_string())?;
+        if remote.is_some_and(|r| wt.holds(r, base_oid, &batch.contents)) {
+            break;
         }
-    };
+        match wt.push(branch, true) {
+            Ok(()) => {
+                pushed = true;
+                break;
+            }
+            Err(e) if e.kind == GitErrorKind::Rejected && attempt < PUSH_TRIES => {
+                tracing::info!("push of {branch} rejected, fetching and trying again: {e}");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
     let title = match &delivery.pull_request.title {
         Some(t) => crate::fill_template(t, &batch.updates),
         None => message.lines().next().unwrap_or_default().to_string(),

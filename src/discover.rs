@@ -55,8 +55,9 @@ pub(crate) struct Sites {
 ///
 /// Files are read and scanned in parallel, one worker per core taking the next file as it
 /// finishes; results are put back in `files` order, so the output never depends on timing.
-/// A file whose bytes cannot hold an image ([`Prefilter`]) is not parsed at all, and only
-/// the texts of files with references are kept (they are what gets rewritten).
+/// A file that is not UTF-8 or holds a NUL byte is skipped with its reason ([`as_text`]); a
+/// file whose bytes cannot hold an image ([`Prefilter`]) is not parsed at all; and only the
+/// texts of files with references are kept (they are what gets rewritten).
 pub(crate) fn discover(
     root: &Path,
     files: &manifest::files::Discovered,
@@ -142,7 +143,7 @@ pub(crate) fn discover(
 enum Scanned {
     /// Its bytes cannot hold an image: not parsed.
     Nothing,
-    /// It is left alone: unreadable, not UTF-8, not YAML.
+    /// It is left alone: unreadable, not UTF-8, binary (a NUL byte), not YAML.
     Skip { line: usize, reason: String },
     /// Its text and what the scan found.
     Found {
@@ -189,6 +190,73 @@ impl Prefilter {
     }
 }
 
+/// The bytes of a file as text, or the line and reason why they are not YAML text: not
+/// UTF-8 (UTF-16 and UTF-32 named by their byte-order mark), or holding a NUL byte, which
+/// YAML forbids and binary files are full of. Run on every file before the [`Prefilter`], so
+/// that a binary or mis-encoded file with a `.yaml` name is reported even when it holds no
+/// image text. Both checks are linear and fast (UTF-8 validation, which parsing needs anyway,
+/// then `<[u8]>::contains`, a memchr, for NUL); only the failure path counts lines.
+fn as_text(bytes: Vec<u8>) -> Result<String, (usize, String)> {
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let encoding = [
+                (&[0xFF, 0xFE, 0, 0][..], "UTF-32LE"),
+                (&[0, 0, 0xFE, 0xFF][..], "UTF-32BE"),
+                (&[0xFF, 0xFE][..], "UTF-16LE"),
+                (&[0xFE, 0xFF][..], "UTF-16BE"),
+            ]
+            .into_iter()
+            .find(|(bom, _)| bytes.starts_with(bom));
+            return Err(match encoding {
+                Some((_, name)) => (
+                    1,
+                    format!(
+                        "not UTF-8 text: {name} (byte-order mark at line 1), only UTF-8 is read"
+                    ),
+                ),
+                None => {
+                    let (line, column) = line_column(bytes, at);
+                    (
+                        line,
+                        format!(
+                            "not UTF-8 text: invalid byte 0x{:02X} at line {line}, column \
+                             {column} (a binary file?)",
+                            bytes[at]
+                        ),
+                    )
+                }
+            });
+        }
+    };
+    if text.as_bytes().contains(&0) {
+        let at = text.bytes().position(|b| b == 0).unwrap_or_default();
+        let (line, column) = line_column(text.as_bytes(), at);
+        return Err((
+            line,
+            format!("not YAML text: a NUL byte at line {line}, column {column} (a binary file?)"),
+        ));
+    }
+    Ok(text)
+}
+
+/// 1-based line and column (in characters) of byte `at` of `bytes`, valid UTF-8 before it.
+fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
 /// Read and scan one file.
 fn scan_one(
     root: &Path,
@@ -205,15 +273,13 @@ fn scan_one(
             }
         }
     };
-    if !prefilter.may_hold_images(&bytes) {
+    let text = match as_text(bytes) {
+        Ok(text) => text,
+        Err((line, reason)) => return Scanned::Skip { line, reason },
+    };
+    if !prefilter.may_hold_images(text.as_bytes()) {
         return Scanned::Nothing;
     }
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Scanned::Skip {
-            line: 0,
-            reason: "not UTF-8 text".into(),
-        };
-    };
     match manifest::scan_file(rel, &text, options) {
         Ok(scan) => Scanned::Found { text, scan },
         Err(e) => Scanned::Skip {
@@ -223,50 +289,16 @@ fn scan_one(
     }
 }
 
-/// [`scan_one`] over `files` on every core, results in `files` order.
+/// [`scan_one`] over `files` on every core (one for a handful of files), results in `files`
+/// order.
 fn scan_all(
     root: &Path,
     files: &[PathBuf],
     options: &manifest::ScanOptions,
     prefilter: &Prefilter,
 ) -> Vec<Scanned> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len() / 16)
-        .max(1);
-    if workers == 1 {
-        return files
-            .iter()
-            .map(|f| scan_one(root, f, options, prefilter))
-            .collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<Vec<(usize, Scanned)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(f) = files.get(i) else { break };
-                        out.push((i, scan_one(root, f, options, prefilter)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a scan worker panicked"))
-            .collect()
-    });
-    let mut all: Vec<Option<Scanned>> = std::iter::repeat_with(|| None).take(files.len()).collect();
-    for (i, scanned) in parts.into_iter().flatten() {
-        all[i] = Some(scanned);
-    }
-    all.into_iter()
-        .map(|s| s.expect("every file scanned once"))
-        .collect()
+    let workers = crate::parallel::cores().min(files.len() / 16);
+    crate::parallel::map_in_order(files, workers, |f| scan_one(root, f, options, prefilter))
 }
 
 fn rel_string(p: &Path) -> String {
@@ -553,6 +585,102 @@ mod tests {
         assert!(keyed.may_hold_images(b"app:\n  repo: acme/web\n"));
         assert!(keyed.may_hold_images(b"- name: server.release\n  value: 1.0.0\n"));
         assert!(!keyed.may_hold_images(b"kind: Service\n"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_yaml_text_say_where_and_why() {
+        let reason = |bytes: &[u8]| as_text(bytes.to_vec()).unwrap_err();
+        assert_eq!(
+            reason(b"a: 1\nb: x\xffy\n"),
+            (
+                2,
+                "not UTF-8 text: invalid byte 0xFF at line 2, column 5 (a binary file?)".into()
+            )
+        );
+        assert_eq!(
+            reason(b"\x89PNG\r\n\x1a\n\0\0"),
+            (
+                1,
+                "not UTF-8 text: invalid byte 0x89 at line 1, column 1 (a binary file?)".into()
+            )
+        );
+        // Columns count characters, not bytes.
+        assert_eq!(reason("é: \0".as_bytes()).0, 1);
+        assert!(reason("é: \0".as_bytes()).1.contains("line 1, column 4"));
+        assert_eq!(
+            reason(b"kind: Service\n\x7fELF\x02\x01\x01\0\0\0"),
+            (
+                2,
+                "not YAML text: a NUL byte at line 2, column 8 (a binary file?)".into()
+            )
+        );
+        assert!(reason(b"\xff\xfek\0:\0")
+            .1
+            .contains("UTF-16LE (byte-order mark at line 1), only UTF-8 is read"));
+        assert!(reason(b"\xfe\xff\0k").1.contains("UTF-16BE"));
+        assert!(reason(b"\xff\xfe\0\0k\0\0\0").1.contains("UTF-32LE"));
+        assert!(reason(b"\0\0\xfe\xff\0\0\0k").1.contains("UTF-32BE"));
+        // Text, with a BOM, CRLF, control characters YAML rejects later, or nothing at all.
+        for ok in [&b"\xef\xbb\xbfa: 1\r\n"[..], b"a: \x07\n", b""] {
+            assert_eq!(as_text(ok.to_vec()).unwrap().as_bytes(), ok);
+        }
+    }
+
+    #[test]
+    fn binary_files_are_skipped_with_a_reason_even_without_image_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: &[(&str, &[u8])] = &[
+            ("png.yaml", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            ("nul.yaml", b"kind: Service\nspec: {}\n\0"),
+            ("latin1.yaml", b"kind: ConfigMap\ndata: {name: Jos\xe9}\n"),
+            ("utf16.yaml", b"\xff\xfek\0i\0n\0d\0"),
+            ("service.yaml", b"kind: Service\nspec: [unclosed\n"),
+            ("deploy.yaml", b"containers:\n  - image: acme/web:1.0\n"),
+        ];
+        let mut rels = Vec::new();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+            rels.push(PathBuf::from(name));
+        }
+        let files = manifest::files::Discovered {
+            files: rels,
+            skipped: Vec::new(),
+        };
+        let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
+        let skipped: Vec<(&str, usize, &str)> = d
+            .skipped
+            .iter()
+            .map(|s| (s.file.as_str(), s.line, s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (
+                    "png.yaml",
+                    1,
+                    "not UTF-8 text: invalid byte 0x89 at line 1, column 1 (a binary file?)"
+                ),
+                (
+                    "nul.yaml",
+                    3,
+                    "not YAML text: a NUL byte at line 3, column 1 (a binary file?)"
+                ),
+                (
+                    "latin1.yaml",
+                    2,
+                    "not UTF-8 text: invalid byte 0xE9 at line 2, column 17 (a binary file?)"
+                ),
+                (
+                    "utf16.yaml",
+                    1,
+                    "not UTF-8 text: UTF-16LE (byte-order mark at line 1), only UTF-8 is read"
+                ),
+            ]
+        );
+        // The broken Service holds no image text: not parsed, not reported; the Deployment is
+        // found as before.
+        assert_eq!(d.occurrences.len(), 1);
+        assert_eq!(d.sources[0].rel, "deploy.yaml");
     }
 
     #[test]

@@ -14,8 +14,11 @@ pub mod config;
 mod deliver;
 mod discover;
 pub mod forge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod manifest;
+mod parallel;
 pub mod policy;
 pub mod reference;
 pub mod registry;
@@ -27,7 +30,7 @@ use std::sync::Arc;
 
 use config::{Config, ConfigError, DeliveryMode, Watched};
 use discover::{Discovery, Occurrence};
-use manifest::edit::{apply_edits, write_atomic, Edit};
+use manifest::edit::{apply_edits, write_all_atomic, Edit};
 use policy::Policy;
 use reference::ImageRef;
 use registry::{layout::LayoutSource, Registries, TagSource};
@@ -189,7 +192,8 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     // Open the work tree before touching anything, so a delivery that cannot happen fails first.
     let work_tree = if req.command == Command::Run && ctx.config.delivery.mode != DeliveryMode::None
     {
-        let wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+        let mut wt = git::WorkTree::open(root).map_err(|e| Error::Usage(e.to_string()))?;
+        wt.lock_runs().map_err(|e| Error::Failed(e.to_string()))?;
         let branch = wt
             .current_branch()
             .map_err(|e| Error::Usage(e.to_string()))?;
@@ -214,11 +218,14 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         return Ok(outcome);
     }
     let mut pass = full_pass(&ctx, &mut tags).await?;
-    for (file, new_text) in &pass.rewritten {
-        let src = &pass.found.sources[*file];
-        outcome
-            .diff
-            .push_str(&unified_diff(&src.rel, &src.text, new_text));
+    // The diff is what `plan` shows; `run` reports its changes in the commit.
+    if req.command == Command::Plan {
+        for (file, new_text) in &pass.rewritten {
+            let src = &pass.found.sources[*file];
+            outcome
+                .diff
+                .push_str(&unified_diff(&src.rel, &src.text, new_text));
+        }
     }
     if let (Some((wt, base)), DeliveryMode::PullRequest) = (&work_tree, ctx.config.delivery.mode) {
         let plan: Vec<deliver::FilePlan<'_>> = pass
@@ -328,9 +335,15 @@ fn deliver_commit(
         // in line too, then write them below.
         wt.advance(branch, parent, &paths)?;
     }
-    for (file, new_text) in &pass.rewritten {
+    let files: Vec<(&Path, &[u8])> = pass
+        .rewritten
+        .iter()
+        .map(|(file, text)| (pass.found.sources[*file].path.as_path(), text.as_bytes()))
+        .collect();
+    let written = write_all_atomic(&files);
+    for ((file, _), result) in pass.rewritten.iter().zip(written) {
         let src = &pass.found.sources[*file];
-        if let Err(e) = write_atomic(&src.path, new_text.as_bytes()) {
+        if let Err(e) = result {
             pass.report.errors.push(ErrorEntry {
                 image: None,
                 file: Some(src.rel.clone()),
@@ -406,6 +419,20 @@ fn written(o: &Occurrence) -> String {
 
 /// Discover, resolve, select and rewrite in memory.
 async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
+    // The configured images' tag lists are fetched while the files are read and parsed: the
+    // one waits on registries, the other on the cores. Lists of images that turn out not to
+    // occur are cancelled unread.
+    let owned = |image: &ImageRef| {
+        ctx.req
+            .shard
+            .is_none_or(|s| s.owns(&image.canonical_name()))
+    };
+    let mut prefetch = ctx.registries.prefetch(
+        ctx.watched
+            .iter()
+            .map(|g| &g.image)
+            .filter(|i| owned(i) && !tags.contains_key(&i.canonical_name())),
+    );
     let mut pass = discover_pass(ctx)?;
     let Pass {
         report,
@@ -422,22 +449,27 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         .iter()
         .filter(|o| o.reason.is_none())
         .filter_map(|o| o.governor.map(|g| (o, &governors[g])))
-        .filter(|(_, g)| {
-            ctx.req
-                .shard
-                .is_none_or(|s| s.owns(&g.image.canonical_name()))
-        })
+        .filter(|(_, g)| owned(&g.image))
         .collect();
-    let wanted: Vec<&ImageRef> = live
+    let wanted: HashMap<String, &ImageRef> = live
         .iter()
-        .map(|(_, g)| &g.image)
-        .filter(|i| !tags.contains_key(&i.canonical_name()))
+        .map(|(_, g)| (g.image.canonical_name(), &g.image))
+        .filter(|(name, _)| !tags.contains_key(name))
         .collect();
+    let late: Vec<&ImageRef> = wanted
+        .iter()
+        .filter(|(name, _)| !prefetch.started(name))
+        .map(|(_, image)| *image)
+        .collect();
+    let (early, late) = futures::join!(
+        prefetch.take(wanted.keys().cloned()),
+        ctx.registries.resolve_all(late),
+    );
+    drop(prefetch);
     tags.extend(
-        ctx.registries
-            .resolve_all(wanted.iter().copied())
-            .await
+        early
             .into_iter()
+            .chain(late)
             .map(|(name, r)| (name, r.map(|list| Arc::new(valid_tags(&list).0)))),
     );
     let mut failed: Vec<(&String, String)> = tags

@@ -172,6 +172,15 @@ fn parse_reference(s: &str) -> Result<ImageRef, String> {
     } else {
         path.to_string()
     };
+    // Docker measures the limit on the normalised name (`docker.io/library/` added), so a
+    // name it would reject is not accepted here either: its canonical name would not parse.
+    let canonical = registry.len() + 1 + repository.len();
+    if canonical > NAME_MAX {
+        return Err(format!(
+            "name is {canonical} characters long as {registry}/{}..., the limit is {NAME_MAX}",
+            repository.chars().take(20).collect::<String>()
+        ));
+    }
 
     Ok(ImageRef {
         registry,
@@ -603,6 +612,12 @@ mod tests {
                 Err("tag is 129 characters long"),
             ),
             (long_name, Err("name is 258 characters long")),
+            // Fuzz regression (fuzz/regressions/reference/long-hub-name-canonical-past-255):
+            // 240 characters as written, 258 once normalised, which Docker refuses.
+            (
+                "a".repeat(240),
+                Err("name is 258 characters long as docker.io/library/aaaa"),
+            ),
             ("nginx@sha256:abc".into(), Err("needs 64 hex digits, got 3")),
             (
                 format!("nginx@{}", SHA.to_uppercase().replace("SHA256", "sha256")),
@@ -663,6 +678,26 @@ mod tests {
                 (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    /// Fuzz regression (`fuzz/regressions/reference/long-hub-name-canonical-past-255`): the
+    /// 255-character limit holds for the normalised name, as in Docker, so a name short enough
+    /// as written but not once `docker.io/library/` is in front is refused.
+    #[test]
+    fn name_limit_counts_the_normalised_name() {
+        let at_limit = ImageRef::parse(&format!("{}:1.0", "a".repeat(237))).unwrap();
+        assert_eq!(at_limit.canonical_name().len(), 255);
+        let again = ImageRef::parse(&at_limit.canonical_name()).unwrap();
+        assert_eq!(again.canonical_name(), at_limit.canonical_name());
+        let err = ImageRef::parse(&"a".repeat(238)).unwrap_err().to_string();
+        assert!(
+            err.contains("name is 256 characters long as docker.io/library/"),
+            "{err}"
+        );
+        let err = ImageRef::parse(&format!("index.docker.io/{}", "a".repeat(238)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name is 256 characters long"), "{err}");
     }
 
     #[test]

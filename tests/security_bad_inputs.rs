@@ -534,6 +534,18 @@ fn generated_case(name: &str) -> Observed {
             s.into_bytes()
         }
         "many-empty-documents.yaml" => "---\n".repeat(200_000).into_bytes(),
+        // 300,000 keys in one mapping: duplicates are found without comparing every pair.
+        "huge-mapping.yaml" | "huge-mapping-duplicate-last.yaml" => {
+            let mut s = GOOD.to_string();
+            s.push_str("labels:\n");
+            for i in 0..300_000 {
+                writeln!(s, "  k{i}: v").unwrap();
+            }
+            if name == "huge-mapping-duplicate-last.yaml" {
+                s.push_str("  k0: again\n");
+            }
+            s.into_bytes()
+        }
         "very-long-line.yaml" => {
             let mut s = GOOD.to_string();
             s.push_str("list: [");

@@ -47,6 +47,8 @@ impl GitError {
 pub struct WorkTree {
     repo: Repository,
     root: PathBuf,
+    /// Held while this run works in the tree ([`WorkTree::lock_runs`]).
+    run_lock: Option<std::fs::File>,
 }
 
 impl WorkTree {
@@ -68,7 +70,46 @@ impl WorkTree {
             })?
             .canonicalize()
             .map_err(|e| GitError::new("work tree", e))?;
-        Ok(WorkTree { repo, root })
+        Ok(WorkTree {
+            repo,
+            root,
+            run_lock: None,
+        })
+    }
+
+    /// Take the work tree for this run, or fail at once when another run has it.
+    ///
+    /// Race: two runs in one work tree at once (a cron job overlapping itself) share the
+    /// index, the branch, the pending ref and the files: one would remove the other's
+    /// half-written temporary files as stale, or push the other's pending commit and move its
+    /// branch to its own. So the second run stops before touching anything, saying why, and
+    /// the next run picks up what is left. The lock is an advisory `flock` on
+    /// `.git/image-updater.lock`: the system drops it when its process ends, even killed.
+    pub fn lock_runs(&mut self) -> Result<(), GitError> {
+        let path = self.repo.path().join("image-updater.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| GitError::new(&path.display().to_string(), e))?;
+        #[cfg(unix)]
+        {
+            use rustix::fs::{flock, FlockOperation};
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    return Err(GitError::plain(format!(
+                        "another image-updater run is working in {} (it holds {}): this run stops without touching anything; the next run picks up whatever is left",
+                        self.root.display(),
+                        path.display()
+                    )))
+                }
+                Err(e) => return Err(GitError::new(&format!("locking {}", path.display()), e)),
+            }
+        }
+        self.run_lock = Some(file);
+        Ok(())
     }
 
     /// The checked-out branch's short name.
@@ -188,9 +229,39 @@ impl WorkTree {
                 "image-updater: commit",
             )
             .map_err(|e| GitError::new(&format!("moving {branch}"), e.message()))?;
-        self.repo
-            .reset_default(Some(commit.as_object()), paths.iter())
+        let tree = commit
+            .tree()
+            .map_err(|e| GitError::new("reading the new commit's tree", e.message()))?;
+        self.stage_from_tree(&tree, paths)
             .map_err(|e| GitError::new("updating the index", e.message()))
+    }
+
+    /// Set the index entries of `paths` to `tree`'s, written once. Looked up path by path
+    /// (libgit2's pathspec reset matches every index entry against every path: quadratic).
+    /// The entries get no stat data, so git hashes those files again before it calls them
+    /// clean; a work tree not yet written shows as changed, never as clean.
+    fn stage_from_tree(&self, tree: &git2::Tree<'_>, paths: &[PathBuf]) -> Result<(), git2::Error> {
+        let mut index = self.repo.index()?;
+        for path in paths {
+            let entry = tree.get_path(path)?;
+            let zero = git2::IndexTime::new(0, 0);
+            let path_bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+            index.add(&git2::IndexEntry {
+                ctime: zero,
+                mtime: zero,
+                dev: 0,
+                ino: 0,
+                mode: entry.filemode() as u32,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: entry.id(),
+                flags: path_bytes.len().min(0xfff) as u16,
+                flags_extended: 0,
+                path: path_bytes,
+            })?;
+        }
+        index.write()
     }
 
     /// Whether `commit` holds every file of `contents` with exactly those bytes.
@@ -302,6 +373,132 @@ impl WorkTree {
 
     /// Push the local reference `src` to `branch` on `origin`.
     pub fn push_ref(&self, src: &str, branch: &str, force: bool) -> Result<(), GitError> {
+        let url = self.remote_url()?;
+        match local_repository(&url) {
+            Some(path) => self.push_local(src, branch, force, &path),
+            None => self.push_network(src, branch, force),
+        }
+    }
+
+    /// [`WorkTree::push_ref`] to a repository on this machine (`file://` or a path).
+    ///
+    /// Race: libgit2's local transport moves the remote's branch without checking that it
+    /// still holds what it held when the push began, so of two runs pushing at once the later
+    /// one replaced the other's commit (a lost commit, and a run reporting a commit the remote
+    /// does not have). Here the objects go into the remote's object store as a pack, then the
+    /// branch is moved by compare-and-swap under git's ref lock, as `git receive-pack` does on
+    /// a server: a branch moved meanwhile is [`GitErrorKind::Rejected`].
+    fn push_local(
+        &self,
+        src: &str,
+        branch: &str,
+        force: bool,
+        path: &Path,
+    ) -> Result<(), GitError> {
+        let new = self
+            .repo
+            .refname_to_id(src)
+            .map_err(|e| GitError::new(&format!("reading {src}"), e.message()))?;
+        let shown = path.display().to_string();
+        let remote = Repository::open(path)
+            .map_err(|e| GitError::new(&format!("opening {shown}"), e.message()))?;
+        if !remote.is_bare() {
+            return Err(GitError::plain(format!(
+                "pushing {branch} to {shown}: a repository with a work tree cannot be pushed to"
+            )));
+        }
+        self.send_objects(&remote, new)
+            .map_err(|e| GitError::new(&format!("pushing {branch} to {shown}"), e.message()))?;
+        let dst = format!("refs/heads/{branch}");
+        let moved = (|| {
+            let current = match remote.refname_to_id(&dst) {
+                Ok(oid) => Some(oid),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            match current {
+                Some(old) if old == new => Ok(true),
+                Some(old) if !force && !remote.graph_descendant_of(new, old)? => Ok(false),
+                Some(old) => remote
+                    .reference_matching(&dst, new, true, old, "image-updater: push")
+                    .map(|_| true),
+                None => remote
+                    .reference(&dst, new, false, "image-updater: push")
+                    .map(|_| true),
+            }
+        })();
+        let rejected = |why: &str| GitError {
+            kind: GitErrorKind::Rejected,
+            ..GitError::new(
+                &format!("push to {shown} rejected"),
+                format!("{dst}: {why}"),
+            )
+        };
+        match moved {
+            Ok(true) => {}
+            Ok(false) => return Err(rejected("not a fast-forward")),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked
+                ) =>
+            {
+                return Err(rejected(e.message()))
+            }
+            Err(e) => {
+                return Err(GitError::new(
+                    &format!("pushing {branch} to {shown}"),
+                    e.message(),
+                ))
+            }
+        }
+        // As after any push, the remote-tracking branch follows.
+        let _ = self.repo.reference(
+            &format!("refs/remotes/origin/{branch}"),
+            new,
+            true,
+            "image-updater: push",
+        );
+        Ok(())
+    }
+
+    /// Copy into `remote` (a repository on this machine) the objects of the commit `new` and
+    /// its history that it lacks, as one pack.
+    fn send_objects(&self, remote: &Repository, new: Oid) -> Result<(), git2::Error> {
+        if remote.find_commit(new).is_ok() {
+            return Ok(());
+        }
+        let mut walk = self.repo.revwalk()?;
+        walk.push(new)?;
+        // What both sides have is not sent: the remote's branches, ours that it has, and the
+        // parents of the commit (the head it was made on).
+        let theirs = remote.references()?.flatten().filter_map(|r| r.target());
+        let ours = self
+            .repo
+            .references_glob("refs/remotes/origin/*")?
+            .flatten()
+            .filter_map(|r| r.target());
+        let parents = self.repo.find_commit(new)?.parent_ids().collect::<Vec<_>>();
+        for oid in theirs.chain(ours).chain(parents) {
+            if self.repo.find_commit(oid).is_ok() && remote.find_commit(oid).is_ok() {
+                walk.hide(oid)?;
+            }
+        }
+        let mut pack = self.repo.packbuilder()?;
+        pack.set_threads(0); // every core
+        pack.insert_walk(&mut walk)?;
+        let mut buf = git2::Buf::new();
+        pack.write_buf(&mut buf)?;
+        let odb = remote.odb()?;
+        let mut writer = odb.packwriter()?;
+        std::io::Write::write_all(&mut writer, &buf)
+            .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        writer.commit()?;
+        Ok(())
+    }
+
+    /// [`WorkTree::push_ref`] over the network: the server checks and moves the branch.
+    fn push_network(&self, src: &str, branch: &str, force: bool) -> Result<(), GitError> {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let rejected = std::cell::RefCell::new(None::<String>);
@@ -315,6 +512,8 @@ impl WorkTree {
         });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(callbacks);
+        // Pack with every core (libgit2's default is one thread).
+        opts.packbuilder_parallelism(0);
         let plus = if force { "+" } else { "" };
         let spec = format!("{plus}{src}:refs/heads/{branch}");
         let result = remote.push(&[spec.as_str()], Some(&mut opts));
@@ -436,6 +635,36 @@ impl WorkTree {
                 ))
             })
     }
+}
+
+/// The repository on this machine that `url` names, as libgit2 decides it: a `file://` URL
+/// (percent-decoded) or an existing directory; None for a network remote.
+fn local_repository(url: &str) -> Option<PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+        let bytes = rest.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        return Some(PathBuf::from(String::from_utf8_lossy(&out).into_owned()));
+    }
+    let path = Path::new(url);
+    path.is_dir().then(|| path.to_path_buf())
 }
 
 /// Clone `url` into `dir` (for `--clone`), checking out `branch` or the remote's default.

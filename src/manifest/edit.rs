@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::scan::{self, Event, EventKind, Style};
 use super::ManifestError;
@@ -341,6 +341,41 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
 /// A symlink is followed: its target is replaced and the link kept. A new file gets mode
 /// 0644 on Unix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_all_atomic(&[(path, bytes)])
+        .pop()
+        .expect("one result per file")
+}
+
+/// [`write_atomic`] for many files, with the disk waited on in parallel rather than twice per
+/// file in turn: several threads each write, flush and rename files, then each directory
+/// touched is flushed once. One result per file, in order; a file that fails leaves its
+/// target as it was and does not stop the others. A stop part-way leaves every target either
+/// old or new, never part-written (temporary files left behind are swept by
+/// [`remove_stale_temps`]).
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
+    // Flushing and renaming wait on the disk, not a core: more workers than cores keep the
+    // device busy with many requests at once.
+    const WORKERS: usize = 8;
+    let written =
+        crate::parallel::map_in_order(files, WORKERS, |(path, bytes)| replace(path, bytes));
+    let mut dirs: Vec<&Path> = written
+        .iter()
+        .filter_map(|w| w.as_ref().ok().map(PathBuf::as_path))
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    // Make the renames durable; not every platform can open a directory.
+    crate::parallel::map_in_order(&dirs, WORKERS, |dir| {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    });
+    written.into_iter().map(|w| w.map(drop)).collect()
+}
+
+/// Replace `path`'s target by `bytes` through a flushed temporary file beside it; the
+/// directory to flush afterwards.
+fn replace(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let target = match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path)?,
         _ => path.to_path_buf(),
@@ -369,11 +404,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     tmp.as_file().sync_all()?;
     tmp.persist(&target).map_err(|e| e.error)?;
-    // Make the rename itself durable; not every platform can open a directory.
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(dir)
 }
 
 #[cfg(unix)]

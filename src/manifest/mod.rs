@@ -237,6 +237,22 @@ pub enum ManifestError {
         /// 1-based column of the `{{`.
         column: usize,
     },
+    /// A mapping holds the same key twice. Readers disagree on which value counts (the last,
+    /// the first, or an error), so the file is left alone rather than half-rewritten.
+    #[error(
+        "duplicate mapping key {key} at line {line}, column {column} (first at line \
+         {first_line}): which value counts is ambiguous, so the file is left alone"
+    )]
+    DuplicateKey {
+        /// 1-based line of the second occurrence.
+        line: usize,
+        /// 1-based column of the second occurrence.
+        column: usize,
+        /// The key, quoted, and shortened when long.
+        key: String,
+        /// 1-based line of the first occurrence.
+        first_line: usize,
+    },
     /// An edit that cannot be applied (overlapping, out of range, not on a scalar, ...).
     #[error("cannot apply edit at bytes {start}..{end}: {reason}")]
     BadEdit {
@@ -273,11 +289,31 @@ pub enum ManifestError {
 }
 
 impl ManifestError {
+    /// The error for the key `again`, equal to the earlier key `first` of the same mapping.
+    pub(crate) fn duplicate_key(again: &scan::Node, first: &scan::Node) -> ManifestError {
+        const SHOWN: usize = 60;
+        let value = again.as_str().unwrap_or_default();
+        let mut key = format!("{:?}", value.chars().take(SHOWN).collect::<String>());
+        if value.chars().nth(SHOWN).is_some() {
+            key.push_str(&format!(
+                " (first {SHOWN} of {} characters)",
+                value.chars().count()
+            ));
+        }
+        ManifestError::DuplicateKey {
+            line: again.line,
+            column: again.column,
+            key,
+            first_line: first.line,
+        }
+    }
+
     /// The 1-based line the error points at, when it points at one.
     pub fn line(&self) -> Option<usize> {
         match self {
             ManifestError::Yaml { line, .. }
             | ManifestError::Template { line, .. }
+            | ManifestError::DuplicateKey { line, .. }
             | ManifestError::Verify { line, .. } => Some(*line),
             ManifestError::BadEdit { .. }
             | ManifestError::Glob { .. }

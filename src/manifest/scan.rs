@@ -8,7 +8,9 @@
 //! [`parse_documents`], a tree per document with paths for messages, used by the format
 //! modules (k8s, kustomize, helm, compose, ...). Both are linear in the size of the input.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
 
 use granit_parser::{Event as RawEvent, Parser, ScalarStyle, ScanError, StructureStyle};
@@ -295,6 +297,8 @@ enum Frame {
         node: Node,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Hashes of the scalar keys, once the mapping is too big to compare key by key.
+        hashed: Option<HashSet<u64>>,
     },
     Sequence {
         node: Node,
@@ -302,14 +306,58 @@ enum Frame {
     },
 }
 
+/// Up to this many entries, a new key is compared with each earlier one; past it, keys are
+/// hashed, so that a mapping of a million keys costs a million hash look-ups, not 10^12
+/// comparisons.
+const COMPARE_KEYS_UP_TO: usize = 8;
+
+/// The earlier key of `entries` equal to the scalar `key`, if there is one. `hashed` is the
+/// mapping's set of key hashes, built when it outgrows [`COMPARE_KEYS_UP_TO`]; the hasher is
+/// keyed at random, so input cannot be made to collide, and a hit is confirmed by value.
+/// Keys are compared by their decoded value: `image`, `"image"` and `'image'` are one key,
+/// as they are to Kubernetes (which reads keys as JSON strings). Aliases and collections as
+/// keys are not compared.
+fn earlier_key<'a>(
+    entries: &'a [(Node, Node)],
+    hashed: &mut Option<HashSet<u64>>,
+    hasher: &RandomState,
+    key: &Node,
+) -> Option<&'a Node> {
+    let value = key.as_str()?;
+    let find = || {
+        entries
+            .iter()
+            .map(|(k, _)| k)
+            .find(|k| k.as_str() == Some(value))
+    };
+    if entries.len() < COMPARE_KEYS_UP_TO {
+        return find();
+    }
+    let set = hashed.get_or_insert_with(|| {
+        entries
+            .iter()
+            .filter_map(|(k, _)| k.as_str())
+            .map(|k| hasher.hash_one(k))
+            .collect()
+    });
+    if set.insert(hasher.hash_one(value)) {
+        None
+    } else {
+        find()
+    }
+}
+
 /// Parse every document of `text` into a tree.
 ///
-/// Errors when the text is not valid YAML, and when it only parses because Go template braces
-/// (`{{ .Values.x }}`) read as nested flow mappings: such a file is a template, not a manifest.
+/// Errors when the text is not valid YAML; when a mapping holds the same key twice (which
+/// value a reader takes differs between tools, so such a file is left alone); and when it only
+/// parses because Go template braces (`{{ .Values.x }}`) read as nested flow mappings: such a
+/// file is a template, not a manifest.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
+    let hasher = RandomState::new();
     // End of the last flow mapping's `{`, to spot `{{`.
     let mut open_brace_end: Option<usize> = None;
     for ev in event_iter(text) {
@@ -355,6 +403,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
                     node: node(NodeKind::Mapping(Vec::new()), anchor, tag),
                     entries: Vec::new(),
                     key: None,
+                    hashed: None,
                 });
                 None
             }
@@ -388,9 +437,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
         };
         if let Some(n) = done {
             match stack.last_mut() {
-                Some(Frame::Mapping { entries, key, .. }) => match key.take() {
+                Some(Frame::Mapping {
+                    entries,
+                    key,
+                    hashed,
+                    ..
+                }) => match key.take() {
                     Some(k) => entries.push((k, n)),
-                    None => *key = Some(n),
+                    None => {
+                        if let Some(first) = earlier_key(entries, hashed, &hasher, &n) {
+                            return Err(ManifestError::duplicate_key(&n, first));
+                        }
+                        *key = Some(n);
+                    }
                 },
                 Some(Frame::Sequence { items, .. }) => items.push(n),
                 None => root = Some(n),
@@ -613,6 +672,95 @@ mod tests {
                 .unwrap()
                 .as_str(),
             Some("v")
+        );
+    }
+
+    fn duplicate(text: &str) -> (usize, usize, String, usize) {
+        match parse_documents(text) {
+            Err(ManifestError::DuplicateKey {
+                line,
+                column,
+                key,
+                first_line,
+            }) => (line, column, key, first_line),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_where_and_which() {
+        let text = "spec:\n  containers:\n    - name: web\n      image: a:1\n      image: b:2\n";
+        assert_eq!(duplicate(text), (5, 7, "\"image\"".into(), 4));
+        let err = parse_documents(text).unwrap_err();
+        assert_eq!(err.line(), Some(5));
+        assert_eq!(
+            err.to_string(),
+            "duplicate mapping key \"image\" at line 5, column 7 (first at line 4): which value \
+             counts is ambiguous, so the file is left alone"
+        );
+        // A whole subtree twice, quoted the second time, in a flow mapping, at the top.
+        assert_eq!(
+            duplicate("spec:\n  containers: []\n  \"containers\": []\n").2,
+            "\"containers\""
+        );
+        assert_eq!(duplicate("a: {b: 1, 'b': 2}\n").0, 1);
+        assert_eq!(
+            duplicate("kind: Pod\nspec: {}\nkind: Pod\n"),
+            (3, 1, "\"kind\"".into(), 1)
+        );
+        // In the second document of a file.
+        assert_eq!(duplicate("a: 1\n---\nb: 1\nb: 2\n").0, 4);
+        // A long key is shown shortened.
+        let long = "k".repeat(500);
+        let key = duplicate(&format!("{long}: 1\n{long}: 2\n")).2;
+        assert!(key.ends_with("(first 60 of 500 characters)"), "{key}");
+        assert!(key.len() < 120, "{key}");
+    }
+
+    #[test]
+    fn equal_keys_in_different_mappings_or_documents_are_fine() {
+        let text = "a: {image: x}\nb: {image: x}\nc:\n  - image: x\n  - image: x\n---\na: 1\n";
+        assert_eq!(parse_documents(text).unwrap().len(), 2);
+        // Values equal to keys, and keys differing only in case or spacing, are distinct.
+        assert!(parse_documents("image: image\nImage: 1\n'image ': 2\n").is_ok());
+        // Aliases and collections as keys are not compared.
+        assert!(parse_documents("a: &x k\n*x : 1\n? [k]\n: 2\n? [k]\n: 3\n").is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_in_big_mappings_are_found_in_linear_time() {
+        // Past the key-by-key comparison: a duplicate of the first, a middle and the last key.
+        for (dup, first_line) in [(0, 1), (7, 8), (8, 9), (40_000, 40_001), (99_999, 100_000)] {
+            let mut text = String::new();
+            for i in 0..100_000 {
+                text.push_str(&format!("key{i}: {i}\n"));
+            }
+            text.push_str(&format!("key{dup}: again\n"));
+            let (line, _, key, first) = duplicate(&text);
+            assert_eq!(
+                (line, key, first),
+                (100_001, format!("\"key{dup}\""), first_line)
+            );
+        }
+        // 200,000 distinct keys, block and flow: no duplicate, and quick (a quadratic check
+        // would make 2*10^10 comparisons here).
+        let mut block = String::new();
+        let mut flow = String::from("{");
+        for i in 0..200_000 {
+            block.push_str(&format!("k{i}: {i}\n"));
+            flow.push_str(&format!("k{i}: {i}, "));
+        }
+        flow.push('}');
+        let start = std::time::Instant::now();
+        for text in [&block, &flow] {
+            let docs = parse_documents(text).unwrap();
+            let root = docs[0].root.as_ref().unwrap();
+            assert_eq!(root.as_mapping().unwrap().len(), 200_000);
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            start.elapsed()
         );
     }
 

@@ -177,6 +177,22 @@ impl Registries {
         source
     }
 
+    /// Start listing the tags of every distinct repository in `images` on the runtime's
+    /// workers and return at once, so the requests overlap other work (reading the repo).
+    /// Needs a multi-threaded tokio runtime to make progress while the caller computes.
+    pub fn prefetch<'a>(&self, images: impl IntoIterator<Item = &'a ImageRef>) -> Prefetch {
+        let mut jobs = HashMap::new();
+        for img in images {
+            jobs.entry(img.canonical_name()).or_insert_with(|| {
+                let source = self.source(&img.registry);
+                let repository = img.repository.clone();
+                let job = tokio::spawn(async move { source.list_tags(&repository).await });
+                (img.clone(), job)
+            });
+        }
+        Prefetch { jobs }
+    }
+
     /// List the tags of every distinct repository in `images`, concurrently; one result per
     /// canonical name (`registry/repository`).
     pub async fn resolve_all<'a>(
@@ -196,6 +212,52 @@ impl Registries {
             }
         });
         futures::future::join_all(jobs).await.into_iter().collect()
+    }
+}
+
+/// Tag lists being fetched in the background, by canonical name (see
+/// [`Registries::prefetch`]). The ones never taken are cancelled when this is dropped.
+pub struct Prefetch {
+    jobs: HashMap<String, (ImageRef, tokio::task::JoinHandle<TagList>)>,
+}
+
+type TagList = Result<Vec<String>, RegistryError>;
+
+impl Prefetch {
+    /// Whether the list of `name` (canonical) was started here.
+    pub fn started(&self, name: &str) -> bool {
+        self.jobs.contains_key(name)
+    }
+
+    /// Wait for the lists of `names` that were started here; one result per name found.
+    pub async fn take(
+        &mut self,
+        names: impl IntoIterator<Item = String>,
+    ) -> Vec<(String, Result<Arc<Vec<String>>, RegistryError>)> {
+        let jobs: Vec<_> = names
+            .into_iter()
+            .filter_map(|name| self.jobs.remove_entry(&name))
+            .collect();
+        let waits = jobs.into_iter().map(|(name, (image, job))| async move {
+            let result = match job.await {
+                Ok(r) => r.map(Arc::new),
+                Err(e) => Err(RegistryError {
+                    registry: image.registry,
+                    repository: image.repository,
+                    message: format!("listing tags stopped: {e}"),
+                }),
+            };
+            (name, result)
+        });
+        futures::future::join_all(waits).await
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        for (_, job) in self.jobs.values() {
+            job.abort();
+        }
     }
 }
 

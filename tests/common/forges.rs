@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -120,8 +121,9 @@ pub fn pr_remote(dir: &Path, registry_addr: &str, delivery_lines: &str) -> PathB
     bare_repo_with_files(&dir.join("remote.git"), &refs)
 }
 
-/// `image-updater run WORK --output json` with a clean environment plus `env`.
-pub fn run_in(work: &Path, env: &[(&str, &str)]) -> Output {
+/// The command `image-updater run WORK --output json` with a clean environment plus `env`
+/// (more arguments may follow), not started.
+pub fn run_command(work: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["run", work.to_str().unwrap(), "--output", "json"])
         .env("NO_COLOR", "1");
@@ -131,7 +133,12 @@ pub fn run_in(work: &Path, env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
+}
+
+/// [`run_command`], run to its end.
+pub fn run_in(work: &Path, env: &[(&str, &str)]) -> Output {
+    run_command(work, env).output().unwrap()
 }
 
 /// [`run_in`] off the async runtime (the fakes answer on it meanwhile).
@@ -416,6 +423,10 @@ pub struct GithubState {
     pub assignees: Vec<(u64, Vec<String>)>,
     pub calls: Vec<String>,
     pub problems: Vec<String>,
+    /// How long a listing takes to answer (a busy forge): concurrent runs that both look
+    /// before either opens a pull request both try to open it. The answer is what the
+    /// listing found when it arrived.
+    pub list_delay: Duration,
 }
 
 /// GitHub's REST API for the repository `acme/infra`.
@@ -506,7 +517,9 @@ impl Respond for GithubFake {
                     .filter(|p| q("base").is_none_or(|b| p["base"]["ref"] == b.as_str()))
                     .cloned()
                     .collect();
-                ResponseTemplate::new(200).set_body_json(Value::Array(list))
+                ResponseTemplate::new(200)
+                    .set_body_json(Value::Array(list))
+                    .set_delay(gh.list_delay)
             }
             ("POST", ["repos", "acme", "infra", "pulls"]) => {
                 let mut problems = Vec::new();
@@ -638,6 +651,8 @@ pub struct GitlabState {
     /// Source branches left out of the next N listings (a listing that lags behind a
     /// concurrent create).
     pub hidden: HashMap<String, usize>,
+    /// How long a listing takes to answer, as [`GithubState::list_delay`].
+    pub list_delay: Duration,
 }
 
 /// GitLab's API v4 for the project `acme/platform/infra`, id 42.
@@ -813,7 +828,9 @@ impl Respond for GitlabFake {
                     .cloned()
                     .collect();
                 let list = unhidden(&mut gl.hidden, list, "source_branch");
-                ResponseTemplate::new(200).set_body_json(list)
+                ResponseTemplate::new(200)
+                    .set_body_json(list)
+                    .set_delay(gl.list_delay)
             }
             ("POST", ["merge_requests"]) => {
                 let mut problems = Vec::new();
@@ -1035,6 +1052,8 @@ pub struct GiteaState {
     pub problems: Vec<String>,
     /// Head branches left out of the next N listings.
     pub hidden: HashMap<String, usize>,
+    /// How long a listing of pull requests takes to answer, as [`GithubState::list_delay`].
+    pub list_delay: Duration,
 }
 
 /// Gitea's (and Forgejo's) API v1 for the repository `acme/infra`.
@@ -1194,6 +1213,7 @@ impl Respond for GiteaFake {
                 ResponseTemplate::new(200)
                     .insert_header("x-total-count", total.to_string().as_str())
                     .set_body_json(page)
+                    .set_delay(gt.list_delay)
             }
             ("POST", ["pulls"]) => {
                 check_body(

@@ -9,7 +9,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,27 @@ struct Shared {
     log: Mutex<String>,
     stop: AtomicBool,
     active: AtomicUsize,
+    gate: Mutex<PushGate>,
+    gate_moved: Condvar,
 }
+
+/// Pushes held back in groups ([`GitHttpServer::hold_pushes`]).
+#[derive(Default)]
+struct PushGate {
+    /// How many pushes each group waits for; 0 when there is no gate.
+    group: usize,
+    /// Groups still to come after the one filling now.
+    more: usize,
+    /// Pushes of the group filling now.
+    arrived: usize,
+    /// Counts the groups let through, so a push waits for its own group only.
+    opened: u64,
+    /// Groups let through because their deadline passed, not because they filled.
+    timed_out: usize,
+}
+
+/// How long a held push waits for the rest of its group before it goes on anyway.
+const GATE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// git smart HTTP on 127.0.0.1:<free port>: requests under `/git/` run
 /// `git-http-backend` with `GIT_PROJECT_ROOT=<project_root>`. Stops on drop.
@@ -97,6 +117,8 @@ impl GitHttpServer {
             log: Mutex::new(String::new()),
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
+            gate: Mutex::new(PushGate::default()),
+            gate_moved: Condvar::new(),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -151,6 +173,24 @@ impl GitHttpServer {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// Hold the next `groups * group` pushes (`POST .../git-receive-pack`) in groups: each
+    /// push waits until `group` pushes have arrived, then they go on together. Concurrent
+    /// clients that each read the refs before any of them updated one so really collide at the
+    /// server, and two clients pushing the same branches one after the other move in lockstep,
+    /// colliding on every branch. A group that does not fill within 15 s goes on anyway and is
+    /// counted ([`GitHttpServer::gate_timeouts`]).
+    pub fn hold_pushes(&self, group: usize, groups: usize) {
+        let mut gate = self.shared.gate.lock().unwrap();
+        gate.group = if groups == 0 { 0 } else { group };
+        gate.more = groups.saturating_sub(1);
+        gate.arrived = 0;
+    }
+
+    /// How many groups of [`GitHttpServer::hold_pushes`] went on when their time ran out.
+    pub fn gate_timeouts(&self) -> usize {
+        self.shared.gate.lock().unwrap().timed_out
+    }
+
     /// What the server and `git-http-backend` wrote to stderr (for assertion messages).
     pub fn log(&self) -> String {
         self.shared.log.lock().unwrap().clone()
@@ -174,6 +214,43 @@ impl Drop for GitHttpServer {
 }
 
 impl Shared {
+    /// Wait at the push gate, if one is set ([`GitHttpServer::hold_pushes`]).
+    fn pass_push_gate(&self) {
+        let mut gate = self.gate.lock().unwrap();
+        if gate.group == 0 {
+            return;
+        }
+        gate.arrived += 1;
+        let mine = gate.opened;
+        if gate.arrived < gate.group {
+            let deadline = Instant::now() + GATE_TIMEOUT;
+            while gate.opened == mine {
+                let now = Instant::now();
+                if now >= deadline {
+                    gate.timed_out += 1;
+                    break;
+                }
+                gate = self
+                    .gate_moved
+                    .wait_timeout(gate, deadline - now)
+                    .unwrap()
+                    .0;
+            }
+            if gate.opened != mine {
+                return;
+            }
+        }
+        // This group is full (or out of time): let it go, and set up the next one.
+        gate.opened += 1;
+        gate.arrived = 0;
+        if gate.more == 0 {
+            gate.group = 0;
+        } else {
+            gate.more -= 1;
+        }
+        self.gate_moved.notify_all();
+    }
+
     fn log_line(&self, line: &str) {
         let mut log = self.log.lock().unwrap();
         log.push_str(line);
@@ -289,6 +366,9 @@ fn handle_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let _ = io::copy(&mut body, &mut io::sink());
         return respond(&mut out, "404 Not Found", &[], b"not under /git/\n");
     };
+    if method == "POST" && path_info.ends_with("/git-receive-pack") {
+        shared.pass_push_gate();
+    }
     if expects_continue {
         out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }

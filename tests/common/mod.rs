@@ -5,7 +5,8 @@
 //!   Basic auth, restartable with token auth or TLS ([`Registry::restart_with`]), plus
 //!   [`Registry::push_image`] and [`Registry::push_index`] to put tiny OCI images under tags.
 //! - [`GitHttpServer`]: git smart HTTP (`git-http-backend` as CGI behind a tiny HTTP/1.1
-//!   server), optionally behind Basic auth, recording the requests it saw.
+//!   server), optionally behind Basic auth, recording the requests it saw, and holding pushes
+//!   back until several have arrived ([`GitHttpServer::hold_pushes`]) so concurrent ones collide.
 //! - [`bare_repo_with_files`], [`clone`], [`git`]: the git CLI, isolated from the user's and
 //!   the system's git config.
 //! - [`TokenIssuer`]: a token service for the registry's `auth: token` mode (ES256 JWTs).
