@@ -65,7 +65,8 @@ fi
 # shellcheck disable=SC1091
 . "$work/summary.env"
 [ -z "${BENCH_GENERATE_ONLY:-}" ] || exit 0
-base=$(git -C "$work/repo" rev-parse HEAD)
+# The generated commit (the root), whatever an interrupted run left checked out.
+base=$(git -C "$work/repo" rev-list --max-parents=0 HEAD)
 
 # The registry, on a free port, logging every request.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
@@ -98,6 +99,7 @@ since() { sed -n "$(($1 + 1)),\$p" "$log" | grep '"\(GET\|HEAD\) /v2/' || true; 
 
 # Correctness and request counts: one plan, one run, each counted in the access log.
 echo "== checking plan and run once" >&2
+eval "$reset_cmd"
 l0=$(lines)
 eval "$plan_cmd" --output json >"$work/plan.json" || true
 since "$l0" >"$work/plan.requests"

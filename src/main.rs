@@ -10,11 +10,6 @@ use image_updater::policy::Policy;
 use image_updater::report::Format;
 use image_updater::{Command, Error, Request, TagInput};
 
-/// mimalloc: a run allocates millions of small strings (tags, YAML events); glibc's malloc
-/// and free were a fifth of `plan`'s CPU on the large benchmark (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match (cli.global.quiet, cli.global.verbose) {
