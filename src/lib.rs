@@ -508,11 +508,16 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     }
     report.errors.dedup();
 
-    // rewrite: every file in memory; a file whose edit does not verify is left alone.
-    for (file, list) in edits {
-        let src = &found.sources[file];
+    // rewrite: every file in memory, on every core (each splice is verified by parsing the
+    // result again); a file whose edit does not verify is left alone.
+    let edits: Vec<_> = edits.into_iter().collect();
+    let results = parallel::map_in_order(&edits, parallel::cores(), |(file, list)| {
         let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        match apply_edits(&src.text, &file_edits) {
+        apply_edits(&found.sources[*file].text, &file_edits)
+    });
+    for ((file, list), result) in edits.into_iter().zip(results) {
+        let src = &found.sources[file];
+        match result {
             Ok(new_text) => {
                 report.updates.extend(list.iter().map(|(_, u)| u.clone()));
                 rewritten.push((file, new_text));

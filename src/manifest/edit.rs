@@ -353,9 +353,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// old or new, never part-written (temporary files left behind are swept by
 /// [`remove_stale_temps`]).
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
-    // Flushing and renaming wait on the disk, not a core: more workers than cores keep the
-    // device busy with many requests at once.
-    const WORKERS: usize = 8;
+    // Flushing and renaming wait on the disk, not a core: many more workers than cores keep
+    // the device busy with requests at once. On the benchmark's 2,406 files (2 cores, a
+    // virtual disk) 1 worker took 920 ms, 8 took 350 ms, 32 took 220 ms, 64 took 180 ms.
+    const WORKERS: usize = 32;
     let written =
         crate::parallel::map_in_order(files, WORKERS, |(path, bytes)| replace(path, bytes));
     let mut dirs: Vec<&Path> = written
