@@ -470,7 +470,7 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         early
             .into_iter()
             .chain(late)
-            .map(|(name, r)| (name, r.map(|list| Arc::new(valid_tags(&list).0)))),
+            .map(|(name, r)| (name, r.map(|list| Arc::new(valid_tags(list).0)))),
     );
     let mut failed: Vec<(&String, String)> = tags
         .iter()
@@ -543,8 +543,8 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
 
 /// The tags that are valid OCI tags, and the others: hostile or broken tags never reach a
 /// policy, a manifest, a branch name or a message.
-fn valid_tags(list: &[String]) -> (Vec<String>, Vec<String>) {
-    list.iter().cloned().partition(|t| policy::is_oci_tag(t))
+fn valid_tags(list: Vec<String>) -> (Vec<String>, Vec<String>) {
+    list.into_iter().partition(|t| policy::is_oci_tag(t))
 }
 
 /// Whether `d` is a digest this tool will write: `sha256:` and 64 lowercase hex digits.
@@ -823,7 +823,7 @@ pub async fn list_tags(
             }
         }
     };
-    let (tags, invalid) = valid_tags(&tags);
+    let (tags, invalid) = valid_tags(tags);
     let sel = policy.select(&tags);
     let dropped = if explain {
         let invalid = invalid.into_iter().map(|t| report::Dropped {

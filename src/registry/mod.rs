@@ -198,7 +198,7 @@ impl Registries {
     pub async fn resolve_all<'a>(
         &self,
         images: impl IntoIterator<Item = &'a ImageRef>,
-    ) -> HashMap<String, Result<Arc<Vec<String>>, RegistryError>> {
+    ) -> HashMap<String, TagList> {
         let mut seen = HashMap::new();
         for img in images {
             seen.entry(img.canonical_name())
@@ -207,7 +207,7 @@ impl Registries {
         let jobs = seen.into_iter().map(|(name, (host, repo))| {
             let source = self.source(&host);
             async move {
-                let result = source.list_tags(&repo).await.map(Arc::new);
+                let result = source.list_tags(&repo).await;
                 (name, result)
             }
         });
@@ -221,7 +221,8 @@ pub struct Prefetch {
     jobs: HashMap<String, (ImageRef, tokio::task::JoinHandle<TagList>)>,
 }
 
-type TagList = Result<Vec<String>, RegistryError>;
+/// A repository's tags, or why they could not be listed.
+pub type TagList = Result<Vec<String>, RegistryError>;
 
 impl Prefetch {
     /// Whether the list of `name` (canonical) was started here.
@@ -233,14 +234,14 @@ impl Prefetch {
     pub async fn take(
         &mut self,
         names: impl IntoIterator<Item = String>,
-    ) -> Vec<(String, Result<Arc<Vec<String>>, RegistryError>)> {
+    ) -> Vec<(String, TagList)> {
         let jobs: Vec<_> = names
             .into_iter()
             .filter_map(|name| self.jobs.remove_entry(&name))
             .collect();
         let waits = jobs.into_iter().map(|(name, (image, job))| async move {
             let result = match job.await {
-                Ok(r) => r.map(Arc::new),
+                Ok(r) => r,
                 Err(e) => Err(RegistryError {
                     registry: image.registry,
                     repository: image.repository,
