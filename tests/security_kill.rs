@@ -5,6 +5,9 @@
 //! file); the remote's branch is the old commit or one holding the whole update (never half);
 //! and a second, unkilled run in the same work tree converges: exit 0, the remote and the work
 //! tree hold the expected output, nothing left uncommitted ([`killed_runs_converge_on_the_next_run`]).
+//!
+//! The same checks after runs on a full disk: the work tree on a small tmpfs filled up to a
+//! few bytes, so a write fails at every stage in turn ([`a_full_disk_loses_nothing`]).
 
 mod common;
 
@@ -96,6 +99,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with_work_in(None)
+}
+
+/// [`setup`] with the work tree cloned under `work_parent` instead of the temporary directory.
+fn setup_with_work_in(work_parent: Option<&Path>) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let lay = tmp.path().join("layout");
     layout(&lay);
@@ -113,7 +121,7 @@ fn setup() -> Setup {
     let server = common::GitHttpServer::start(tmp.path(), None);
     let work = clone(
         &format!("{}/remote.git", server.base_url),
-        &tmp.path().join("work"),
+        &work_parent.unwrap_or(tmp.path()).join("work"),
     );
     let head0 = git(&bare, &["rev-parse", "refs/heads/main"]);
     Setup {
@@ -246,6 +254,117 @@ fn kill_loop(converge: bool) {
     }
     eprintln!(
         "{ITERATIONS} iterations, a whole run takes {full:?}, {killed_mid_way} killed before they ended"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A tmpfs of its own: a disk that can be filled. Mounting needs root (CI runs as root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "the disk-full test mounts a small tmpfs and needs root for it (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fill the disk, then give `leave` bytes back.
+    fn fill_leaving(&self, leave: u64) {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        let mut len = 0u64;
+        while f.write_all(&chunk).is_ok() {
+            len += 4096;
+        }
+        f.set_len(len.saturating_sub(leave)).unwrap();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A run on a full disk fails with exit 1 and a message, and loses nothing: at each amount of
+/// free space (so the write that fails is in turn an object, a ref, the index, a temporary
+/// file), git is consistent, every manifest is whole input or whole output, the remote holds
+/// the old commit or the whole new one, and once space is freed the next run completes the job.
+#[test]
+fn a_full_disk_loses_nothing() {
+    let mut failures = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::new();
+    let mut stages = Vec::new();
+    // tmpfs counts whole 4 KiB pages; every page from 0 to 76 KiB, then a few with room.
+    for leave in (0..20u64).map(|p| p * 4096).chain([128 * 1024, 256 * 1024]) {
+        let disk = SmallDisk::mount(4096);
+        let s = setup_with_work_in(Some(disk.path()));
+        disk.fill_leaving(leave);
+        let out = command(&s.work)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match out.status.code() {
+            Some(0) | Some(1) => {}
+            other => failures.push(format!("{leave} bytes free: exit {other:?}\n{said}")),
+        }
+        if out.status.code() == Some(1) && !said.contains("space") {
+            failures.push(format!(
+                "{leave} bytes free: exit 1 without saying why:\n{said}"
+            ));
+        }
+        if let Some(line) = said.lines().find(|l| l.contains("\"message\"")) {
+            stages.push(format!("{leave:>6} bytes free: {}", line.trim()));
+        }
+        *outcomes.entry(out.status.code()).or_insert(0) += 1;
+        let mut problems = check_after_kill(&s);
+        disk.free();
+        problems.extend(check_converges(&s));
+        failures.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("{leave} bytes free: {p}")),
+        );
+    }
+    eprintln!(
+        "exit codes over the free-space steps: {outcomes:?}; where each failed:\n{}",
+        stages.join("\n")
+    );
+    assert!(
+        outcomes.get(&Some(1)).is_some_and(|n| *n > 0),
+        "no step ran out of space: {outcomes:?}"
     );
     assert!(
         failures.is_empty(),

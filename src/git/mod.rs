@@ -201,6 +201,14 @@ impl WorkTree {
             .map_err(|e| GitError::new("reading the base commit", e.message()))?;
         let tree = self.tree_with(&parent, contents)?;
         let oid = self.commit(None, &parent, &tree, author, message)?;
+        // On a full disk libgit2 can return the id of a commit it failed to store, without
+        // an error: say what happened rather than "target OID doesn't exist" below.
+        if !self.repo.odb().is_ok_and(|odb| odb.exists(oid)) {
+            return Err(GitError::plain(format!(
+                "writing the commit: {oid} was not stored in {} (out of disk space?)",
+                self.repo.path().join("objects").display()
+            )));
+        }
         self.repo
             .reference(refname, oid, true, "image-updater: commit")
             .map_err(|e| GitError::new(&format!("moving {refname}"), e.message()))?;
