@@ -328,8 +328,18 @@ fn deliver_commit(
         let pushed = wt.push_ref(PENDING_REF, branch, false);
         wt.delete_ref(PENDING_REF);
         pushed?;
-        wt.advance(branch, oid, &paths)?;
         pass.report.commit = Some(oid.to_string());
+        if let Err(e) = wt.advance(branch, oid, &paths) {
+            // The updates are delivered: say so, and what is left for the next run.
+            pass.report.errors.push(error_entry(
+                None,
+                format!(
+                    "{oid} was pushed to {branch}, but this work tree could not follow it ({e}); \
+                     the next run brings it up to date"
+                ),
+            ));
+            return Ok(());
+        }
     } else {
         // HEAD already has these files (a run stopped before it wrote them): bring the index
         // in line too, then write them below.

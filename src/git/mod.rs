@@ -510,11 +510,14 @@ impl WorkTree {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let rejected = std::cell::RefCell::new(None::<String>);
+        let accepted = std::cell::Cell::new(false);
+        let dst = format!("refs/heads/{branch}");
         let refusal = Refusal::default();
         let mut callbacks = callbacks_noting(&url, refusal.clone());
         callbacks.push_update_reference(|refname, status| {
-            if let Some(msg) = status {
-                *rejected.borrow_mut() = Some(format!("{refname}: {msg}"));
+            match status {
+                Some(msg) => *rejected.borrow_mut() = Some(format!("{refname}: {msg}")),
+                None => accepted.set(accepted.get() || refname == dst),
             }
             Ok(())
         });
@@ -527,6 +530,15 @@ impl WorkTree {
         let result = remote.push(&[spec.as_str()], Some(&mut opts));
         drop(opts);
         if let Err(e) = result {
+            if accepted.get() && rejected.borrow().is_none() {
+                // The remote took the commit; only libgit2's own bookkeeping afterwards (the
+                // remote-tracking ref, its log) failed, e.g. on a full disk. The push is done.
+                tracing::warn!(
+                    "pushed {branch} to {url}, then: {}",
+                    credentials::redact(e.message())
+                );
+                return Ok(());
+            }
             let why = refusal
                 .borrow()
                 .clone()
