@@ -35,12 +35,14 @@ delivery:
     message: "chore(images): {{ summary }}"
 "#;
 
-/// Files: (path, input, expected).
-fn manifests() -> Vec<(String, String, String)> {
+/// Files: (path, input, expected), each after `padding` comment lines.
+fn manifests(padding: usize) -> Vec<(String, String, String)> {
+    let padding =
+        "# notes kept by the team that owns this workload; not an image\n".repeat(padding);
     (0..8)
         .map(|i| {
             let input = format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web{i}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:1.0.0 # keep\n"
+                "{padding}apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web{i}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:1.0.0 # keep\n"
             );
             let expected = input.replace("web:1.0.0", "web:1.2.0");
             (format!("apps/web{i}.yaml"), input, expected)
@@ -96,19 +98,22 @@ struct Setup {
     bare: std::path::PathBuf,
     work: std::path::PathBuf,
     head0: String,
+    /// Comment lines before each manifest ([`manifests`]).
+    padding: usize,
 }
 
 fn setup() -> Setup {
-    setup_with_work_in(None)
+    setup_with_work_in(None, 0)
 }
 
-/// [`setup`] with the work tree cloned under `work_parent` instead of the temporary directory.
-fn setup_with_work_in(work_parent: Option<&Path>) -> Setup {
+/// [`setup`] with the work tree cloned under `work_parent` instead of the temporary directory,
+/// and `padding` comment lines before each manifest.
+fn setup_with_work_in(work_parent: Option<&Path>, padding: usize) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let lay = tmp.path().join("layout");
     layout(&lay);
     let config = CONFIG.replace("{{LAYOUT}}", lay.to_str().unwrap());
-    let files = manifests();
+    let files = manifests(padding);
     let mut refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, i, _)| (p.as_str(), i.as_bytes()))
@@ -130,6 +135,7 @@ fn setup_with_work_in(work_parent: Option<&Path>) -> Setup {
         bare,
         work,
         head0,
+        padding,
     }
 }
 
@@ -141,7 +147,7 @@ fn check_after_kill(s: &Setup) -> Vec<String> {
             out.push(format!("git fsck in {}: {e}", dir.display()));
         }
     }
-    for (p, input, expected) in manifests() {
+    for (p, input, expected) in manifests(s.padding) {
         let got = std::fs::read_to_string(s.work.join(&p)).unwrap_or_default();
         if got != input && got != expected {
             out.push(format!("{p} is neither input nor output:\n{got}"));
@@ -149,7 +155,7 @@ fn check_after_kill(s: &Setup) -> Vec<String> {
     }
     let head = git(&s.bare, &["rev-parse", "refs/heads/main"]);
     if head != s.head0 {
-        for (p, _, expected) in manifests() {
+        for (p, _, expected) in manifests(s.padding) {
             let got = git(&s.bare, &["show", &format!("main:{p}")]);
             if got != expected {
                 out.push(format!("the remote holds a half commit: {p} is\n{got}"));
@@ -175,7 +181,7 @@ fn check_converges(s: &Setup) -> Vec<String> {
             String::from_utf8_lossy(&next.stderr)
         ));
     }
-    for (p, _, expected) in manifests() {
+    for (p, _, expected) in manifests(s.padding) {
         let remote = git(&s.bare, &["show", &format!("main:{p}")]);
         if remote != expected {
             out.push(format!("after the next run the remote's {p} is\n{remote}"));
@@ -321,10 +327,12 @@ fn a_full_disk_loses_nothing() {
     let mut failures = Vec::new();
     let mut outcomes = std::collections::BTreeMap::new();
     let mut stages = Vec::new();
-    // tmpfs counts whole 4 KiB pages; every page from 0 to 76 KiB, then a few with room.
-    for leave in (0..20u64).map(|p| p * 4096).chain([128 * 1024, 256 * 1024]) {
+    // tmpfs counts whole 4 KiB pages; every page from 0 to 188 KiB, then one with room.
+    for leave in (0..48u64).map(|p| p * 4096).chain([512 * 1024]) {
         let disk = SmallDisk::mount(4096);
-        let s = setup_with_work_in(Some(disk.path()));
+        // 16 KiB of comments per manifest: git stores them compressed to almost nothing, the
+        // work tree in full, so some steps have room for the commit but not the files.
+        let s = setup_with_work_in(Some(disk.path()), 256);
         disk.fill_leaving(leave);
         let out = command(&s.work)
             .stdout(Stdio::piped())

@@ -324,9 +324,14 @@ impl WorkTree {
             .map_err(|e| GitError::new("reading a tree", e.message()))?;
         let mut update = TreeUpdateBuilder::new();
         for (rel, bytes) in contents {
-            let blob = repo
-                .blob(bytes)
-                .map_err(|e| GitError::new("writing a blob", e.message()))?;
+            let blob = repo.blob(bytes).map_err(|e| {
+                // On a full disk libgit2 can fail here without saying why ("no error").
+                let why = match e.message() {
+                    "" | "no error" => "no reason given (out of disk space?)",
+                    m => m,
+                };
+                GitError::new(&format!("writing the blob of {}", rel.display()), why)
+            })?;
             let mode = match base_tree.get_path(rel) {
                 Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
                     FileMode::BlobExecutable
