@@ -66,22 +66,8 @@ fn build_layout(tags_txt: &str, layout: &Path) {
         }
         let mut words = line.split_whitespace();
         let repo = words.next().unwrap();
-        let dir = layout.join(repo);
-        std::fs::create_dir_all(&dir).unwrap();
-        let manifests: Vec<serde_json::Value> = words
-            .enumerate()
-            .map(|(i, tag)| {
-                serde_json::json!({
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": format!("sha256:{:064x}", i + 1),
-                    "size": 417,
-                    "annotations": { "org.opencontainers.image.ref.name": tag },
-                })
-            })
-            .collect();
-        let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
-        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let tags: Vec<&str> = words.collect();
+        common::write_oci_layout(&layout.join(repo), &tags);
     }
 }
 

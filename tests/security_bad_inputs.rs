@@ -154,23 +154,7 @@ fn run_bin(args: &[&str], cwd: &Path) -> Option<Ran> {
 
 /// Write an OCI image layout for `ghcr.io/acme/web` holding `tags`.
 fn build_layout(layout: &Path, tags: &[String]) {
-    let dir = layout.join("ghcr.io/acme/web");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifests: Vec<serde_json::Value> = tags
-        .iter()
-        .enumerate()
-        .map(|(i, tag)| {
-            serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{:064x}", i + 1),
-                "size": 417,
-                "annotations": { "org.opencontainers.image.ref.name": tag },
-            })
-        })
-        .collect();
-    let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    common::write_oci_layout(&layout.join("ghcr.io/acme/web"), tags);
 }
 
 /// A repo to run in: a bare remote holding `files` and the config, and a clone of it.

@@ -294,25 +294,7 @@ spec:
 ";
 
 fn layout(dir: &Path) -> PathBuf {
-    let d = dir.join("layout/ghcr.io/acme/web");
-    std::fs::create_dir_all(&d).unwrap();
-    let manifests: Vec<serde_json::Value> = ["1.0.0", "1.2.0"]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{:064x}", i + 1), "size": 417,
-                "annotations": {"org.opencontainers.image.ref.name": t},
-            })
-        })
-        .collect();
-    std::fs::write(
-        d.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": manifests}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(d.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    common::write_oci_layout(&dir.join("layout/ghcr.io/acme/web"), &["1.0.0", "1.2.0"]);
     dir.join("layout")
 }
 

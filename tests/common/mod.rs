@@ -37,7 +37,7 @@ pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitReque
 pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
 pub use registry::{sha256_digest, Registry};
-pub use sources::{bare_env, block_on, registries, test_options};
+pub use sources::{bare_env, block_on, registries, test_options, write_oci_layout};
 pub use ssh::SshServer;
 pub use tls::TestCa;
 pub use token::{TokenIssuer, TokenRequest};

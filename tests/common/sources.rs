@@ -39,3 +39,25 @@ pub fn bare_env() -> Env {
         ("HOME", "/nonexistent-home-for-tests"),
     ])
 }
+
+/// Write an OCI image layout for one repository in `dir`: `index.json` listing `tags` as
+/// `org.opencontainers.image.ref.name` annotations (made-up digests, counting from 1), and
+/// `oci-layout`. What a registry entry `api: oci-layout:PATH` reads.
+pub fn write_oci_layout<T: AsRef<str>>(dir: &Path, tags: &[T]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let manifests: Vec<serde_json::Value> = tags
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{:064x}", i + 1),
+                "size": 417,
+                "annotations": { "org.opencontainers.image.ref.name": tag.as_ref() },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
