@@ -250,20 +250,10 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::report::{ErrorEntry, PullRequest, Skipped, Update};
+    use crate::report::{ErrorEntry, PullRequest, Skipped};
 
     fn sample() -> Report {
-        let mut r = Report::new();
-        r.updates.push(Update {
-            policy: "web".into(),
-            image: "ghcr.io/acme/web".into(),
-            file: "apps/web/deploy.yaml".into(),
-            line: 21,
-            from: "1.2.0".into(),
-            to: "1.3.1".into(),
-            digest: None,
-            note: None,
-        });
+        let mut r = crate::report::tests::sample();
         r.skipped.push(Skipped {
             image: None,
             file: "charts/web/templates/deployment.yaml".into(),

@@ -325,10 +325,11 @@ impl TagsReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Report {
+    /// A report with one update; other modules' tests add to it.
+    pub(crate) fn sample() -> Report {
         let mut r = Report::new();
         r.updates.push(Update {
             policy: "web".into(),
