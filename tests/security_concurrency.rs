@@ -26,6 +26,9 @@
 //!   report the same request numbers. With the pushes held, both runs push every branch in
 //!   lockstep and the fake lists slowly, so both also try to open every request. (The run
 //!   whose branch push lost used to fail with exit 1, though its change was on the branch.)
+//! - [`a_push_waits_for_a_branch_lock_another_writer_holds`] and
+//!   [`a_branch_lock_left_behind_is_named`]: over `file://` a run meets the other writer's
+//!   lock on the branch directly; it waits for it (as git does), and names a lock that stays.
 //! - [`two_runs_in_one_work_tree_never_corrupt_it`]: two runs at once in the same work tree
 //!   (cron overlap on one machine): one does the job, the other stops at once saying another
 //!   run is at work, and the next run has nothing left to do. (They used to remove each
@@ -500,6 +503,88 @@ fn commit_mode_races_deliver_every_update_once() {
         failures.join("\n"),
         server.log()
     );
+}
+
+/// A push to a `file://` remote whose branch another writer holds locked (`main.lock`, as
+/// git and libgit2 hold it while they move the branch) waits for the lock instead of giving up
+/// at once. The lock is released only once the run's objects have reached the remote, that is
+/// once the run is at the branch move; the run must then succeed with its commit on `main`.
+/// (Runs used to spend their three tries within milliseconds and fail with "failed to lock
+/// file": CI saw it when two pull-request runs pushed one branch on a loaded machine.)
+#[test]
+fn a_push_waits_for_a_branch_lock_another_writer_holds() {
+    let (_registry, tmp, r) = locked_remote();
+    let work = common::clone(
+        &format!("file://{}", r.bare.display()),
+        &tmp.path().join("work"),
+    );
+    let lock = r.bare.join("refs/heads/main.lock");
+    let packs = |bare: &Path| {
+        std::fs::read_dir(bare.join("objects/pack"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = packs(&r.bare);
+    let mut cmd = run_command(&work, &[]);
+    cmd.arg("-v").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start the run");
+    let done = std::thread::spawn(move || child.wait_with_output().unwrap());
+    // The run sends its objects, then moves the branch: wait for the objects.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while packs(&r.bare) == before && !done.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run sent nothing to the remote in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&lock).unwrap();
+    let out = done.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let commit = report(&out).unwrap()["commit"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no commit reported:\n{}", output_text(&out)))
+        .to_string();
+    let main = git(&r.bare, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(main, commit, "the remote's main is not the run's commit");
+    let mut problems = Vec::new();
+    check_work_tree(&work, &r.bare, "the run", &mut problems);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A lock on `main` that never goes (a git process killed while it moved the branch) stops
+/// the run after the wait with an error naming the lock file, and the branch is untouched.
+#[test]
+fn a_branch_lock_left_behind_is_named() {
+    let (_registry, tmp, r) = locked_remote();
+    let work = common::clone(
+        &format!("file://{}", r.bare.display()),
+        &tmp.path().join("work"),
+    );
+    let out = run_command(&work, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("refs/heads/main.lock has been there for 5 s")
+            && text.contains("remove the file"),
+        "the error does not name the lock:\n{text}"
+    );
+    assert_eq!(git(&r.bare, &["rev-parse", "main"]).trim(), r.base);
+}
+
+/// The registry, a temporary directory and a bare repository whose `main` is locked
+/// (`refs/heads/main.lock` exists, as while git moves the branch); clone it by `file://`.
+fn locked_remote() -> (Registry, tempfile::TempDir, Remote) {
+    let registry = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let remotes = tmp.path().join("remotes");
+    std::fs::create_dir_all(&remotes).unwrap();
+    let server = GitHttpServer::start(&remotes, None);
+    let config = config(&registry.addr, "  mode: commit\n");
+    let r = remote(&server, &remotes, "locked", &config);
+    std::fs::write(r.bare.join("refs/heads/main.lock"), format!("{}\n", r.base)).unwrap();
+    (registry, tmp, r)
 }
 
 // ---------------------------------------------------------------------------------------------

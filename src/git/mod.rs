@@ -15,6 +15,10 @@ use git2::{
     build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature,
 };
 
+/// How long a push to a repository on this machine waits for another writer's lock on the
+/// branch before calling the push refused.
+const REF_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A delivery failure; messages never hold a credential (URLs are redacted).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -423,7 +427,7 @@ impl WorkTree {
         self.send_objects(&remote, new)
             .map_err(|e| GitError::new(&format!("pushing {branch} to {shown}"), e.message()))?;
         let dst = format!("refs/heads/{branch}");
-        let moved = (|| {
+        let cas = || {
             let current = match remote.refname_to_id(&dst) {
                 Ok(oid) => Some(oid),
                 Err(e) if e.code() == git2::ErrorCode::NotFound => None,
@@ -439,7 +443,24 @@ impl WorkTree {
                     .reference(&dst, new, false, "image-updater: push")
                     .map(|_| true),
             }
-        })();
+        };
+        // Another push holding the branch's lock holds it for the moment it takes to write
+        // one file, which a loaded machine can stretch to a second: wait for it, as git's
+        // `core.filesRefLockTimeout` does, before calling the push refused.
+        let mut wait = std::time::Duration::from_millis(1);
+        let deadline = std::time::Instant::now() + REF_LOCK_TIMEOUT;
+        let moved = loop {
+            match cas() {
+                Err(e)
+                    if e.code() == git2::ErrorCode::Locked
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => break other,
+            }
+        };
         let rejected = |why: &str| GitError {
             kind: GitErrorKind::Rejected,
             ..GitError::new(
@@ -453,10 +474,19 @@ impl WorkTree {
             Err(e)
                 if matches!(
                     e.code(),
-                    git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked
+                    git2::ErrorCode::Modified | git2::ErrorCode::Exists
                 ) =>
             {
                 return Err(rejected(e.message()))
+            }
+            Err(e) if e.code() == git2::ErrorCode::Locked => {
+                return Err(GitError::plain(credentials::redact(&format!(
+                    "pushing {branch} to {shown}: {} has been there for {} s: another git \
+                     process is moving the branch, or one stopped and left it; remove the \
+                     file if no git process is at work on {shown}",
+                    path.join(format!("{dst}.lock")).display(),
+                    REF_LOCK_TIMEOUT.as_secs()
+                ))))
             }
             Err(e) => {
                 return Err(GitError::new(
