@@ -305,11 +305,17 @@ fn deliver_commit(
         return Ok(());
     }
     let parent = wt.head()?;
-    let mut contents = Vec::with_capacity(pass.rewritten.len());
-    for (file, new_text) in &pass.rewritten {
-        let rel = wt.relative(&pass.found.sources[*file].path)?;
-        contents.push((rel, new_text.clone().into_bytes()));
-    }
+    let files: Vec<&Path> = pass
+        .rewritten
+        .iter()
+        .map(|(file, _)| pass.found.sources[*file].path.as_path())
+        .collect();
+    let contents: Vec<(PathBuf, Vec<u8>)> = wt
+        .relative_all(&files)?
+        .into_iter()
+        .zip(&pass.rewritten)
+        .map(|(rel, (_, new_text))| (rel, new_text.clone().into_bytes()))
+        .collect();
     let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
     if !wt.holds_files(parent, &contents) {
         let c = &ctx.config.delivery.commit;

@@ -75,7 +75,7 @@ fn command(work: &Path) -> Command {
 
 struct Setup {
     // Dropped first: the server stops before its directory goes.
-    _server: common::GitHttpServer,
+    server: common::GitHttpServer,
     _tmp: tempfile::TempDir,
     bare: std::path::PathBuf,
     work: std::path::PathBuf,
@@ -112,7 +112,7 @@ fn setup_with_work_in(work_parent: Option<&Path>, padding: usize) -> Setup {
     );
     let head0 = git(&bare, &["rev-parse", "refs/heads/main"]);
     Setup {
-        _server: server,
+        server,
         _tmp: tmp,
         bare,
         work,
@@ -232,6 +232,8 @@ fn kill_loop(converge: bool) {
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        // The server finishes what the killed run sent before the remote is looked at.
+        s.server.wait_idle(Duration::from_secs(60));
         let mut problems = check_after_kill(&s);
         if converge {
             problems.extend(check_converges(&s));

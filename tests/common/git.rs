@@ -195,6 +195,23 @@ impl GitHttpServer {
     pub fn log(&self) -> String {
         self.shared.log.lock().unwrap().clone()
     }
+
+    /// Wait (up to `timeout`) until no request is in flight, and none has started for 100 ms.
+    /// A client killed mid-push leaves `git receive-pack` at work on the server: it still
+    /// moves the objects it received out of quarantine, and a `git fsck` meanwhile sees half
+    /// of them.
+    pub fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            if self.shared.active.load(Ordering::SeqCst) > 0 {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= Duration::from_millis(100) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for GitHttpServer {
@@ -206,10 +223,7 @@ impl Drop for GitHttpServer {
             let _ = acceptor.join();
         }
         // Let in-flight requests (and their git-http-backend children) finish.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_idle(Duration::from_secs(10));
     }
 }
 
