@@ -11,6 +11,9 @@
 #     with the same concurrency (8) in one curl process (curl --parallel).
 # Prints a summary table; raw hyperfine JSON stays in target/bench-work/SIZE/results/.
 # BENCH_GENERATE_ONLY=1 stops after generating.
+# BENCH_PROFILE=1 profiles instead of timing: one `plan` and one `run` under `perf record`
+# (a release build with line tables, in target/profile), and prints the share of CPU samples
+# spent in (or under) each function of ours, and in the allocator and memmove.
 set -euo pipefail
 
 size=${1:-S}
@@ -25,7 +28,9 @@ root=$PWD
 
 # What the benchmark needs, installed the Debian way when missing.
 missing=()
-for pair in docker-registry:docker-registry hyperfine:hyperfine git:git curl:curl jq:jq /usr/bin/time:time; do
+tools="docker-registry:docker-registry hyperfine:hyperfine git:git curl:curl jq:jq /usr/bin/time:time"
+[ -z "${BENCH_PROFILE:-}" ] || tools="$tools perf:linux-perf"
+for pair in $tools; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if ((${#missing[@]})); then
@@ -36,9 +41,14 @@ if ((${#missing[@]})); then
 fi
 
 echo "== building (release)" >&2
-[ -n "${BENCH_GENERATE_ONLY:-}" ] || cargo build --release --quiet
-(cd bench && CARGO_TARGET_DIR="$root/target/bench" cargo build --release --quiet)
 bin=${BENCH_BIN:-$root/target/release/image-updater} # BENCH_BIN: measure another build
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR="$root/target/profile" cargo build --release --quiet
+  bin=$root/target/profile/release/image-updater
+elif [ -z "${BENCH_GENERATE_ONLY:-}" ]; then
+  cargo build --release --quiet
+fi
+(cd bench && CARGO_TARGET_DIR="$root/target/bench" cargo build --release --quiet)
 gen=$root/target/bench/release/bench-gen
 
 work=$root/target/bench-work/$size
@@ -121,6 +131,24 @@ plan_rss=$(eval rss_kb "$plan_cmd")
 eval "$reset_cmd"
 run_rss=$(eval rss_kb "$run_cmd")
 eval "$reset_cmd"
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  mkdir -p "$work/results"
+  for command in plan run; do
+    eval "$reset_cmd"
+    cmd=${command}_cmd
+    eval perf record -q -F 4000 --call-graph dwarf,16384 -o "'$work/results/$command.perf'" -- "${!cmd}" >/dev/null
+    echo
+    echo "== $size $command: share of CPU samples in or under each function (perf: $(perf script -i "$work/results/$command.perf" -F tid 2>/dev/null | wc -l) samples at 4 kHz)"
+    echo "| in or under | itself | function |"
+    echo "|---|---|---|"
+    perf report -i "$work/results/$command.perf" --children --sort symbol --stdio -g none 2>/dev/null |
+      awk '$3 == "[.]" && ($4 ~ /^image_updater::/ || $4 ~ /^(__memmove|_int_malloc|_int_free|malloc$|git_)/) && $1 + 0 >= 0.5 {
+        print "| " $1 " | " $2 " | `" $4 "` |" }' | head -40
+  done
+  eval "$reset_cmd"
+  exit 0
+fi
 
 # Whole-command timings, and the floor in the same run.
 echo "== timing ($runs runs each)" >&2

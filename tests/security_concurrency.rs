@@ -162,6 +162,18 @@ fn check_shards() {
     }
 }
 
+/// For commit-mode runs: the registry, a temporary directory, its `remotes` directory served
+/// over smart HTTP, and the config (commit mode).
+fn commit_mode_world() -> (Registry, tempfile::TempDir, PathBuf, GitHttpServer, String) {
+    let registry = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let remotes = tmp.path().join("remotes");
+    std::fs::create_dir_all(&remotes).unwrap();
+    let server = GitHttpServer::start(&remotes, None);
+    let config = config(&registry.addr, "  mode: commit\n");
+    (registry, tmp, remotes, server, config)
+}
+
 /// One iteration's remote: the bare repository, the URL its clones use, and the base commit.
 struct Remote {
     bare: PathBuf,
@@ -436,12 +448,7 @@ enum Via {
 #[test]
 fn commit_mode_races_deliver_every_update_once() {
     check_shards();
-    let registry = registry();
-    let tmp = tempfile::tempdir().unwrap();
-    let remotes = tmp.path().join("remotes");
-    std::fs::create_dir_all(&remotes).unwrap();
-    let server = GitHttpServer::start(&remotes, None);
-    let config = config(&registry.addr, "  mode: commit\n");
+    let (_registry, tmp, remotes, server, config) = commit_mode_world();
 
     let mut failures = Vec::new();
     let mut rejected = 0;
@@ -513,11 +520,7 @@ fn commit_mode_races_deliver_every_update_once() {
 /// file": CI saw it when two pull-request runs pushed one branch on a loaded machine.)
 #[test]
 fn a_push_waits_for_a_branch_lock_another_writer_holds() {
-    let (_registry, tmp, r) = locked_remote();
-    let work = common::clone(
-        &format!("file://{}", r.bare.display()),
-        &tmp.path().join("work"),
-    );
+    let (_registry, _tmp, r, work) = locked_remote();
     let lock = r.bare.join("refs/heads/main.lock");
     let packs = |bare: &Path| {
         std::fs::read_dir(bare.join("objects/pack"))
@@ -557,11 +560,7 @@ fn a_push_waits_for_a_branch_lock_another_writer_holds() {
 /// the run after the wait with an error naming the lock file, and the branch is untouched.
 #[test]
 fn a_branch_lock_left_behind_is_named() {
-    let (_registry, tmp, r) = locked_remote();
-    let work = common::clone(
-        &format!("file://{}", r.bare.display()),
-        &tmp.path().join("work"),
-    );
+    let (_registry, _tmp, r, work) = locked_remote();
     let out = run_command(&work, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let text = output_text(&out);
@@ -573,18 +572,17 @@ fn a_branch_lock_left_behind_is_named() {
     assert_eq!(git(&r.bare, &["rev-parse", "main"]).trim(), r.base);
 }
 
-/// The registry, a temporary directory and a bare repository whose `main` is locked
-/// (`refs/heads/main.lock` exists, as while git moves the branch); clone it by `file://`.
-fn locked_remote() -> (Registry, tempfile::TempDir, Remote) {
-    let registry = registry();
-    let tmp = tempfile::tempdir().unwrap();
-    let remotes = tmp.path().join("remotes");
-    std::fs::create_dir_all(&remotes).unwrap();
-    let server = GitHttpServer::start(&remotes, None);
-    let config = config(&registry.addr, "  mode: commit\n");
+/// The registry, a temporary directory, a bare repository whose `main` is locked
+/// (`refs/heads/main.lock` exists, as while git moves the branch), and its clone by `file://`.
+fn locked_remote() -> (Registry, tempfile::TempDir, Remote, PathBuf) {
+    let (registry, tmp, remotes, server, config) = commit_mode_world();
     let r = remote(&server, &remotes, "locked", &config);
     std::fs::write(r.bare.join("refs/heads/main.lock"), format!("{}\n", r.base)).unwrap();
-    (registry, tmp, r)
+    let work = common::clone(
+        &format!("file://{}", r.bare.display()),
+        &tmp.path().join("work"),
+    );
+    (registry, tmp, r, work)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,12 +920,7 @@ fn check_converged(r: &Remote, work: &Path, when: &str, problems: &mut Vec<Strin
 
 #[test]
 fn two_runs_in_one_work_tree_never_corrupt_it() {
-    let registry = registry();
-    let tmp = tempfile::tempdir().unwrap();
-    let remotes = tmp.path().join("remotes");
-    std::fs::create_dir_all(&remotes).unwrap();
-    let server = GitHttpServer::start(&remotes, None);
-    let config = config(&registry.addr, "  mode: commit\n");
+    let (_registry, tmp, remotes, server, config) = commit_mode_world();
 
     let mut failures = Vec::new();
     let mut failed_runs = 0;
