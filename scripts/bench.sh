@@ -13,7 +13,8 @@
 # BENCH_GENERATE_ONLY=1 stops after generating.
 # BENCH_PROFILE=1 profiles instead of timing: one `plan` and one `run` under `perf record`
 # (a release build with line tables, in target/profile), and prints the share of CPU samples
-# spent in (or under) each function of ours, and in the allocator and memmove.
+# spent in (or under) each function of ours, and in the allocator and memmove. It profiles its
+# own build, not BENCH_BIN.
 set -euo pipefail
 
 size=${1:-S}
