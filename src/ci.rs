@@ -10,12 +10,15 @@
 //! - **Anywhere**: `$IMAGE_UPDATER_REPORT` names a file for the JSON report (in GitHub Actions
 //!   it defaults to `$RUNNER_TEMP/image-updater-report.json`).
 //!
-//! Nothing here decides anything about the run: it only writes down the [`Report`].
+//! Nothing here decides anything about the run: it only writes down the [`Report`]. What came
+//! from outside (a forge's pull-request URL, file names, messages) is escaped for each of these
+//! sinks by [`crate::escape`]: every value is one line, every command well formed.
 
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::escape::{command_data, command_property, md_code, md_link, md_text, text_line};
 use crate::report::Report;
 use crate::Error;
 
@@ -117,7 +120,7 @@ impl Values {
         ]
     }
 
-    /// `$GITHUB_OUTPUT` lines: `name=value`, or the heredoc form for a value with a line break.
+    /// `$GITHUB_OUTPUT` lines: `name=value`, one a line.
     fn github_outputs(&self) -> String {
         let mut out = String::new();
         for (name, value) in self.pairs() {
@@ -127,12 +130,12 @@ impl Values {
     }
 
     /// `IMAGE_UPDATER_UPDATED=true` …: GitLab's dotenv takes one `KEY=value` a line, with
-    /// neither quotes nor line breaks, so those are dropped from values.
+    /// neither quotes nor line breaks: values are [`text_line`]s without quotes.
     fn dotenv(&self) -> String {
         let mut out = String::new();
         for (name, value) in self.pairs() {
             let key = format!("IMAGE_UPDATER_{}", name.replace('-', "_").to_uppercase());
-            let value: String = value
+            let value: String = text_line(&value)
                 .chars()
                 .filter(|c| !matches!(c, '\n' | '\r' | '"' | '\''))
                 .collect();
@@ -142,19 +145,10 @@ impl Values {
     }
 }
 
-/// One `$GITHUB_OUTPUT` entry. A value with a line break uses the multiline form with a
-/// delimiter that does not occur in it.
+/// One `$GITHUB_OUTPUT` entry, `name=value` on one line: the value is a [`text_line`], so
+/// a forge's answer cannot add a line (another output) of its own.
 pub fn github_output(name: &str, value: &str) -> String {
-    if !value.contains(['\n', '\r']) {
-        return format!("{name}={value}\n");
-    }
-    let delimiter = loop {
-        let d = format!("ghadelimiter_{:016x}", fastrand::u64(..));
-        if !value.contains(&d) {
-            break d;
-        }
-    };
-    format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    format!("{name}={}\n", text_line(value))
 }
 
 /// The step summary: the Markdown report and the pull requests it opened or updated.
@@ -165,8 +159,10 @@ pub fn summary(report: &Report) -> String {
         for p in &report.pull_requests {
             let _ = writeln!(
                 out,
-                "- [#{}]({}) `{}` ({})",
-                p.number, p.url, p.branch, p.action
+                "- {} {} ({})",
+                md_link(&format!("#{}", p.number), &p.url),
+                md_code(&p.branch),
+                md_text(&p.action)
             );
         }
     }
@@ -204,7 +200,7 @@ pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
         let mut msg = msg.to_string();
         match (file, prefix) {
             (Some(f), Some(p)) => {
-                props.push(format!("file={}", escape_property(&format!("{p}{f}"))));
+                props.push(format!("file={}", command_property(&format!("{p}{f}"))));
                 if line > 0 {
                     props.push(format!("line={line}"));
                 }
@@ -213,8 +209,8 @@ pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
             (Some(f), None) => msg = format!("{f}: {msg}"),
             (None, _) => {}
         }
-        props.push(format!("title={}", escape_property(title)));
-        let _ = writeln!(out, "::{kind} {}::{}", props.join(","), escape_data(&msg));
+        props.push(format!("title={}", command_property(title)));
+        let _ = writeln!(out, "::{kind} {}::{}", props.join(","), command_data(&msg));
     };
     for e in &report.errors {
         let title = match &e.image {
@@ -231,18 +227,6 @@ pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
         command(kind, Some(&s.file), s.line, &title, &s.reason);
     }
     out
-}
-
-/// A workflow command's message: `%`, CR and LF escaped, as GitHub's toolkit does.
-pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-/// A workflow command's property value: as [`escape_data`], and `:` and `,` too.
-pub fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
 #[cfg(test)]
@@ -282,20 +266,38 @@ mod tests {
     }
 
     #[test]
-    fn escapes_follow_githubs_rules() {
-        assert_eq!(escape_data("a%b\r\nc:d,e"), "a%25b%0D%0Ac:d,e");
-        assert_eq!(escape_property("a%b\r\nc:d,e"), "a%25b%0D%0Ac%3Ad%2Ce");
-        // `%` first, so an escape is never escaped twice.
-        assert_eq!(escape_data("%0A"), "%250A");
+    fn outputs_are_one_line_each() {
+        assert_eq!(github_output("count", "3"), "count=3\n");
+        assert_eq!(
+            github_output("pull-request-url", "https://x/1\nupdated=false\r\n"),
+            "pull-request-url=https://x/1\\nupdated=false\\r\\n\n"
+        );
     }
 
     #[test]
-    fn outputs_use_the_heredoc_form_only_for_line_breaks() {
-        assert_eq!(github_output("count", "3"), "count=3\n");
-        let o = github_output("x", "a\nb");
-        let (head, rest) = o.split_once('\n').unwrap();
-        let delimiter = head.strip_prefix("x<<").unwrap();
-        assert_eq!(rest, format!("a\nb\n{delimiter}\n"));
+    fn hostile_values_stay_in_their_place() {
+        let mut r = sample();
+        r.pull_requests[0].url = "https://x/1\n::error::u) [y](javascript:z)".into();
+        r.pull_requests[0].action = "created\n# heading".into();
+        r.errors[0].message = "no\n::stop-commands::x\r\n::error::pwned".into();
+        r.skipped[0].file = "a,b:c\n::warning::d.yaml".into();
+        let c = workflow_commands(&r, Some("infra/"));
+        assert_eq!(c.lines().count(), 3, "{c}");
+        assert!(c.starts_with("::error title=image-updater%3A ghcr.io/acme/api::no\\n::stop-commands::x\\r\\n::error::pwned\n"), "{c}");
+        assert!(
+            c.contains("::warning file=infra/a%2Cb%3Ac\\n%3A%3Awarning%3A%3Ad.yaml,line=4,"),
+            "{c}"
+        );
+        let s = summary(&r);
+        assert!(s.contains("- #7 https://x/1\\\\n::error::u) \\[y\\](javascript:z) `image-updater/web` (created\\\\n\\# heading)\n"), "{s}");
+        assert!(
+            s.lines()
+                .all(|l| !l.starts_with("::") && !l.starts_with("# ")),
+            "{s}"
+        );
+        let v = Values::of(&r, None);
+        assert_eq!(v.github_outputs().lines().count(), 5);
+        assert_eq!(v.dotenv().lines().count(), 5);
     }
 
     #[test]
@@ -305,7 +307,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "::error title=image-updater%3A ghcr.io/acme/api::100%25 broken%0Asecond line",
+                "::error title=image-updater%3A ghcr.io/acme/api::100%25 broken\\nsecond line",
                 "::warning file=infra/charts/web/templates/deployment.yaml,line=4,title=image-updater%3A file skipped::not a plain YAML manifest: template braces `{{` at line 4, column 9",
                 "::notice file=infra/apps/web/deploy.yaml,line=30,title=image-updater%3A docker.io/library/nginx%3A1.27 left alone::no policy",
             ]

@@ -147,8 +147,10 @@ pub fn sanitize_ref(raw: &str) -> String {
     }
 }
 
-/// The default body: a table of the updates and the marker.
+/// The default body: a table of the updates and the marker. Names and paths are Markdown
+/// code spans or escaped text ([`crate::escape`]): none can leave its cell.
 fn table(updates: &[Update]) -> String {
+    use crate::escape::md_code;
     let mut rows: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for u in updates {
         rows.entry((u.image.clone(), u.from.clone(), u.to.clone()))
@@ -157,20 +159,40 @@ fn table(updates: &[Update]) -> String {
     }
     let mut out = String::from("| Image | From | To | Files |\n|---|---|---|---|\n");
     for ((image, from, to), files) in rows {
-        let files: Vec<String> = files.iter().map(|f| format!("`{f}`")).collect();
+        let files: Vec<String> = files.iter().map(|f| md_code(f)).collect();
         let _ = writeln!(
             out,
-            "| `{image}` | `{from}` | `{to}` | {} |",
+            "| {} | {} | {} | {} |",
+            md_code(&image),
+            md_code(&from),
+            md_code(&to),
             files.join(", ")
         );
     }
     out
 }
 
+/// The body of a pull request: the template (or the default text) with the table and the
+/// marker. The values a template takes from the updates (names from the repo's policies) are
+/// Markdown-escaped first: the template's author writes the markup, the values do not.
 fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
     let table = table(updates);
     let text = match template {
-        Some(t) => crate::fill_template(t, updates).replace("{{ table }}", &table),
+        Some(t) => {
+            let md = crate::escape::md_text;
+            let escaped: Vec<Update> = updates
+                .iter()
+                .map(|u| Update {
+                    policy: md(&u.policy),
+                    image: md(&u.image),
+                    file: md(&u.file),
+                    from: md(&u.from),
+                    to: md(&u.to),
+                    ..u.clone()
+                })
+                .collect();
+            crate::fill_template(t, &escaped).replace("{{ table }}", &table)
+        }
         None => format!("Image updates found by image-updater.\n\n{table}"),
     };
     format!(
@@ -460,5 +482,20 @@ mod tests {
         assert!(b.contains(BODY_MARKER));
         let custom = body(Some("Bump {{ name }}\n\n{{ table }}"), &u, "x");
         assert!(custom.starts_with("Bump web\n\n| Image |"), "{custom}");
+    }
+
+    #[test]
+    fn body_keeps_hostile_names_in_their_cells() {
+        let mut u = update("web", "1.2.0", "a|b <script>\n::error::x.yaml");
+        u.policy = "web\n# heading <img>".into();
+        let b = body(Some("Bump {{ name }}\n\n{{ table }}"), &[u], "x");
+        assert!(
+            b.contains("| `ghcr.io/acme/web` | `1.0.0` | `1.2.0` | a\\|b &lt;script&gt;\\\\n::error::x.yaml:3 |\n"),
+            "{b}"
+        );
+        assert!(
+            b.starts_with("Bump web\\\\n\\# heading &lt;img&gt;\n\n"),
+            "{b}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 mod deliver;
 mod discover;
+pub mod escape;
 pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -789,8 +790,10 @@ pub fn commit_message(
     message + "\n"
 }
 
-/// A unified diff of one file with `a/` and `b/` prefixes, as `git diff` prints it.
+/// A unified diff of one file with `a/` and `b/` prefixes, as `git diff` prints it. The path
+/// is a [`escape::text_line`]: a file name cannot add a line of its own.
 pub fn unified_diff(rel: &str, old: &str, new: &str) -> String {
+    let rel = escape::text_line(rel);
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use image_updater::cli::{Cli, Cmd};
+use image_updater::escape;
 use image_updater::policy::Policy;
 use image_updater::report::Format;
 use image_updater::{Command, Error, Request, TagInput};
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
         (false, _) => "debug",
     };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| escape::LogLine(std::io::stderr()))
         .with_ansi(!cli.global.no_color && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG").unwrap_or_else(|_| {
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape::text_line(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -138,10 +139,13 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     })
 }
 
+/// Write `s` to stdout. No line of it can start a GitHub Actions workflow command
+/// ([`escape::defuse_commands`]): the names and messages in it are escaped already, and a line
+/// of a diff is file content.
 fn print(s: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = stdout.write_all(s.as_bytes());
+    let _ = stdout.write_all(escape::defuse_commands(s).as_bytes());
     let _ = stdout.flush();
 }
 

@@ -1,10 +1,15 @@
 //! What a run found and did, as plain data, and its three renderings: a text table for
 //! people, JSON (schema version 1 of the product contract) for machines, Markdown for
 //! pull-request bodies and CI summaries.
+//!
+//! Every name, path, reason and message goes through [`crate::escape`] on its way into text
+//! or Markdown: none of it can add a line, a table cell or markup of its own.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+use crate::escape::{md_code, md_text, text_line};
 
 /// The result of `run` or `plan`, schema version 1.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
@@ -111,10 +116,14 @@ pub enum Format {
     Markdown,
 }
 
-/// Lay out rows as columns separated by two spaces.
+/// Lay out rows as columns separated by two spaces; each cell is a [`text_line`].
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| text_line(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -133,19 +142,18 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(header.to_vec());
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
     out
 }
 
+/// A Markdown table of cells already written as Markdown ([`md_text`], [`md_code`]).
 fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|");
     let mut out = format!("| {} |\n", header.join(" | "));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
     }
     out
 }
@@ -190,17 +198,24 @@ impl Report {
             let _ = writeln!(out, "\nSkipped:");
             for s in &self.skipped {
                 let what = s.image.as_deref().unwrap_or("(file)");
-                let _ = writeln!(out, "  {}:{}  {what}  {}", s.file, s.line, s.reason);
+                let _ = writeln!(
+                    out,
+                    "  {}:{}  {}  {}",
+                    text_line(&s.file),
+                    s.line,
+                    text_line(what),
+                    text_line(&s.reason)
+                );
             }
         }
         if !self.errors.is_empty() {
             let _ = writeln!(out, "\nErrors:");
             for e in &self.errors {
-                let _ = writeln!(out, "  {}", e.message);
+                let _ = writeln!(out, "  {}", text_line(&e.message));
             }
         }
         if let Some(c) = &self.commit {
-            let _ = writeln!(out, "\nCommitted and pushed {c}.");
+            let _ = writeln!(out, "\nCommitted and pushed {}.", text_line(c));
         }
         out
     }
@@ -223,7 +238,7 @@ impl Report {
                     .map(|r| {
                         r.into_iter()
                             .enumerate()
-                            .map(|(i, c)| if i == 0 { c } else { format!("`{c}`") })
+                            .map(|(i, c)| if i == 0 { md_text(&c) } else { md_code(&c) })
                             .collect()
                     })
                     .collect::<Vec<_>>(),
@@ -232,7 +247,7 @@ impl Report {
         if !self.errors.is_empty() {
             out.push_str("\n### Errors\n\n");
             for e in &self.errors {
-                let _ = writeln!(out, "- {}", e.message);
+                let _ = writeln!(out, "- {}", md_text(&e.message));
             }
         }
         if !self.skipped.is_empty() {
@@ -240,16 +255,15 @@ impl Report {
             for s in &self.skipped {
                 let _ = writeln!(
                     out,
-                    "- `{}:{}` {}: {}",
-                    s.file,
-                    s.line,
-                    s.image.as_deref().unwrap_or("(file)"),
-                    s.reason
+                    "- {} {}: {}",
+                    md_code(&format!("{}:{}", s.file, s.line)),
+                    md_text(s.image.as_deref().unwrap_or("(file)")),
+                    md_text(&s.reason)
                 );
             }
         }
         if let Some(c) = &self.commit {
-            let _ = writeln!(out, "\nCommit: `{c}`");
+            let _ = writeln!(out, "\nCommit: {}", md_code(c));
         }
         out
     }
@@ -288,13 +302,25 @@ impl ScanReport {
             })
             .collect();
         let header = ["FILE:LINE", "FORMAT", "IMAGE", "CURRENT", "POLICY"];
-        let mut out = match format {
+        let (mut out, esc): (String, fn(&str) -> String) = match format {
             Format::Json => return serde_json::to_string_pretty(self).expect("serialises") + "\n",
-            Format::Text => table(&header, &rows),
-            Format::Markdown => md_table(&header, &rows),
+            Format::Text => (table(&header, &rows), |s| text_line(s).into_owned()),
+            Format::Markdown => {
+                let rows: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| r.iter().map(|c| md_text(c)).collect())
+                    .collect();
+                (md_table(&header, &rows), md_text)
+            }
         };
         for s in &self.skipped {
-            let _ = writeln!(out, "skipped {}:{}: {}", s.file, s.line, s.reason);
+            let _ = writeln!(
+                out,
+                "skipped {}:{}: {}",
+                esc(&s.file),
+                s.line,
+                esc(&s.reason)
+            );
         }
         out
     }
@@ -312,12 +338,13 @@ impl TagsReport {
                     } else {
                         "  "
                     };
-                    let _ = writeln!(out, "{mark}{t}");
+                    let _ = writeln!(out, "{mark}{}", text_line(t));
                 }
                 for d in &self.dropped {
-                    let _ = writeln!(out, "- {}  ({})", d.tag, d.why);
+                    let _ = writeln!(out, "- {}  ({})", text_line(&d.tag), text_line(&d.why));
                 }
-                let _ = writeln!(out, "latest: {}", self.latest.as_deref().unwrap_or("null"));
+                let latest = self.latest.as_deref().unwrap_or("null");
+                let _ = writeln!(out, "latest: {}", text_line(latest));
                 out
             }
         }
@@ -363,8 +390,72 @@ pub(crate) mod tests {
         );
     }
 
+    /// A report whose every field carries hostile text.
+    fn hostile() -> Report {
+        let evil = "x|y\n::error::pwned <script>[l](u) # h `t`";
+        let mut r = Report::new();
+        r.updates.push(Update {
+            policy: evil.into(),
+            image: evil.into(),
+            file: evil.into(),
+            line: 3,
+            from: "1.0.0".into(),
+            to: "1.1.0".into(),
+            digest: None,
+            note: None,
+        });
+        r.skipped.push(Skipped {
+            image: Some(evil.into()),
+            file: evil.into(),
+            line: 4,
+            reason: evil.into(),
+        });
+        r.errors.push(ErrorEntry {
+            image: Some(evil.into()),
+            file: None,
+            message: evil.into(),
+        });
+        r
+    }
+
+    #[test]
+    fn text_report_keeps_hostile_text_on_its_line() {
+        let t = hostile().to_text();
+        assert_eq!(t.lines().count(), 9, "{t}");
+        assert!(t.lines().all(|l| !l.trim_start().starts_with("::")), "{t}");
+        assert!(t.contains("  x|y\\n::error::pwned"), "{t}");
+    }
+
+    #[test]
+    fn markdown_report_keeps_hostile_text_in_its_cell() {
+        let m = hostile().to_markdown();
+        let row = m.lines().find(|l| l.starts_with("| x")).expect(&m);
+        assert_eq!(row.matches(" | ").count(), 4, "{row}");
+        assert_eq!(row.matches('|').count(), 6 + 3, "{row}");
+        assert!(!m.contains("<script") && !m.contains("[l](u)"), "{m}");
+        for l in m.lines() {
+            assert!(!l.starts_with("# ") && !l.starts_with("::"), "{l}");
+        }
+    }
+
     #[test]
     fn markdown_escapes_pipes() {
-        assert!(md_table(&["a"], &[vec!["x|y".into()]]).contains("x\\|y"));
+        let md = ScanReport {
+            version: 1,
+            references: vec![Reference {
+                file: "a|b.yaml".into(),
+                line: 1,
+                format: "k8s".into(),
+                image: "x".into(),
+                tag: None,
+                digest: None,
+                policy: None,
+                reason: Some("why\n|".into()),
+            }],
+            skipped: vec![],
+        }
+        .render(Format::Markdown);
+        assert!(md.contains("| a\\|b.yaml:1 |"), "{md}");
+        assert!(md.contains("| (why\\\\n\\|) |"), "{md}");
     }
 }
