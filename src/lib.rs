@@ -206,10 +206,22 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
                 "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
             )));
         }
+        if ctx.config.delivery.mode == DeliveryMode::Commit {
+            complete_stopped_run(&wt, &branch).map_err(Error::Failed)?;
+        }
         Some((wt, branch))
     } else {
         None
     };
+    // `plan` compares with HEAD as `run` would, to show what `run` would leave alone; it reads
+    // the repository and writes nothing. Outside a git work tree there is nothing to compare.
+    let plan_tree =
+        if req.command == Command::Plan && ctx.config.delivery.mode != DeliveryMode::None {
+            git::WorkTree::open(root).ok()
+        } else {
+            None
+        };
+    let committed_only = work_tree.as_ref().map(|(wt, _)| wt).or(plan_tree.as_ref());
 
     let mut tags = TagCache::new();
     let mut outcome = Outcome::default();
@@ -218,7 +230,7 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         outcome.scan = scan_report(&pass.found, pass.report.skipped);
         return Ok(outcome);
     }
-    let mut pass = full_pass(&ctx, &mut tags).await?;
+    let mut pass = full_pass(&ctx, &mut tags, committed_only).await?;
     // The diff is what `plan` shows; `run` reports its changes in the commit.
     if req.command == Command::Plan {
         for (file, new_text) in &pass.rewritten {
@@ -265,7 +277,7 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
                         pass.report.errors.push(error_entry(None, e.to_string()));
                         break;
                     }
-                    pass = full_pass(&ctx, &mut tags).await?;
+                    pass = full_pass(&ctx, &mut tags, committed_only).await?;
                 }
                 Err(e) => {
                     pass.report.updates.clear();
@@ -282,10 +294,43 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
 /// The reference a commit waits under while it is pushed.
 const PENDING_REF: &str = "refs/image-updater/pending";
 
+/// Finish what a run stopped between moving the branch and writing the files left undone:
+/// write HEAD's bytes to the files it did not reach ([`git::WorkTree::unwritten`]).
+fn complete_stopped_run(wt: &git::WorkTree, branch: &str) -> Result<(), String> {
+    let files = wt.unwritten().map_err(|e| e.to_string())?;
+    if !files.is_empty() {
+        let head = wt.head().map_err(|e| e.to_string())?;
+        let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+        wt.advance(branch, head, &paths)
+            .map_err(|e| e.to_string())?;
+        let abs: Vec<PathBuf> = paths.iter().map(|p| wt.root().join(p)).collect();
+        let list: Vec<(&Path, &[u8])> = abs
+            .iter()
+            .zip(&files)
+            .map(|(a, (_, bytes))| (a.as_path(), bytes.as_slice()))
+            .collect();
+        for (path, result) in paths.iter().zip(write_all_atomic(&list)) {
+            result.map_err(|e| {
+                format!(
+                    "{}: a stopped run left it behind {head}, and it could not be written: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        tracing::info!(
+            "wrote {} file(s) of {head} that a stopped run left unwritten",
+            files.len()
+        );
+    }
+    wt.mark_written();
+    Ok(())
+}
+
 /// Commit the rewritten files on top of HEAD, push the commit, and only then move the branch
 /// and write the files. A run stopped at any point leaves the work tree as it was or complete,
 /// the remote without half a commit, and the next run finishes the job: a work tree behind its
-/// own HEAD (stopped before the files were written) is completed without a new commit.
+/// own HEAD (stopped before the files were written, noted by [`git::WorkTree::mark_unwritten`])
+/// is completed without a new commit ([`complete_stopped_run`]).
 fn deliver_commit(
     ctx: &Ctx<'_>,
     wt: &git::WorkTree,
@@ -336,7 +381,10 @@ fn deliver_commit(
         wt.delete_ref(PENDING_REF);
         pushed?;
         pass.report.commit = Some(oid.to_string());
-        if let Err(e) = wt.advance(branch, oid, &paths) {
+        let followed = wt
+            .mark_unwritten(oid)
+            .and_then(|()| wt.advance(branch, oid, &paths));
+        if let Err(e) = followed {
             // The updates are delivered: say so, and what is left for the next run.
             pass.report.errors.push(error_entry(
                 None,
@@ -358,6 +406,9 @@ fn deliver_commit(
         .map(|(file, text)| (pass.found.sources[*file].path.as_path(), text.as_bytes()))
         .collect();
     let written = write_all_atomic(&files);
+    if written.iter().all(Result::is_ok) {
+        wt.mark_written();
+    }
     for ((file, _), result) in pass.rewritten.iter().zip(written) {
         let src = &pass.found.sources[*file];
         if let Err(e) = result {
@@ -434,8 +485,13 @@ fn written(o: &Occurrence) -> String {
     }
 }
 
-/// Discover, resolve, select and rewrite in memory.
-async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
+/// Discover, resolve, select and rewrite in memory. With `committed_only` (a delivering `run`,
+/// or `plan`), a file whose work-tree bytes are not HEAD's is left alone ([`hold_back_uncommitted`]).
+async fn full_pass(
+    ctx: &Ctx<'_>,
+    tags: &mut TagCache,
+    committed_only: Option<&git::WorkTree>,
+) -> Result<Pass, Error> {
     // The configured images' tag lists are fetched while the files are read and parsed: the
     // one waits on registries, the other on the cores. Lists of images that turn out not to
     // occur are cancelled unread.
@@ -524,6 +580,10 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
         }
     }
     report.errors.dedup();
+    let held = match committed_only {
+        Some(wt) => hold_back_uncommitted(wt, found, &mut edits, report),
+        None => HashSet::new(),
+    };
 
     // rewrite: every file in memory, on every core (each splice is verified by parsing the
     // result again); a file whose edit does not verify is left alone.
@@ -552,10 +612,72 @@ async fn full_pass(ctx: &Ctx<'_>, tags: &mut TagCache) -> Result<Pass, Error> {
     current.extend(
         resolved
             .into_iter()
-            .filter(|n| !report.updates.iter().any(|u| u.policy == *n))
+            .filter(|n| !report.updates.iter().any(|u| u.policy == *n) && !held.contains(*n))
             .map(str::to_string),
     );
     Ok(pass)
+}
+
+/// Leave alone every file with updates whose bytes in the work tree are not HEAD's blob (or
+/// whose index entry is not): a user's change, not committed — modified, staged, untracked or
+/// added. It is not rewritten, so nothing of it is committed, pushed or overwritten; each of
+/// its updates becomes an error naming the file. The rest is delivered as usual. Only the
+/// files with updates are compared (a hash each), never the whole repository. Returns the
+/// policies whose updates were held back (their pull requests are not closed as current).
+fn hold_back_uncommitted(
+    wt: &git::WorkTree,
+    found: &Discovery,
+    edits: &mut BTreeMap<usize, Vec<(Vec<Edit>, Update)>>,
+    report: &mut Report,
+) -> HashSet<String> {
+    let files: Vec<usize> = edits.keys().copied().collect();
+    if files.is_empty() {
+        return HashSet::new();
+    }
+    let paths: Vec<&Path> = files
+        .iter()
+        .map(|f| found.sources[*f].path.as_path())
+        .collect();
+    let states = wt.relative_all(&paths).and_then(|rels| {
+        let list: Vec<(PathBuf, &[u8])> = rels
+            .into_iter()
+            .zip(&files)
+            .map(|(rel, f)| (rel, found.sources[*f].text.as_bytes()))
+            .collect();
+        wt.uncommitted(&list)
+    });
+    let why: Vec<Option<String>> = match states {
+        Ok(states) => states
+            .into_iter()
+            .map(|s| {
+                s.map(|s| {
+                    format!(
+                        "has uncommitted changes in the work tree ({s}); commit or discard \
+                         them, then run again"
+                    )
+                })
+            })
+            .collect(),
+        // Nothing can be shown to be committed: nothing is rewritten.
+        Err(e) => vec![Some(format!("could not be compared with HEAD ({e})")); files.len()],
+    };
+    let mut held = HashSet::new();
+    for (file, why) in files.into_iter().zip(why) {
+        let Some(why) = why else { continue };
+        let rel = &found.sources[file].rel;
+        for (_, u) in edits.remove(&file).unwrap_or_default() {
+            report.errors.push(ErrorEntry {
+                image: Some(u.image.clone()),
+                file: Some(rel.clone()),
+                message: format!(
+                    "{rel}:{}: {} {} -> {} not applied: {rel} {why}",
+                    u.line, u.image, u.from, u.to
+                ),
+            });
+            held.insert(u.policy);
+        }
+    }
+    held
 }
 
 /// The tags that are valid OCI tags, and the others: hostile or broken tags never reach a

@@ -2,7 +2,9 @@
 //!
 //! `git2` on the local work tree; no git binary is needed. Only the rewritten paths enter the
 //! commit (built from HEAD's tree, not from whatever else happens to be staged), file modes
-//! are kept, and credentials come from the environment ([`credentials`]).
+//! are kept, and credentials come from the environment ([`credentials`]). Only files whose
+//! work-tree bytes are HEAD's are rewritten at all ([`WorkTree::uncommitted`]): a user's
+//! uncommitted edit never enters a commit.
 
 pub mod credentials;
 pub mod hostkeys;
@@ -18,6 +20,32 @@ use git2::{
 /// How long a push to a repository on this machine waits for another writer's lock on the
 /// branch before calling the push refused.
 const REF_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The reference naming a commit pushed and checked out whose files the work tree may not
+/// have yet: set before the branch moves, removed once the files are written. A run stopped in
+/// between leaves it, and the next run completes the work tree ([`WorkTree::unwritten`]).
+const UNWRITTEN_REF: &str = "refs/image-updater/worktree";
+
+/// Why a file's work-tree bytes are not simply HEAD's: a change of the user's, not committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncommitted {
+    /// The path is not in HEAD: untracked, or added and not committed.
+    NotInHead,
+    /// The index holds something other than HEAD's blob: staged and not committed.
+    Staged,
+    /// The work tree differs from HEAD's blob.
+    Modified,
+}
+
+impl std::fmt::Display for Uncommitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Uncommitted::NotInHead => "not in HEAD: untracked, or added and not committed",
+            Uncommitted::Staged => "staged, not committed",
+            Uncommitted::Modified => "modified, not committed",
+        })
+    }
+}
 
 /// A delivery failure; messages never hold a credential (URLs are redacted).
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +174,7 @@ impl WorkTree {
             format!("refs/heads/{branch}.lock"),
             format!("refs/remotes/origin/{branch}.lock"),
             "refs/image-updater/pending.lock".to_string(),
+            format!("{UNWRITTEN_REF}.lock"),
         ]
         .iter()
         .map(|l| git.join(l))
@@ -364,6 +393,127 @@ impl WorkTree {
             let path = d.new_file().path().or(d.old_file().path());
             path.is_some_and(|p| contents.iter().any(|(c, _)| c == p))
         })
+    }
+
+    /// For each file (its path relative to the work tree's root, and the bytes read from the
+    /// work tree), whether it holds a change of the user's that is not committed: None when
+    /// HEAD's blob and the index entry are exactly these bytes, else why not.
+    ///
+    /// Cheap on a large repository: a hash of each given file's bytes (on every core) and a
+    /// look-up of its path in HEAD's tree and in the index; nothing else is read or hashed.
+    /// The comparison is byte for byte, so a file that a checkout filter (`core.autocrlf`,
+    /// `.gitattributes` `eol`) rewrites counts as modified.
+    pub fn uncommitted(
+        &self,
+        files: &[(PathBuf, &[u8])],
+    ) -> Result<Vec<Option<Uncommitted>>, GitError> {
+        let tree = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_tree())
+            .map_err(|e| GitError::new("reading HEAD's tree", e.message()))?;
+        let mut index = self
+            .repo
+            .index()
+            .map_err(|e| GitError::new("reading the index", e.message()))?;
+        // Another process may have staged something since this handle first read the index.
+        index
+            .read(false)
+            .map_err(|e| GitError::new("reading the index", e.message()))?;
+        let hashes = crate::parallel::map_in_order(files, crate::parallel::cores(), |(_, b)| {
+            Oid::hash_object(git2::ObjectType::Blob, b)
+        });
+        files
+            .iter()
+            .zip(hashes)
+            .map(|((path, _), hash)| {
+                let hash = hash.map_err(|e| GitError::new("hashing", e.message()))?;
+                let committed = match tree.get_path(path) {
+                    Ok(e) if e.kind() == Some(git2::ObjectType::Blob) => e.id(),
+                    _ => return Ok(Some(Uncommitted::NotInHead)),
+                };
+                match index.get_path(path, 0) {
+                    Some(e) if e.id == committed => {}
+                    _ => return Ok(Some(Uncommitted::Staged)),
+                }
+                Ok((hash != committed).then_some(Uncommitted::Modified))
+            })
+            .collect()
+    }
+
+    /// The work tree's root (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Note that the pushed commit `oid` is about to be checked out and its files written
+    /// ([`WorkTree::unwritten`]); call before moving the branch to it.
+    pub fn mark_unwritten(&self, oid: Oid) -> Result<(), GitError> {
+        self.repo
+            .reference(UNWRITTEN_REF, oid, true, "image-updater: files to write")
+            .map(|_| ())
+            .map_err(|e| GitError::new(&format!("writing {UNWRITTEN_REF}"), e.message()))
+    }
+
+    /// The work tree has every file of the checked-out commit: drop the note.
+    pub fn mark_written(&self) {
+        self.delete_ref(UNWRITTEN_REF);
+    }
+
+    /// The files a stopped run did not write: when [`WorkTree::mark_unwritten`] names HEAD,
+    /// each file HEAD's commit changed whose work-tree bytes are still its parent's (and whose
+    /// index entry is the parent's or HEAD's) — path relative to the root, HEAD's bytes. Any
+    /// other file (a user's edit since) is not ours to complete. A note that names another
+    /// commit (the run stopped before the branch moved) is dropped.
+    pub fn unwritten(&self) -> Result<Vec<(PathBuf, Vec<u8>)>, GitError> {
+        let Ok(marked) = self.repo.refname_to_id(UNWRITTEN_REF) else {
+            return Ok(Vec::new());
+        };
+        if self.head().ok() != Some(marked) {
+            self.mark_written();
+            return Ok(Vec::new());
+        }
+        let failed = |e: git2::Error| GitError::new("reading the last commit", e.message());
+        let commit = self.repo.find_commit(marked).map_err(failed)?;
+        let Ok(parent) = commit.parent(0) else {
+            return Ok(Vec::new());
+        };
+        let (new_tree, old_tree) = (
+            commit.tree().map_err(failed)?,
+            parent.tree().map_err(failed)?,
+        );
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)
+            .map_err(failed)?;
+        let index = self.repo.index().map_err(failed)?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            let (old, new) = (delta.old_file(), delta.new_file());
+            let Some(path) = new
+                .path()
+                .filter(|_| delta.status() == git2::Delta::Modified)
+            else {
+                continue;
+            };
+            let abs = self.root.join(path);
+            if std::fs::symlink_metadata(&abs).map_or(true, |m| !m.is_file()) {
+                continue;
+            }
+            let staged = index.get_path(path, 0).map(|e| e.id);
+            if staged != Some(old.id()) && staged != Some(new.id()) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&abs) else {
+                continue;
+            };
+            if Oid::hash_object(git2::ObjectType::Blob, &bytes).ok() != Some(old.id()) {
+                continue;
+            }
+            let blob = self.repo.find_blob(new.id()).map_err(failed)?;
+            out.push((path.to_path_buf(), blob.content().to_vec()));
+        }
+        Ok(out)
     }
 
     /// The URL of `origin`.
