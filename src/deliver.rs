@@ -269,8 +269,11 @@ pub(crate) async fn pull_requests(
             let branch = render_branch(&delivery.branch, &batch);
             match forge.find_open(&branch, base).await {
                 Ok(Some(pr)) if pr.body.contains(BODY_MARKER) => {
+                    // A Markdown comment: the names come from the repo.
                     let comment = format!(
-                        "{base} already has the newest tag that policy `{name}` allows, so this pull request is no longer needed. Closed by image-updater."
+                        "{} already has the newest tag that policy {} allows, so this pull request is no longer needed. Closed by image-updater.",
+                        crate::escape::md_text(base),
+                        crate::escape::md_code(name)
                     );
                     match forge.close(pr.number, &comment).await {
                         Ok(()) => report.pull_requests.push(PullRequest {
