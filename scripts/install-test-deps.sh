@@ -19,6 +19,7 @@ have_cmd python3 || need+=(python3)
 have_cmd musl-gcc || need+=(musl-tools)               # the static (musl) binary
 have_cmd buildah || need+=(buildah)                   # the container image, built and run
 have_cmd unshare || need+=(util-linux)                # the empty root the static binary runs in
+[ -x /usr/bin/time ] || need+=(time)                  # GNU time: peak RSS of hostile-server runs
 have_cmd curl || need+=(curl)                         # action.yml's download, run by a test
 have_pkg ca-certificates || need+=(ca-certificates)   # the CA bundle put into the image
 

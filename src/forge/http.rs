@@ -73,6 +73,8 @@ impl Api {
             .default_headers(map)
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
+            // The token header (`PRIVATE-TOKEN` on GitLab) would follow a redirect to any host.
+            .redirect(crate::http::redirect_policy(|_| false))
             .build()
             .map_err(|e| ForgeError::setup(format!("cannot build an HTTP client: {e}")))?;
         Ok(Api {
@@ -142,6 +144,7 @@ impl Api {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| {
+            let e = e.without_url();
             let mut msg = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
@@ -152,14 +155,17 @@ impl Api {
             self.error(None, &method, path, &msg)
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            self.error(
-                Some(status.as_u16()),
-                &method,
-                path,
-                &format!("reading the answer: {e}"),
-            )
-        })?;
+        let body = crate::http::read_body(resp, crate::http::DEFAULT_RESPONSE_BYTES)
+            .await
+            .map_err(|e| {
+                self.error(
+                    Some(status.as_u16()),
+                    &method,
+                    path,
+                    &format!("reading the answer: {e}"),
+                )
+            })?;
+        let text = String::from_utf8_lossy(&body).into_owned();
         if status.is_success() {
             Ok((status.as_u16(), text))
         } else {

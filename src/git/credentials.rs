@@ -95,6 +95,11 @@ fn default_user(var: &str) -> &'static str {
 }
 
 /// Remove the user-info part of every URL in `s` (`https://user:secret@host` -> `https://***@host`).
+///
+/// The user-info runs to the last `@` before the end of the URL (whitespace or a quote), so a
+/// password holding `@`, `%2F` or even a raw `/` (`https://bot:pa/ss@host/x`) is covered too.
+/// Text after a `/` is user-info only when a `:` precedes that `/` (`user:pa/ss@`), so a path
+/// holding `@` (`https://host/a@b`) keeps its host.
 pub fn redact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -102,14 +107,19 @@ pub fn redact(s: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | '`'))
             .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
+        let url = &tail[..end];
+        let userinfo_end = url.rfind('@').filter(|&at| match url[..at].find('/') {
+            None => true,
+            Some(slash) => url[..slash].contains(':'),
+        });
+        match userinfo_end {
             Some(at) => {
                 out.push_str("***");
-                out.push_str(&tail[at..end]);
+                out.push_str(&url[at..]);
             }
-            None => out.push_str(&tail[..end]),
+            None => out.push_str(url),
         }
         rest = &tail[end..];
     }
@@ -130,5 +140,18 @@ mod tests {
         assert_eq!(redact("http://example.com/x"), "http://example.com/x");
         assert_eq!(redact("a ssh://git@h:22/r b"), "a ssh://***@h:22/r b");
         assert_eq!(redact("no url"), "no url");
+        // Passwords that look like URL syntax: a raw `/`, `@`, an encoded `/`.
+        for pass in ["pa/ss", "p@ss", "pa%2Fss", "a/b@c%2Fd"] {
+            let text = format!("cloning 'https://bot:{pass}@h.example:8443/r.git' failed");
+            let r = redact(&text);
+            assert_eq!(
+                r, "cloning 'https://***@h.example:8443/r.git' failed",
+                "{pass}"
+            );
+        }
+        assert_eq!(
+            redact("see https://h.example/a@b"),
+            "see https://h.example/a@b"
+        );
     }
 }

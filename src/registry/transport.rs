@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
+
+use crate::http::{read_body, BodyError};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
@@ -30,6 +32,10 @@ pub struct Options {
     pub backoff_base: Duration,
     /// A `Retry-After` longer than this is not waited for: the request fails at once.
     pub max_retry_after: Duration,
+    /// The longest answer read (`limits.response_bytes`); a longer one fails the request.
+    pub response_bytes: u64,
+    /// Tags listed at most per repository (`limits.tags_per_repository`).
+    pub tags_per_repository: usize,
 }
 
 /// A complete response.
@@ -86,8 +92,21 @@ impl Secrets {
         }
         // Short values (a user `git`, say) would blank out ordinary words; they are no secret.
         out.retain(|s| s.len() >= 6);
-        let encoded: Vec<String> = out.iter().map(|s| percent_encode(s)).collect();
-        out.extend(encoded);
+        // The shapes an echo may give them: percent-encoded (upper- or lower-case hex, a space
+        // as `%20` or a form's `+`), and decoded once (a password holding `%2F` comes back
+        // as `/`).
+        let variants: Vec<String> = out
+            .iter()
+            .flat_map(|s| {
+                let upper = percent_encode(s);
+                let lower = lower_hex(&upper);
+                let form = upper.replace("%20", "+");
+                let decoded = percent_decode(s);
+                [upper, lower, form, decoded]
+            })
+            .collect();
+        out.extend(variants);
+        out.retain(|s| s.len() >= 6);
         out.sort_by_key(|s| std::cmp::Reverse(s.len()));
         out.dedup();
         Secrets(out)
@@ -116,6 +135,44 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// `%2F` -> `%2f` in every escape.
+fn lower_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut left = 0;
+    for c in s.chars() {
+        if c == '%' {
+            left = 2;
+            out.push(c);
+        } else if left > 0 {
+            left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `%XX` escapes decoded once; anything that is no valid escape or UTF-8 is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 impl Response {
@@ -251,6 +308,7 @@ impl Transport {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("image-updater/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
+            .redirect(crate::http::redirect_policy(is_blob))
             .tls_danger_accept_invalid_certs(s.accept_invalid_certs);
         if !s.extra_roots.is_empty() {
             builder = builder.tls_certs_merge(s.extra_roots);
@@ -275,6 +333,11 @@ impl Transport {
             options,
             sent: AtomicU64::new(0),
         })
+    }
+
+    /// Tags listed at most per repository (`limits.tags_per_repository`).
+    pub fn tags_per_repository(&self) -> usize {
+        self.options.tags_per_repository
     }
 
     /// The base URL in use (`https://host`), for building absolute URLs in tests.
@@ -329,7 +392,7 @@ impl Transport {
                     attempt + 1
                 ));
             }
-            tracing::debug!(url = req.target, attempt, ?wait, "retrying: {last}");
+            tracing::debug!(url = %shown(req.target), attempt, ?wait, "retrying: {last}");
             tokio::time::sleep(wait).await;
         }
     }
@@ -400,16 +463,16 @@ impl Transport {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let secrets = Secrets::of(req);
         let work = async {
-            let resp = builder.send().await?;
+            let resp = builder.send().await.map_err(BodyError::Read)?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let url = resp.url().clone();
             let body = if req.method == Method::HEAD {
                 Vec::new()
             } else {
-                resp.bytes().await?.to_vec()
+                read_body(resp, o.response_bytes).await?
             };
-            Ok::<_, reqwest::Error>(Response {
+            Ok::<_, BodyError>(Response {
                 status,
                 headers,
                 body,
@@ -420,30 +483,43 @@ impl Transport {
         let timed_out = || {
             if by_deadline {
                 Failure::Fatal(format!(
-                    "{} {url}: the run's registry deadline passed while waiting for an answer",
-                    req.method
+                    "{} {}: the run's registry deadline passed while waiting for an answer",
+                    req.method,
+                    shown(url)
                 ))
             } else {
                 Failure::Transient(format!(
-                    "{} {url}: no complete answer within {}s",
+                    "{} {}: no complete answer within {}s",
                     req.method,
+                    shown(url),
                     timeout.as_secs_f64()
                 ))
             }
         };
         match tokio::time::timeout(timeout + Duration::from_millis(50), work).await {
             Err(_) => Err((timed_out(), false)),
-            Ok(Err(e)) if e.is_timeout() => Err((timed_out(), false)),
-            Ok(Err(e)) => {
+            Ok(Err(e @ BodyError::TooLarge { .. })) => Err((
+                Failure::Fatal(format!("{} {}: {e}", req.method, shown(url))),
+                false,
+            )),
+            Ok(Err(BodyError::Read(e))) if e.is_timeout() => Err((timed_out(), false)),
+            Ok(Err(BodyError::Read(e))) => {
+                let (connect, fatal) = (e.is_connect(), e.is_builder() || e.is_redirect());
+                // reqwest names the full URL, query and all (an `account=`); ours is shortened.
                 // A failed redirect names its URL, which may carry what the server put there.
-                let text = secrets.scrub(&chain(&e));
+                let text = format!(
+                    "{} {}: {}",
+                    req.method,
+                    shown(url),
+                    secrets.scrub(&chain(&e.without_url()))
+                );
                 let lower = text.to_ascii_lowercase();
                 if lower.contains("certificate") || lower.contains("unknownissuer") {
                     Err((
                         Failure::Fatal(format!(
                             "TLS certificate not trusted ({text}); set registries[].ca_file to the CA that signed it"
                         )),
-                        e.is_connect(),
+                        connect,
                     ))
                 } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message")
                 {
@@ -451,12 +527,12 @@ impl Transport {
                         Failure::Fatal(format!(
                             "the registry does not answer TLS ({text}); if it serves plain HTTP, set registries[].insecure: true"
                         )),
-                        e.is_connect(),
+                        connect,
                     ))
-                } else if e.is_builder() {
+                } else if fatal {
                     Err((Failure::Fatal(text), false))
                 } else {
-                    Err((Failure::Transient(text), e.is_connect()))
+                    Err((Failure::Transient(text), connect))
                 }
             }
             Ok(Ok(r)) => {
@@ -466,8 +542,9 @@ impl Transport {
                 {
                     return Err((
                         Failure::Transient(format!(
-                            "{} {url}: the answer is not complete JSON ({} bytes)",
+                            "{} {}: the answer is not complete JSON ({} bytes)",
                             req.method,
+                            shown(url),
                             r.body.len()
                         )),
                         false,
@@ -477,6 +554,18 @@ impl Transport {
             }
         }
     }
+}
+
+/// A registry may send a blob download to storage on another host (a CDN, S3); nothing else.
+fn is_blob(url: &Url) -> bool {
+    url.path().contains("/blobs/")
+}
+
+/// `url` as printed in messages: user-info and query left out (see [`crate::http::display_url`]).
+fn shown(url: &str) -> String {
+    Url::parse(url)
+        .map(|u| crate::http::display_url(&u))
+        .unwrap_or_else(|_| url.split('?').next().unwrap_or("").to_string())
 }
 
 fn is_retryable(s: StatusCode) -> bool {
@@ -540,6 +629,31 @@ mod tests {
             Secrets::of(&bearer).scrub("token tok.en-secret echoed"),
             "token *** echoed"
         );
+    }
+
+    /// Passwords that look like URL syntax are blanked out in every shape an echo may take:
+    /// raw, percent-encoded (either case, a space as `+`), and decoded once.
+    #[test]
+    fn url_shaped_passwords_are_scrubbed_in_every_encoding() {
+        use base64::Engine;
+        for pass in ["pa/ss-word@1", "pass%2Fword-2", "p@ss word/3"] {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("someuser:{pass}"));
+            let req = Request::get("/v2/").header("Authorization", &format!("Basic {basic}"));
+            let secrets = Secrets::of(&req);
+            let upper = percent_encode(pass);
+            let echoes = [
+                pass.to_string(),
+                upper.clone(),
+                lower_hex(&upper),
+                upper.replace("%20", "+"),
+                percent_decode(pass),
+            ];
+            for echo in echoes {
+                let text = secrets.scrub(&format!("denied: password={echo};"));
+                assert_eq!(text, "denied: password=***;", "{pass} as {echo}");
+            }
+        }
     }
 
     #[test]

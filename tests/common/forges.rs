@@ -22,8 +22,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::{bare_repo_with_files, Registry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
-
 /// Every variable that could steer a run's forge, token or git credentials from outside.
 const CLEARED_ENV: [&str; 26] = [
     "IMAGE_UPDATER_GIT_TOKEN",
@@ -124,7 +122,7 @@ pub fn pr_remote(dir: &Path, registry_addr: &str, delivery_lines: &str) -> PathB
 /// The command `image-updater run WORK --output json` with a clean environment plus `env`
 /// (more arguments may follow), not started.
 pub fn run_command(work: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(super::test_bin());
     cmd.args(["run", work.to_str().unwrap(), "--output", "json"])
         .env("NO_COLOR", "1");
     for v in CLEARED_ENV {
