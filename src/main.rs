@@ -11,6 +11,20 @@ use image_updater::policy::Policy;
 use image_updater::report::Format;
 use image_updater::{Command, Error, Request, TagInput};
 
+/// `IMAGE_UPDATER_LOG` (an `EnvFilter`), else our own events at `level`. The HTTP and TLS
+/// crates under us log whole URLs (a token request's `account=`, a redirect's query) and
+/// headers at debug and trace, unscrubbed: they are held at `info` whatever the filter says.
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("image_updater={level}")));
+    for quiet in ["reqwest", "hyper", "hyper_util", "h2", "rustls", "tower", "git2"] {
+        if let Ok(d) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
@@ -23,11 +37,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(|| escape::LogLine(std::io::stderr()))
         .with_ansi(!cli.global.no_color && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("image_updater={level}"))
-            }),
-        )
+        .with_env_filter(log_filter(level))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
