@@ -36,13 +36,13 @@ pub struct RegistryConfig {
     /// Where to query instead of `host`: another `host[:port]` (a mirror), or
     /// `oci-layout:PATH`, an OCI image layout tree relative to the repo root.
     #[serde(default)]
-    pub api: Option<String>,
+    pub api: Option<Spanned<String>>,
     /// Plain HTTP or unverified TLS for this host only.
     #[serde(default)]
     pub insecure: bool,
     /// A PEM CA bundle to trust for this host, relative to the repo root.
     #[serde(default)]
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub credentials: Option<Credentials>,
     /// Requests in flight to this registry at once (default 4 for Docker Hub, 8 elsewhere).
@@ -51,6 +51,18 @@ pub struct RegistryConfig {
     /// Requests started per second at most (default 10 for Docker Hub, 50 elsewhere).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+}
+
+impl RegistryConfig {
+    /// `api` as written.
+    pub fn api(&self) -> Option<&str> {
+        self.api.as_ref().map(|a| a.value.as_str())
+    }
+
+    /// `ca_file` as written.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_ref().map(|f| f.value.as_path())
+    }
 }
 
 /// Credentials are never written in the config: it names the environment variables holding them.
@@ -309,16 +321,59 @@ pub struct Watched {
 }
 
 impl Config {
-    /// Read `file`; a missing file is an empty config when `required` is false.
+    /// Read `file`; a missing file is an empty config when `required` is false. Only a
+    /// regular file of at most [`MAX_CONFIG_FILE`] bytes is read (a FIFO never blocks).
     pub fn load(file: &Path, required: bool) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+        let expected = "an .image-updater.yaml config (YAML)";
+        let bytes = match crate::manifest::files::read_regular_file(file, MAX_CONFIG_FILE, expected)
+        {
+            Ok(b) => b,
+            Err(e) if e.io == Some(std::io::ErrorKind::NotFound) && !required => {
                 return Ok(Config::default());
             }
-            Err(e) => return Err(ConfigError(format!("{}: {e}", file.display()))),
+            Err(e) => return Err(ConfigError(e.to_string())),
         };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ConfigError(format!(
+                "{}: stream did not contain valid UTF-8",
+                file.display()
+            ))
+        })?;
         Config::parse(file, &text)
+    }
+
+    /// Refuse `ca_file` and `oci-layout:PATH` paths that leave `root` when `file` is the
+    /// repository's own config (see [`config_from_repo`]): absolute paths, `..` components,
+    /// paths into `.git`, and paths whose symlinks lead out of `root` are errors at the
+    /// key's line and column. A config from outside the repository (`--config`) was chosen by
+    /// whoever runs the tool and may name any path.
+    pub fn check_paths(&self, file: &Path, root: &Path) -> Result<(), ConfigError> {
+        if !config_from_repo(file, root) {
+            return Ok(());
+        }
+        for r in &self.registries {
+            if let Some(api) = &r.api {
+                if let Some(path) = api.value.strip_prefix("oci-layout:") {
+                    path_in_repo(Path::new(path), root).map_err(|e| {
+                        ConfigError::at(
+                            file,
+                            &api.referenced,
+                            format!("registries[{}].api {:?}: {e}", r.host, api.value),
+                        )
+                    })?;
+                }
+            }
+            if let Some(ca) = &r.ca_file {
+                path_in_repo(&ca.value, root).map_err(|e| {
+                    ConfigError::at(
+                        file,
+                        &ca.referenced,
+                        format!("registries[{}].ca_file {:?}: {e}", r.host, ca.value),
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Parse config text; `file` is used in messages only.
@@ -422,7 +477,7 @@ impl Config {
             });
         }
         for r in &self.registries {
-            if r.credentials.is_some() && r.api.as_deref().is_some_and(is_layout) {
+            if r.credentials.is_some() && r.api().is_some_and(is_layout) {
                 return Err(ConfigError(format!(
                     "{}: registries[{}]: credentials make no sense for an oci-layout api",
                     file.display(),
@@ -454,6 +509,88 @@ impl Config {
             helm: keys.clone(),
             argocd_helm_params: keys,
         }
+    }
+}
+
+/// The largest config file read: 10 MiB, as a manifest (a thousand images take some 100 KiB).
+pub const MAX_CONFIG_FILE: u64 = 10 * 1024 * 1024;
+
+/// Whether `file` is the repository's own config: the default `ROOT/.image-updater.yaml`, or
+/// a `--config` file inside `root` (by its path, or by where its symlinks lead). Its paths are
+/// content of the repository, written by whoever can push to it, and must stay inside it.
+pub fn config_from_repo(file: &Path, root: &Path) -> bool {
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return true;
+    };
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    // The directory it is in, symlinks resolved, and the file itself, symlinks resolved.
+    let by_dir = match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir).ok().map(|d| d.join(name)),
+        _ => None,
+    };
+    let by_target = std::fs::canonicalize(&absolute).ok();
+    [Some(absolute), by_dir, by_target]
+        .into_iter()
+        .flatten()
+        .any(|p| p.starts_with(&root))
+}
+
+/// Check that `path` (relative to `root`, from the repository's config) names something
+/// inside `root`: not absolute, no `..`, not into `.git`, and no symlink on the way leading
+/// out. A path that does not exist yet is checked as far as it exists (the read reports it
+/// missing later).
+fn path_in_repo(path: &Path, root: &Path) -> Result<(), String> {
+    use std::path::Component;
+    const WHY: &str = "the repository's own config may only name paths inside the \
+         repository and outside .git, relative to its root (a config given with --config from \
+         outside the repository may name any path)";
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("an absolute path is not allowed: {WHY}"))
+            }
+            Component::ParentDir => {
+                return Err(format!("'..' reaches outside the repository: {WHY}"))
+            }
+            Component::Normal(n) if n == ".git" => {
+                return Err(format!("a path into .git is not allowed: {WHY}"))
+            }
+            _ => {}
+        }
+    }
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Ok(());
+    };
+    // The longest part of the path that exists, with its symlinks resolved.
+    let mut existing = root.join(path);
+    let resolved = loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(p) => break Some(p),
+            Err(_) if std::fs::symlink_metadata(&existing).is_ok() => {
+                return Err(format!(
+                    "{} cannot be resolved (a broken or looping symlink?)",
+                    existing.display()
+                ))
+            }
+            Err(_) => {
+                if !existing.pop() {
+                    break None;
+                }
+            }
+        }
+    };
+    let Some(resolved) = resolved else {
+        return Ok(());
+    };
+    match resolved.strip_prefix(&root) {
+        Err(_) => Err(format!(
+            "a symlink leads outside the repository (to {}): {WHY}",
+            resolved.display()
+        )),
+        Ok(rel) if rel.starts_with(".git") => Err(format!(
+            "a symlink leads into .git, which is not allowed: {WHY}"
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -526,6 +663,44 @@ mod tests {
         // Dots inside names are fine.
         let ok = "paths: ['apps/..x/**', 'a..b/*.yaml', '.flux/**']\n";
         assert!(parse(ok).unwrap().watched(Path::new("cfg.yaml")).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn repo_config_paths_stay_in_the_repo() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("repo");
+        std::fs::create_dir_all(root.join("certs")).unwrap();
+        std::os::unix::fs::symlink(t.path(), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("certs", root.join("in")).unwrap();
+        std::os::unix::fs::symlink("missing", root.join("broken")).unwrap();
+        for ok in [
+            "certs/ca.pem",
+            "in/ca.pem",
+            "not/there/yet.pem",
+            "",
+            "a..b/c",
+        ] {
+            assert_eq!(path_in_repo(Path::new(ok), &root), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("/etc/ssl/ca.pem", "absolute"),
+            ("../x.pem", "'..'"),
+            ("certs/../../x.pem", "'..'"),
+            (".git/config", ".git"),
+            ("out/x.pem", "symlink leads outside"),
+            ("out", "symlink leads outside"),
+            ("broken/x.pem", "cannot be resolved"),
+        ] {
+            let e = path_in_repo(Path::new(bad), &root).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // The config's own place decides whether its paths are held to the repo.
+        assert!(config_from_repo(&root.join(".image-updater.yaml"), &root));
+        assert!(config_from_repo(&root.join("in/cfg.yaml"), &root));
+        assert!(!config_from_repo(&t.path().join("cfg.yaml"), &root));
+        // Named inside the repo, though a symlink leads out: still the repo's.
+        assert!(config_from_repo(&root.join("out/cfg.yaml"), &root));
     }
 
     #[test]

@@ -134,12 +134,14 @@ pub struct Outcome {
 }
 
 /// Load the config for `root`: an explicit file must exist; the default one may be absent.
+/// The repository's own config may only name `ca_file` and `oci-layout:` paths inside `root`.
 pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, PathBuf), Error> {
     let (file, required) = match explicit {
         Some(f) => (f.to_path_buf(), true),
         None => (root.join(".image-updater.yaml"), false),
     };
     let config = Config::load(&file, required)?;
+    config.check_paths(&file, root)?;
     Ok((config, file))
 }
 

@@ -7,8 +7,9 @@
 //! `report.txt` (the run's updates with any digest written, skipped references and errors, one a
 //! line).
 //!
-//! The registry is an OCI image layout tree built from `tags.txt` in a temp dir
-//! (`LAYOUT/<registry>/<repository>/index.json`), so config says
+//! The registry is an OCI image layout tree built from `tags.txt` in the work tree, kept out
+//! of git (`LAYOUT/<registry>/<repository>/index.json`, `LAYOUT` being `.registry`: the
+//! repo's config may only name paths inside the repo), so config says
 //! `api: "oci-layout:{{LAYOUT}}/<registry>"` per host. The repo is a real git clone of a bare
 //! remote over file://. For each case: `plan --output json` writes nothing and reports what
 //! `run` then does; `run` (delivery `commit`) leaves the work tree equal to `expected/`, pushes
@@ -161,11 +162,9 @@ fn tree_diff(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) -> Vec<Strin
 fn run_case(case: &Path, update: bool) -> Vec<String> {
     let mut failures = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    std::fs::create_dir_all(&layout).unwrap();
     let read = |name: &str| std::fs::read_to_string(case.join(name)).unwrap_or_default();
-    build_layout(&read("tags.txt"), &layout);
-    let config = read("config.yaml").replace("{{LAYOUT}}", layout.to_str().unwrap());
+    // The layout sits in the work tree (the repo's config may only name paths inside it).
+    let config = read("config.yaml").replace("{{LAYOUT}}", common::LAYOUT_IN_REPO);
 
     let input = tree(&case.join("input"));
     let mut files = input.clone();
@@ -179,10 +178,12 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
         &format!("file://{}", bare.display()),
         &tmp.path().join("work"),
     );
+    build_layout(&read("tags.txt"), &common::layout_in_work_tree(&work));
     let work_s = work.to_str().unwrap();
+    let layout_dir = format!("{}/", common::LAYOUT_IN_REPO);
     let repo_tree = |dir: &Path| {
         let mut t = tree(dir);
-        t.retain(|(p, _)| p != ".image-updater.yaml");
+        t.retain(|(p, _)| p != ".image-updater.yaml" && !p.starts_with(&layout_dir));
         t
     };
     let remote_head = || {
@@ -324,10 +325,9 @@ fn every_manifest_fixture() {
 fn scan_text(case: &str) -> String {
     let dir = cases_dir().join(case);
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
     let config = std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
-        .replace("{{LAYOUT}}", layout.to_str().unwrap());
+        .replace("{{LAYOUT}}", common::LAYOUT_IN_REPO);
     let work = tmp.path().join("work");
     for (p, b) in tree(&dir.join("input")) {
         let path = work.join(p);

@@ -166,9 +166,8 @@ struct Repo {
 
 fn repo(files: &[(&str, &[u8])], config: &[u8], tags: &[String]) -> Repo {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout");
-    build_layout(&layout, tags);
-    let config = config_bytes(config, &layout);
+    // The layout sits in the work tree (the repo's config may only name paths inside it).
+    let config = config_bytes(config, Path::new(common::LAYOUT_IN_REPO));
     let mut all: Vec<(&str, &[u8])> = files.to_vec();
     all.push((".image-updater.yaml", &config));
     let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &all);
@@ -176,6 +175,7 @@ fn repo(files: &[(&str, &[u8])], config: &[u8], tags: &[String]) -> Repo {
         &format!("file://{}", bare.display()),
         &tmp.path().join("work"),
     );
+    build_layout(&common::layout_in_work_tree(&work), tags);
     Repo { tmp, bare, work }
 }
 

@@ -92,9 +92,8 @@ fn setup() -> Setup {
 /// and `padding` comment lines before each manifest.
 fn setup_with_work_in(work_parent: Option<&Path>, padding: usize) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
-    let lay = tmp.path().join("layout");
-    layout(&lay);
-    let config = CONFIG.replace("{{LAYOUT}}", lay.to_str().unwrap());
+    // The layout sits in the work tree (the repo's config may only name paths inside it).
+    let config = CONFIG.replace("{{LAYOUT}}", common::LAYOUT_IN_REPO);
     let files = manifests(padding);
     let mut refs: Vec<(&str, &[u8])> = files
         .iter()
@@ -110,6 +109,7 @@ fn setup_with_work_in(work_parent: Option<&Path>, padding: usize) -> Setup {
         &format!("{}/remote.git", server.base_url),
         &work_parent.unwrap_or(tmp.path()).join("work"),
     );
+    layout(&common::layout_in_work_tree(&work));
     let head0 = git(&bare, &["rev-parse", "refs/heads/main"]);
     Setup {
         server,

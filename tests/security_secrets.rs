@@ -293,9 +293,11 @@ spec:
           image: ghcr.io/acme/web:1.0.0
 ";
 
-fn layout(dir: &Path) -> PathBuf {
-    common::write_oci_layout(&dir.join("layout/ghcr.io/acme/web"), &["1.0.0", "1.2.0"]);
-    dir.join("layout")
+/// The layout serving `ghcr.io`, in the work tree `work` (the repo's config may only name
+/// paths inside the repo); the config names it `common::LAYOUT_IN_REPO`.
+fn write_layout(work: &Path) {
+    let dir = common::layout_in_work_tree(work).join("ghcr.io/acme/web");
+    common::write_oci_layout(&dir, &["1.0.0", "1.2.0"]);
 }
 
 fn config(s: &Servers, layout: &Path, delivery: &str) -> String {
@@ -411,7 +413,7 @@ fn no_auth_across_redirect(s: &Servers) -> Vec<String> {
 async fn no_secret_leaks_from_any_slot() {
     let s = servers();
     let tmp = tempfile::tempdir().unwrap();
-    let layout = layout(tmp.path());
+    let layout = Path::new(common::LAYOUT_IN_REPO);
     let docker = docker_config(tmp.path(), &s);
 
     // A GitHub fake that accepts the forge token, and one that echoes it in its errors.
@@ -460,6 +462,7 @@ async fn no_secret_leaks_from_any_slot() {
             &format!("file://{}", bare.display()),
             &tmp.path().join(format!("work-{}", round.len())),
         );
+        write_layout(&work);
         git(&work, &["remote", "set-url", "origin", &server.url(&name)]);
         let key = ssh_key();
         let env = [

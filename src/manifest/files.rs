@@ -9,6 +9,10 @@
 //! [`discover_files`] also reports what it leaves out and why: files over a size bound, and
 //! symlinks that point outside the root (never followed), are broken, or point at a file that
 //! is scanned under its own name.
+//!
+//! [`read_regular_file`] is the one bounded reader for the other files a run reads (the
+//! config, a registry's `ca_file`, an OCI layout's `index.json`, `oci-layout` and blobs):
+//! regular files only, never a FIFO, device, socket or directory, and never more than a cap.
 
 use std::collections::HashSet;
 use std::fs;
@@ -160,6 +164,105 @@ pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered,
     out.files.sort();
     out.skipped.sort();
     Ok(out)
+}
+
+/// Why [`read_regular_file`] did not read a file: the path, and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct ReadError {
+    pub path: PathBuf,
+    /// What was found, and what was expected instead.
+    pub reason: String,
+    /// The I/O error's kind when opening or reading failed (`NotFound`, say).
+    pub io: Option<std::io::ErrorKind>,
+}
+
+/// Read `path` whole when it is a regular file (symlinks followed) of at most `limit` bytes.
+/// `expected` names what it should hold ("a PEM CA bundle") for the error.
+///
+/// A FIFO, socket, device or directory is refused without reading it, and never blocks the
+/// run: the type is checked before the file is opened, the open is non-blocking (and takes no
+/// controlling terminal), and the opened handle's type and size are checked again, so a path
+/// swapped in between is caught too. At most `limit + 1` bytes are read, whatever size the
+/// file claims, so neither a huge sparse file nor one that grows while read can make memory
+/// grow past the cap.
+pub fn read_regular_file(path: &Path, limit: u64, expected: &str) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    let fail = |reason: String, io: Option<std::io::ErrorKind>| ReadError {
+        path: path.to_path_buf(),
+        reason,
+        io,
+    };
+    let io_fail = |e: std::io::Error| fail(format!("{e}; expected {expected}"), Some(e.kind()));
+    let check = |meta: &fs::Metadata| {
+        if !meta.is_file() {
+            return Err(fail(
+                format!(
+                    "{}, not a regular file; expected {expected}",
+                    file_kind(&meta.file_type())
+                ),
+                None,
+            ));
+        }
+        if meta.len() > limit {
+            return Err(fail(too_large(meta.len(), limit, expected), None));
+        }
+        Ok(meta.len())
+    };
+    check(&fs::metadata(path).map_err(io_fail)?)?;
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options.open(path).map_err(io_fail)?;
+    let len = check(&file.metadata().map_err(io_fail)?)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_fail)?;
+    if bytes.len() as u64 > limit {
+        return Err(fail(
+            format!(
+                "grew while being read: {}",
+                too_large(limit + 1, limit, expected)
+            ),
+            None,
+        ));
+    }
+    Ok(bytes)
+}
+
+fn too_large(len: u64, limit: u64, expected: &str) -> String {
+    format!("{len} bytes, over the limit of {limit} bytes for {expected}")
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 fn too_big(path: &Path, max: u64) -> Option<String> {
@@ -458,6 +561,53 @@ mod tests {
             .unwrap()
             .iter()
             .all(|p| !p.ends_with("shared.yaml")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_regular_file_reads_only_regular_files_under_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok.json");
+        fs::write(&ok, b"{}\n").unwrap();
+        assert_eq!(read_regular_file(&ok, 3, "JSON").unwrap(), b"{}\n");
+        let e = read_regular_file(&ok, 2, "an index").unwrap_err();
+        assert_eq!(e.path, ok);
+        assert!(
+            e.to_string()
+                .ends_with("ok.json: 3 bytes, over the limit of 2 bytes for an index"),
+            "{e}"
+        );
+        // Through a symlink to a regular file is fine; to a device or a directory it is not.
+        std::os::unix::fs::symlink(&ok, dir.path().join("link")).unwrap();
+        assert!(read_regular_file(&dir.path().join("link"), 3, "JSON").is_ok());
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (path, kind) in [
+            (
+                fifo.as_path(),
+                "a FIFO (named pipe), not a regular file; expected JSON",
+            ),
+            (
+                Path::new("/dev/zero"),
+                "a character device, not a regular file",
+            ),
+            (dir.path(), "a directory, not a regular file"),
+        ] {
+            let e = read_regular_file(path, 1 << 20, "JSON").unwrap_err();
+            assert!(e.reason.contains(kind), "{e}");
+            assert_eq!(e.io, None);
+        }
+        let e = read_regular_file(&dir.path().join("missing"), 1, "JSON").unwrap_err();
+        assert_eq!(e.io, Some(std::io::ErrorKind::NotFound));
+        // A huge sparse file is refused by its size, without reading it.
+        let sparse = dir.path().join("sparse");
+        fs::File::create(&sparse).unwrap().set_len(1 << 40).unwrap();
+        let e = read_regular_file(&sparse, 1 << 20, "JSON").unwrap_err();
+        assert!(e.reason.starts_with("1099511627776 bytes, over"), "{e}");
     }
 
     #[test]

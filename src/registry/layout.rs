@@ -7,16 +7,34 @@
 //!
 //! A tag's digest is its `index.json` descriptor's; its platforms come from the blob that
 //! descriptor points to (`blobs/<alg>/<hex>`): an index's entries, or an image's config.
+//!
+//! A layout may come from the repository being updated, so nothing in it is trusted: every
+//! file is read through [`read_regular_file`] (regular files only, each under a cap named
+//! below) and only inside the layout (a symlink leading out of it is refused), a digest
+//! must be `sha256:` and 64 lowercase hex digits (or `sha512:` and 128) before it becomes a
+//! path under `blobs/`, and a blob must hash to its digest. Whether the layout itself may
+//! lie outside the repository is the config's business (`Config::check_paths`).
 
 use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::media::{config_platform, parse_manifest, Manifest};
 use super::{RegistryError, TagSource};
+use crate::manifest::files::{read_regular_file, ReadError};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The largest `index.json` read: 4 MiB, some 15,000 tagged descriptors.
+pub const MAX_INDEX_JSON: u64 = 4 * 1024 * 1024;
+/// The largest `oci-layout` marker read (it holds `{"imageLayoutVersion":"1.0.0"}`): 64 KiB.
+pub const MAX_LAYOUT_MARKER: u64 = 64 * 1024;
+/// The largest manifest or index blob read: 4 MiB, as registries cap manifests.
+pub const MAX_MANIFEST_BLOB: u64 = 4 * 1024 * 1024;
+/// The largest image config blob read: 4 MiB.
+pub const MAX_CONFIG_BLOB: u64 = 4 * 1024 * 1024;
 
 pub struct LayoutSource {
     host: String,
@@ -35,6 +53,13 @@ struct Descriptor {
     digest: String,
     #[serde(default)]
     annotations: std::collections::HashMap<String, String>,
+}
+
+/// The `oci-layout` file: required to hold a version, which is not otherwise used.
+#[derive(Deserialize)]
+struct Marker {
+    #[serde(rename = "imageLayoutVersion")]
+    _version: String,
 }
 
 impl LayoutSource {
@@ -59,9 +84,10 @@ impl LayoutSource {
         Ok(tags)
     }
 
-    /// The digest `tag`'s descriptor names.
+    /// The digest `tag`'s descriptor names, checked to be a digest.
     fn tag_digest(&self, repository: &str, tag: &str) -> Result<(PathBuf, String), String> {
         let (dir, index) = self.index(repository)?;
+        let index_path = dir.join("index.json");
         let found = index
             .manifests
             .iter()
@@ -70,28 +96,58 @@ impl LayoutSource {
                     .get(REF_NAME)
                     .is_some_and(|r| tag_of_ref_name(r) == tag)
             })
-            .ok_or_else(|| format!("no tag {tag} in {}", dir.join("index.json").display()))?;
+            .ok_or_else(|| format!("no tag {tag} in {}", index_path.display()))?;
         if found.digest.is_empty() {
-            return Err(format!("tag {tag}: its descriptor has no digest"));
+            return Err(format!(
+                "{}: tag {tag}: its descriptor has no digest",
+                index_path.display()
+            ));
         }
+        check_digest(&found.digest)
+            .map_err(|e| format!("{}: tag {tag}: {e}", index_path.display()))?;
         Ok((dir, found.digest.clone()))
     }
 
-    fn blob(dir: &Path, digest: &str) -> Result<Vec<u8>, String> {
-        let (alg, hex) = digest
-            .split_once(':')
-            .ok_or_else(|| format!("malformed digest {digest:?}"))?;
-        let path = dir.join("blobs").join(alg).join(hex);
-        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    /// The blob `digest` (already checked by [`check_digest`]) names, capped at `limit`, and
+    /// checked to hash to it.
+    fn blob(
+        &self,
+        dir: &Path,
+        digest: &str,
+        limit: u64,
+        expected: &str,
+    ) -> Result<Vec<u8>, String> {
+        let (alg, hex) = check_digest(digest)?;
+        let path = blob_path(dir, alg, hex);
+        let bytes = self
+            .read_file(&path, limit, expected)
+            .map_err(|e| e.to_string())?;
+        let actual = match alg {
+            "sha256" => hex_of(&sha2::Sha256::digest(&bytes)),
+            _ => hex_of(&sha2::Sha512::digest(&bytes)),
+        };
+        if actual != hex {
+            return Err(format!(
+                "{}: its content does not match its digest {digest} ({alg}:{actual})",
+                path.display()
+            ));
+        }
+        Ok(bytes)
     }
 
     fn platforms_of(&self, repository: &str, tag: &str) -> Result<Option<Vec<String>>, String> {
         let (dir, digest) = self.tag_digest(repository, tag)?;
-        match parse_manifest(&Self::blob(&dir, &digest)?, None)? {
+        let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
+        match parse_manifest(&manifest, None)? {
             Manifest::Index(p) => Ok(Some(p)),
             Manifest::Other => Ok(None),
             Manifest::Image { config_digest } => {
-                Ok(config_platform(&Self::blob(&dir, &config_digest)?).map(|p| vec![p]))
+                check_digest(&config_digest).map_err(|e| {
+                    let (alg, hex) = check_digest(&digest).unwrap_or_default();
+                    format!("{}: config: {e}", blob_path(&dir, alg, hex).display())
+                })?;
+                let config = self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")?;
+                Ok(config_platform(&config).map(|p| vec![p]))
             }
         }
     }
@@ -103,17 +159,52 @@ impl LayoutSource {
             self.root.join(repository)
         };
         let marker = dir.join("oci-layout");
-        if !marker.is_file() {
-            return Err(format!(
-                "{} is not an OCI image layout (no oci-layout file)",
-                dir.display()
-            ));
-        }
+        let expected = r#"an OCI layout marker ({"imageLayoutVersion": "1.0.0"})"#;
+        let bytes = match self.read_file(&marker, MAX_LAYOUT_MARKER, expected) {
+            Ok(b) => b,
+            Err(e) if e.io == Some(std::io::ErrorKind::NotFound) => {
+                return Err(format!(
+                    "{} is not an OCI image layout (no oci-layout file)",
+                    dir.display()
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        serde_json::from_slice::<Marker>(&bytes).map_err(|e| {
+            format!(
+                "{}: not an OCI layout marker ({e}); expected {expected}",
+                marker.display()
+            )
+        })?;
         let path = dir.join("index.json");
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = self
+            .read_file(&path, MAX_INDEX_JSON, "an OCI image index (JSON)")
+            .map_err(|e| e.to_string())?;
         let index: Index = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: not a valid OCI index: {e}", path.display()))?;
         Ok((dir, index))
+    }
+
+    /// `path`, a file of the layout, through the bounded reader; a symlink on the way that
+    /// leads out of the layout's directory is refused before anything is opened.
+    fn read_file(&self, path: &Path, limit: u64, expected: &str) -> Result<Vec<u8>, ReadError> {
+        if let (Ok(root), Ok(target)) = (
+            std::fs::canonicalize(&self.root),
+            std::fs::canonicalize(path),
+        ) {
+            if !target.starts_with(&root) {
+                return Err(ReadError {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "a symlink leading out of the layout {} (to {}), not followed; expected {expected} inside it",
+                        self.root.display(),
+                        target.display()
+                    ),
+                    io: None,
+                });
+            }
+        }
+        read_regular_file(path, limit, expected)
     }
 
     fn error(&self, repository: &str, message: String) -> RegistryError {
@@ -123,6 +214,31 @@ impl LayoutSource {
             message,
         }
     }
+}
+
+/// The algorithm and hex of `digest` when it is `sha256:` and 64 lowercase hex digits or
+/// `sha512:` and 128: the only digests that become a path under `blobs/`. Anything else
+/// (`sha256:../../etc/passwd`, an empty or uppercase hex, another algorithm) is an error.
+pub fn check_digest(digest: &str) -> Result<(&str, &str), String> {
+    let ok = |hex: &str, len: usize| {
+        hex.len() == len && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    match digest.split_once(':') {
+        Some((alg @ "sha256", hex)) if ok(hex, 64) => Ok((alg, hex)),
+        Some((alg @ "sha512", hex)) if ok(hex, 128) => Ok((alg, hex)),
+        _ => Err(format!(
+            "digest {:?} is not a digest: expected sha256: and 64 lowercase hex digits (or sha512: and 128)",
+            digest.chars().take(200).collect::<String>()
+        )),
+    }
+}
+
+fn blob_path(dir: &Path, alg: &str, hex: &str) -> PathBuf {
+    dir.join("blobs").join(alg).join(hex)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A ref name is usually a bare tag, but some tools store a whole reference
@@ -278,6 +394,62 @@ mod tests {
         );
         let e = s.digest("acme/web", "9.9.9").await.unwrap_err();
         assert!(e.message.contains("no tag 9.9.9"), "{e}");
+    }
+
+    #[test]
+    fn only_sha256_and_sha512_hex_digests_name_blobs() {
+        let h64 = "a".repeat(64);
+        assert_eq!(
+            check_digest(&format!("sha256:{h64}")),
+            Ok(("sha256", h64.as_str()))
+        );
+        let h128 = "0".repeat(128);
+        assert!(check_digest(&format!("sha512:{h128}")).is_ok());
+        for bad in [
+            "sha256:../../../../etc/passwd".to_string(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha512:{h64}"),
+            format!("md5:{}", "a".repeat(32)),
+            format!("sha256:{}/x", "a".repeat(62)),
+            "sha256:".into(),
+            h64.clone(),
+        ] {
+            let e = check_digest(&bad).unwrap_err();
+            assert!(e.contains("is not a digest"), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_that_does_not_hash_to_its_digest_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("acme/web");
+        layout(&dir, &["1.0.0"]);
+        let hex = "0".repeat(64);
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("blobs/sha256").join(&hex), "{}").unwrap();
+        let e = LayoutSource::new("ghcr.io", t.path())
+            .platforms("acme/web", "1.0.0")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("does not match its digest"), "{e}");
+        assert!(e.message.contains(&hex), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_oci_layout_marker_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("acme/web");
+        layout(&dir, &["1.0.0"]);
+        std::fs::write(dir.join("oci-layout"), "not json").unwrap();
+        let e = LayoutSource::new("ghcr.io", t.path())
+            .list_tags("acme/web")
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("oci-layout: not an OCI layout marker"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Registries {
             return s.clone();
         }
         let cfg = self.config.iter().find(|r| same_host(&r.host, host));
-        let source: Arc<dyn TagSource> = match cfg.and_then(|c| c.api.as_deref()) {
+        let source: Arc<dyn TagSource> = match cfg.and_then(|c| c.api()) {
             Some(api) if is_layout(api) => Arc::new(layout::LayoutSource::new(
                 host,
                 &self.root.join(&api["oci-layout:".len()..]),

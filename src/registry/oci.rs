@@ -39,6 +39,10 @@ const MAX_PAGES: usize = 10_000;
 /// Docker Hub's API endpoint: `docker.io` and its aliases are served there.
 pub const DOCKER_HUB_ENDPOINT: &str = "registry-1.docker.io";
 
+/// The largest `registries[].ca_file` read: 1 MiB, some 500 PEM certificates (the whole
+/// Mozilla root store is about 220 KiB).
+pub const MAX_CA_FILE: u64 = 1024 * 1024;
+
 /// Default requests in flight and requests started per second: Docker Hub's documented
 /// limits are low, so 4 and 10 there; elsewhere 8 in flight and no pacing (a registry that
 /// limits says so with 429 and `Retry-After`, which are honoured). Pacing at 50 a second
@@ -92,7 +96,7 @@ impl OciSource {
         options: Arc<Options>,
         env: Arc<Env>,
     ) -> OciSource {
-        let (endpoint, explicit) = endpoint(host, cfg.and_then(|c| c.api.as_deref()));
+        let (endpoint, explicit) = endpoint(host, cfg.and_then(|c| c.api()));
         let insecure = cfg.is_some_and(|c| c.insecure);
         let schemes = match explicit {
             Some(s) => vec![s],
@@ -101,12 +105,16 @@ impl OciSource {
         };
         let (conc, rps) = default_limits(host);
         let transport = (|| {
-            let extra_roots = match cfg.and_then(|c| c.ca_file.as_ref()) {
+            let extra_roots = match cfg.and_then(|c| c.ca_file()) {
                 None => vec![],
                 Some(f) => {
                     let path = root.join(f);
-                    let pem = std::fs::read(&path)
-                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let pem = crate::manifest::files::read_regular_file(
+                        &path,
+                        MAX_CA_FILE,
+                        "a PEM CA bundle",
+                    )
+                    .map_err(|e| format!("ca_file {e}"))?;
                     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                         format!(
                             "ca_file {}: not a PEM certificate bundle: {e}",

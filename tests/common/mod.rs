@@ -37,7 +37,10 @@ pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitReque
 pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
 pub use registry::{sha256_digest, Registry};
-pub use sources::{bare_env, block_on, registries, test_options, write_oci_layout};
+pub use sources::{
+    bare_env, block_on, layout_in_work_tree, registries, test_options, write_oci_layout,
+    LAYOUT_IN_REPO,
+};
 pub use ssh::SshServer;
 pub use tls::TestCa;
 pub use token::{TokenIssuer, TokenRequest};

@@ -40,6 +40,26 @@ pub fn bare_env() -> Env {
     ])
 }
 
+/// Where a test's layout tree sits in a work tree, as the repository's config names it
+/// (`api: oci-layout:.registry/<host>`): the repository's own config may only name paths
+/// inside the repository.
+pub const LAYOUT_IN_REPO: &str = ".registry";
+
+/// The directory [`LAYOUT_IN_REPO`] in the work tree `work`, kept out of git (listed in
+/// `.git/info/exclude`, so `git status` stays clean): write layouts below it.
+pub fn layout_in_work_tree(work: &Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let exclude = work.join(".git/info/exclude");
+    std::fs::create_dir_all(exclude.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&exclude)
+        .unwrap();
+    writeln!(f, "/{LAYOUT_IN_REPO}/").unwrap();
+    work.join(LAYOUT_IN_REPO)
+}
+
 /// Write an OCI image layout for one repository in `dir`: `index.json` listing `tags` as
 /// `org.opencontainers.image.ref.name` annotations (made-up digests, counting from 1), and
 /// `oci-layout`. What a registry entry `api: oci-layout:PATH` reads.
