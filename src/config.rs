@@ -31,6 +31,31 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
+    /// Bounds on what a run reads from registries and how long it waits for them.
+    pub limits: Limits,
+}
+
+/// `limits:` — what one run reads at most from registries, and how long it waits for them.
+/// Going over one is an error naming the registry (exit 1); memory stays bounded by them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The longest answer read from a registry or token service, in bytes (32 MiB).
+    pub response_bytes: u64,
+    /// Tags listed at most for one repository, over all pages (100,000).
+    pub tags_per_repository: usize,
+    /// The longest all registry work of a run may take, in seconds (300); retries included.
+    pub run_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            response_bytes: crate::http::DEFAULT_RESPONSE_BYTES,
+            tags_per_repository: 100_000,
+            run_seconds: 300,
+        }
+    }
     /// The host as it appears in image references, with its port if any.
     pub host: String,
     /// Where to query instead of `host`: another `host[:port]` (a mirror), or
@@ -399,6 +424,19 @@ impl Config {
             }
         }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
+        let l = &self.limits;
+        for (key, value) in [
+            ("response_bytes", l.response_bytes),
+            ("tags_per_repository", l.tags_per_repository as u64),
+            ("run_seconds", l.run_seconds),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::from_message(
+                    file,
+                    format!("limits.{key} must be at least 1"),
+                ));
+            }
+        }
         for img in &self.images {
             let name = img.name.value.trim();
             if name.is_empty() {

@@ -19,6 +19,7 @@ pub mod forge;
 pub mod fuzzing;
 pub mod git;
 pub mod manifest;
+mod http;
 mod parallel;
 pub mod policy;
 pub mod reference;
@@ -184,7 +185,7 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         config.delivery.mode = mode;
     }
     let watched = config.watched(&config_file)?;
-    let registries = Registries::new(&config.registries, root);
+    let registries = Registries::new(&config.registries, &config.limits, root);
     let ctx = Ctx {
         req,
         config,

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::config::{is_layout, RegistryConfig};
+use crate::config::{is_layout, Limits, RegistryConfig};
 use crate::reference::ImageRef;
 pub use auth::Env;
 
@@ -71,7 +71,7 @@ pub struct RegistryOptions {
     /// The longest one request may take (`IMAGE_UPDATER_REGISTRY_TIMEOUT`, seconds; 30).
     pub request_timeout: Duration,
     /// The longest all registry work of the run may take, from [`Registries::new`]
-    /// (`IMAGE_UPDATER_REGISTRY_DEADLINE`, seconds; 600).
+    /// (`IMAGE_UPDATER_REGISTRY_DEADLINE`, seconds; else `limits.run_seconds`, 300).
     pub deadline: Duration,
     /// Attempts per request, the first included (`IMAGE_UPDATER_REGISTRY_ATTEMPTS`; 5).
     pub max_attempts: u32,
@@ -79,6 +79,10 @@ pub struct RegistryOptions {
     pub backoff_base: Duration,
     /// The longest `Retry-After` waited for; a longer one fails the request at once (60 s).
     pub max_retry_after: Duration,
+    /// The longest answer read (`limits.response_bytes`, 32 MiB).
+    pub response_bytes: u64,
+    /// Tags listed at most per repository (`limits.tags_per_repository`, 100,000).
+    pub tags_per_repository: usize,
     /// Where credentials and the Docker config are looked up.
     pub env: Env,
 }
@@ -96,7 +100,10 @@ impl RegistryOptions {
         };
         RegistryOptions {
             request_timeout: secs("IMAGE_UPDATER_REGISTRY_TIMEOUT", 30.0),
-            deadline: secs("IMAGE_UPDATER_REGISTRY_DEADLINE", 600.0),
+            deadline: secs(
+                "IMAGE_UPDATER_REGISTRY_DEADLINE",
+                Limits::default().run_seconds as f64,
+            ),
             max_attempts: env
                 .get("IMAGE_UPDATER_REGISTRY_ATTEMPTS")
                 .and_then(|v| v.trim().parse().ok())
@@ -104,8 +111,21 @@ impl RegistryOptions {
                 .unwrap_or(5),
             backoff_base: Duration::from_millis(500),
             max_retry_after: Duration::from_secs(60),
+            response_bytes: Limits::default().response_bytes,
+            tags_per_repository: Limits::default().tags_per_repository,
             env,
         }
+    }
+
+    /// These options under the config's `limits`; `IMAGE_UPDATER_REGISTRY_DEADLINE`, when
+    /// set, still wins over `run_seconds`.
+    pub fn limited(mut self, limits: &Limits) -> RegistryOptions {
+        self.response_bytes = limits.response_bytes;
+        self.tags_per_repository = limits.tags_per_repository;
+        if self.env.get("IMAGE_UPDATER_REGISTRY_DEADLINE").is_none() {
+            self.deadline = Duration::from_secs(limits.run_seconds);
+        }
+        self
     }
 }
 
@@ -126,9 +146,10 @@ pub struct Registries {
 
 impl Registries {
     /// `root` is the repo root: `oci-layout:` and `ca_file` paths are relative to it.
-    /// Options from the process environment; the deadline starts now.
-    pub fn new(config: &[RegistryConfig], root: &Path) -> Registries {
-        Registries::with_options(config, root, RegistryOptions::default())
+    /// Options from the process environment under the config's `limits`; the deadline
+    /// starts now.
+    pub fn new(config: &[RegistryConfig], limits: &Limits, root: &Path) -> Registries {
+        Registries::with_options(config, root, RegistryOptions::default().limited(limits))
     }
 
     /// [`Registries::new`] with explicit options; the deadline starts now.
@@ -143,6 +164,8 @@ impl Registries {
             max_attempts: options.max_attempts.max(1),
             backoff_base: options.backoff_base,
             max_retry_after: options.max_retry_after,
+            response_bytes: options.response_bytes,
+            tags_per_repository: options.tags_per_repository,
         };
         Registries {
             config: config.to_vec(),

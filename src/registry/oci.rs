@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use reqwest::{Method, Url};
-use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::auth::{lookup, Env};
@@ -261,11 +260,8 @@ impl OciSource {
     }
 
     async fn tags(&self, repository: &str) -> Result<Vec<String>, String> {
-        #[derive(Deserialize)]
-        struct List {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
+        let transport = self.transport.as_ref().map_err(Clone::clone)?;
+        let limit = transport.tags_per_repository();
         let first = format!("/v2/{repository}/tags/list?n={PAGE}");
         let mut target = first.clone();
         let mut tags: Vec<String> = Vec::new();
@@ -277,9 +273,13 @@ impl OciSource {
             if !resp.status.is_success() {
                 return Err(self.refusal(&resp).await);
             }
-            let list: List = serde_json::from_slice(&resp.body)
-                .map_err(|e| format!("tag list is not valid JSON: {e}"))?;
-            let page = list.tags.unwrap_or_default();
+            // Parsed against what is left of the limit, so a huge page stops at the limit
+            // instead of being held whole as strings.
+            let room = limit.saturating_sub(tags.len());
+            let page = parse_tag_page(&resp.body, room).map_err(|e| match e {
+                PageError::TooMany => over_limit(limit),
+                PageError::Json(e) => format!("tag list is not valid JSON: {e}"),
+            })?;
             let n = page.len();
             let last = page.last().cloned();
             let before = tags.len();
@@ -287,21 +287,25 @@ impl OciSource {
             if tags.len() == before {
                 return Ok(tags);
             }
-            target = match (self.next_link(&resp), last) {
+            target = match (self.next_link(&resp)?, last) {
                 (Some(next), _) => next,
                 (None, Some(last)) if n == PAGE => format!("{first}&last={last}"),
                 _ => return Ok(tags),
             };
+            if tags.len() >= limit {
+                return Err(over_limit(limit));
+            }
         }
         Err(format!(
             "more than {MAX_PAGES} pages of tags; giving up on a listing that does not end"
         ))
     }
 
-    /// The `rel="next"` target of a response's `Link` header: a path below the endpoint
-    /// when it points there, else an absolute URL.
-    fn next_link(&self, resp: &Response) -> Option<String> {
-        let raw = resp
+    /// The `rel="next"` target of a response's `Link` header, as a path below the endpoint.
+    /// A link to another scheme, host or port is refused: credentials for this registry must
+    /// not go there, and tags from there are not this repository's.
+    fn next_link(&self, resp: &Response) -> Result<Option<String>, String> {
+        let Some(raw) = resp
             .headers
             .get_all("link")
             .iter()
@@ -312,22 +316,29 @@ impl OciSource {
                     let p = p.trim().replace(' ', "");
                     p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
                 })
-            })?;
-        let url = raw.split(';').next()?.trim();
-        let url = url.strip_prefix('<')?.strip_suffix('>')?;
-        let resolved: Url = resp.url.join(url).ok()?;
-        let authority = match resolved.port() {
-            Some(p) => format!("{}:{p}", resolved.host_str()?),
-            None => resolved.host_str()?.to_string(),
-        };
-        if authority.eq_ignore_ascii_case(&self.endpoint) {
-            Some(match resolved.query() {
-                Some(q) => format!("{}?{q}", resolved.path()),
-                None => resolved.path().to_string(),
             })
-        } else {
-            Some(resolved.to_string())
+        else {
+            return Ok(None);
+        };
+        let unreadable = || format!("the tag list's next-page Link {:?} is not a URL", raw.trim());
+        let url = raw.split(';').next().unwrap_or("").trim();
+        let url = url
+            .strip_prefix('<')
+            .and_then(|u| u.strip_suffix('>'))
+            .ok_or_else(unreadable)?;
+        let resolved: Url = resp.url.join(url).map_err(|_| unreadable())?;
+        if !crate::http::same_origin(&resolved, &resp.url) {
+            return Err(format!(
+                "the tag list's next page is on another host ({}), not {}; refused: \
+                 this registry's credentials are not sent there and its tags are not used",
+                crate::http::display_url(&resolved),
+                crate::http::display_url(&resp.url),
+            ));
         }
+        Ok(Some(match resolved.query() {
+            Some(q) => format!("{}?{q}", resolved.path()),
+            None => resolved.path().to_string(),
+        }))
     }
 
     async fn manifest_digest(&self, repository: &str, tag: &str) -> Result<String, String> {
@@ -386,6 +397,100 @@ impl OciSource {
     }
 }
 
+fn over_limit(limit: usize) -> String {
+    format!(
+        "more than {limit} tags (limits.tags_per_repository); stopped listing. \
+         Raise limits.tags_per_repository if this repository really holds that many"
+    )
+}
+
+/// Why a tag page was not read.
+enum PageError {
+    /// More tags than the room left under `limits.tags_per_repository`.
+    TooMany,
+    Json(serde_json::Error),
+}
+
+/// The `tags` of a tag-list page (`{"name": …, "tags": [...] | null}`), at most `room` of
+/// them: one more is [`PageError::TooMany`], found while parsing.
+fn parse_tag_page(body: &[u8], room: usize) -> Result<Vec<String>, PageError> {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    const TOO_MANY: &str = "image-updater: too many tags";
+
+    struct Page(usize);
+    struct Tags(usize);
+
+    impl<'de> DeserializeSeed<'de> for Page {
+        type Value = Vec<String>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Page {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a tag list object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut tags = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "tags" {
+                    tags = map.next_value_seed(Tags(self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(tags)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Tags {
+        type Value = Vec<String>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Tags {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of tags or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(tag) = seq.next_element::<String>()? {
+                if out.len() >= self.0 {
+                    return Err(A::Error::custom(TOO_MANY));
+                }
+                out.push(tag);
+            }
+            Ok(out)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let tags = Page(room).deserialize(&mut de).and_then(|t| {
+        de.end()?;
+        Ok(t)
+    });
+    tags.map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY) {
+            PageError::TooMany
+        } else {
+            PageError::Json(e)
+        }
+    })
+}
+
 impl TagSource for OciSource {
     fn list_tags<'a>(
         &'a self,
@@ -435,6 +540,8 @@ mod tests {
             max_attempts: 1,
             backoff_base: std::time::Duration::from_millis(1),
             max_retry_after: std::time::Duration::from_secs(1),
+            response_bytes: 1 << 20,
+            tags_per_repository: 10,
         });
         let env = Arc::new(Env::default());
         for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {

@@ -24,6 +24,7 @@
 mod faults;
 pub mod forges;
 mod git;
+mod hostile;
 mod http;
 mod paging;
 mod registry;
@@ -34,6 +35,7 @@ mod token;
 
 pub use faults::{Fault, FaultProxy};
 pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitRequest, SeenAuth};
+pub use hostile::{HostileRequest, HostileServer, Reply, Stream as HostileStream};
 pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
 pub use registry::{sha256_digest, Registry};
@@ -48,6 +50,13 @@ pub use token::{TokenIssuer, TokenRequest};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The binary under test; `IMAGE_UPDATER_TEST_BIN` may name an older build, to check that a
+/// regression test fails where the bug was.
+pub fn test_bin() -> String {
+    std::env::var("IMAGE_UPDATER_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_image-updater").to_string())
+}
 
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> u16 {
