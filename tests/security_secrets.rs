@@ -453,7 +453,7 @@ async fn no_secret_leaks_from_any_slot() {
                 ("apps/deploy.yaml", deploy(&s).as_bytes()),
                 (
                     ".image-updater.yaml",
-                    config(&s, &layout, &delivery).as_bytes(),
+                    config(&s, layout, &delivery).as_bytes(),
                 ),
             ],
         );
