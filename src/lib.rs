@@ -567,7 +567,7 @@ async fn full_pass(
         };
         resolved.push(&g.name);
         match select(ctx, &mut lookups, occ, g, list).await {
-            Ok(Some((site_edits, update))) => {
+            Ok(Some(Selected::Update(site_edits, update))) => {
                 edits.entry(occ.file).or_default().push((
                     site_edits,
                     Update {
@@ -728,6 +728,13 @@ impl Lookups {
         r
     }
 
+            Ok(Some(Selected::Held(reason))) => report.skipped.push(Skipped {
+                image: Some(written(occ)),
+                file: found.sources[occ.file].rel.clone(),
+                line: occ.site.line,
+                reason,
+                kind: report::SkipKind::Reference,
+            }),
     async fn platforms(
         &mut self,
         ctx: &Ctx<'_>,
@@ -765,7 +772,7 @@ async fn select(
     occ: &Occurrence,
     g: &Watched,
     tags: &[String],
-) -> Result<Option<(Vec<Edit>, Update)>, String> {
+) -> Result<Option<Selected>, String> {
     let current = occ.image.tag.as_deref();
     // Platforms narrow the candidates: from the best down, the first that covers them all.
     let mut narrowed = Vec::new();
@@ -820,7 +827,7 @@ async fn select(
     if edits.is_empty() {
         return Ok(None);
     }
-    Ok(Some((
+    Ok(Some(Selected::Update(
         edits,
         Update {
             policy: g.name.clone(),
@@ -928,6 +935,15 @@ pub fn unified_diff(rel: &str, old: &str, new: &str) -> String {
 
 /// Where `tags` reads from.
 pub enum TagInput {
+/// What [`select`] decided for one reference that moves or is held.
+enum Selected {
+    /// Rewrite it: the splices, and the update to report.
+    Update(Vec<Edit>, Update),
+    /// Keep it, and report why in `skipped` (a lower version offered for a tag the policy
+    /// does not accept: never a silent downgrade).
+    Held(String),
+}
+
     /// The registry of the image (or an `oci-layout:PATH` directory).
     Registry { config: Option<PathBuf> },
     /// One tag a line.
@@ -964,6 +980,11 @@ pub async fn list_tags(
                     .list_tags(&r.repository)
                     .await
                     .map_err(|e| Error::Failed(e.to_string()))?
+    if change.is_none() {
+        if let Some(why) = g.policy.held(current, candidates) {
+            return Ok(Some(Selected::Held(why)));
+        }
+    }
             }
         }
     };

@@ -167,6 +167,34 @@ impl fmt::Display for ChangeReason {
     }
 }
 
+/// The leading numbers of a version-like tag: `v10.6.12-focal` -> [10, 6, 12]; `None` when
+/// the tag does not start with a number (after an optional `v`).
+fn version_numbers(tag: &str) -> Option<Vec<u64>> {
+    let t = tag.strip_prefix(['v', 'V']).unwrap_or(tag);
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let nums: Option<Vec<u64>> = t[..end]
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().ok())
+        .collect();
+    nums.filter(|n| !n.is_empty())
+}
+
+/// Whether `candidate` is a lower version than `current`, comparing their leading numbers
+/// (`10.6.12-focal` < `10.9`); tags that are not both version-like are never lower.
+fn lower_version(candidate: &str, current: &str) -> bool {
+    match (version_numbers(candidate), version_numbers(current)) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(&b)
+            .find(|(x, y)| x != y)
+            .is_some_and(|(x, y)| x < y),
+        _ => false,
+    }
+}
+
 /// What [`Policy::explain`] says about one tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -407,8 +435,32 @@ impl Policy {
                     None
                 }
             }
+            // A tag the policy cannot rank (the filter does not match it, say) is replaced,
+            // but never by a lower version unless downgrades are allowed ([`Policy::held`]).
+            Err(_) if !self.allow_downgrade && lower_version(best, current) => None,
             Err(_) => change(ChangeReason::CurrentNotAccepted),
         }
+    }
+
+    /// Why [`Policy::update_from`] keeps `current` although the policy does not accept it:
+    /// its best candidate is a lower version (`10.9` under a filter for `10.6.x-focal`
+    /// would become `10.6.12-focal`). `None` when it is not held back for that reason.
+    pub fn held(&self, current: Option<&str>, tags: &[String]) -> Option<String> {
+        let current = current?;
+        if self.allow_downgrade || self.judge(current).is_ok() {
+            return None;
+        }
+        if matches!(self.judge(current), Err(Rejection::Range(..))) {
+            return None;
+        }
+        let ranked = self.evaluate(tags).ranked;
+        let (_, best) = ranked.first()?;
+        lower_version(best, current).then(|| {
+            format!(
+                "the policy does not accept {current}, and its best tag {best} is a lower version: \
+                 kept (set allow_downgrade: true to move down)"
+            )
+        })
     }
 
     /// The one code path behind `select`, `explain` and `update_from`.
@@ -682,18 +734,60 @@ mod tests {
             moved(&p, Some("1.1.0-rc.1"), &list),
             to("1.1.0", CurrentNotAccepted)
         );
-        // Excluded by a glob of the policy.
+        // Excluded by a glob of the policy: replaced by a higher version, never a lower one.
         let p = Policy::new(PolicyKind::Semver("^1".into()), &tags(&["*-debug"]), false).unwrap();
         assert_eq!(
+            moved(&p, Some("1.1.0-debug"), &["1.2.0", "1.1.0-debug"]),
+            to("1.2.0", CurrentNotAccepted)
+        );
+        assert_eq!(
             moved(&p, Some("1.1.0-debug"), &["1.0.0", "1.1.0-debug"]),
-            to("1.0.0", CurrentNotAccepted)
+            None
         );
         // Not matched by the filter.
         let p = semver("*").with_filter("^v", None).unwrap();
         assert_eq!(
-            moved(&p, Some("1.9.0"), &["v1.0.0", "1.9.0"]),
+            moved(&p, Some("0.9.0"), &["v1.0.0", "1.9.0"]),
             to("v1.0.0", CurrentNotAccepted)
         );
+        // Not a version at all: the best candidate, whatever it is.
+        assert_eq!(
+            moved(&p, Some("latest"), &["v1.0.0"]),
+            to("v1.0.0", CurrentNotAccepted)
+        );
+    }
+
+    /// Found on public repos: `mariadb:10.9` under a filter for `10.6.x-focal` became
+    /// `10.6.12-focal`, silently. A lower version replaces a tag the policy does not accept
+    /// only with `allow_downgrade`; otherwise it is kept, and [`Policy::held`] says why.
+    #[test]
+    fn a_filter_that_excludes_the_current_tag_never_moves_it_down() {
+        let list = tags(&["10.6.11-focal", "10.6.12-focal", "10.9", "11.0"]);
+        let focal = r"^(?P<v>10\.6\.\d+)-focal$";
+        let p = semver("*").with_filter(focal, Some("$v")).unwrap();
+        assert_eq!(p.update_from(Some("10.9"), &list), None);
+        let why = p.held(Some("10.9"), &list).expect("a reason");
+        assert!(
+            why.contains("10.6.12-focal") && why.contains("allow_downgrade"),
+            "{why}"
+        );
+        // Below the filter's versions it still moves up, and nothing is held.
+        assert_eq!(
+            p.update_from(Some("10.5"), &list).map(|c| c.to),
+            Some("10.6.12-focal".to_string())
+        );
+        assert_eq!(p.held(Some("10.5"), &list), None);
+        assert_eq!(p.held(Some("10.6.11-focal"), &list), None);
+        // With the opt-in, it moves down.
+        let p = Policy::new(PolicyKind::Semver("*".into()), &[], true)
+            .unwrap()
+            .with_filter(focal, Some("$v"))
+            .unwrap();
+        assert_eq!(
+            p.update_from(Some("10.9"), &list).map(|c| (c.to, c.reason)),
+            Some(("10.6.12-focal".to_string(), CurrentNotAccepted))
+        );
+        assert_eq!(p.held(Some("10.9"), &list), None);
     }
 
     #[test]
