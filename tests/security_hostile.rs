@@ -482,3 +482,31 @@ fn the_registry_user_stays_out_of_debug_and_trace_logs() {
         );
     }
 }
+
+/// Item 7: a remote URL whose password looks like URL syntax (a raw `/`, an `@`, an encoded
+/// `%2F`), refused by a real git smart-HTTP server: the error names the remote without it.
+#[test]
+fn url_shaped_passwords_in_a_remote_url_are_never_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::bare_repo_with_files(&tmp.path().join("infra.git"), &[("a.yaml", b"a: 1\n")]);
+    let server = common::GitHttpServer::start(tmp.path(), Some(("bot", "the-right-password")));
+    for pass in ["cnry/pa/ss-8e1", "cnry@pa@ss-8e1", "cnry%2Fpa%40ss-8e1"] {
+        let url = format!("http://bot:{pass}@{}/git/infra.git", server.addr);
+        let o = Command::new(common::test_bin())
+            .args(["plan", "--clone", &url, "--output", "json"])
+            .env("NO_COLOR", "1")
+            .env("IMAGE_UPDATER_LOG", "trace")
+            .env_remove("IMAGE_UPDATER_GIT_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITLAB_TOKEN")
+            .env_remove("GITEA_TOKEN")
+            .output()
+            .unwrap();
+        let all = output_text(&o);
+        assert_ne!(o.status.code(), Some(0), "{all}");
+        let decoded = pass.replace("%2F", "/").replace("%40", "@");
+        for shape in [pass, decoded.as_str(), "pa/ss-8e1", "pa@ss-8e1", "ss-8e1"] {
+            assert!(!all.contains(shape), "{shape:?} of {pass:?} leaked: {all}");
+        }
+    }
+}
