@@ -2,12 +2,26 @@
 //! an index (and which platforms it covers) or a single image (and where its config is).
 //!
 //! Shared by the registry source and the OCI layout source, so both answer `platforms` alike.
+//!
+//! The media types are written out here, as the OCI image spec and Docker's manifest v2
+//! spec name them, rather than taken from `oci-client`: these six strings were all this
+//! crate used of it, and it brought 32 crates into the build for them.
 
-use oci_client::manifest::{
-    IMAGE_CONFIG_MEDIA_TYPE, IMAGE_DOCKER_CONFIG_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE,
-    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-};
 use serde::Deserialize;
+
+/// An OCI image index (a multi-platform image).
+pub const OCI_IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// A Docker manifest list (Docker's multi-platform image).
+pub const IMAGE_MANIFEST_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// An OCI image manifest (one platform).
+pub const OCI_IMAGE_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A Docker image manifest, schema 2 (one platform).
+pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// An OCI image config.
+pub const IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// A Docker image config.
+pub const IMAGE_DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 
 /// The `Accept` header for manifest requests: indexes first, so a multi-platform tag answers
 /// with its index (whose digest is the one to pin), then single-platform manifests.
@@ -171,6 +185,17 @@ mod tests {
         let artifact = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"sha256:x","size":2}}"#;
         assert_eq!(parse_manifest(artifact, None).unwrap(), Manifest::Other);
         assert!(parse_manifest(b"{", None).is_err());
+    }
+
+    #[test]
+    fn accept_header_names_the_manifest_types_indexes_first() {
+        let types = [
+            OCI_IMAGE_INDEX_MEDIA_TYPE,
+            IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+            OCI_IMAGE_MEDIA_TYPE,
+            IMAGE_MANIFEST_MEDIA_TYPE,
+        ];
+        assert_eq!(ACCEPT_MANIFESTS, types.join(", "));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! A registry speaking the OCI distribution API v2.
 //!
-//! The requests are made here, on `reqwest` (the HTTP client `oci-client` is built on), and
-//! not through `oci-client`'s `Client`: tag listing must read the `Link` header, which
-//! `Client::list_tags` hides, and every request — token requests included — must go through
-//! the same retries, `Retry-After` handling, timeouts, deadline and per-registry limits, which
-//! `Client` has no hook for; it also cannot exchange Docker identity tokens. `oci-client`
-//! still names the media types ([`super::media`]).
+//! The requests are made here, on `reqwest`, and not through an OCI client crate such as
+//! `oci-client`: tag listing must read the `Link` header, which its `Client::list_tags` hides,
+//! and every request — token requests included — must go through the same retries,
+//! `Retry-After` handling, timeouts, deadline and per-registry limits, which its `Client` has
+//! no hook for; it also cannot exchange Docker identity tokens. The media types are ours too
+//! ([`super::media`]).
 //!
 //! - Tags: `GET /v2/<repo>/tags/list?n=1000`, then the `Link: <…>; rel="next"` page, or, without
 //!   a `Link`, `last=<last tag>` while pages come back full; a page that brings nothing new

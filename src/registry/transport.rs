@@ -578,9 +578,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// An error and its causes, one after the other.
@@ -661,10 +663,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+        let later = std::time::SystemTime::now() + Duration::from_secs(30);
         h.insert(
             "retry-after",
-            HeaderValue::from_str(&later.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap(),
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
         );
         let d = retry_after(&h).unwrap();
         assert!(
