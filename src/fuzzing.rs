@@ -4,7 +4,8 @@
 //! Each function takes one fuzz input, runs the code under test on it, and panics when an
 //! invariant breaks; returning means the input passed. An input the code under test rejects
 //! (not UTF-8, not YAML, not a reference, ...) passes: rejecting is allowed, panicking,
-//! hanging or accepting something wrong is not. Not part of the public API.
+//! hanging or accepting something wrong is not. Not part of the public API: compiled only
+//! with the `fuzzing` feature (the fuzz crate and the test builds turn it on).
 
 use std::cmp::Ordering;
 use std::ops::Range;

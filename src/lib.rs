@@ -15,6 +15,7 @@ mod deliver;
 mod discover;
 pub mod escape;
 pub mod forge;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;

@@ -2,7 +2,9 @@
 //! inputs the fuzzer found), `fuzz/corpus/<target>/` (the fuzzer's minimised corpus) and
 //! `fuzz/regressions/<target>/` (every crash, hang or slow input the fuzzer ever reported,
 //! kept once fixed) through the target's checks in [`image_updater::fuzzing`], the same
-//! functions the fuzz targets call.
+//! functions the fuzz targets call. That module is behind the crate's `fuzzing` feature, which
+//! the crate's dev-dependency on itself turns on for every test build: a plain `cargo test`
+//! replays the corpus, and a release build has none of it.
 //!
 //! A failure names the file: its panic message, or that it ran past [`SLOW`] (a hang).
 

@@ -56,7 +56,16 @@ pub struct Discovered {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Like [`discover`], with a size bound, and reporting what is left out:
+/// The manifest files to read under `root` (which names count: see the module doc), as paths
+/// relative to root, sorted: those not ignored by .gitignore (honoured even if root is not
+/// the top of a git repo or there is no .git), skipping .git/. If `paths` is non-empty, only
+/// files matching one of those globs (relative to root, e.g. "clusters/**",
+/// "apps/*/deploy.yaml"); then files matching any `exclude` glob are dropped. Bad globs -> an
+/// error quoting the glob. Hidden files and directories other than `.git` are included (a
+/// `.flux/` folder is as much a part of the repo as any other). Malformed lines in ignore
+/// files are skipped, as git does; I/O errors while walking are returned.
+///
+/// What is left out is reported, with why:
 ///
 /// - a file over `max_file_size` bytes;
 /// - a symlink whose target is outside `root` (it is never followed), or broken;
@@ -270,64 +279,6 @@ fn too_big(path: &Path, max: u64) -> Option<String> {
     (len > max).then(|| format!("larger than {max} bytes ({len} bytes), not read"))
 }
 
-/// The manifest files to read under `root`, as paths relative to root, sorted: every
-/// *.yaml/*.yml not ignored by .gitignore (honoured even if root is not the top of a git repo
-/// or there is no .git), skipping .git/. If `paths` is non-empty, only files matching one of
-/// those globs (relative to root, e.g. "clusters/**", "apps/*/deploy.yaml"); then drop files
-/// matching any `exclude` glob. Bad globs -> an error quoting the glob.
-///
-/// Hidden files and directories other than `.git` are included (a `.flux/` folder is as
-/// much a part of the repo as any other). Malformed lines in ignore files are skipped, as git
-/// does; I/O errors while walking are returned.
-///
-/// Symlinks are not read. [`discover_files`] adds the size bound, symlinks inside the root
-/// and the reasons for what it leaves out; this stays for callers not yet moved to it.
-pub fn discover(
-    root: &Path,
-    paths: &[String],
-    exclude: &[String],
-) -> Result<Vec<PathBuf>, ManifestError> {
-    let include = glob_set(paths)?;
-    let exclude = glob_set(exclude)?;
-
-    let walker = WalkBuilder::new(root)
-        .hidden(false)
-        .require_git(false)
-        .follow_links(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
-
-    let mut files = Vec::new();
-    for entry in walker {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) if err.io_error().is_some() => {
-                return Err(ManifestError::Walk {
-                    message: err.to_string(),
-                })
-            }
-            // A bad pattern in some .gitignore: git ignores such lines, so do we.
-            Err(_) => continue,
-        };
-        if !entry.file_type().is_some_and(|t| t.is_file()) || !is_yaml(entry.path()) {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            continue;
-        };
-        let rel_str = slash_path(rel);
-        if include.as_ref().is_some_and(|set| !set.is_match(&rel_str)) {
-            continue;
-        }
-        if exclude.as_ref().is_some_and(|set| set.is_match(&rel_str)) {
-            continue;
-        }
-        files.push(rel.to_path_buf());
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// `*.yaml`, `*.yml`, and `Kustomization`, the one extensionless name kustomize reads.
 fn is_yaml(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == "Kustomization")
@@ -390,8 +341,14 @@ mod tests {
 
     fn names(root: &Path, paths: &[&str], exclude: &[&str]) -> Vec<String> {
         let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        discover(root, &own(paths), &own(exclude))
+        let opts = DiscoverOptions {
+            paths: own(paths),
+            exclude: own(exclude),
+            ..DiscoverOptions::default()
+        };
+        discover_files(root, &opts)
             .unwrap()
+            .files
             .iter()
             .map(|p| slash_path(p))
             .collect()
@@ -554,13 +511,9 @@ mod tests {
             )
         );
         assert_eq!(skipped[4].0, "apps/outdir.yaml");
-        // The default bound is 10 MiB, and `discover` keeps its old behaviour.
+        // The default bound is 10 MiB.
         let all = discover_files(dir.path(), &DiscoverOptions::default()).unwrap();
         assert!(all.files.iter().any(|p| p.ends_with("big.yaml")));
-        assert!(discover(dir.path(), &[], &[])
-            .unwrap()
-            .iter()
-            .all(|p| !p.ends_with("shared.yaml")));
     }
 
     #[cfg(unix)]
@@ -613,10 +566,15 @@ mod tests {
     #[test]
     fn bad_globs_are_quoted_in_the_error() {
         let dir = tree(FILES);
-        let err = discover(dir.path(), &["apps/[".to_string()], &[]).unwrap_err();
+        let with = |paths: &[&str], exclude: &[&str]| DiscoverOptions {
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..DiscoverOptions::default()
+        };
+        let err = discover_files(dir.path(), &with(&["apps/["], &[])).unwrap_err();
         assert!(matches!(&err, ManifestError::Glob { glob, .. } if glob == "apps/["));
         assert!(err.to_string().contains("apps/["), "{err}");
-        let err = discover(dir.path(), &[], &["{a,".to_string()]).unwrap_err();
+        let err = discover_files(dir.path(), &with(&[], &["{a,"])).unwrap_err();
         assert!(err.to_string().contains("{a,"), "{err}");
     }
 }

@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::scan::{self, Node, NodeKind, Path};
-use super::{Found, ManifestError};
+use super::Found;
+#[cfg(test)]
+use super::ManifestError;
 
 /// Keys whose sequence items are container specs.
 pub const CONTAINER_KEYS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
@@ -23,7 +25,11 @@ pub const CONTAINER_KEYS: [&str; 3] = ["containers", "initContainers", "ephemera
 /// (`<<: *base`) or whose `image` is one (`image: *img`) yields the anchored scalar, where it
 /// is written, once however many aliases use it. An `image` that is a mapping or a sequence
 /// is not an occurrence. Results are in source order.
-pub fn find_container_images(text: &str) -> Result<Vec<Found>, ManifestError> {
+///
+/// The scan itself goes through [`images_in`] per document; this whole-text form serves the
+/// tests only.
+#[cfg(test)]
+pub(crate) fn find_container_images(text: &str) -> Result<Vec<Found>, ManifestError> {
     let mut found = Vec::new();
     for doc in scan::parse_documents(text)? {
         if let Some(root) = &doc.root {
