@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::escape::{command_data, command_property, md_code, md_link, md_text, text_line};
-use crate::report::Report;
+use crate::report::{Report, SkipKind};
 use crate::Error;
 
 /// The environment as a lookup, so tests can hand in their own.
@@ -190,9 +190,9 @@ fn workspace_prefix(root: &Path, workspace: Option<&str>) -> Option<String> {
     Some(prefix)
 }
 
-/// Workflow commands for errors (`::error`) and skips: a skipped file is a `::warning`, a
-/// reference left alone (no policy, say) a `::notice` — a repo has many of those and they are
-/// not problems. `prefix`: see [`workspace_prefix`]; `None` puts `file:line` in the message.
+/// Workflow commands for errors (`::error`) and skips: a skipped file, an unusable marker or
+/// Flux object is a `::warning`, a reference left alone (no policy, say) a `::notice` — a repo
+/// has many of those and they are not problems. `prefix`: see [`workspace_prefix`]; `None` puts `file:line` in the message.
 pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
     let mut out = String::new();
     let mut command = |kind: &str, file: Option<&str>, line: usize, title: &str, msg: &str| {
@@ -220,9 +220,14 @@ pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
         command("error", e.file.as_deref(), 0, &title, &e.message);
     }
     for s in &report.skipped {
-        let (kind, title) = match &s.image {
-            None => ("warning", "image-updater: file skipped".to_string()),
-            Some(image) => ("notice", format!("image-updater: {image} left alone")),
+        let (kind, title) = match (s.kind, &s.image) {
+            (SkipKind::File, _) => ("warning", "image-updater: file skipped".to_string()),
+            (SkipKind::Marker, _) => ("warning", "image-updater: marker not used".to_string()),
+            (SkipKind::Policy, _) => ("warning", "image-updater: Flux object not used".into()),
+            (SkipKind::Reference, Some(image)) => {
+                ("notice", format!("image-updater: {image} left alone"))
+            }
+            (SkipKind::Reference, None) => ("notice", "image-updater: left alone".to_string()),
         };
         command(kind, Some(&s.file), s.line, &title, &s.reason);
     }
@@ -243,12 +248,14 @@ mod tests {
             file: "charts/web/templates/deployment.yaml".into(),
             line: 4,
             reason: "not a plain YAML manifest: template braces `{{` at line 4, column 9".into(),
+            kind: SkipKind::File,
         });
         r.skipped.push(Skipped {
             image: Some("docker.io/library/nginx:1.27".into()),
             file: "apps/web/deploy.yaml".into(),
             line: 30,
             reason: "no policy".into(),
+            kind: SkipKind::Reference,
         });
         r.errors.push(ErrorEntry {
             image: Some("ghcr.io/acme/api".into()),

@@ -21,11 +21,10 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// Flags every subcommand takes, before or after its name.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Config file [default: PATH/.image-updater.yaml]
-    #[arg(long, global = true, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Report format
     #[arg(long, global = true, env = "IMAGE_UPDATER_OUTPUT", value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -38,17 +37,31 @@ pub struct Global {
     /// No colour in output (also when NO_COLOR is set)
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+/// `--config` of the commands that work on a repository.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file [default: PATH/.image-updater.yaml, optional there]
+    #[arg(long, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// What `run` and `plan` take beyond the repository: which images, how to deliver, and
+/// where the repository comes from.
+#[derive(Debug, Default, Args)]
+pub struct JobArgs {
     /// Handle only this share of the images: I/N, I from 1 to N (as GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)
-    #[arg(long, global = true, env = "IMAGE_UPDATER_SHARD", value_name = "I/N")]
+    #[arg(long, env = "IMAGE_UPDATER_SHARD", value_name = "I/N")]
     pub shard: Option<Shard>,
     /// Deliver this way instead of the config's delivery.mode
-    #[arg(long, global = true, env = "IMAGE_UPDATER_MODE", value_enum)]
+    #[arg(long, env = "IMAGE_UPDATER_MODE", value_enum)]
     pub mode: Option<crate::config::DeliveryMode>,
-    /// Work on a fresh clone of URL instead of PATH (run, plan)
-    #[arg(long, global = true, env = "IMAGE_UPDATER_CLONE", value_name = "URL")]
+    /// Work on a fresh clone of URL instead of PATH
+    #[arg(long, env = "IMAGE_UPDATER_CLONE", value_name = "URL")]
     pub clone: Option<String>,
     /// The branch to clone with --clone [default: the remote's HEAD]
-    #[arg(long, global = true, env = "IMAGE_UPDATER_BRANCH")]
+    #[arg(long, env = "IMAGE_UPDATER_BRANCH")]
     pub branch: Option<String>,
 }
 
@@ -56,22 +69,34 @@ pub struct Global {
 pub enum Cmd {
     /// The whole job: rewrite and deliver per delivery.mode
     Run {
-        /// The git work tree
+        /// The git work tree whose manifests are updated (not read with --clone)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        job: JobArgs,
     },
     /// Show the updates and a unified diff; write nothing
     Plan {
+        /// The git work tree whose manifests are read (not read with --clone)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        job: JobArgs,
         /// Exit 3 when updates are pending
         #[arg(long, env = "IMAGE_UPDATER_EXIT_CODE")]
         exit_code: bool,
     },
     /// List every image reference found and the policy that governs it
     Scan {
+        /// The directory whose manifests are listed (a git work tree or not)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// List the tags of IMAGE that pass a policy, best first, marking the pick (-v: why the others were dropped)
     Tags {
@@ -91,6 +116,9 @@ pub enum Cmd {
         /// Read tags from FILE (one a line; - for stdin) instead of the registry
         #[arg(long, value_name = "FILE")]
         tags_from: Option<PathBuf>,
+        /// Config file for the registries' settings (credentials, mirrors, TLS) [default: ./.image-updater.yaml, optional there]
+        #[arg(long, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 

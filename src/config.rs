@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::forge::ForgeKind;
 use crate::policy::{Policy, PolicyError, PolicyKind};
 use crate::reference::ImageRef;
 
@@ -17,10 +18,15 @@ use crate::reference::ImageRef;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Globs of files to scan, relative to the repo root; empty means every YAML file.
+    #[serde(deserialize_with = "null_as_empty")]
     pub paths: Vec<String>,
     /// Globs of files never to scan.
+    #[serde(deserialize_with = "null_as_empty")]
     pub exclude: Vec<String>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub registries: Vec<RegistryConfig>,
+    /// `images:` alone (no items) is an empty list.
+    #[serde(deserialize_with = "null_as_empty")]
     pub images: Vec<ImageConfig>,
     pub delivery: Delivery,
     /// Files larger than this many bytes are skipped (default 10 MiB).
@@ -208,8 +214,10 @@ pub struct Delivery {
     pub branch: String,
     pub commit: CommitConfig,
     pub pull_request: PullRequestConfig,
-    /// `github`, `gitlab`, `gitea` (or `forgejo`), or `auto`.
-    pub forge: String,
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), any case; `None` for `auto` (the default):
+    /// from the CI environment, else the remote's host. Anything else is a config error.
+    #[serde(deserialize_with = "forge_setting")]
+    pub forge: Option<ForgeKind>,
     /// The forge's API base URL; default: from the CI environment, else the remote's host.
     pub api_url: Option<String>,
     /// `owner/name`, or a GitLab project path or id; default: CI environment, else the remote.
@@ -225,7 +233,7 @@ impl Default for Delivery {
             branch: "image-updater/{{ name }}".into(),
             commit: CommitConfig::default(),
             pull_request: PullRequestConfig::default(),
-            forge: "auto".into(),
+            forge: None,
             api_url: None,
             repository: None,
         }
@@ -406,12 +414,15 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str::<Config>(text).map_err(|e| {
-            let msg = e.to_string();
-            match e.location() {
-                Some(loc) => ConfigError::at(file, &loc, first_line(&msg)),
-                None => ConfigError(format!("{}: {msg}", file.display())),
-            }
+        serde_saphyr::from_str::<Config>(text).map_err(|e| match e.location() {
+            // The location is ours to print, once: the library's message alone, without its
+            // own `error: line L column C:` prefix and source snippet.
+            Some(loc) => ConfigError::at(file, &loc, parse_message(&e)),
+            None => ConfigError(format!(
+                "{}: {}",
+                file.display(),
+                first_line(&e.to_string())
+            )),
         })
     }
 
@@ -671,6 +682,38 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
+/// What the YAML reader says is wrong, without where: [`ConfigError::at`] adds the place.
+fn parse_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
+    first_line(&msg).to_string()
+}
+
+/// `delivery.forge`: a forge's name, or `auto` (also when empty) for `None`.
+fn forge_setting<'de, D>(d: D) -> Result<Option<ForgeKind>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let name = Option::<String>::deserialize(d)?.unwrap_or_default();
+    match name.to_ascii_lowercase().as_str() {
+        "" | "auto" => Ok(None),
+        other => other.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "delivery.forge {name:?}: expected github, gitlab, gitea (or forgejo) or auto"
+            ))
+        }),
+    }
+}
+
+/// A list that may be written empty: `key:` alone (null) reads as `[]`.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,6 +851,57 @@ delivery:
     fn bad_mode_is_an_error() {
         let e = parse("delivery:\n  mode: yolo\n").unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_place_once() {
+        for (yaml, want) in [
+            (
+                "images: 5\n",
+                "cfg.yaml:1:9: expected sequence start",
+            ),
+            (
+                "images:\n  - name: a\n    x: 1\n",
+                "cfg.yaml:3:5: unknown field `x`, expected one of name, image, policy, filter, exclude, allow_downgrade, files, helm, pin_digest, platforms",
+            ),
+            ("paths: [\n", "cfg.yaml:1:8: unclosed bracket '['"),
+        ] {
+            assert_eq!(parse(yaml).unwrap_err().to_string(), want, "{yaml:?}");
+        }
+    }
+
+    #[test]
+    fn lists_with_no_items_are_empty() {
+        for yaml in [
+            "images:\n",
+            "images: []\n",
+            "images: ~\n",
+            "images:\ndelivery: {mode: none}\n",
+        ] {
+            assert!(parse(yaml).unwrap().images.is_empty(), "{yaml:?}");
+        }
+        let c = parse("paths:\nexclude:\nregistries:\n").unwrap();
+        assert!(c.paths.is_empty() && c.exclude.is_empty() && c.registries.is_empty());
+    }
+
+    #[test]
+    fn forge_is_read_as_a_forge() {
+        let forge =
+            |v: &str| parse(&format!("delivery:\n  forge: {v}\n")).map(|c| c.delivery.forge);
+        assert_eq!(forge("github").unwrap(), Some(ForgeKind::Github));
+        assert_eq!(forge("GitLab").unwrap(), Some(ForgeKind::Gitlab));
+        assert_eq!(forge("forgejo").unwrap(), Some(ForgeKind::Gitea));
+        assert_eq!(forge("auto").unwrap(), None);
+        assert_eq!(forge("''").unwrap(), None);
+        assert_eq!(
+            parse("delivery: {mode: none}\n").unwrap().delivery.forge,
+            None
+        );
+        let e = forge("bitbucket").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "cfg.yaml:2:10: delivery.forge \"bitbucket\": expected github, gitlab, gitea (or forgejo) or auto"
+        );
     }
 
     #[test]

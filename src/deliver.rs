@@ -303,14 +303,8 @@ fn err(message: String) -> ErrorEntry {
 }
 
 fn connect(delivery: &Delivery, wt: &WorkTree) -> Result<Box<dyn Forge>, String> {
-    let kind = match delivery.forge.as_str() {
-        "" | "auto" => None,
-        other => Some(other.parse().map_err(|_| {
-            format!("delivery.forge {other:?}: expected github, gitlab, gitea or auto")
-        })?),
-    };
     let cfg = forge::ForgeConfig {
-        forge: kind,
+        forge: delivery.forge,
         api_url: delivery.api_url.clone(),
         repository: delivery.repository.clone(),
     };

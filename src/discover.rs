@@ -13,7 +13,7 @@ use crate::config::Watched;
 use crate::manifest::{self, FluxPolicy, FluxPolicyKind, FluxSortOrder, Format, Parts, Site};
 use crate::policy::{Order, Policy, PolicyKind};
 use crate::reference::ImageRef;
-use crate::report::Skipped;
+use crate::report::{SkipKind, Skipped};
 
 /// A file that was read.
 pub(crate) struct Source {
@@ -89,7 +89,14 @@ pub(crate) fn discover(
             Scanned::Found { text, scan } => (text, scan),
         };
         for p in scan.problems {
-            skipped.push(file_skip(&rel, p.line, p.message));
+            let kind = match p.about {
+                manifest::ProblemAbout::Marker => SkipKind::Marker,
+                manifest::ProblemAbout::FluxObject => SkipKind::Policy,
+            };
+            skipped.push(Skipped {
+                kind,
+                ..file_skip(&rel, p.line, p.message)
+            });
         }
         flux_policies.extend(scan.flux_policies.into_iter().map(|p| (rel.clone(), p)));
         flux_repositories.extend(scan.flux_repositories);
@@ -114,7 +121,10 @@ pub(crate) fn discover(
         for ((file, _), p) in flux_policies.iter().zip(policies) {
             match flux_governor(&p) {
                 Ok(w) => governors.push(w),
-                Err(why) => skipped.push(file_skip(file, p.line, why)),
+                Err(why) => skipped.push(Skipped {
+                    kind: SkipKind::Policy,
+                    ..file_skip(file, p.line, why)
+                }),
             }
         }
     }
@@ -311,6 +321,7 @@ fn file_skip(file: &str, line: usize, reason: String) -> Skipped {
         file: file.to_string(),
         line,
         reason,
+        kind: SkipKind::File,
     }
 }
 
@@ -411,6 +422,7 @@ fn occurrence(
         file: rel.to_string(),
         line: site.line,
         reason,
+        kind: SkipKind::Reference,
     };
     // A marker names its policy; configured helm keys name their image.
     let named: Option<Result<usize, String>> = if let Some(r) = &site.policy {
@@ -432,7 +444,13 @@ fn occurrence(
     };
     let named = match named {
         Some(Ok(g)) => Some(g),
-        Some(Err(why)) => return Err(skip(None, why)),
+        // The marker's reference is left alone, for the marker's sake.
+        Some(Err(why)) => {
+            return Err(Skipped {
+                kind: SkipKind::Marker,
+                ..skip(Some(as_written(&site)), why)
+            })
+        }
         None => None,
     };
     let image = current_reference(&site, named.map(|g| &governors[g].image))
@@ -451,6 +469,24 @@ fn occurrence(
         governor,
         reason,
     })
+}
+
+/// A site's reference as the manifest writes it: its scalars' values, put together when they
+/// are separate (a `:tag` marker's scalar holds the tag alone).
+fn as_written(site: &Site) -> String {
+    match current_reference(site, None) {
+        Ok(image) => match &site.parts {
+            Parts::Whole(f) => f.value.clone(),
+            _ => image.to_string(),
+        },
+        Err(_) => site
+            .parts
+            .scalars()
+            .iter()
+            .map(|f| f.value.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// Why a governed site is left alone whatever its policy, if it is.

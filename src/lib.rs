@@ -465,6 +465,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
                     file: found.sources[o.file].rel.clone(),
                     line: o.site.line,
                     reason: reason.clone(),
+                    kind: report::SkipKind::Reference,
                 });
             }
         }

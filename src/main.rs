@@ -60,10 +60,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<u8, Error> {
     let format = cli.global.output;
-    let (command, path, exit_code) = match cli.command {
-        Cmd::Run { path } => (Command::Run, path, false),
-        Cmd::Plan { path, exit_code } => (Command::Plan, path, exit_code),
-        Cmd::Scan { path } => (Command::Scan, path, false),
+    let (command, path, config, job, exit_code) = match cli.command {
+        Cmd::Run { path, config, job } => (Command::Run, path, config, Some(job), false),
+        Cmd::Plan {
+            path,
+            config,
+            job,
+            exit_code,
+        } => (Command::Plan, path, config, Some(job), exit_code),
+        Cmd::Scan { path, config } => (Command::Scan, path, config, None, false),
         Cmd::Tags {
             image,
             policy,
@@ -71,6 +76,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             extract,
             exclude,
             tags_from,
+            config,
         } => {
             let kind = policy.spec().kind().map_err(Error::Usage)?;
             let mut policy =
@@ -81,9 +87,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     .map_err(|e| Error::Usage(e.to_string()))?;
             }
             let input = match tags_from {
-                None => TagInput::Registry {
-                    config: cli.global.config,
-                },
+                None => TagInput::Registry { config },
                 Some(f) => {
                     let mut text = String::new();
                     let read = if f.as_os_str() == "-" {
@@ -101,19 +105,17 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             return Ok(0);
         }
     };
-    if cli.global.branch.is_some() && cli.global.clone.is_none() {
+    let job = job.unwrap_or_default();
+    if job.branch.is_some() && job.clone.is_none() {
         return Err(Error::Usage(
             "--branch (IMAGE_UPDATER_BRANCH) needs --clone (IMAGE_UPDATER_CLONE)".into(),
         ));
     }
     let _clone_dir;
-    let root = match &cli.global.clone {
+    let root = match &job.clone {
         Some(url) => {
-            if command == Command::Scan {
-                return Err(Error::Usage("--clone works with run and plan".into()));
-            }
             let dir = tempfile::tempdir().map_err(|e| Error::Failed(format!("temp dir: {e}")))?;
-            image_updater::git::clone(url, cli.global.branch.as_deref(), dir.path())
+            image_updater::git::clone(url, job.branch.as_deref(), dir.path())
                 .map_err(|e| Error::Failed(e.to_string()))?;
             let root = dir.path().to_path_buf();
             _clone_dir = dir;
@@ -124,9 +126,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let outcome = image_updater::execute(&Request {
         command,
         root: root.clone(),
-        config: cli.global.config,
-        shard: cli.global.shard,
-        mode: cli.global.mode,
+        config: config.config,
+        shard: job.shard,
+        mode: job.mode,
     })
     .await?;
     if command == Command::Scan {

@@ -37,14 +37,47 @@ pub struct Update {
     pub note: Option<String>,
 }
 
-/// A reference or a file left alone, and why.
+/// A reference, a file, a marker or a Flux object left alone, and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Skipped {
-    /// The reference as written; `None` when a whole file was skipped.
+    /// The reference as written; `None` when what was left alone is not one reference (a
+    /// whole file, a marker comment, a Flux object).
     pub image: Option<String>,
     pub file: String,
     pub line: usize,
     pub reason: String,
+    /// What was left alone.
+    pub kind: SkipKind,
+}
+
+/// What a [`Skipped`] entry left alone.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipKind {
+    /// A whole file: not YAML, a template, too large, a symlink out of the repo, ...
+    File,
+    /// One image reference (`image` is the reference as written).
+    Reference,
+    /// An image policy marker comment that cannot be used. When it marks a reference, which is
+    /// then left alone (the marker names an unknown policy), `image` is that reference as
+    /// written; a malformed or unattached marker has none, and leaves its scalar to the other
+    /// formats.
+    Marker,
+    /// A Flux ImagePolicy or ImageRepository object that cannot be used.
+    Policy,
+}
+
+impl Skipped {
+    /// What the text and Markdown reports show in place of the image when there is none.
+    fn what(&self) -> &str {
+        match (&self.image, self.kind) {
+            (Some(image), _) => image,
+            (None, SkipKind::File) => "(file)",
+            (None, SkipKind::Reference) => "(reference)",
+            (None, SkipKind::Marker) => "(marker)",
+            (None, SkipKind::Policy) => "(Flux object)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -197,7 +230,7 @@ impl Report {
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nSkipped:");
             for s in &self.skipped {
-                let what = s.image.as_deref().unwrap_or("(file)");
+                let what = s.what();
                 let _ = writeln!(
                     out,
                     "  {}:{}  {}  {}",
@@ -257,7 +290,7 @@ impl Report {
                     out,
                     "- {} {}: {}",
                     md_code(&format!("{}:{}", s.file, s.line)),
-                    md_text(s.image.as_deref().unwrap_or("(file)")),
+                    md_text(s.what()),
                     md_text(&s.reason)
                 );
             }
@@ -409,6 +442,7 @@ pub(crate) mod tests {
             file: evil.into(),
             line: 4,
             reason: evil.into(),
+            kind: SkipKind::Reference,
         });
         r.errors.push(ErrorEntry {
             image: Some(evil.into()),

@@ -63,7 +63,7 @@ fn bench_s_plan_finds_every_expected_update_with_one_listing_per_repository() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["image"].is_null())
+        .filter(|s| s["kind"] == "file")
         .count();
     assert_eq!(skipped_files, summary.templates, "{}", report["skipped"]);
 

@@ -4,7 +4,7 @@
 //! pattern and extract, and the repository's `exclusionList`.
 
 use super::scan::{self, Node};
-use super::Problem;
+use super::{Problem, ProblemAbout};
 
 /// The API group of Flux's image objects.
 pub const GROUP: &str = "image.toolkit.fluxcd.io";
@@ -94,6 +94,7 @@ pub fn read(root: &Node) -> Result<Option<FluxObject>, Problem> {
     let problem = |message: String| Problem {
         line: root.line,
         message,
+        about: ProblemAbout::FluxObject,
     };
     let namespace = str_at(root, &["metadata", "namespace"]).map(str::to_owned);
     let name = str_at(root, &["metadata", "name"]).map(str::to_owned);

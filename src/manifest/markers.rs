@@ -20,7 +20,7 @@
 use std::ops::Range;
 
 use super::scan::{Document, Node, NodeKind, Path, Segment, Style};
-use super::{Found, PolicyRef, Problem};
+use super::{Found, PolicyRef, Problem, ProblemAbout};
 
 /// The part of a reference a marker sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -195,6 +195,7 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
             None => continue,
             Some(Err(message)) => {
                 problems.push(Problem {
+                    about: ProblemAbout::Marker,
                     line: l + 1,
                     message,
                 });
@@ -212,10 +213,12 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
             match starting.as_slice() {
                 [v] => above.push((l + 1, *v, marker)),
                 [] => problems.push(Problem {
+                    about: ProblemAbout::Marker,
                     line: l + 1,
                     message: "image policy marker on its own line, but the next line holds no scalar value".into(),
                 }),
                 _ => problems.push(Problem {
+                    about: ProblemAbout::Marker,
                     line: l + 1,
                     message: "image policy marker on its own line, but the next line holds several scalar values; put it after the value".into(),
                 }),
@@ -234,6 +237,7 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
         match target {
             Some(v) => bound.push(Bound { value: v, marker }),
             None => problems.push(Problem {
+                about: ProblemAbout::Marker,
                 line: l + 1,
                 message: "image policy marker does not follow a scalar value on its line".into(),
             }),
@@ -242,6 +246,7 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
     for (line, value, marker) in above {
         if bound.iter().any(|b| b.value == value) {
             problems.push(Problem {
+                about: ProblemAbout::Marker,
                 line,
                 message: "image policy marker above a value that has its own marker; the one on the value's line wins".into(),
             });
@@ -254,6 +259,7 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
         let block = matches!(v.style, Style::Literal | Style::Folded);
         if block {
             problems.push(Problem {
+                about: ProblemAbout::Marker,
                 line: v.found.line,
                 message: "image policy marker on a block scalar (| or >), which is not rewritten"
                     .into(),

@@ -199,6 +199,17 @@ pub struct Problem {
     pub line: usize,
     /// What is wrong, for the report's `skipped` reason.
     pub message: String,
+    /// What it is about.
+    pub about: ProblemAbout,
+}
+
+/// What a [`Problem`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemAbout {
+    /// An image policy marker comment.
+    Marker,
+    /// A Flux ImagePolicy or ImageRepository object.
+    FluxObject,
 }
 
 /// Everything [`scan_file`] found in one file.

@@ -352,8 +352,31 @@ fn earlier_key<'a>(
 /// Errors when the text is not valid YAML; when a mapping holds the same key twice (which
 /// value a reader takes differs between tools, so such a file is left alone); and when it only
 /// parses because Go template braces (`{{ .Values.x }}`) read as nested flow mappings: such a
-/// file is a template, not a manifest.
+/// file is a template, not a manifest. A YAML error on a line holding `{{` (`{{- if … }}`,
+/// `{{- include … | nindent 4 }}`) is that template's too, and is reported as one.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
+    parse_documents_of(text).map_err(|e| template_error(text, e))
+}
+
+/// `e`, or the template error when `e` is a YAML error on a line where a Go template action
+/// (`{{`) starts: pointing at the first `{{` of that line.
+fn template_error(text: &str, e: ManifestError) -> ManifestError {
+    let ManifestError::Yaml { line, .. } = e else {
+        return e;
+    };
+    let Some(at) = text.split_inclusive('\n').nth(line.wrapping_sub(1)) else {
+        return e;
+    };
+    match at.find("{{") {
+        Some(i) => ManifestError::Template {
+            line,
+            column: at[..i].chars().count() + 1,
+        },
+        None => e,
+    }
+}
+
+fn parse_documents_of(text: &str) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
@@ -773,5 +796,33 @@ mod tests {
         ));
         // A flow mapping holding a flow mapping with a space between is ordinary YAML.
         assert!(parse_documents("a: { {b: c}: d }\n").is_ok());
+    }
+
+    #[test]
+    fn template_actions_that_break_the_yaml_are_templates_too() {
+        for (text, line, column) in [
+            ("{{- if .Values.x }}\napiVersion: v1\n{{- end }}\n", 1, 1),
+            (
+                "metadata:\n  labels:\n    {{- include \"x\" . | nindent 4 }}\nspec: {}\n",
+                3,
+                5,
+            ),
+            ("kind: Pod\nspec:\n  a: 1\n{{ end }}\n", 4, 1),
+            ("{{- /* c */ -}}\r\nkind: Pod\r\n", 1, 1),
+        ] {
+            match parse_documents(text) {
+                Err(ManifestError::Template { line: l, column: c }) => {
+                    assert_eq!((l, c), (line, column), "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        // A YAML error on a line without `{{` stays a YAML error, `{{` elsewhere or not.
+        for text in ["image: \"{{ .Values.x }}\"\nbad: [\n", "a: [\n"] {
+            assert!(
+                matches!(parse_documents(text), Err(ManifestError::Yaml { .. })),
+                "{text:?}"
+            );
+        }
     }
 }
