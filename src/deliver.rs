@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use crate::config::{Delivery, Group};
 use crate::forge::{self, Forge, NewPullRequest};
 use crate::git::{GitErrorKind, WorkTree};
-use crate::manifest::edit::{apply_edits, Edit};
+use crate::manifest::edit::Edit;
 use crate::report::{ErrorEntry, PullRequest, Report, Update};
 
 /// How often a pull-request branch is fetched and pushed again when a concurrent push wins.
@@ -73,7 +73,8 @@ fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batc
                 .iter()
                 .flat_map(|(e, _)| e.iter().cloned())
                 .collect();
-            match apply_edits(f.text, &edits) {
+            let path = std::path::Path::new(f.rel);
+            match crate::manifest::apply_file_edits(path, f.text, &edits) {
                 Ok(text) => batch
                     .contents
                     .push((PathBuf::from(f.rel), text.into_bytes())),

@@ -74,11 +74,11 @@ pub(crate) fn discover(
     let mut flux_policies: Vec<(String, FluxPolicy)> = Vec::new();
     let mut flux_repositories = Vec::new();
     let prefilter = Prefilter::new(options);
-    for (rel, scanned) in files
-        .files
-        .iter()
-        .zip(scan_all(root, &files.files, options, &prefilter))
-    {
+    let gitlab = manifest::ci_yaml::gitlab_included(&files.files, |f| {
+        std::fs::read_to_string(root.join(f)).ok()
+    });
+    let scanned = scan_all(root, &files.files, options, &prefilter, &gitlab);
+    for (rel, scanned) in files.files.iter().zip(scanned) {
         let rel = rel_string(rel);
         let (text, scan) = match scanned {
             Scanned::Nothing => continue,
@@ -92,6 +92,7 @@ pub(crate) fn discover(
             let kind = match p.about {
                 manifest::ProblemAbout::Marker => SkipKind::Marker,
                 manifest::ProblemAbout::FluxObject => SkipKind::Policy,
+                manifest::ProblemAbout::Reference => SkipKind::Reference,
             };
             skipped.push(Skipped {
                 kind,
@@ -273,6 +274,7 @@ fn scan_one(
     rel: &Path,
     options: &manifest::ScanOptions,
     prefilter: &Prefilter,
+    gitlab: bool,
 ) -> Scanned {
     let bytes = match std::fs::read(root.join(rel)) {
         Ok(b) => b,
@@ -287,10 +289,10 @@ fn scan_one(
         Ok(text) => text,
         Err((line, reason)) => return Scanned::Skip { line, reason },
     };
-    if !prefilter.may_hold_images(text.as_bytes()) {
+    if !gitlab && !manifest::always_scanned(rel) && !prefilter.may_hold_images(text.as_bytes()) {
         return Scanned::Nothing;
     }
-    match manifest::scan_file(rel, &text, options) {
+    match manifest::sites::scan_file_as(rel, &text, options, gitlab) {
         Ok(scan) => Scanned::Found { text, scan },
         Err(e) => Scanned::Skip {
             line: e.line().unwrap_or(0),
@@ -300,15 +302,18 @@ fn scan_one(
 }
 
 /// [`scan_one`] over `files` on every core (one for a handful of files), results in `files`
-/// order.
+/// order. `gitlab` holds the GitLab CI pipeline files (`.gitlab-ci.yml` and its includes).
 fn scan_all(
     root: &Path,
     files: &[PathBuf],
     options: &manifest::ScanOptions,
     prefilter: &Prefilter,
+    gitlab: &std::collections::HashSet<PathBuf>,
 ) -> Vec<Scanned> {
     let workers = crate::parallel::cores().min(files.len() / 16);
-    crate::parallel::map_in_order(files, workers, |f| scan_one(root, f, options, prefilter))
+    crate::parallel::map_in_order(files, workers, |f| {
+        scan_one(root, f, options, prefilter, gitlab.contains(f))
+    })
 }
 
 fn rel_string(p: &Path) -> String {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use config::{Config, ConfigError, DeliveryMode, Watched};
 use discover::{Discovery, Occurrence};
-use manifest::edit::{apply_edits, write_all_atomic, Edit};
+use manifest::edit::{write_all_atomic, Edit};
 use policy::Policy;
 use reference::ImageRef;
 use registry::{layout::LayoutSource, Registries, TagSource};
@@ -595,7 +595,8 @@ async fn full_pass(
     let edits: Vec<_> = edits.into_iter().collect();
     let results = parallel::map_in_order(&edits, parallel::cores(), |(file, list)| {
         let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        apply_edits(&found.sources[*file].text, &file_edits)
+        let src = &found.sources[*file];
+        manifest::apply_file_edits(&src.path, &src.text, &file_edits)
     });
     for ((file, list), result) in edits.into_iter().zip(results) {
         let src = &found.sources[file];

@@ -346,6 +346,10 @@ fn scan_shows_formats_and_policies() {
         "flux-objects-no-config-images",
         "mixed-repo-every-format",
         "unknown-marker-policy-skipped",
+        "dockerfile-from-lines",
+        "github-actions-workflows",
+        "gitlab-ci-pipeline",
+        "k8s-image-volumes",
     ] {
         insta::assert_snapshot!(format!("scan-{case}"), scan_text(case));
     }

@@ -1,6 +1,7 @@
 //! Which files are manifests: every `*.yaml`/`*.yml` (and kustomize's extensionless
-//! `Kustomization`) under the root that `.gitignore` does
-//! not ignore, narrowed by the config's `paths` globs and then its `exclude` globs.
+//! `Kustomization`, and Dockerfiles: see [`super::dockerfile::is_dockerfile`]) under the root
+//! that `.gitignore` does not ignore, narrowed by the config's `paths` globs and then its
+//! `exclude` globs.
 //!
 //! Globs are compiled once per call and matched against `/`-separated paths relative to the
 //! root; `*` does not cross `/`, `**` does. A glob naming a directory (`clusters/prod`) also
@@ -104,7 +105,9 @@ pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered,
         let Some(file_type) = entry.file_type() else {
             continue;
         };
-        if !(file_type.is_file() || file_type.is_symlink()) || !is_yaml(entry.path()) {
+        if !(file_type.is_file() || file_type.is_symlink())
+            || !(is_yaml(entry.path()) || super::dockerfile::is_dockerfile(entry.path()))
+        {
             continue;
         }
         let Ok(rel) = entry.path().strip_prefix(root) else {

@@ -7,15 +7,19 @@
 //! policies the file declares.
 //!
 //! [`scan`] holds the generic YAML walking; [`k8s`], [`markers`], [`kustomize`], [`helm`],
-//! [`compose`], [`argocd`] and [`flux`] the formats; [`edit`] the splicing, verification and
+//! [`compose`], [`argocd`], [`flux`], [`ci_yaml`] and [`image_volume`] the formats;
+//! [`dockerfile`] a line-based format of its own; [`edit`] the splicing, verification and
 //! atomic writes; and [`files`] which files are read at all.
 
 pub mod argocd;
+pub mod ci_yaml;
 pub mod compose;
+pub mod dockerfile;
 pub mod edit;
 pub mod files;
 pub mod flux;
 pub mod helm;
+pub mod image_volume;
 pub mod k8s;
 pub mod kustomize;
 pub mod markers;
@@ -27,6 +31,29 @@ use std::ops::Range;
 
 pub use flux::{FluxPolicy, FluxPolicyKind, FluxRepository, FluxSortOrder};
 pub use sites::scan_file;
+
+/// Splice `edits` into the text of the file at `path`: a Dockerfile's references with
+/// [`dockerfile::apply_edits`], a YAML file's scalars with [`edit::apply_edits`]. Both verify
+/// the result by scanning it again.
+pub fn apply_file_edits(
+    path: &std::path::Path,
+    text: &str,
+    edits: &[edit::Edit],
+) -> Result<String, ManifestError> {
+    if dockerfile::is_dockerfile(path) {
+        dockerfile::apply_edits(text, edits)
+    } else {
+        edit::apply_edits(text, edits)
+    }
+}
+
+/// Whether the file at `path` is read whatever its bytes hold: its references are not
+/// written under an `image` key (a Dockerfile's `FROM`, a workflow's `container:`).
+pub fn always_scanned(path: &std::path::Path) -> bool {
+    dockerfile::is_dockerfile(path)
+        || ci_yaml::is_github_workflow(path)
+        || ci_yaml::is_gitlab_ci(path)
+}
 
 /// One image reference (or part of one) found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +83,19 @@ pub enum Format {
     Compose,
     /// An Argo CD Application's `kustomize.images` or `helm.parameters`.
     ArgoCd,
+    /// A Dockerfile's (or Containerfile's) `FROM` image, or the ARG default a `FROM` uses.
+    Dockerfile,
+    /// A GitHub Actions workflow's job `container`, `services.*.image`, `uses: docker://`.
+    GitHubActions,
+    /// A GitLab CI pipeline's `image` and `services`.
+    GitLabCi,
+    /// A Kubernetes image volume's `volumes[].image.reference`.
+    ImageVolume,
 }
 
 impl Format {
-    /// The name shown in reports: `k8s`, `marker`, `kustomize`, `helm`, `compose`, `argocd`.
+    /// The name shown in reports: `k8s`, `marker`, `kustomize`, `helm`, `compose`, `argocd`,
+    /// `dockerfile`, `github-actions`, `gitlab-ci`, `image-volume`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::K8s => "k8s",
@@ -68,6 +104,10 @@ impl Format {
             Format::Helm => "helm",
             Format::Compose => "compose",
             Format::ArgoCd => "argocd",
+            Format::Dockerfile => "dockerfile",
+            Format::GitHubActions => "github-actions",
+            Format::GitLabCi => "gitlab-ci",
+            Format::ImageVolume => "image-volume",
         }
     }
 }
@@ -210,6 +250,9 @@ pub enum ProblemAbout {
     Marker,
     /// A Flux ImagePolicy or ImageRepository object.
     FluxObject,
+    /// An image reference that cannot be followed (a Dockerfile `FROM` whose ARG has no
+    /// default, say).
+    Reference,
 }
 
 /// Everything [`scan_file`] found in one file.

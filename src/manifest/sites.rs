@@ -6,7 +6,11 @@
 //! - kustomize `images:`: in `kustomization.yaml`/`.yml`/`Kustomization` files and in any
 //!   document of kind `Kustomization` (`kustomize.config.k8s.io`);
 //! - Helm values shapes: in `values*.yaml`/`.yml` files (and the places above);
-//! - compose `services.*.image`: in `compose*.y(a)ml` and `docker-compose*.y(a)ml` files.
+//! - compose `services.*.image`: in `compose*.y(a)ml` and `docker-compose*.y(a)ml` files;
+//! - Kubernetes image volumes (`volumes[].image.reference`): in every file;
+//! - GitHub Actions jobs: in `.github/workflows/*.y(a)ml`; GitLab CI jobs: in `.gitlab-ci.yml`;
+//! - Dockerfile `FROM` lines: in Dockerfiles and Containerfiles, which are not YAML and are
+//!   read by [`dockerfile::scan`] alone.
 //!
 //! No two sites share a scalar. A marker wins over every format: a scalar with a marker is
 //! part of a [`Format::Marker`] site, and a format site sharing a scalar with a marker site is
@@ -22,18 +26,35 @@ use super::flux::{self, FluxObject};
 use super::markers::{self, MarkerField};
 use super::scan::{self, Path};
 use super::{
-    argocd, compose, helm, k8s, kustomize, FileScan, Format, ManifestError, Parts, ScanOptions,
-    Site,
+    argocd, ci_yaml, compose, dockerfile, helm, image_volume, k8s, kustomize, FileScan, Format,
+    ManifestError, Parts, ScanOptions, Site,
 };
 
-/// Scan one file. `path` is the file's path (relative or not; only its name is used, to
-/// recognise kustomization, values and compose files). Errors when the text is not YAML or
-/// is a Go template.
+/// Scan one file. `path` is the file's path relative to the repository: its name recognises
+/// kustomization, values, compose, GitLab CI files and Dockerfiles, and its last folders
+/// (`.github/workflows/`) GitHub Actions workflows. Errors when the text is not YAML or is a
+/// Go template (a Dockerfile is never an error).
 pub fn scan_file(path: &FsPath, text: &str, opts: &ScanOptions) -> Result<FileScan, ManifestError> {
+    scan_file_as(path, text, opts, false)
+}
+
+/// [`scan_file`], reading the file as a GitLab CI pipeline also when `gitlab_ci` says so
+/// (a file `.gitlab-ci.yml` includes, see [`ci_yaml::gitlab_included`]).
+pub fn scan_file_as(
+    path: &FsPath,
+    text: &str,
+    opts: &ScanOptions,
+    gitlab_ci: bool,
+) -> Result<FileScan, ManifestError> {
+    if dockerfile::is_dockerfile(path) {
+        return Ok(dockerfile::scan(text));
+    }
     let docs = scan::parse_documents(text)?;
     let kustomization_file = kustomize::is_kustomization_file(path);
     let values_file = helm::is_values_file(path);
     let compose_file = compose::is_compose_file(path);
+    let github_workflow = ci_yaml::is_github_workflow(path);
+    let gitlab_ci = gitlab_ci || ci_yaml::is_gitlab_ci(path);
 
     let mut scan = FileScan::default();
     let mut format_sites: Vec<Site> = Vec::new();
@@ -53,6 +74,17 @@ pub fn scan_file(path: &FsPath, text: &str, opts: &ScanOptions) -> Result<FileSc
         }
         if compose_file {
             compose::sites(root, &mut format_sites);
+        }
+        image_volume::sites(root, &mut format_sites);
+        let mut ci = ci_yaml::Out {
+            sites: &mut format_sites,
+            problems: &mut scan.problems,
+        };
+        if github_workflow {
+            ci_yaml::github_sites(root, &mut ci);
+        }
+        if gitlab_ci {
+            ci_yaml::gitlab_sites(root, &mut ci);
         }
         argocd::sites(root, opts, &mut format_sites);
         if values_file {

@@ -51,13 +51,15 @@ impl Filter {
         })
     }
 
-    /// The pattern as written.
-    pub fn pattern(&self) -> &str {
+    /// The pattern as written (for tests).
+    #[cfg(test)]
+    pub(crate) fn pattern(&self) -> &str {
         self.pattern.as_str()
     }
 
     /// The extract template, if any.
-    pub fn extract(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn extract(&self) -> Option<&str> {
         self.extract.as_deref()
     }
 

@@ -161,7 +161,8 @@ impl OciSource {
     }
 
     /// The URL of the first tag page of `repository` (for tests of the endpoint mapping).
-    pub fn tags_url(&self, repository: &str) -> String {
+    #[cfg(test)]
+    pub(crate) fn tags_url(&self, repository: &str) -> String {
         let base = match &self.transport {
             Ok(t) => t.base(),
             Err(_) => format!("https://{}", self.endpoint),
