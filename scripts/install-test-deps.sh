@@ -21,6 +21,7 @@ have_cmd buildah || need+=(buildah)                   # the container image, bui
 have_cmd unshare || need+=(util-linux)                # the empty root the static binary runs in
 [ -x /usr/bin/time ] || need+=(time)                  # GNU time: peak RSS of hostile-server runs
 have_cmd curl || need+=(curl)                         # action.yml's download, run by a test
+have_cmd tmux || need+=(tmux)                         # a terminal, for the progress line's test
 have_pkg ca-certificates || need+=(ca-certificates)   # the CA bundle put into the image
 
 # A python3 without venv (Debian's own) needs python3-venv for the CI file checkers below.
@@ -46,10 +47,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
   rustup target add "$musl_target"
 fi
 
-# check-jsonschema (GitHub and GitLab schemas) and zizmor (GitHub Actions audit), from PyPI,
+# check-jsonschema (GitHub and GitLab schemas), zizmor (GitHub Actions audit) and
+# markdown-it-py (renders the Markdown report as GitHub does: tables, fenced code), from PyPI,
 # in a venv of their own where tests/ci_common looks for them.
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/image-updater/ci-venv"
-python_tools=(check-jsonschema==0.39.0 zizmor==1.32.0)
+python_tools=(check-jsonschema==0.39.0 zizmor==1.32.0 markdown-it-py==4.3.0)
 stamp="$venv/.installed"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${python_tools[*]}" ]; then
   echo "install-test-deps: pip install ${python_tools[*]} into $venv"

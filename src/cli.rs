@@ -34,6 +34,9 @@ pub struct Global {
     /// Only errors on stderr
     #[arg(short, long, global = true, env = "IMAGE_UPDATER_QUIET")]
     pub quiet: bool,
+    /// Log events on stderr as text, or as one JSON object a line (for CI log processors)
+    #[arg(long, global = true, env = "IMAGE_UPDATER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// No colour in output (also when NO_COLOR is set)
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -63,6 +66,13 @@ pub struct JobArgs {
     /// The branch to clone with --clone [default: the remote's HEAD]
     #[arg(long, env = "IMAGE_UPDATER_BRANCH")]
     pub branch: Option<String>,
+}
+
+/// How log events are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,8 +19,9 @@ pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
-pub mod manifest;
 mod http;
+pub mod manifest;
+pub mod observe;
 mod parallel;
 pub mod policy;
 pub mod reference;
@@ -133,6 +134,9 @@ pub struct Outcome {
     pub diff: String,
     /// Every reference found (for `scan`).
     pub scan: ScanReport,
+    /// What happened to the repository, in one line: committed and pushed, pull requests
+    /// opened, updated or closed, or nothing written and why ([`summary_line`]).
+    pub summary: String,
 }
 
 /// Load the config for `root`: an explicit file must exist; the default one may be absent.
@@ -161,6 +165,17 @@ struct Pass {
     /// Policies whose images occur, resolved, and need no update: their open pull requests
     /// are no longer needed.
     current: Vec<String>,
+    /// Images that occur, with a policy: how many, and how many of them belong to other
+    /// shards (`--shard`).
+    images: Shares,
+}
+
+/// Of the images that occur with a policy, how many there are and how many another shard
+/// handles.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shares {
+    images: usize,
+    others: usize,
 }
 
 /// The settings of a run, read once.
@@ -244,7 +259,12 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
                 .push_str(&unified_diff(&src.rel, &src.text, new_text));
         }
     }
+    let started = std::time::Instant::now();
+    let counted = observe::Snapshot::now();
     if let (Some((wt, base)), DeliveryMode::PullRequest) = (&work_tree, ctx.config.delivery.mode) {
+        observe::waiting(Some(
+            "pull requests: pushing branches, calling the forge".into(),
+        ));
         let plan: Vec<deliver::FilePlan<'_>> = pass
             .planned
             .iter()
@@ -263,7 +283,24 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
             &mut pass.report,
         )
         .await;
+        let count = |action: &str| {
+            pass.report
+                .pull_requests
+                .iter()
+                .filter(|p| p.action == action)
+                .count()
+        };
+        tracing::info!(
+            calls = observe::Snapshot::now().since(counted).forge_calls,
+            created = count("created"),
+            updated = count("updated"),
+            unchanged = count("unchanged"),
+            closed = count("closed"),
+            ms = observe::ms_since(started),
+            "deliver: branches pushed and forge called"
+        );
     } else if let Some((wt, branch)) = &work_tree {
+        observe::waiting(Some(format!("committing and pushing to {branch}")));
         let mut tries = 1;
         loop {
             match deliver_commit(&ctx, wt, branch, &mut pass) {
@@ -290,9 +327,89 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
                 }
             }
         }
+        tracing::info!(
+            commit = pass.report.commit.as_deref().map(short_id),
+            files = pass.rewritten.len(),
+            tries,
+            ms = observe::ms_since(started),
+            "deliver: commit and push"
+        );
     }
+    let branch = work_tree.as_ref().map(|(_, b)| b.as_str());
+    outcome.summary = summary_line(
+        req,
+        ctx.config.delivery.mode,
+        &pass.report,
+        pass.images,
+        branch,
+    );
     outcome.report = pass.report;
     Ok(outcome)
+}
+
+/// A commit id as `git log --oneline` shows it.
+fn short_id(oid: &str) -> &str {
+    oid.get(..7).unwrap_or(oid)
+}
+
+/// What happened to the repository, in one line, for the end of the output: committed and
+/// pushed (with the short id), pull requests opened, updated or closed, or nothing written
+/// and why; with `--shard`, how many images belonged to the other shards.
+fn summary_line(
+    req: &Request,
+    mode: DeliveryMode,
+    report: &Report,
+    shares: Shares,
+    branch: Option<&str>,
+) -> String {
+    let mut line = match (req.command, mode) {
+        (Command::Scan, _) => String::new(),
+        (Command::Plan, _) => "plan: nothing written".to_string(),
+        (Command::Run, DeliveryMode::None) => "report only: nothing written (mode: none)".into(),
+        (Command::Run, DeliveryMode::Commit) => match &report.commit {
+            Some(c) => format!(
+                "Committed and pushed {} to {}",
+                short_id(c),
+                escape::text_line(branch.unwrap_or("the branch"))
+            ),
+            None if report.updates.is_empty() && report.errors.is_empty() => {
+                "run: nothing to commit, every image is current".into()
+            }
+            None => "run: nothing committed".into(),
+        },
+        (Command::Run, DeliveryMode::PullRequest) => {
+            let count = |action: &str| {
+                report
+                    .pull_requests
+                    .iter()
+                    .filter(|p| p.action == action)
+                    .count()
+            };
+            let (opened, updated, closed, unchanged) = (
+                count("created"),
+                count("updated"),
+                count("closed"),
+                count("unchanged"),
+            );
+            let mut l =
+                format!("pull requests: {opened} opened, {updated} updated, {closed} closed");
+            if unchanged > 0 {
+                l.push_str(&format!(", {unchanged} unchanged"));
+            }
+            l
+        }
+    };
+    if let Some(shard) = req.shard {
+        line.push_str(&format!(
+            "; shard {}/{}: {} of {} images belong to other shards",
+            shard.index, shard.count, shares.others, shares.images
+        ));
+    }
+    if !report.errors.is_empty() {
+        let n = report.errors.len();
+        line.push_str(&format!("; {n} error{}", if n == 1 { "" } else { "s" }));
+    }
+    line
 }
 
 /// The reference a commit waits under while it is pushed.
@@ -451,9 +568,18 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
             .max_file_size
             .unwrap_or(manifest::files::DEFAULT_MAX_FILE_SIZE),
     };
+    let started = std::time::Instant::now();
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
     let found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    tracing::info!(
+        files = files.files.len(),
+        with_references = found.sources.len(),
+        references = found.occurrences.len(),
+        skipped_files = found.skipped.len(),
+        ms = observe::ms_since(started),
+        "discover: files walked and parsed"
+    );
     let mut report = Report::new();
     report.skipped = found.skipped.clone();
     if ctx.req.command != Command::Scan {
@@ -479,6 +605,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         rewritten: Vec::new(),
         planned: Vec::new(),
         current: Vec::new(),
+        images: Shares::default(),
     })
 }
 
@@ -505,6 +632,8 @@ async fn full_pass(
             .shard
             .is_none_or(|s| s.owns(&image.canonical_name()))
     };
+    let started = std::time::Instant::now();
+    let counted = observe::Snapshot::now();
     let mut prefetch = ctx.registries.prefetch(
         ctx.watched
             .iter()
@@ -518,8 +647,19 @@ async fn full_pass(
         rewritten,
         planned,
         current,
+        images,
     } = &mut pass;
     let governors = &found.governors;
+    let occurring: HashSet<&ImageRef> = found
+        .occurrences
+        .iter()
+        .filter(|o| o.reason.is_none())
+        .filter_map(|o| o.governor.map(|g| &governors[g].image))
+        .collect();
+    *images = Shares {
+        images: occurring.len(),
+        others: occurring.iter().filter(|i| !owned(i)).count(),
+    };
 
     // resolve: only the watched repositories that occur, each once, all at once.
     let live: Vec<(&Occurrence, &Watched)> = found
@@ -534,6 +674,7 @@ async fn full_pass(
         .map(|(_, g)| (g.image.canonical_name(), &g.image))
         .filter(|(name, _)| !tags.contains_key(name))
         .collect();
+    observe::listing_needed(wanted.keys());
     let late: Vec<&ImageRef> = wanted
         .iter()
         .filter(|(name, _)| !prefetch.started(name))
@@ -550,6 +691,21 @@ async fn full_pass(
             .chain(late)
             .map(|(name, r)| (name, r.map(|list| Arc::new(valid_tags(list).0)))),
     );
+    let sent = observe::Snapshot::now().since(counted);
+    tracing::info!(
+        repositories = wanted.len(),
+        failed = wanted
+            .keys()
+            .filter(|n| tags.get(*n).is_some_and(Result::is_err))
+            .count(),
+        requests = sent.registry_requests,
+        pages = sent.tag_pages,
+        bytes = sent.registry_bytes,
+        retries = sent.registry_retries,
+        waited_ms = sent.registry_waited_us / 1000,
+        ms = observe::ms_since(started),
+        "resolve: repositories listed"
+    );
     let mut failed: Vec<(&String, String)> = tags
         .iter()
         .filter_map(|(name, r)| r.as_ref().err().map(|e| (name, e.to_string())))
@@ -560,6 +716,7 @@ async fn full_pass(
     }
 
     // select
+    let started = std::time::Instant::now();
     let mut lookups = Lookups::default();
     let mut edits: BTreeMap<usize, Vec<(Vec<Edit>, Update)>> = BTreeMap::new();
     let mut resolved: Vec<&str> = Vec::new();
@@ -578,6 +735,13 @@ async fn full_pass(
                     },
                 ));
             }
+            Ok(Some(Selected::Held(reason))) => report.skipped.push(Skipped {
+                image: Some(written(occ)),
+                file: found.sources[occ.file].rel.clone(),
+                line: occ.site.line,
+                reason,
+                kind: report::SkipKind::Reference,
+            }),
             Ok(None) => {}
             Err(message) => report
                 .errors
@@ -585,6 +749,14 @@ async fn full_pass(
         }
     }
     report.errors.dedup();
+    tracing::info!(
+        references = resolved.len(),
+        tags_ranked = lookups.ranked,
+        updates = edits.values().map(Vec::len).sum::<usize>(),
+        errors = report.errors.len(),
+        ms = observe::ms_since(started),
+        "select: candidates ranked"
+    );
     let held = match committed_only {
         Some(wt) => hold_back_uncommitted(wt, found, &mut edits, report),
         None => HashSet::new(),
@@ -592,6 +764,7 @@ async fn full_pass(
 
     // rewrite: every file in memory, on every core (each splice is verified by parsing the
     // result again); a file whose edit does not verify is left alone.
+    let started = std::time::Instant::now();
     let edits: Vec<_> = edits.into_iter().collect();
     let results = parallel::map_in_order(&edits, parallel::cores(), |(file, list)| {
         let file_edits: Vec<Edit> = list.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
@@ -613,6 +786,12 @@ async fn full_pass(
             }),
         }
     }
+    tracing::info!(
+        files = rewritten.len(),
+        updates = report.updates.len(),
+        ms = observe::ms_since(started),
+        "rewrite: files rewritten in memory and verified"
+    );
     resolved.sort();
     resolved.dedup();
     current.extend(
@@ -706,6 +885,8 @@ type RepoTag = (String, String);
 struct Lookups {
     /// Each policy's best tag: its repository's list is ranked once, not once a reference.
     best: HashMap<(bool, Option<String>, String), Option<String>>,
+    /// Tags ranked, over every policy ranked (for the `select` line at `-v`).
+    ranked: usize,
     digests: HashMap<RepoTag, Result<String, String>>,
     platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
 }
@@ -731,13 +912,6 @@ impl Lookups {
         r
     }
 
-            Ok(Some(Selected::Held(reason))) => report.skipped.push(Skipped {
-                image: Some(written(occ)),
-                file: found.sources[occ.file].rel.clone(),
-                line: occ.site.line,
-                reason,
-                kind: report::SkipKind::Reference,
-            }),
     async fn platforms(
         &mut self,
         ctx: &Ctx<'_>,
@@ -769,6 +943,15 @@ fn covers(have: &[String], want: &[String]) -> bool {
 }
 
 /// The edits and the update that move `occ` on, or None when it is current.
+/// What [`select`] decided for one reference that moves or is held.
+enum Selected {
+    /// Rewrite it: the splices, and the update to report.
+    Update(Vec<Edit>, Update),
+    /// Keep it, and report why in `skipped` (a lower version offered for a tag the policy
+    /// does not accept: never a silent downgrade).
+    Held(String),
+}
+
 async fn select(
     ctx: &Ctx<'_>,
     lookups: &mut Lookups,
@@ -782,13 +965,15 @@ async fn select(
     let candidates: &[String] = if g.platforms.is_empty() {
         // Only the best tag matters to `update_from`: rank the list once per policy.
         let key = (g.flux, g.namespace.clone(), g.name.clone());
-        let best = lookups
-            .best
-            .entry(key)
-            .or_insert_with(|| g.policy.select(tags).latest);
+        let ranked = &mut lookups.ranked;
+        let best = lookups.best.entry(key).or_insert_with(|| {
+            *ranked += tags.len();
+            g.policy.select(tags).latest
+        });
         narrowed.extend(best.iter().cloned());
         &narrowed
     } else {
+        lookups.ranked += tags.len();
         for tag in g.policy.select(tags).candidates {
             if Some(tag.as_str()) == current {
                 narrowed.push(tag);
@@ -803,6 +988,11 @@ async fn select(
         &narrowed
     };
     let change = g.policy.update_from(current, candidates);
+    if change.is_none() {
+        if let Some(why) = g.policy.held(current, candidates) {
+            return Ok(Some(Selected::Held(why)));
+        }
+    }
     let pin = g.pin_digest || g.policy.followed_tag().is_some() || occ.image.digest.is_some();
     let Some(target) = change
         .as_ref()
@@ -938,19 +1128,27 @@ pub fn unified_diff(rel: &str, old: &str, new: &str) -> String {
 
 /// Where `tags` reads from.
 pub enum TagInput {
-/// What [`select`] decided for one reference that moves or is held.
-enum Selected {
-    /// Rewrite it: the splices, and the update to report.
-    Update(Vec<Edit>, Update),
-    /// Keep it, and report why in `skipped` (a lower version offered for a tag the policy
-    /// does not accept: never a silent downgrade).
-    Held(String),
-}
-
     /// The registry of the image (or an `oci-layout:PATH` directory).
     Registry { config: Option<PathBuf> },
     /// One tag a line.
     Lines(String),
+}
+
+/// Why `image` (as given to `tags`) is a path on this machine and not an image: it starts
+/// like a path (`/`, `./`, `../`, `~`), or names a directory holding an OCI image layout.
+/// Said before any request, with the `oci-layout:` spelling that reads it.
+fn local_path_hint(image: &str) -> Option<String> {
+    let path = Path::new(image);
+    let path_like = ["/", "./", "../", "~"].iter().any(|p| image.starts_with(p));
+    let layout =
+        path.is_dir() && (path.join("oci-layout").is_file() || path.join("index.json").is_file());
+    (path_like || layout).then(|| {
+        format!(
+            "{image} is a path on this machine, not an image; an OCI image layout directory is \
+             read with the oci-layout: prefix: tags oci-layout:{image}",
+            image = escape::text_line(image)
+        )
+    })
 }
 
 /// List the tags of `image` passing `policy`, best first.
@@ -974,20 +1172,24 @@ pub async fn list_tags(
                     .await
                     .map_err(|e| Error::Failed(e.to_string()))?
             } else {
+                if let Some(hint) = local_path_hint(image) {
+                    return Err(Error::Usage(hint));
+                }
                 let r = ImageRef::parse(image).map_err(|e| Error::Usage(e.to_string()))?;
-                let cwd = PathBuf::from(".");
-                let (cfg, _) = load_config(&cwd, config.as_deref())?;
-                let registries = Registries::new(&cfg.registries, &cwd);
+                // The config's paths (`oci-layout:`, `ca_file`) are its repo's: resolved from
+                // the config file's directory, wherever the command is run from.
+                let root = config
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+                let (cfg, _) = load_config(&root, config.as_deref())?;
+                let registries = Registries::new(&cfg.registries, &cfg.limits, &root);
                 let source: Arc<dyn TagSource> = registries.source(&r.registry);
                 source
                     .list_tags(&r.repository)
                     .await
                     .map_err(|e| Error::Failed(e.to_string()))?
-    if change.is_none() {
-        if let Some(why) = g.policy.held(current, candidates) {
-            return Ok(Some(Selected::Held(why)));
-        }
-    }
             }
         }
     };

@@ -1,14 +1,14 @@
 //! The binary: parse arguments, set up logging, call the library, map the outcome to the
 //! exit codes of the product contract (0 ok, 1 failure, 2 usage or config, 3 updates pending).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use image_updater::cli::{Cli, Cmd};
-use image_updater::escape;
+use image_updater::cli::{Cli, Cmd, Global, LogFormat};
 use image_updater::policy::Policy;
-use image_updater::report::Format;
+use image_updater::report::{markdown_diff, Format};
+use image_updater::{escape, observe};
 use image_updater::{Command, Error, Request, TagInput};
 
 /// `IMAGE_UPDATER_LOG` (an `EnvFilter`), else our own events at `level`. The HTTP and TLS
@@ -17,7 +17,15 @@ use image_updater::{Command, Error, Request, TagInput};
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("image_updater={level}")));
-    for quiet in ["reqwest", "hyper", "hyper_util", "h2", "rustls", "tower", "git2"] {
+    for quiet in [
+        "reqwest",
+        "hyper",
+        "hyper_util",
+        "h2",
+        "rustls",
+        "tower",
+        "git2",
+    ] {
         if let Ok(d) = format!("{quiet}=info").parse() {
             filter = filter.add_directive(d);
         }
@@ -25,20 +33,55 @@ fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     filter
 }
 
-fn main() -> ExitCode {
-    limit_malloc_arenas();
-    let cli = Cli::parse();
-    let level = match (cli.global.quiet, cli.global.verbose) {
+/// Log events on stderr: `-v` the stages (info), `-vv` every request (debug), as text or one
+/// JSON object a line. Each event is one line, written whole, with the progress line taken
+/// off the screen ([`observe::LogWriter`]).
+fn init_logging(global: &Global) {
+    let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_writer(|| escape::LogLine(std::io::stderr()))
-        .with_ansi(!cli.global.no_color && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(log_filter(level))
-        .init();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(|| observe::LogWriter)
+        .with_env_filter(log_filter(level));
+    match global.log_format {
+        // Colour only for a terminal: a log file or a CI log gets no escape codes.
+        LogFormat::Text => builder
+            .with_ansi(
+                !global.no_color
+                    && std::env::var_os("NO_COLOR").is_none()
+                    && std::io::stderr().is_terminal(),
+            )
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// Whether this runs in CI (`CI`, set by GitHub Actions, GitLab CI and most others).
+fn in_ci() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    set("CI") || set("GITHUB_ACTIONS") || set("GITLAB_CI")
+}
+
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    // The progress line: only for a person at a terminal, never in CI or with -q.
+    if matches!(cli.command, Cmd::Run { .. } | Cmd::Plan { .. })
+        && !cli.global.quiet
+        && std::io::stderr().is_terminal()
+        && !in_ci()
+    {
+        observe::enable_progress(std::time::Duration::from_secs(1));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,7 +92,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    observe::finish_progress();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", escape::text_line(&e.to_string()));
@@ -115,8 +160,13 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let root = match &job.clone {
         Some(url) => {
             let dir = tempfile::tempdir().map_err(|e| Error::Failed(format!("temp dir: {e}")))?;
-            image_updater::git::clone(url, job.branch.as_deref(), dir.path())
-                .map_err(|e| Error::Failed(e.to_string()))?;
+            image_updater::git::clone(url, job.branch.as_deref(), dir.path()).map_err(
+                |e| match e.kind {
+                    // The user must name a branch: a usage error, nothing touched.
+                    image_updater::git::GitErrorKind::NoBranch => Error::Usage(e.to_string()),
+                    _ => Error::Failed(e.to_string()),
+                },
+            )?;
             let root = dir.path().to_path_buf();
             _clone_dir = dir;
             root
@@ -135,10 +185,21 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         print(&outcome.scan.render(format));
         return Ok(0);
     }
+    observe::finish_progress();
     let mut out = outcome.report.render(format);
     if command == Command::Plan && format != Format::Json && !outcome.diff.is_empty() {
         out.push('\n');
-        out.push_str(&outcome.diff);
+        if format == Format::Markdown {
+            out.push_str(&markdown_diff(&outcome.diff));
+        } else {
+            out.push_str(&outcome.diff);
+        }
+    }
+    // The last line says what happened to the repository.
+    match format {
+        Format::Text => out.push_str(&format!("\n{}\n", escape::text_line(&outcome.summary))),
+        Format::Markdown => out.push_str(&format!("\n{}\n", escape::md_text(&outcome.summary))),
+        Format::Json => tracing::info!("{}", outcome.summary),
     }
     print(&out);
     image_updater::ci::publish(&outcome.report, &root)?;

@@ -247,9 +247,7 @@ impl Report {
                 let _ = writeln!(out, "  {}", text_line(&e.message));
             }
         }
-        if let Some(c) = &self.commit {
-            let _ = writeln!(out, "\nCommitted and pushed {}.", text_line(c));
-        }
+        // The commit is told by the run's last line (`Outcome::summary`), with its short id.
         out
     }
 
@@ -310,6 +308,25 @@ impl Report {
     }
 }
 
+/// A unified diff as a fenced ` ```diff ` block, for Markdown that renders it as a diff. The
+/// fence is longer than any run of backticks in the diff, so no line of a file can close it.
+pub fn markdown_diff(diff: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in diff.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    let mut out = format!("{fence}diff\n{diff}");
+    if !diff.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
+}
+
 impl ScanReport {
     pub fn render(&self, format: Format) -> String {
         let rows: Vec<Vec<String>> = self
@@ -335,25 +352,37 @@ impl ScanReport {
             })
             .collect();
         let header = ["FILE:LINE", "FORMAT", "IMAGE", "CURRENT", "POLICY"];
-        let (mut out, esc): (String, fn(&str) -> String) = match format {
+        let mut out = match format {
             Format::Json => return serde_json::to_string_pretty(self).expect("serialises") + "\n",
-            Format::Text => (table(&header, &rows), |s| text_line(s).into_owned()),
+            Format::Text => table(&header, &rows),
             Format::Markdown => {
                 let rows: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| r.iter().map(|c| md_text(c)).collect())
                     .collect();
-                (md_table(&header, &rows), md_text)
+                md_table(&header, &rows)
             }
         };
+        // Markdown: a list under its own heading, never loose lines after the table.
+        if format == Format::Markdown && !self.skipped.is_empty() {
+            out.push_str("\n### Skipped\n\n");
+        }
         for s in &self.skipped {
-            let _ = writeln!(
-                out,
-                "skipped {}:{}: {}",
-                esc(&s.file),
-                s.line,
-                esc(&s.reason)
-            );
+            let _ = match format {
+                Format::Markdown => writeln!(
+                    out,
+                    "- {}: {}",
+                    md_code(&format!("{}:{}", s.file, s.line)),
+                    md_text(&s.reason)
+                ),
+                _ => writeln!(
+                    out,
+                    "skipped {}:{}: {}",
+                    text_line(&s.file),
+                    s.line,
+                    text_line(&s.reason)
+                ),
+            };
         }
         out
     }
@@ -470,6 +499,17 @@ pub(crate) mod tests {
         for l in m.lines() {
             assert!(!l.starts_with("# ") && !l.starts_with("::"), "{l}");
         }
+    }
+
+    #[test]
+    fn markdown_diff_is_fenced_longer_than_any_backticks_in_it() {
+        assert_eq!(
+            markdown_diff("--- a/x\n+++ b/x\n-a\n+b\n"),
+            "```diff\n--- a/x\n+++ b/x\n-a\n+b\n```\n"
+        );
+        let inner = markdown_diff(" ```\n+````yaml\n");
+        assert!(inner.starts_with("`````diff\n"), "{inner}");
+        assert!(inner.ends_with("\n`````\n"), "{inner}");
     }
 
     #[test]

@@ -557,3 +557,165 @@ async fn no_secret_leaks_from_any_slot() {
     problems.extend(no_auth_across_redirect(&s));
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// [`run`] with `log_args` in place of `-v`, and no `IMAGE_UPDATER_LOG`: the log the user
+/// asks for with the flags alone.
+fn run_logged(work: &Path, env: &[(String, String)], log_args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", work.to_str().unwrap(), "--output", "json"])
+        .args(log_args)
+        .env("NO_COLOR", "1")
+        .env("HOME", work.parent().unwrap())
+        .env_remove("IMAGE_UPDATER_LOG")
+        .env_remove("IMAGE_UPDATER_LOG_FORMAT");
+    for v in [
+        "IMAGE_UPDATER_GIT_TOKEN",
+        "IMAGE_UPDATER_FORGE_TOKEN",
+        "IMAGE_UPDATER_SSH_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITLAB_TOKEN",
+        "CI_JOB_TOKEN",
+        "GITEA_TOKEN",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "SSH_AUTH_SOCK",
+        "DOCKER_CONFIG",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    cmd.output().unwrap()
+}
+
+/// The canary runs again with every request logged: `-vv` as text, and `-vv` as JSON lines
+/// (`--log-format json`). The request lines (registry, forge, git), the lines quoting the
+/// echoing servers' errors and the stage lines are all scanned.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_leaks_at_vv_or_in_json_logs() {
+    let s = servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let docker = docker_config(tmp.path(), &s);
+    let gh = MockServer::start().await;
+    let fake = GithubFake::new(FORGE_TOKEN);
+    mount_fake(&gh, fake.clone()).await;
+    let echo_forge = Echo::start(|req, _| {
+        (
+            401,
+            vec![],
+            serde_json::json!({"message": format!("Bad credentials: {}", req.dump())}).to_string(),
+        )
+    });
+    let projects = tmp.path().join("projects");
+    let server = GitHttpServer::start(&projects, Some(("x-access-token", GIT_TOKEN)));
+    let mut problems = Vec::new();
+    let rounds: [(&str, &[&str], String); 4] = [
+        (
+            "-vv, echoing forge",
+            &["-vv"],
+            format!("http://127.0.0.1:{}", echo_forge.port),
+        ),
+        ("-vv, accepting forge", &["-vv"], gh.uri()),
+        (
+            "JSON logs, echoing forge",
+            &["-vv", "--log-format", "json"],
+            format!("http://127.0.0.1:{}", echo_forge.port),
+        ),
+        (
+            "JSON logs, accepting forge",
+            &["-vv", "--log-format", "json"],
+            gh.uri(),
+        ),
+    ];
+    for (n, (round, log_args, api)) in rounds.into_iter().enumerate() {
+        let delivery = format!(
+            "delivery:\n  mode: pull-request\n  forge: github\n  api_url: {api}\n  repository: acme/infra\n  commit:\n    author: {{ name: bot, email: bot@example.invalid }}\n"
+        );
+        let name = format!("logged-{n}.git");
+        let bare = bare_repo_with_files(
+            &projects.join(&name),
+            &[
+                ("apps/deploy.yaml", deploy(&s).as_bytes()),
+                (
+                    ".image-updater.yaml",
+                    config(&s, Path::new(common::LAYOUT_IN_REPO), &delivery).as_bytes(),
+                ),
+            ],
+        );
+        let work = clone(
+            &format!("file://{}", bare.display()),
+            &tmp.path().join(format!("logged-work-{n}")),
+        );
+        write_layout(&work);
+        git(&work, &["remote", "set-url", "origin", &server.url(&name)]);
+        let env: Vec<(String, String)> = [
+            ("CANARY_REG_USER", ENV_USER.to_string()),
+            ("CANARY_REG_PASS", ENV_PASS.to_string()),
+            ("DOCKER_CONFIG", docker.to_str().unwrap().to_string()),
+            ("IMAGE_UPDATER_FORGE_TOKEN", FORGE_TOKEN.to_string()),
+            ("GITHUB_TOKEN", GH_TOKEN.to_string()),
+            ("IMAGE_UPDATER_GIT_TOKEN", GIT_TOKEN.to_string()),
+            ("IMAGE_UPDATER_SSH_KEY", ssh_key()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let (work2, args): (PathBuf, Vec<String>) = (
+            work.clone(),
+            log_args.iter().map(|a| a.to_string()).collect(),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_logged(&work2, &env, &args)
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .unwrap_or_else(|e| panic!("{round}: no JSON report ({e}):\n{stdout}\n{stderr}"));
+        // The log holds what it must, or the scan proves nothing: the registry requests, the
+        // echoing registries' errors, the forge's calls, the git requests, the stages.
+        for needle in [
+            "tags/list",
+            "tags not listed",
+            "you sent GET",
+            "GitHub API",
+            "git push",
+            "resolve: repositories listed",
+        ] {
+            assert!(
+                stderr.contains(needle),
+                "{round}: no {needle:?} in the log:\n{stderr}"
+            );
+        }
+        if log_args.contains(&"json") {
+            for line in stderr.lines().filter(|l| !l.is_empty()) {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "{round}: not one JSON object a line: {line}"
+                );
+            }
+        }
+        let places = vec![
+            ("stdout", stdout),
+            ("stderr", stderr),
+            (
+                "commit messages",
+                git(&bare, &["log", "--all", "--format=%H %s%n%b"]),
+            ),
+            ("branch names", git(&bare, &["branch", "--list", "--all"])),
+        ];
+        for l in leaks(&places) {
+            problems.push(format!("{round}: {l}"));
+        }
+    }
+    assert!(
+        !fake.state().prs.is_empty(),
+        "no pull request opened by the accepting forge's rounds"
+    );
+    problems.extend(no_auth_across_redirect(&s));
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}

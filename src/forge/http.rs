@@ -131,6 +131,37 @@ impl Api {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<(u16, String), ForgeError> {
+        let started = std::time::Instant::now();
+        let result = self.call_once(method.clone(), path, query, body).await;
+        crate::observe::Counters::add(&crate::observe::COUNTERS.forge_calls, 1);
+        // One line at `-vv`: the path as errors show it (below the API root, no query), never
+        // the token; an absolute URL (a next page) without user-info or query.
+        let shown = match reqwest::Url::parse(path) {
+            Ok(u) => crate::http::display_url(&u),
+            Err(_) => path.split('?').next().unwrap_or_default().to_string(),
+        };
+        let shown = self.token.scrub(&shown);
+        let ms = crate::observe::ms_since(started);
+        match &result {
+            Ok((status, text)) => tracing::debug!(
+                status,
+                ms,
+                bytes = text.len(),
+                "{} API {method} {shown}",
+                self.kind.name()
+            ),
+            Err(e) => tracing::debug!(ms, error = %e, "{} API {method} {shown}", self.kind.name()),
+        }
+        result
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ForgeError> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {

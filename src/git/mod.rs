@@ -59,6 +59,9 @@ pub struct GitError {
 pub enum GitErrorKind {
     /// The remote refused the push because it moved on (not a fast-forward).
     Rejected,
+    /// The branch to clone does not exist on the remote (its HEAD names a missing branch, or
+    /// `--branch` does): the user must name one.
+    NoBranch,
     Other,
 }
 
@@ -536,10 +539,19 @@ impl WorkTree {
     /// Push the local reference `src` to `branch` on `origin`.
     pub fn push_ref(&self, src: &str, branch: &str, force: bool) -> Result<(), GitError> {
         let url = self.remote_url()?;
-        match local_repository(&url) {
+        let started = std::time::Instant::now();
+        let pushed = match local_repository(&url) {
             Some(path) => self.push_local(src, branch, force, &path),
             None => self.push_network(src, branch, force),
-        }
+        };
+        log_request(
+            "push",
+            &url,
+            &format!("{src} -> {branch}"),
+            started,
+            &pushed,
+        );
+        pushed
     }
 
     /// [`WorkTree::push_ref`] to a repository on this machine (`file://` or a path).
@@ -734,6 +746,14 @@ impl WorkTree {
     /// Fetch `branch` from `origin`; the commit it points at there, or None when it does not
     /// exist there.
     pub fn fetch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let started = std::time::Instant::now();
+        let url = self.remote_url()?;
+        let fetched = self.fetch_branch(branch);
+        log_request("fetch", &url, branch, started, &fetched);
+        fetched
+    }
+
+    fn fetch_branch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
         let mut remote = self.remote()?;
         let url = remote.url().unwrap_or_default().to_string();
         let refusal = Refusal::default();
@@ -964,10 +984,108 @@ pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, Gi
     if let Some(b) = branch {
         builder.branch(b);
     }
-    builder
-        .clone(url, dir)
-        .map_err(|e| GitError::new(&format!("cloning {url}"), e.message()))?;
+    let started = std::time::Instant::now();
+    let cloned = builder.clone(url, dir);
+    log_request("clone", url, branch.unwrap_or("HEAD"), started, &cloned);
+    let repo = match cloned {
+        Ok(repo) => repo,
+        Err(e) => {
+            // A `--branch` the remote does not have: say which it has.
+            if let Some(b) = branch {
+                if let Ok(branches) = remote_branches(url) {
+                    if !branches.iter().any(|x| x == b) {
+                        return Err(no_branch(
+                            url,
+                            &format!("--branch {b:?} is not a branch of the remote"),
+                            &branches,
+                        ));
+                    }
+                }
+            }
+            return Err(GitError::new(&format!("cloning {url}"), e.message()));
+        }
+    };
+    // The remote's HEAD may name a branch it does not have: the clone is then an empty,
+    // unborn tree, and reading it would find nothing. That is an error, not "no updates".
+    if repo.head().is_err() {
+        let named = repo
+            .find_reference("HEAD")
+            .ok()
+            .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_string))
+            .unwrap_or_else(|| "HEAD".into());
+        let branches: Vec<String> = repo
+            .branches(Some(git2::BranchType::Remote))
+            .map(|list| {
+                list.flatten()
+                    .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
+                    .filter_map(|n| n.strip_prefix("origin/").map(str::to_string))
+                    .filter(|n| n != "HEAD")
+                    .collect()
+            })
+            .unwrap_or_default();
+        let why = match branch {
+            Some(b) => format!("--branch {b:?} could not be checked out"),
+            None => format!("the remote's HEAD names {named}, which it does not have"),
+        };
+        return Err(no_branch(url, &why, &branches));
+    }
     WorkTree::open(dir)
+}
+
+/// The branches of the remote at `url`, by asking it (`git ls-remote --heads`).
+fn remote_branches(url: &str) -> Result<Vec<String>, git2::Error> {
+    let mut remote = git2::Remote::create_detached(url)?;
+    let conn = remote.connect_auth(git2::Direction::Fetch, Some(callbacks(url)), None)?;
+    let mut names: Vec<String> = conn
+        .list()?
+        .iter()
+        .filter_map(|h| h.name().strip_prefix("refs/heads/").map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A clone with no branch to read: `why`, the remote's branches, and what to do.
+fn no_branch(url: &str, why: &str, branches: &[String]) -> GitError {
+    let listed = if branches.is_empty() {
+        "it has no branches (an empty repository): there is nothing to read".to_string()
+    } else {
+        let shown: Vec<&str> = branches.iter().take(20).map(String::as_str).collect();
+        let more = branches.len().saturating_sub(shown.len());
+        format!(
+            "its branches: {}{}; name one with --branch (IMAGE_UPDATER_BRANCH)",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
+    };
+    GitError {
+        kind: GitErrorKind::NoBranch,
+        ..GitError::new(&format!("cloning {url}"), format!("{why}; {listed}"))
+    }
+}
+
+/// One line at `-vv` for a request to a git remote: what, where (credentials left out), the
+/// outcome and how long it took.
+fn log_request<T, E: std::fmt::Display>(
+    what: &str,
+    url: &str,
+    refs: &str,
+    started: std::time::Instant,
+    result: &Result<T, E>,
+) {
+    let ms = crate::observe::ms_since(started);
+    let url = credentials::redact(url);
+    match result {
+        Ok(_) => tracing::debug!(url = %url, refs, ms, "git {what}: ok"),
+        Err(e) => {
+            let e = credentials::redact(&e.to_string());
+            tracing::debug!(url = %url, refs, ms, error = %e, "git {what}: failed")
+        }
+    }
 }
 
 /// Callbacks for talking to the remote at `url`: credentials from the environment, and SSH

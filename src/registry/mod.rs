@@ -206,10 +206,12 @@ impl Registries {
     pub fn prefetch<'a>(&self, images: impl IntoIterator<Item = &'a ImageRef>) -> Prefetch {
         let mut jobs = HashMap::new();
         for img in images {
-            jobs.entry(img.canonical_name()).or_insert_with(|| {
+            let name = img.canonical_name();
+            jobs.entry(name.clone()).or_insert_with(|| {
                 let source = self.source(&img.registry);
                 let repository = img.repository.clone();
-                let job = tokio::spawn(async move { source.list_tags(&repository).await });
+                let job =
+                    tokio::spawn(async move { listed(&name, source.list_tags(&repository)).await });
                 (img.clone(), job)
             });
         }
@@ -230,12 +232,26 @@ impl Registries {
         let jobs = seen.into_iter().map(|(name, (host, repo))| {
             let source = self.source(&host);
             async move {
-                let result = source.list_tags(&repo).await;
+                let result = listed(&name, source.list_tags(&repo)).await;
                 (name, result)
             }
         });
         futures::future::join_all(jobs).await.into_iter().collect()
     }
+}
+
+/// `listing`, the tag list of `name`, told to the progress line and logged at `-vv`
+/// ([`crate::observe`]).
+async fn listed(name: &str, listing: BoxFuture<'_, TagList>) -> TagList {
+    let started = std::time::Instant::now();
+    crate::observe::listing_started(name);
+    let result = listing.await;
+    let tags = match &result {
+        Ok(list) => Ok(list.len()),
+        Err(e) => Err(e.message.as_str()),
+    };
+    crate::observe::listing_ended(name, tags, started.elapsed());
+    result
 }
 
 /// Tag lists being fetched in the background, by canonical name (see

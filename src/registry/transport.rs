@@ -269,6 +269,14 @@ impl Pacer {
             *next = slot + interval;
             slot
         };
+        let wait = slot.saturating_duration_since(Instant::now());
+        if wait >= Duration::from_millis(1) {
+            crate::observe::Counters::waited(wait);
+            tracing::debug!(
+                wait_ms = crate::observe::ms(wait),
+                "waiting for registries[].requests_per_second"
+            );
+        }
         tokio::time::sleep_until(slot).await;
     }
 }
@@ -357,7 +365,7 @@ impl Transport {
         loop {
             attempt += 1;
             let outcome = self.attempt(req).await;
-            let (wait, last) = match outcome {
+            let (wait, last, cause) = match outcome {
                 Ok(resp) if is_retryable(resp.status) => {
                     let what = format!(
                         "HTTP {}{}",
@@ -375,13 +383,18 @@ impl Transport {
                                 o.max_retry_after.as_secs()
                             ));
                         }
-                        Some(after) => (after, what),
-                        None => (self.backoff(attempt), what),
+                        Some(after) => (after, what, "Retry-After"),
+                        None => (self.backoff(attempt), what, "backoff"),
                     }
                 }
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    if resp.status.is_success() && req.target.contains("/tags/list") {
+                        crate::observe::Counters::add(&crate::observe::COUNTERS.tag_pages, 1);
+                    }
+                    return Ok(resp);
+                }
                 Err(Failure::Fatal(m)) => return Err(m),
-                Err(Failure::Transient(m)) => (self.backoff(attempt), m),
+                Err(Failure::Transient(m)) => (self.backoff(attempt), m, "backoff"),
             };
             if attempt >= o.max_attempts {
                 return Err(format!("{last} (gave up after {attempt} attempts)"));
@@ -392,8 +405,31 @@ impl Transport {
                     attempt + 1
                 ));
             }
-            tracing::debug!(url = %shown(req.target), attempt, ?wait, "retrying: {last}");
+            let url = self.shown(req.target);
+            crate::observe::Counters::add(&crate::observe::COUNTERS.registry_retries, 1);
+            crate::observe::Counters::waited(wait);
+            tracing::debug!(
+                url = %url,
+                attempt,
+                wait_ms = crate::observe::ms(wait),
+                wait_for = cause,
+                "retrying: {last}"
+            );
+            crate::observe::waiting(Some(format!(
+                "retrying {url} in {:.1}s ({cause}) after {last}",
+                wait.as_secs_f64()
+            )));
             tokio::time::sleep(wait).await;
+            crate::observe::waiting(None);
+        }
+    }
+
+    /// `target` (a path below the endpoint, or a URL) as a URL fit to print ([`shown`]).
+    fn shown(&self, target: &str) -> String {
+        if target.starts_with("http://") || target.starts_with("https://") {
+            shown(target)
+        } else {
+            shown(&format!("{}{target}", self.base()))
         }
     }
 
@@ -421,7 +457,10 @@ impl Transport {
             } else {
                 format!("{}://{}{}", self.schemes[i], self.endpoint, req.target)
             };
-            match self.once(req, &url).await {
+            let sent = Instant::now();
+            let answer = self.once(req, &url).await;
+            log_answer(req, &url, sent, &answer);
+            match answer {
                 Ok(r) => {
                     if !absolute {
                         self.working.store(i, Ordering::Relaxed);
@@ -552,6 +591,38 @@ impl Transport {
                 }
                 Ok(r)
             }
+        }
+    }
+}
+
+/// One line at `-vv` for each request sent: method, URL ([`shown`]: no user-info, no query),
+/// status, time and size, or why it failed (scrubbed of what the request carried). The request
+/// and the bytes read are counted for the `resolve` line at `-v`.
+fn log_answer(
+    req: &Request<'_>,
+    url: &str,
+    sent: Instant,
+    answer: &Result<Response, (Failure, bool)>,
+) {
+    let ms = crate::observe::ms(sent.elapsed());
+    crate::observe::Counters::add(&crate::observe::COUNTERS.registry_requests, 1);
+    match answer {
+        Ok(r) => {
+            crate::observe::Counters::add(
+                &crate::observe::COUNTERS.registry_bytes,
+                r.body.len() as u64,
+            );
+            tracing::debug!(
+                status = r.status.as_u16(),
+                ms,
+                bytes = r.body.len(),
+                "{} {}",
+                req.method,
+                shown(url)
+            );
+        }
+        Err((Failure::Transient(e) | Failure::Fatal(e), _)) => {
+            tracing::debug!(ms, error = %e, "{} {}", req.method, shown(url));
         }
     }
 }
