@@ -31,12 +31,6 @@ pub struct Config {
     pub delivery: Delivery,
     /// Files larger than this many bytes are skipped (default 10 MiB).
     pub max_file_size: Option<u64>,
-}
-
-/// Per-host registry settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
     /// Bounds on what a run reads from registries and how long it waits for them.
     pub limits: Limits,
 }
@@ -62,6 +56,12 @@ impl Default for Limits {
             run_seconds: 300,
         }
     }
+}
+
+/// Per-host registry settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
     /// The host as it appears in image references, with its port if any.
     pub host: String,
     /// Where to query instead of `host`: another `host[:port]` (a mirror), or
@@ -428,13 +428,6 @@ impl Config {
 
     /// Compile each image's reference, policy and globs; the first problem is an error.
     pub fn watched(&self, file: &Path) -> Result<Vec<Watched>, ConfigError> {
-        for (key, globs) in [("paths", &self.paths), ("exclude", &self.exclude)] {
-            for g in globs {
-                inside_repo(g)
-                    .map_err(|e| ConfigError(format!("{}: {key}: {e}", file.display())))?;
-            }
-        }
-        let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
         let l = &self.limits;
         for (key, value) in [
             ("response_bytes", l.response_bytes),
@@ -448,6 +441,13 @@ impl Config {
                 ));
             }
         }
+        for (key, globs) in [("paths", &self.paths), ("exclude", &self.exclude)] {
+            for g in globs {
+                inside_repo(g)
+                    .map_err(|e| ConfigError(format!("{}: {key}: {e}", file.display())))?;
+            }
+        }
+        let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
         for img in &self.images {
             let name = img.name.value.trim();
             if name.is_empty() {
