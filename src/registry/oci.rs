@@ -321,7 +321,12 @@ impl OciSource {
         else {
             return Ok(None);
         };
-        let unreadable = || format!("the tag list's next-page Link {:?} is not a URL", raw.trim());
+        let unreadable = || {
+            format!(
+                "the tag list's next-page Link {:?} is not a URL",
+                raw.trim()
+            )
+        };
         let url = raw.split(';').next().unwrap_or("").trim();
         let url = url
             .strip_prefix('<')
