@@ -101,8 +101,8 @@ curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"
 
 # The reset rewrites the changed files; `sync` keeps their write-back out of the timed run.
 reset_cmd="git -C '$work/repo' reset -q --hard $base && git -C '$work/repo' push -q -f origin $base:refs/heads/main && sync"
-plan_cmd="'$bin' --config '$work/config.yaml' plan '$work/repo'"
-run_cmd="'$bin' --config '$work/config.yaml' run '$work/repo'"
+plan_cmd="'$bin' plan '$work/repo' --config '$work/config.yaml'"
+run_cmd="'$bin' run '$work/repo' --config '$work/config.yaml'"
 
 # The registry's access log: one `"GET /v2/... HTTP/1.1"` line per request.
 lines() { wc -l <"$log"; }

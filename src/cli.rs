@@ -40,13 +40,8 @@ pub struct Global {
     /// No colour in output (also when NO_COLOR is set)
     #[arg(long, global = true)]
     pub no_color: bool,
-}
-
-/// `--config` of the commands that work on a repository.
-#[derive(Debug, Args)]
-pub struct ConfigArg {
-    /// Config file [default: PATH/.image-updater.yaml, optional there]
-    #[arg(long, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
+    /// Config file [default: .image-updater.yaml at PATH; for tags, in the current directory; optional there]
+    #[arg(long, global = true, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
@@ -83,8 +78,6 @@ pub enum Cmd {
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
         #[command(flatten)]
-        config: ConfigArg,
-        #[command(flatten)]
         job: JobArgs,
     },
     /// Show the updates and a unified diff; write nothing
@@ -92,8 +85,6 @@ pub enum Cmd {
         /// The git work tree whose manifests are read (not read with --clone)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
-        #[command(flatten)]
-        config: ConfigArg,
         #[command(flatten)]
         job: JobArgs,
         /// Exit 3 when updates are pending
@@ -105,8 +96,6 @@ pub enum Cmd {
         /// The directory whose manifests are listed (a git work tree or not)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
-        #[command(flatten)]
-        config: ConfigArg,
     },
     /// List the tags of IMAGE that pass a policy, best first, marking the pick (-v: why the others were dropped)
     Tags {
@@ -126,9 +115,6 @@ pub enum Cmd {
         /// Read tags from FILE (one a line; - for stdin) instead of the registry
         #[arg(long, value_name = "FILE")]
         tags_from: Option<PathBuf>,
-        /// Config file for the registries' settings (credentials, mirrors, TLS) [default: ./.image-updater.yaml, optional there]
-        #[arg(long, env = "IMAGE_UPDATER_CONFIG", value_name = "FILE")]
-        config: Option<PathBuf>,
     },
 }
 

@@ -105,15 +105,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<u8, Error> {
     let format = cli.global.output;
-    let (command, path, config, job, exit_code) = match cli.command {
-        Cmd::Run { path, config, job } => (Command::Run, path, config, Some(job), false),
+    let config = cli.global.config;
+    let (command, path, job, exit_code) = match cli.command {
+        Cmd::Run { path, job } => (Command::Run, path, Some(job), false),
         Cmd::Plan {
             path,
-            config,
             job,
             exit_code,
-        } => (Command::Plan, path, config, Some(job), exit_code),
-        Cmd::Scan { path, config } => (Command::Scan, path, config, None, false),
+        } => (Command::Plan, path, Some(job), exit_code),
+        Cmd::Scan { path } => (Command::Scan, path, None, false),
         Cmd::Tags {
             image,
             policy,
@@ -121,7 +121,6 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             extract,
             exclude,
             tags_from,
-            config,
         } => {
             let kind = policy.spec().kind().map_err(Error::Usage)?;
             let mut policy =
@@ -176,7 +175,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let outcome = image_updater::execute(&Request {
         command,
         root: root.clone(),
-        config: config.config,
+        config,
         shard: job.shard,
         mode: job.mode,
     })
