@@ -356,30 +356,11 @@ fn docker_config(dir: &Path, s: &Servers) -> PathBuf {
 }
 
 fn run(work: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", work.to_str().unwrap(), "--output", "json", "-v"])
-        .env("NO_COLOR", "1")
-        .env("HOME", work.parent().unwrap());
-    for v in [
-        "IMAGE_UPDATER_GIT_TOKEN",
-        "IMAGE_UPDATER_FORGE_TOKEN",
-        "IMAGE_UPDATER_SSH_KEY",
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-        "GITLAB_TOKEN",
-        "CI_JOB_TOKEN",
-        "GITEA_TOKEN",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "SSH_AUTH_SOCK",
-        "DOCKER_CONFIG",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().unwrap()
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    run_logged(work, &env, &["-v"])
 }
 
 /// Every place a canary might surface, each with its name.
@@ -558,8 +539,9 @@ async fn no_secret_leaks_from_any_slot() {
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
-/// [`run`] with `log_args` in place of `-v`, and no `IMAGE_UPDATER_LOG`: the log the user
-/// asks for with the flags alone.
+/// `run WORK --output json` with `log_args` (`-v`, `-vv`, `--log-format json`), no
+/// `IMAGE_UPDATER_LOG` (the log the user asks for with the flags alone), no credential from
+/// the surrounding environment, and `env`.
 fn run_logged(work: &Path, env: &[(String, String)], log_args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(["run", work.to_str().unwrap(), "--output", "json"])

@@ -138,13 +138,7 @@ fn whole(node: &Node, path: &Path, format: Format, out: &mut Out) {
         return;
     }
     if let Some(found) = node.to_found(path).and_then(|f| literal(f, out)) {
-        out.sites.push(Site {
-            format,
-            policy: None,
-            keys: None,
-            line: found.line,
-            parts: Parts::Whole(found),
-        });
+        out.sites.push(Site::whole(format, found));
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path as FsPath;
 
 use super::scan::{Node, Path, Segment};
-use super::{Format, Parts, Site};
+use super::{Format, Site};
 
 /// Whether the file name is a compose file: `compose*.y(a)ml` or `docker-compose*.y(a)ml`.
 pub fn is_compose_file(path: &FsPath) -> bool {
@@ -29,13 +29,7 @@ pub fn sites(root: &Node, out: &mut Vec<Site>) {
             Segment::Key("image".into()),
         ]);
         if let Some(found) = image.to_found(&path) {
-            out.push(Site {
-                format: Format::Compose,
-                policy: None,
-                keys: None,
-                line: found.line,
-                parts: Parts::Whole(found),
-            });
+            out.push(Site::whole(Format::Compose, found));
         }
     }
 }
@@ -44,6 +38,7 @@ pub fn sites(root: &Node, out: &mut Vec<Site>) {
 mod tests {
     use super::*;
     use crate::manifest::scan::parse_documents;
+    use crate::manifest::Parts;
 
     #[test]
     fn services_images() {

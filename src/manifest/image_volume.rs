@@ -7,7 +7,7 @@
 //! mapping contributes its `reference` scalar.
 
 use super::scan::{self, Node, Path, Segment};
-use super::{Format, Parts, Site};
+use super::{Format, Site};
 
 /// Every image volume's `reference` in the document, in source order.
 pub fn sites(root: &Node, out: &mut Vec<Site>) {
@@ -31,13 +31,7 @@ pub fn sites(root: &Node, out: &mut Vec<Site>) {
             p.push(Segment::Key("image".into()));
             p.push(Segment::Key("reference".into()));
             if let Some(found) = reference.to_found(&p) {
-                out.push(Site {
-                    format: Format::ImageVolume,
-                    policy: None,
-                    keys: None,
-                    line: found.line,
-                    parts: Parts::Whole(found),
-                });
+                out.push(Site::whole(Format::ImageVolume, found));
             }
         }
     });
@@ -47,6 +41,7 @@ pub fn sites(root: &Node, out: &mut Vec<Site>) {
 mod tests {
     use super::*;
     use crate::manifest::scan::parse_documents;
+    use crate::manifest::Parts;
 
     #[test]
     fn volume_references_of_pod_specs() {

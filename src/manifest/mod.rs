@@ -144,6 +144,19 @@ pub struct Site {
     pub parts: Parts,
 }
 
+impl Site {
+    /// A whole reference (`repo:tag`) in one scalar, found by `format`, no policy named.
+    pub fn whole(format: Format, found: Found) -> Site {
+        Site {
+            format,
+            policy: None,
+            keys: None,
+            line: found.line,
+            parts: Parts::Whole(found),
+        }
+    }
+}
+
 /// The scalars of a [`Site`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parts {

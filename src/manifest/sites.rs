@@ -62,13 +62,7 @@ pub fn scan_file_as(
         let Some(root) = &doc.root else { continue };
         let mut containers = Vec::new();
         k8s::images_in(root, &mut containers);
-        format_sites.extend(containers.into_iter().map(|f| Site {
-            format: Format::K8s,
-            policy: None,
-            keys: None,
-            line: f.line,
-            parts: Parts::Whole(f),
-        }));
+        format_sites.extend(containers.into_iter().map(|f| Site::whole(Format::K8s, f)));
         if kustomize::is_kustomization(root, kustomization_file) {
             kustomize::sites(root, &mut format_sites);
         }
@@ -116,11 +110,8 @@ pub fn scan_file_as(
         let found = value.found.clone();
         if b.marker.field == MarkerField::Whole {
             sites.push(Site {
-                format: Format::Marker,
                 policy: Some(b.marker.policy),
-                keys: None,
-                line: found.line,
-                parts: Parts::Whole(found),
+                ..Site::whole(Format::Marker, found)
             });
             continue;
         }
