@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::same_host;
 use crate::config::Credentials;
+use crate::manifest::files::read_regular_file;
 
 /// A snapshot of environment variables.
 #[derive(Debug, Clone, Default)]
@@ -196,14 +197,18 @@ fn key_host(key: &str) -> &str {
     k.split('/').next().unwrap_or(k)
 }
 
+/// The largest Docker `config.json` read (1 MiB): a FIFO, a device or a huge file there is an
+/// error naming it, never a hang or a read without end.
+pub const MAX_DOCKER_CONFIG: u64 = 1024 * 1024;
+
 fn docker_config(host: &str, env: &Env) -> Result<Option<Found>, String> {
     let Some(path) = docker_config_path(env) else {
         return Ok(None);
     };
-    let text = match std::fs::read(&path) {
+    let text = match read_regular_file(&path, MAX_DOCKER_CONFIG, "a Docker config.json") {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) if e.io == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
     };
     let cfg: DockerConfig = serde_json::from_slice(&text)
         .map_err(|e| format!("{}: not a valid Docker config: {e}", path.display()))?;
@@ -418,6 +423,24 @@ mod tests {
         assert!(lookup("quay.io", None, &env).unwrap().is_none());
         let outside = Env::from_pairs([("GITHUB_TOKEN", "ghs_x")]);
         assert!(lookup("ghcr.io", None, &outside).unwrap().is_none());
+    }
+
+    /// A Docker config.json that is a FIFO (it used to block the run for good), or larger
+    /// than its cap, is an error naming the file; nothing hangs and nothing is read whole.
+    #[test]
+    fn a_docker_config_that_is_a_fifo_or_too_big_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.json");
+        let made = Command::new("mkfifo").arg(&file).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let env = Env::from_pairs([("DOCKER_CONFIG", t.path().to_str().unwrap())]);
+        let e = lookup("r.example", None, &env).unwrap_err();
+        assert!(e.contains("config.json") && e.contains("FIFO"), "{e}");
+        std::fs::remove_file(&file).unwrap();
+        let big = format!("{{\"auths\": {{}}, \"pad\": \"{}\"}}", "x".repeat(2 << 20));
+        let env = env_with_config(t.path(), &big);
+        let e = lookup("r.example", None, &env).unwrap_err();
+        assert!(e.contains("config.json") && e.contains("over the limit"), "{e}");
     }
 
     #[test]
