@@ -440,7 +440,10 @@ mod tests {
         let big = format!("{{\"auths\": {{}}, \"pad\": \"{}\"}}", "x".repeat(2 << 20));
         let env = env_with_config(t.path(), &big);
         let e = lookup("r.example", None, &env).unwrap_err();
-        assert!(e.contains("config.json") && e.contains("over the limit"), "{e}");
+        assert!(
+            e.contains("config.json") && e.contains("over the limit"),
+            "{e}"
+        );
     }
 
     #[test]
