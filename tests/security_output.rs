@@ -19,13 +19,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
-use common::{bare_repo_with_files, clone};
+use common::{bare_repo_with_files, clone, HostileRequest, HostileServer, Reply};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
@@ -45,59 +42,36 @@ const HOSTILE_SKIP: &str = "apps/\n::warning::skipped| <script>alert(6).yaml";
 
 /// The hostile server: a registry under `/v2/`, GitHub's REST API under `/repos/`.
 struct Hostile {
-    port: u16,
-    /// The JSON bodies of the pull requests it was asked to open.
-    posted: Arc<Mutex<Vec<Value>>>,
+    server: HostileServer,
 }
 
 impl Hostile {
     fn start() -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let posted = Arc::new(Mutex::new(Vec::new()));
-        let p2 = Arc::clone(&posted);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let posted = Arc::clone(&p2);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &posted);
-                });
-            }
-        });
-        Hostile { port, posted }
+        Hostile {
+            server: HostileServer::start(|req, _| {
+                let (status, answer) = answer(req);
+                Reply::json(status, answer.to_string())
+            }),
+        }
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.server.addr.clone()
+    }
+
+    /// The JSON bodies of the pull requests it was asked to open.
+    fn posted(&self) -> Vec<Value> {
+        self.server
+            .seen()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path() == "/repos/acme/infra/pulls")
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect()
     }
 }
 
-fn serve(stream: TcpStream, posted: &Mutex<Vec<Value>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(());
-    }
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, answer) = match (method, path) {
+fn answer(req: &HostileRequest) -> (u16, Value) {
+    match (req.method.as_str(), req.path()) {
         ("GET", "/v2/") => (200, json!({})),
         ("GET", "/v2/acme/evil/tags/list") => (
             403,
@@ -109,8 +83,7 @@ fn serve(stream: TcpStream, posted: &Mutex<Vec<Value>>) -> std::io::Result<()> {
         }
         ("GET", "/repos/acme/infra/pulls") => (200, json!([])),
         ("POST", "/repos/acme/infra/pulls") => {
-            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            posted.lock().unwrap().push(req.clone());
+            let req: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
             if req["head"] == "image-updater/other" {
                 (
                     422,
@@ -135,15 +108,7 @@ fn serve(stream: TcpStream, posted: &Mutex<Vec<Value>>) -> std::io::Result<()> {
             }
         }
         _ => (404, json!({"message": FORGE_SAYS})),
-    };
-    let answer = answer.to_string();
-    let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    )?;
-    out.flush()
+    }
 }
 
 fn deployment(images: &[&str]) -> String {
@@ -482,7 +447,7 @@ fn hostile_remote_text_cannot_become_a_command_or_markup() {
             );
         }
     }
-    let posted = server.posted.lock().unwrap().clone();
+    let posted = server.posted();
     assert!(!posted.is_empty(), "no pull request was opened");
     for pr in &posted {
         let body = pr["body"].as_str().unwrap_or_default();

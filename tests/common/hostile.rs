@@ -15,6 +15,8 @@ pub struct HostileRequest {
     /// The request target: path and query.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; a token POST's form, a forge call's JSON).
+    pub body: Vec<u8>,
 }
 
 impl HostileRequest {
@@ -109,18 +111,18 @@ fn serve(
         }
         let headers = read_headers(&mut reader)?;
         let mut parts = line.split_whitespace();
-        let req = HostileRequest {
+        let mut req = HostileRequest {
             method: parts.next().unwrap_or("").to_string(),
             target: parts.next().unwrap_or("/").to_string(),
             headers,
+            body: Vec::new(),
         };
-        // Request bodies (a token POST's form) are small: read and drop them.
         if let Some(n) = req
             .header("content-length")
             .and_then(|v| v.trim().parse::<usize>().ok())
         {
-            let mut body = vec![0u8; n];
-            std::io::Read::read_exact(&mut reader, &mut body)?;
+            req.body = vec![0u8; n];
+            std::io::Read::read_exact(&mut reader, &mut req.body)?;
         }
         seen.lock().unwrap().push(req.clone());
         let mut out = stream.try_clone()?;
