@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::forges::{files_of, fixture, mount_fake, seed_registry, GithubFake};
-use common::{bare_repo_with_files, git, require_program, FaultProxy, Registry};
+use common::forges::{mount_fake, seed_registry, GithubFake};
+use common::{git, require_program, FaultProxy, Registry};
 use serde_json::Value;
 use wiremock::MockServer;
 
@@ -82,20 +82,7 @@ fn demo() -> PathBuf {
 /// A bare remote holding the `commit-basic` fixture, its config pointing at `registry_addr`,
 /// with `delivery` (YAML lines) in place of its `mode: commit`; and a clone of it.
 fn remote_and_work(dir: &Path, registry_addr: &str, delivery: &str) -> (PathBuf, PathBuf) {
-    let config = std::fs::read_to_string(fixture("commit-basic/config.yaml"))
-        .unwrap()
-        .replace("{{REGISTRY}}", registry_addr)
-        .replace(
-            "delivery:\n  mode: commit\n",
-            &format!("delivery:\n{delivery}"),
-        );
-    let mut files = files_of(&fixture("commit-basic/input"));
-    files.push((".image-updater.yaml".into(), config.into_bytes()));
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
-    let bare = bare_repo_with_files(&dir.join("remote.git"), &refs);
+    let bare = common::forges::fixture_remote(dir, registry_addr, delivery);
     let work = common::clone(&format!("file://{}", bare.display()), &dir.join("work"));
     (bare, work)
 }

@@ -97,8 +97,18 @@ pub fn seed_registry(registry: &Registry) {
 }
 
 /// A bare repository holding the `commit-basic` fixture with `delivery_lines` (indented by
-/// two spaces, one key a line) in place of its `mode: commit`. Returns the bare repo's path.
+/// two spaces, one key a line) in place of its `mode: pull-request`. Returns the bare repo's path.
 pub fn pr_remote(dir: &Path, registry_addr: &str, delivery_lines: &str) -> PathBuf {
+    assert!(
+        delivery_lines.contains("mode: pull-request"),
+        "delivery lines must set the mode:\n{delivery_lines}"
+    );
+    fixture_remote(dir, registry_addr, delivery_lines)
+}
+
+/// A bare repository `dir/remote.git` holding the `commit-basic` fixture, its config pointing
+/// at `registry_addr`, with `delivery_lines` in place of its `mode: commit`.
+pub fn fixture_remote(dir: &Path, registry_addr: &str, delivery_lines: &str) -> PathBuf {
     let config = std::fs::read_to_string(fixture("commit-basic/config.yaml"))
         .unwrap()
         .replace("{{REGISTRY}}", registry_addr)
@@ -106,10 +116,6 @@ pub fn pr_remote(dir: &Path, registry_addr: &str, delivery_lines: &str) -> PathB
             "delivery:\n  mode: commit\n",
             &format!("delivery:\n{delivery_lines}"),
         );
-    assert!(
-        config.contains("mode: pull-request"),
-        "delivery lines must set the mode:\n{config}"
-    );
     let mut files = files_of(&fixture("commit-basic/input"));
     files.push((".image-updater.yaml".into(), config.into_bytes()));
     let refs: Vec<(&str, &[u8])> = files
