@@ -9,6 +9,8 @@
 
 use base64::Engine as _;
 
+use crate::env::Env;
+
 /// The outcome of looking a presented key up.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -20,13 +22,20 @@ pub enum Verdict {
     Unknown,
 }
 
-/// Where the known hosts are read from.
-pub fn known_hosts_path() -> Option<std::path::PathBuf> {
-    std::env::var_os("IMAGE_UPDATER_SSH_KNOWN_HOSTS")
+/// Where the known hosts are read from, by `env`.
+pub fn known_hosts_path(env: &Env) -> Option<std::path::PathBuf> {
+    env.raw("IMAGE_UPDATER_SSH_KNOWN_HOSTS")
         .map(Into::into)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".ssh/known_hosts"))
+            env.raw("HOME")
+                .map(|h| std::path::Path::new(h).join(".ssh/known_hosts"))
         })
+}
+
+/// Whether `env` says to accept hosts missing from known_hosts
+/// (`IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST=1`).
+pub fn accepts_unknown_hosts(env: &Env) -> bool {
+    env.raw("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST") == Some("1")
 }
 
 /// Look `key` (the SSH wire-format public key blob) up for `host` and `port` in `text`.
