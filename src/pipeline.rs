@@ -689,3 +689,136 @@ pub fn unified_diff(rel: &str, old: &str, new: &str) -> String {
         .header(&format!("a/{rel}"), &format!("b/{rel}"))
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{PullRequest, Update};
+
+    fn update(policy: &str, file: &str) -> Update {
+        Update {
+            policy: policy.into(),
+            image: format!("ghcr.io/acme/{policy}"),
+            file: file.into(),
+            line: 3,
+            from: "1.0.0".into(),
+            to: "1.1.0".into(),
+            digest: None,
+            note: None,
+        }
+    }
+
+    fn error(message: &str) -> ErrorEntry {
+        ErrorEntry {
+            image: None,
+            file: None,
+            message: message.into(),
+        }
+    }
+
+    /// A pass that rewrote one file per entry of `files`, with those updates.
+    fn pass(files: Vec<Vec<Update>>) -> Pass {
+        Pass {
+            found: Discovery {
+                sources: Vec::new(),
+                occurrences: Vec::new(),
+                governors: Vec::new(),
+                skipped: Vec::new(),
+            },
+            skipped: Vec::new(),
+            errors: vec![error("ghcr.io/acme/db: 401")],
+            rewritten: files
+                .into_iter()
+                .enumerate()
+                .map(|(i, updates)| Rewritten {
+                    file: FileId::nth(i),
+                    text: String::new(),
+                    changes: updates
+                        .into_iter()
+                        .map(|update| Change {
+                            edits: Vec::new(),
+                            update,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            current: Vec::new(),
+            images: Shares::default(),
+        }
+    }
+
+    #[test]
+    fn without_a_delivery_every_update_is_reported_in_file_order() {
+        let p = pass(vec![
+            vec![update("web", "a.yaml"), update("api", "a.yaml")],
+            vec![update("web", "b.yaml")],
+        ]);
+        let report = p.into_report(None);
+        let files: Vec<_> = report
+            .updates
+            .iter()
+            .map(|u| (u.policy.as_str(), u.file.as_str()))
+            .collect();
+        assert_eq!(
+            files,
+            [("web", "a.yaml"), ("api", "a.yaml"), ("web", "b.yaml")]
+        );
+        assert_eq!(report.errors, [error("ghcr.io/acme/db: 401")]);
+        assert_eq!(report.version, 1);
+    }
+
+    #[test]
+    fn the_report_lists_what_was_delivered_and_its_errors_after_the_passes() {
+        let p = pass(vec![vec![update("web", "a.yaml"), update("api", "a.yaml")]]);
+        let pr = PullRequest {
+            branch: "image-updater/api".into(),
+            number: 7,
+            url: "https://forge.test/pr/7".into(),
+            action: "created".into(),
+        };
+        let report = p.into_report(Some(Delivered {
+            updates: vec![update("api", "a.yaml")],
+            commit: None,
+            pull_requests: vec![pr.clone()],
+            errors: vec![error("pull request for image-updater/web: 502")],
+        }));
+        assert_eq!(report.updates, [update("api", "a.yaml")]);
+        assert_eq!(report.pull_requests, [pr]);
+        assert_eq!(
+            report.errors,
+            [
+                error("ghcr.io/acme/db: 401"),
+                error("pull request for image-updater/web: 502")
+            ]
+        );
+    }
+
+    #[test]
+    fn summary_says_what_happened_to_the_repository() {
+        let req = Request {
+            command: Command::Run,
+            root: PathBuf::from("."),
+            config: None,
+            shard: Some("2/3".parse().unwrap()),
+            mode: None,
+            env: Env::default(),
+        };
+        let mut report = Report::new();
+        report.commit = Some("0123456789abcdef".into());
+        let shares = Shares {
+            images: 5,
+            others: 3,
+        };
+        assert_eq!(
+            summary_line(&req, DeliveryMode::Commit, &report, shares, Some("main")),
+            "Committed and pushed 0123456 to main; shard 2/3: 3 of 5 images belong to other shards"
+        );
+        report.commit = None;
+        report.errors.push(error("x"));
+        let req = Request { shard: None, ..req };
+        assert_eq!(
+            summary_line(&req, DeliveryMode::Commit, &report, shares, Some("main")),
+            "run: nothing committed; 1 error"
+        );
+    }
+}

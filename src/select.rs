@@ -28,6 +28,12 @@ impl FileId {
     pub fn source(self, found: &Discovery) -> &discover::Source {
         &found.sources[self.0]
     }
+
+    /// The `i`th file of a test's discovery.
+    #[cfg(test)]
+    pub fn nth(i: usize) -> FileId {
+        FileId(i)
+    }
 }
 
 /// One update and the splices that make it.

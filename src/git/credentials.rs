@@ -130,6 +130,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn credentials_come_from_the_env_snapshot() {
+        let env = Env::from_pairs([
+            ("IMAGE_UPDATER_GIT_TOKEN", ""),
+            ("GITLAB_TOKEN", "glpat"),
+            ("CI_JOB_TOKEN", "job"),
+            ("IMAGE_UPDATER_SSH_KEY", "/keys/id"),
+        ]);
+        let p = Provider::from_env(&env);
+        assert_eq!(p.token, Some(("glpat".to_string(), "GITLAB_TOKEN")));
+        assert_eq!(p.ssh_key.as_deref(), Some("/keys/id"));
+        let none = Provider::from_env(&Env::default());
+        assert!(none.token.is_none() && none.ssh_key.is_none());
+    }
+
+    #[test]
     fn redacts_userinfo() {
         assert_eq!(
             redact("pushing to https://bot:s3cret@example.com/a.git failed"),

@@ -104,6 +104,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn known_hosts_and_insecure_flag_come_from_the_env_snapshot() {
+        let named = Env::from_pairs([("IMAGE_UPDATER_SSH_KNOWN_HOSTS", "/k"), ("HOME", "/h")]);
+        assert_eq!(known_hosts_path(&named), Some("/k".into()));
+        let home = Env::from_pairs([("HOME", "/h")]);
+        assert_eq!(known_hosts_path(&home), Some("/h/.ssh/known_hosts".into()));
+        assert_eq!(known_hosts_path(&Env::default()), None);
+        assert!(!accepts_unknown_hosts(&home));
+        let insecure = Env::from_pairs([("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST", "1")]);
+        assert!(accepts_unknown_hosts(&insecure));
+        let other = Env::from_pairs([("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST", "true")]);
+        assert!(!accepts_unknown_hosts(&other));
+    }
+
+    #[test]
     fn known_mismatch_unknown() {
         let key = b"\x00\x00\x00\x0bssh-ed25519KEYBYTES";
         let b64 = base64::engine::general_purpose::STANDARD.encode(key);
