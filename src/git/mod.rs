@@ -9,7 +9,6 @@
 pub mod credentials;
 pub mod hostkeys;
 
-use crate::env::Env;
 use std::path::{Path, PathBuf};
 
 pub use git2::Oid;
@@ -17,6 +16,8 @@ pub use git2::Oid;
 use git2::{
     build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature,
 };
+
+use crate::env::Env;
 
 /// How long a push to a repository on this machine waits for another writer's lock on the
 /// branch before calling the push refused.
