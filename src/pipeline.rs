@@ -115,10 +115,11 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         (Some((wt, base)), DeliveryMode::PullRequest) => {
             Some(deliver_pull_requests(&ctx, wt, base, &pass).await)
         }
-        (Some((wt, branch)), _) => {
+        (Some((wt, branch)), DeliveryMode::Commit) => {
             Some(deliver_commit(&ctx, wt, branch, &mut tags, &mut pass, committed_only).await?)
         }
-        (None, _) => None,
+        // `plan`, `mode: none`: nothing is delivered (no work tree is opened for them).
+        _ => None,
     };
     let branch = work_tree.as_ref().map(|(_, b)| b.as_str());
     let shares = pass.images;
