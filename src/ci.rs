@@ -18,53 +18,53 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
+use crate::error::Error;
 use crate::escape::{command_data, command_property, md_code, md_link, md_text, text_line};
 use crate::report::{Report, SkipKind};
-use crate::Error;
 
-/// The environment as a lookup, so tests can hand in their own.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Publish `report` for the CI system found in the process environment. `root` is the work
-/// tree the report's file names are relative to. Annotations go to stderr.
-pub fn publish(report: &Report, root: &Path) -> Result<(), Error> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    publish_with(report, root, &env, &mut std::io::stderr().lock())
+/// Publish `report` for the CI system `env` names (empty variables count as unset). `root`
+/// is the work tree the report's file names are relative to. Annotations go to stderr.
+pub fn publish(report: &Report, root: &Path, env: &Env) -> Result<(), Error> {
+    publish_with(report, root, env, &mut std::io::stderr().lock())
 }
 
-/// [`publish`] with the environment and the annotation stream handed in.
+/// [`publish`] with the annotation stream handed in.
 pub fn publish_with(
     report: &Report,
     root: &Path,
-    env: Env<'_>,
+    env: &Env,
     annotations: &mut dyn Write,
 ) -> Result<(), Error> {
-    let github = env("GITHUB_ACTIONS").as_deref() == Some("true") || env("GITHUB_OUTPUT").is_some();
-    let report_path = env("IMAGE_UPDATER_REPORT").map(PathBuf::from).or_else(|| {
-        github.then(|| {
-            env("RUNNER_TEMP")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir)
-                .join("image-updater-report.json")
-        })
-    });
+    let github = env.get("GITHUB_ACTIONS") == Some("true") || env.get("GITHUB_OUTPUT").is_some();
+    let report_path = env
+        .get("IMAGE_UPDATER_REPORT")
+        .map(PathBuf::from)
+        .or_else(|| {
+            github.then(|| {
+                env.get("RUNNER_TEMP")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("image-updater-report.json")
+            })
+        });
     if let Some(path) = &report_path {
         write_file(path, &report.to_json(), false)?;
     }
     let values = Values::of(report, report_path.as_deref());
-    if let Some(path) = env("IMAGE_UPDATER_DOTENV") {
-        write_file(Path::new(&path), &values.dotenv(), false)?;
+    if let Some(path) = env.get("IMAGE_UPDATER_DOTENV") {
+        write_file(Path::new(path), &values.dotenv(), false)?;
     }
     if !github {
         return Ok(());
     }
-    if let Some(path) = env("GITHUB_OUTPUT") {
-        write_file(Path::new(&path), &values.github_outputs(), true)?;
+    if let Some(path) = env.get("GITHUB_OUTPUT") {
+        write_file(Path::new(path), &values.github_outputs(), true)?;
     }
-    if let Some(path) = env("GITHUB_STEP_SUMMARY") {
-        write_file(Path::new(&path), &summary(report), true)?;
+    if let Some(path) = env.get("GITHUB_STEP_SUMMARY") {
+        write_file(Path::new(path), &summary(report), true)?;
     }
-    let prefix = workspace_prefix(root, env("GITHUB_WORKSPACE").as_deref());
+    let prefix = workspace_prefix(root, env.get("GITHUB_WORKSPACE"));
     annotations
         .write_all(workflow_commands(report, prefix.as_deref()).as_bytes())
         .and_then(|()| annotations.flush())
@@ -236,7 +236,6 @@ pub fn workflow_commands(report: &Report, prefix: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
     use crate::report::{ErrorEntry, PullRequest, Skipped};
@@ -334,7 +333,7 @@ mod tests {
         let root = d.join("infra");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(d.join("out"), "earlier=kept\n").unwrap();
-        let vars: HashMap<&str, String> = HashMap::from([
+        let env = Env::from_pairs([
             ("GITHUB_ACTIONS", "true".to_string()),
             ("GITHUB_OUTPUT", d.join("out").display().to_string()),
             (
@@ -348,7 +347,6 @@ mod tests {
                 d.join("ci.env").display().to_string(),
             ),
         ]);
-        let env = |k: &str| vars.get(k).cloned();
         let mut stderr = Vec::new();
         publish_with(&sample(), &root, &env, &mut stderr).unwrap();
 
@@ -387,15 +385,14 @@ mod tests {
     #[test]
     fn outside_ci_nothing_is_written_unless_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let env = |_: &str| None;
+        let env = Env::default();
         let mut stderr = Vec::new();
         publish_with(&Report::new(), dir.path(), &env, &mut stderr).unwrap();
         assert!(stderr.is_empty());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
         let path = dir.path().join("r.json");
-        let vars = HashMap::from([("IMAGE_UPDATER_REPORT", path.display().to_string())]);
-        let env = |k: &str| vars.get(k).cloned();
+        let env = Env::from_pairs([("IMAGE_UPDATER_REPORT", path.display().to_string())]);
         publish_with(&Report::new(), dir.path(), &env, &mut stderr).unwrap();
         assert!(stderr.is_empty());
         assert!(std::fs::read_to_string(path)

@@ -1,5 +1,6 @@
-//! The binary: parse arguments, set up logging, call the library, map the outcome to the
-//! exit codes of the product contract (0 ok, 1 failure, 2 usage or config, 3 updates pending).
+//! The binary: parse arguments, take the environment once, set up logging, call the library,
+//! map the outcome to the exit codes of the product contract (0 ok, 1 failure, 2 usage or
+//! config, 3 updates pending).
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -9,14 +10,16 @@ use image_updater::cli::{Cli, Cmd, Global, LogFormat};
 use image_updater::policy::Policy;
 use image_updater::report::{markdown_diff, Format};
 use image_updater::{escape, observe};
-use image_updater::{Command, Error, Request, TagInput};
+use image_updater::{Command, Env, Error, Request, TagInput};
 
 /// `IMAGE_UPDATER_LOG` (an `EnvFilter`), else our own events at `level`. The HTTP and TLS
 /// crates under us log whole URLs (a token request's `account=`, a redirect's query) and
 /// headers at debug and trace, unscrubbed: they are held at `info` whatever the filter says.
-fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("IMAGE_UPDATER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("image_updater={level}")));
+fn log_filter(env: &Env, level: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = env
+        .raw("IMAGE_UPDATER_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("image_updater={level}")));
     for quiet in [
         "reqwest",
         "hyper",
@@ -36,7 +39,7 @@ fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
 /// Log events on stderr: `-v` the stages (info), `-vv` every request (debug), as text or one
 /// JSON object a line. Each event is one line, written whole, with the progress line taken
 /// off the screen ([`observe::LogWriter`]).
-fn init_logging(global: &Global) {
+fn init_logging(global: &Global, env: &Env) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -45,13 +48,13 @@ fn init_logging(global: &Global) {
     };
     let builder = tracing_subscriber::fmt()
         .with_writer(|| observe::LogWriter)
-        .with_env_filter(log_filter(level));
+        .with_env_filter(log_filter(env, level));
     match global.log_format {
         // Colour only for a terminal: a log file or a CI log gets no escape codes.
         LogFormat::Text => builder
             .with_ansi(
                 !global.no_color
-                    && std::env::var_os("NO_COLOR").is_none()
+                    && env.raw("NO_COLOR").is_none()
                     && std::io::stderr().is_terminal(),
             )
             .init(),
@@ -65,20 +68,21 @@ fn init_logging(global: &Global) {
 }
 
 /// Whether this runs in CI (`CI`, set by GitHub Actions, GitLab CI and most others).
-fn in_ci() -> bool {
-    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    set("CI") || set("GITHUB_ACTIONS") || set("GITLAB_CI")
+fn in_ci(env: &Env) -> bool {
+    env.flag("CI") || env.flag("GITHUB_ACTIONS") || env.flag("GITLAB_CI")
 }
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    // The one read of the process environment: everything below gets this snapshot.
+    let env = Env::from_process();
+    init_logging(&cli.global, &env);
     // The progress line: only for a person at a terminal, never in CI or with -q.
     if matches!(cli.command, Cmd::Run { .. } | Cmd::Plan { .. })
         && !cli.global.quiet
         && std::io::stderr().is_terminal()
-        && !in_ci()
+        && !in_ci(&env)
     {
         observe::enable_progress(std::time::Duration::from_secs(1));
     }
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, env));
     observe::finish_progress();
     match result {
         Ok(code) => ExitCode::from(code),
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<u8, Error> {
+async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
     let format = cli.global.output;
     let config = cli.global.config;
     let (command, path, job, exit_code) = match cli.command {
@@ -131,7 +135,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     .map_err(|e| Error::Usage(e.to_string()))?;
             }
             let input = match tags_from {
-                None => TagInput::Registry { config },
+                None => TagInput::Registry { config, env },
                 Some(f) => {
                     let mut text = String::new();
                     let read = if f.as_os_str() == "-" {
@@ -159,7 +163,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let root = match &job.clone {
         Some(url) => {
             let dir = tempfile::tempdir().map_err(|e| Error::Failed(format!("temp dir: {e}")))?;
-            image_updater::git::clone(url, job.branch.as_deref(), dir.path()).map_err(
+            image_updater::git::clone(url, job.branch.as_deref(), dir.path(), &env).map_err(
                 |e| match e.kind {
                     // The user must name a branch: a usage error, nothing touched.
                     image_updater::git::GitErrorKind::NoBranch => Error::Usage(e.to_string()),
@@ -178,6 +182,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         config,
         shard: job.shard,
         mode: job.mode,
+        env: env.clone(),
     })
     .await?;
     if command == Command::Scan {
@@ -201,7 +206,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Format::Json => tracing::info!("{}", outcome.summary),
     }
     print(&out);
-    image_updater::ci::publish(&outcome.report, &root)?;
+    image_updater::ci::publish(&outcome.report, &root, &env)?;
     Ok(if !outcome.report.errors.is_empty() {
         1
     } else if exit_code && !outcome.report.updates.is_empty() {

@@ -10,6 +10,8 @@
 
 use git2::{Cred, CredentialType};
 
+use crate::env::Env;
+
 const TOKEN_VARS: [&str; 5] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "GITHUB_TOKEN",
@@ -28,18 +30,14 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn from_env() -> Provider {
-        let token = TOKEN_VARS.iter().find_map(|v| {
-            std::env::var(v)
-                .ok()
-                .filter(|t| !t.is_empty())
-                .map(|t| (t, *v))
-        });
+    /// The credentials `env` offers (empty variables count as unset).
+    pub fn from_env(env: &Env) -> Provider {
+        let token = TOKEN_VARS
+            .iter()
+            .find_map(|v| env.get(v).map(|t| (t.to_string(), *v)));
         Provider {
             token,
-            ssh_key: std::env::var("IMAGE_UPDATER_SSH_KEY")
-                .ok()
-                .filter(|k| !k.is_empty()),
+            ssh_key: env.get("IMAGE_UPDATER_SSH_KEY").map(str::to_string),
             tried_token: false,
             tried_ssh: false,
             tried_agent: false,
@@ -130,6 +128,21 @@ pub fn redact(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_the_env_snapshot() {
+        let env = Env::from_pairs([
+            ("IMAGE_UPDATER_GIT_TOKEN", ""),
+            ("GITLAB_TOKEN", "glpat"),
+            ("CI_JOB_TOKEN", "job"),
+            ("IMAGE_UPDATER_SSH_KEY", "/keys/id"),
+        ]);
+        let p = Provider::from_env(&env);
+        assert_eq!(p.token, Some(("glpat".to_string(), "GITLAB_TOKEN")));
+        assert_eq!(p.ssh_key.as_deref(), Some("/keys/id"));
+        let none = Provider::from_env(&Env::default());
+        assert!(none.token.is_none() && none.ssh_key.is_none());
+    }
 
     #[test]
     fn redacts_userinfo() {

@@ -9,6 +9,8 @@
 
 use base64::Engine as _;
 
+use crate::env::Env;
+
 /// The outcome of looking a presented key up.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -20,13 +22,20 @@ pub enum Verdict {
     Unknown,
 }
 
-/// Where the known hosts are read from.
-pub fn known_hosts_path() -> Option<std::path::PathBuf> {
-    std::env::var_os("IMAGE_UPDATER_SSH_KNOWN_HOSTS")
+/// Where the known hosts are read from, by `env`.
+pub fn known_hosts_path(env: &Env) -> Option<std::path::PathBuf> {
+    env.raw("IMAGE_UPDATER_SSH_KNOWN_HOSTS")
         .map(Into::into)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".ssh/known_hosts"))
+            env.raw("HOME")
+                .map(|h| std::path::Path::new(h).join(".ssh/known_hosts"))
         })
+}
+
+/// Whether `env` says to accept hosts missing from known_hosts
+/// (`IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST=1`).
+pub fn accepts_unknown_hosts(env: &Env) -> bool {
+    env.raw("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST") == Some("1")
 }
 
 /// Look `key` (the SSH wire-format public key blob) up for `host` and `port` in `text`.
@@ -93,6 +102,20 @@ pub fn ssh_host_port(url: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_hosts_and_insecure_flag_come_from_the_env_snapshot() {
+        let named = Env::from_pairs([("IMAGE_UPDATER_SSH_KNOWN_HOSTS", "/k"), ("HOME", "/h")]);
+        assert_eq!(known_hosts_path(&named), Some("/k".into()));
+        let home = Env::from_pairs([("HOME", "/h")]);
+        assert_eq!(known_hosts_path(&home), Some("/h/.ssh/known_hosts".into()));
+        assert_eq!(known_hosts_path(&Env::default()), None);
+        assert!(!accepts_unknown_hosts(&home));
+        let insecure = Env::from_pairs([("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST", "1")]);
+        assert!(accepts_unknown_hosts(&insecure));
+        let other = Env::from_pairs([("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST", "true")]);
+        assert!(!accepts_unknown_hosts(&other));
+    }
 
     #[test]
     fn known_mismatch_unknown() {

@@ -17,6 +17,8 @@ use git2::{
     build::TreeUpdateBuilder, FileMode, PushOptions, RemoteCallbacks, Repository, Signature,
 };
 
+use crate::env::Env;
+
 /// How long a push to a repository on this machine waits for another writer's lock on the
 /// branch before calling the push refused.
 const REF_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -87,11 +89,14 @@ pub struct WorkTree {
     /// The last commit made ([`WorkTree::commit_to_ref`]) and the pack of the objects it
     /// added, sent as it is when that commit is pushed to a repository on this machine.
     last_pack: std::cell::RefCell<Option<(Oid, Vec<u8>)>>,
+    /// The run's environment: credentials and host keys for the remote.
+    env: Env,
 }
 
 impl WorkTree {
-    /// Open the repository whose work tree contains `path`.
-    pub fn open(path: &Path) -> Result<WorkTree, GitError> {
+    /// Open the repository whose work tree contains `path`; its remote is reached with the
+    /// credentials and host keys `env` names.
+    pub fn open(path: &Path, env: &Env) -> Result<WorkTree, GitError> {
         let repo = Repository::discover(path).map_err(|e| {
             GitError::new(
                 &format!("{} is not in a git work tree", path.display()),
@@ -113,6 +118,7 @@ impl WorkTree {
             root,
             run_lock: None,
             last_pack: Default::default(),
+            env: env.clone(),
         })
     }
 
@@ -699,7 +705,7 @@ impl WorkTree {
         let accepted = std::cell::Cell::new(false);
         let dst = format!("refs/heads/{branch}");
         let refusal = Refusal::default();
-        let mut callbacks = callbacks_noting(&url, refusal.clone());
+        let mut callbacks = callbacks_noting(&url, &self.env, refusal.clone());
         callbacks.push_update_reference(|refname, status| {
             match status {
                 Some(msg) => *rejected.borrow_mut() = Some(format!("{refname}: {msg}")),
@@ -761,7 +767,7 @@ impl WorkTree {
             let conn = remote
                 .connect_auth(
                     git2::Direction::Fetch,
-                    Some(callbacks_noting(&url, refusal.clone())),
+                    Some(callbacks_noting(&url, &self.env, refusal.clone())),
                     None,
                 )
                 .map_err(|e| {
@@ -781,7 +787,7 @@ impl WorkTree {
             return Ok(None);
         }
         let mut opts = git2::FetchOptions::new();
-        opts.remote_callbacks(callbacks(&url));
+        opts.remote_callbacks(callbacks(&url, &self.env));
         let tracking = format!("refs/remotes/origin/{branch}");
         let spec = format!("+refs/heads/{branch}:{tracking}");
         remote
@@ -966,9 +972,9 @@ fn local_repository(url: &str) -> Option<PathBuf> {
 /// Over the network the clone is shallow (the last commit only): a run needs no history, and
 /// pushes and the race retry work on top of it. libgit2's local transport cannot clone
 /// shallow, so `file://` URLs and paths get the whole history.
-pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, GitError> {
+pub fn clone(url: &str, branch: Option<&str>, dir: &Path, env: &Env) -> Result<WorkTree, GitError> {
     let mut fetch = git2::FetchOptions::new();
-    fetch.remote_callbacks(callbacks(url));
+    fetch.remote_callbacks(callbacks(url, env));
     let shallow = url.contains("://") && !url.starts_with("file://")
         || hostkeys::ssh_host_port(url).is_some();
     if shallow {
@@ -992,7 +998,7 @@ pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, Gi
         Err(e) => {
             // A `--branch` the remote does not have: say which it has.
             if let Some(b) = branch {
-                if let Ok(branches) = remote_branches(url) {
+                if let Ok(branches) = remote_branches(url, env) {
                     if !branches.iter().any(|x| x == b) {
                         return Err(no_branch(
                             url,
@@ -1029,13 +1035,13 @@ pub fn clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<WorkTree, Gi
         };
         return Err(no_branch(url, &why, &branches));
     }
-    WorkTree::open(dir)
+    WorkTree::open(dir, env)
 }
 
 /// The branches of the remote at `url`, by asking it (`git ls-remote --heads`).
-fn remote_branches(url: &str) -> Result<Vec<String>, git2::Error> {
+fn remote_branches(url: &str, env: &Env) -> Result<Vec<String>, git2::Error> {
     let mut remote = git2::Remote::create_detached(url)?;
-    let conn = remote.connect_auth(git2::Direction::Fetch, Some(callbacks(url)), None)?;
+    let conn = remote.connect_auth(git2::Direction::Fetch, Some(callbacks(url, env)), None)?;
     let mut names: Vec<String> = conn
         .list()?
         .iter()
@@ -1090,17 +1096,19 @@ fn log_request<T, E: std::fmt::Display>(
 
 /// Callbacks for talking to the remote at `url`: credentials from the environment, and SSH
 /// host keys checked against known_hosts ([`hostkeys`]); TLS is verified by libgit2.
-fn callbacks(url: &str) -> RemoteCallbacks<'static> {
-    callbacks_noting(url, Default::default())
+fn callbacks(url: &str, env: &Env) -> RemoteCallbacks<'static> {
+    callbacks_noting(url, env, Default::default())
 }
 
 /// A host key refusal, kept aside: libgit2 replaces the callback's message with its own.
 type Refusal = std::rc::Rc<std::cell::RefCell<Option<String>>>;
 
 /// [`callbacks`] that also note why a host key was refused in `refusal`.
-fn callbacks_noting(url: &str, refusal: Refusal) -> RemoteCallbacks<'static> {
+fn callbacks_noting(url: &str, env: &Env, refusal: Refusal) -> RemoteCallbacks<'static> {
     let mut callbacks = RemoteCallbacks::new();
-    let mut creds = credentials::Provider::from_env();
+    let mut creds = credentials::Provider::from_env(env);
+    let path = hostkeys::known_hosts_path(env);
+    let accept_unknown = hostkeys::accepts_unknown_hosts(env);
     callbacks.credentials(move |url, user, allowed| creds.get(url, user, allowed));
     let port = hostkeys::ssh_host_port(url).map_or(22, |(_, p)| p);
     callbacks.certificate_check(move |cert, host| {
@@ -1111,7 +1119,6 @@ fn callbacks_noting(url: &str, refusal: Refusal) -> RemoteCallbacks<'static> {
         let Some(key) = hostkey.hostkey() else {
             return Err(git2::Error::from_str("the SSH server's host key could not be read"));
         };
-        let path = hostkeys::known_hosts_path();
         let text = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -1119,11 +1126,7 @@ fn callbacks_noting(url: &str, refusal: Refusal) -> RemoteCallbacks<'static> {
         let shown = path.as_ref().map_or("(no known_hosts file)".into(), |p| p.display().to_string());
         let why = match hostkeys::check(&text, host, port, key) {
             hostkeys::Verdict::Known => return Ok(CertificateOk),
-            hostkeys::Verdict::Unknown
-                if std::env::var("IMAGE_UPDATER_SSH_INSECURE_ACCEPT_HOST").as_deref() == Ok("1") =>
-            {
-                return Ok(CertificateOk)
-            }
+            hostkeys::Verdict::Unknown if accept_unknown => return Ok(CertificateOk),
             hostkeys::Verdict::Unknown => format!(
                 "the SSH host key of {host} (port {port}) is not in {shown}: add it (ssh-keyscan -p {port} {host}) or point IMAGE_UPDATER_SSH_KNOWN_HOSTS at a file that has it"
             ),

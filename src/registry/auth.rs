@@ -21,41 +21,8 @@ use serde::Deserialize;
 
 use super::same_host;
 use crate::config::Credentials;
+pub use crate::env::Env;
 use crate::manifest::files::read_regular_file;
-
-/// A snapshot of environment variables.
-#[derive(Debug, Clone, Default)]
-pub struct Env(HashMap<String, String>);
-
-impl Env {
-    /// The process's environment (variables that are not UTF-8 are left out).
-    pub fn from_process() -> Env {
-        Env(std::env::vars().collect())
-    }
-
-    /// Exactly these variables.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Env {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect())
-    }
-
-    /// Set one variable.
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.0.insert(key.into(), value.into());
-    }
-
-    /// A variable's value; empty counts as unset.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
 
 /// A secret string: `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -293,7 +260,7 @@ fn run_helper(name: &str, server: &str, env: &Env) -> Result<Option<Found>, Stri
     let mut child = Command::new(&path)
         .arg("get")
         .env_clear()
-        .envs(env.0.iter())
+        .envs(env.vars())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -130,8 +130,10 @@ impl RegistryOptions {
 }
 
 impl Default for RegistryOptions {
+    /// The defaults, with no environment variables at all (no credentials from the
+    /// environment, no Docker config): a run passes its [`Env`] to [`RegistryOptions::from_env`].
     fn default() -> Self {
-        RegistryOptions::from_env(Env::from_process())
+        RegistryOptions::from_env(Env::default())
     }
 }
 
@@ -146,10 +148,10 @@ pub struct Registries {
 
 impl Registries {
     /// `root` is the repo root: `oci-layout:` and `ca_file` paths are relative to it.
-    /// Options from the process environment under the config's `limits`; the deadline
+    /// Options from the run's environment `env` under the config's `limits`; the deadline
     /// starts now.
-    pub fn new(config: &[RegistryConfig], limits: &Limits, root: &Path) -> Registries {
-        Registries::with_options(config, root, RegistryOptions::default().limited(limits))
+    pub fn new(config: &[RegistryConfig], limits: &Limits, root: &Path, env: Env) -> Registries {
+        Registries::with_options(config, root, RegistryOptions::from_env(env).limited(limits))
     }
 
     /// [`Registries::new`] with explicit options; the deadline starts now.

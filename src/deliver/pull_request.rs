@@ -1,5 +1,5 @@
-//! The deliver stage for `mode: pull-request`: one branch and one pull/merge request per group
-//! of updates (per image, or all together), never two for the same branch.
+//! `mode: pull-request`: one branch and one pull/merge request per group of updates (per
+//! image, or all together), never two for the same branch.
 //!
 //! For each group: the group's edits are applied to the files as the base has them, committed
 //! on top of the base as the tip of the group's branch, and force-pushed when the content
@@ -7,31 +7,22 @@
 //! branch is found and updated, or created. A policy whose image needs no update any more
 //! (someone merged by hand) gets its open pull request closed with a comment saying why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use super::{error, Delivered, FilePlan, PUSH_TRIES};
 use crate::config::{Delivery, Group};
+use crate::env::Env;
 use crate::forge::{self, Forge, NewPullRequest};
-use crate::git::{GitErrorKind, WorkTree};
+use crate::git::{GitErrorKind, Oid, WorkTree};
 use crate::manifest::edit::Edit;
-use crate::report::{ErrorEntry, PullRequest, Report, Update};
-
-/// How often a pull-request branch is fetched and pushed again when a concurrent push wins.
-const PUSH_TRIES: usize = 3;
+use crate::report::{ErrorEntry, PullRequest, Update};
+use crate::select::Change;
+use crate::template::{branch_needs_updates, commit_message, fill_template, render_branch};
 
 /// A marker in every body this tool writes, to tell its pull requests from people's.
 pub const BODY_MARKER: &str = "<!-- image-updater -->";
-
-/// An update and the edits that make it.
-pub(crate) type Change = (Vec<Edit>, Update);
-
-/// One file's planned edits: each update with the edits that make it.
-pub(crate) struct FilePlan<'a> {
-    pub rel: &'a str,
-    pub text: &'a str,
-    pub changes: &'a [Change],
-}
 
 /// A group of updates that travel in one pull request.
 struct Batch {
@@ -42,18 +33,23 @@ struct Batch {
     contents: Vec<(PathBuf, Vec<u8>)>,
 }
 
-/// Split the plan into groups and build each group's file contents.
-fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batch> {
+/// The group a change travels in.
+fn group_of(group: Group, change: &Change) -> String {
+    match group {
+        Group::PerImage => change.update.policy.clone(),
+        Group::All => "all".to_string(),
+    }
+}
+
+/// Split the plan into groups and build each group's file contents; a group whose files
+/// cannot be built is an error in `errors`, and is left out.
+fn batches(plan: &[FilePlan<'_>], group: Group, errors: &mut Vec<ErrorEntry>) -> Vec<Batch> {
     // group name -> file -> changes
     let mut by_group: BTreeMap<String, BTreeMap<usize, Vec<&Change>>> = BTreeMap::new();
     for (i, f) in plan.iter().enumerate() {
         for change in f.changes {
-            let key = match group {
-                Group::PerImage => change.1.policy.clone(),
-                Group::All => "all".to_string(),
-            };
             by_group
-                .entry(key)
+                .entry(group_of(group, change))
                 .or_default()
                 .entry(i)
                 .or_default()
@@ -71,7 +67,7 @@ fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batc
             let f = &plan[i];
             let edits: Vec<Edit> = changes
                 .iter()
-                .flat_map(|(e, _)| e.iter().cloned())
+                .flat_map(|c| c.edits.iter().cloned())
                 .collect();
             let path = std::path::Path::new(f.rel);
             match crate::manifest::apply_file_edits(path, f.text, &edits) {
@@ -79,7 +75,7 @@ fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batc
                     .contents
                     .push((PathBuf::from(f.rel), text.into_bytes())),
                 Err(e) => {
-                    report.errors.push(ErrorEntry {
+                    errors.push(ErrorEntry {
                         image: None,
                         file: Some(f.rel.to_string()),
                         message: format!("{}: not rewritten for {}: {e}", f.rel, batch.name),
@@ -87,65 +83,13 @@ fn batches(plan: &[FilePlan<'_>], group: Group, report: &mut Report) -> Vec<Batc
                     continue 'groups;
                 }
             }
-            batch.updates.extend(changes.iter().map(|(_, u)| u.clone()));
+            batch
+                .updates
+                .extend(changes.iter().map(|c| c.update.clone()));
         }
         out.push(batch);
     }
     out
-}
-
-/// A template with the values of a group: `{{ name }}`, `{{ image }}`, `{{ new_tag }}`, `{{ hash }}`.
-fn render_branch(template: &str, batch: &Batch) -> String {
-    let first = batch.updates.first();
-    let mut key = String::new();
-    for u in &batch.updates {
-        let _ = write!(key, "{}={}@{};", u.image, u.to, u.file);
-    }
-    let raw = template
-        .replace("{{ name }}", &batch.name)
-        .replace("{{ image }}", first.map_or("", |u| u.image.as_str()))
-        .replace("{{ new_tag }}", first.map_or("", |u| u.to.as_str()))
-        .replace(
-            "{{ hash }}",
-            &format!("{:016x}", crate::fnv1a(key.as_bytes())),
-        );
-    sanitize_ref(&raw)
-}
-
-/// Make `raw` a valid git branch name (git check-ref-format): forbidden characters become
-/// `-`, no `..`, `//`, leading or trailing `/` or `.`, no `.lock` component ending.
-pub fn sanitize_ref(raw: &str) -> String {
-    let mut s: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while s.contains("..") {
-        s = s.replace("..", ".");
-    }
-    while s.contains("//") {
-        s = s.replace("//", "/");
-    }
-    let parts: Vec<String> = s
-        .split('/')
-        .map(|p| {
-            let p = p.trim_matches('.');
-            let p = p.strip_suffix(".lock").unwrap_or(p);
-            p.to_string()
-        })
-        .filter(|p| !p.is_empty())
-        .collect();
-    let s = parts.join("/");
-    if s.is_empty() {
-        "image-updater".to_string()
-    } else {
-        s
-    }
 }
 
 /// The default body: a table of the updates and the marker. Names and paths are Markdown
@@ -192,7 +136,7 @@ fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
                     ..u.clone()
                 })
                 .collect();
-            crate::fill_template(t, &escaped).replace("{{ table }}", &table)
+            fill_template(t, &escaped).replace("{{ table }}", &table)
         }
         None => format!("Image updates found by image-updater.\n\n{table}"),
     };
@@ -203,34 +147,28 @@ fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
 }
 
 /// Push each group's branch and open or update its pull request; close the pull requests of
-/// `current` policies (images that need no update now) that are still open.
-pub(crate) async fn pull_requests(
+/// `current` policies (images that need no update now) that are still open. The forge is
+/// found from the remote and `env` ([`forge::detect`]).
+pub(crate) async fn deliver(
     delivery: &Delivery,
     wt: &WorkTree,
     base: &str,
     plan: &[FilePlan<'_>],
     current: &[String],
-    report: &mut Report,
-) {
-    let forge = match connect(delivery, wt) {
+    env: &Env,
+) -> Delivered {
+    let forge = match connect(delivery, wt, env) {
         Ok(f) => f,
-        Err(message) => {
-            // Nothing was delivered.
-            report.updates.clear();
-            report.errors.push(err(message));
-            return;
-        }
+        Err(message) => return Delivered::nothing(message),
     };
     let base_oid = match wt.head() {
         Ok(o) => o,
-        Err(e) => {
-            report.updates.clear();
-            report.errors.push(err(e.to_string()));
-            return;
-        }
+        Err(e) => return Delivered::nothing(e.to_string()),
     };
-    for batch in batches(plan, delivery.group, report) {
-        let branch = render_branch(&delivery.branch, &batch);
+    let mut delivered = Delivered::default();
+    let mut landed: HashSet<String> = HashSet::new();
+    for batch in batches(plan, delivery.group, &mut delivered.errors) {
+        let branch = render_branch(&delivery.branch, &batch.name, &batch.updates);
         match one(
             delivery,
             wt,
@@ -242,32 +180,26 @@ pub(crate) async fn pull_requests(
         )
         .await
         {
-            Ok(pr) => report.pull_requests.push(pr),
-            Err(message) => {
-                report
-                    .errors
-                    .push(err(format!("pull request for {branch}: {message}")));
-                // Its updates were not delivered.
-                report
-                    .updates
-                    .retain(|u| !batch.updates.iter().any(|b| b == u));
+            Ok(pr) => {
+                delivered.pull_requests.push(pr);
+                landed.insert(batch.name);
             }
+            Err(message) => delivered
+                .errors
+                .push(error(format!("pull request for {branch}: {message}"))),
         }
     }
+    delivered.updates = plan
+        .iter()
+        .flat_map(|f| f.changes)
+        .filter(|c| landed.contains(&group_of(delivery.group, c)))
+        .map(|c| c.update.clone())
+        .collect();
     // Close what is no longer needed: only where the branch name can be known without an
     // update (the template uses no update values).
-    let named_only = delivery.group == Group::PerImage
-        && !delivery.branch.contains("{{ new_tag }}")
-        && !delivery.branch.contains("{{ hash }}")
-        && !delivery.branch.contains("{{ image }}");
-    if named_only {
+    if delivery.group == Group::PerImage && !branch_needs_updates(&delivery.branch) {
         for name in current {
-            let batch = Batch {
-                name: name.clone(),
-                updates: Vec::new(),
-                contents: Vec::new(),
-            };
-            let branch = render_branch(&delivery.branch, &batch);
+            let branch = render_branch(&delivery.branch, name, &[]);
             match forge.find_open(&branch, base).await {
                 Ok(Some(pr)) if pr.body.contains(BODY_MARKER) => {
                     // A Markdown comment: the names come from the repo.
@@ -277,40 +209,36 @@ pub(crate) async fn pull_requests(
                         crate::escape::md_code(name)
                     );
                     match forge.close(pr.number, &comment).await {
-                        Ok(()) => report.pull_requests.push(PullRequest {
+                        Ok(()) => delivered.pull_requests.push(PullRequest {
                             branch,
                             number: pr.number,
                             url: pr.url,
                             action: "closed".into(),
                         }),
-                        Err(e) => report
+                        Err(e) => delivered
                             .errors
-                            .push(err(format!("closing #{}: {e}", pr.number))),
+                            .push(error(format!("closing #{}: {e}", pr.number))),
                     }
                 }
                 Ok(_) => {}
-                Err(e) => report.errors.push(err(format!("looking up {branch}: {e}"))),
+                Err(e) => delivered
+                    .errors
+                    .push(error(format!("looking up {branch}: {e}"))),
             }
         }
     }
+    delivered
 }
 
-fn err(message: String) -> ErrorEntry {
-    ErrorEntry {
-        image: None,
-        file: None,
-        message,
-    }
-}
-
-fn connect(delivery: &Delivery, wt: &WorkTree) -> Result<Box<dyn Forge>, String> {
+fn connect(delivery: &Delivery, wt: &WorkTree, env: &Env) -> Result<Box<dyn Forge>, String> {
     let cfg = forge::ForgeConfig {
         forge: delivery.forge,
         api_url: delivery.api_url.clone(),
         repository: delivery.repository.clone(),
     };
     let remote = wt.remote_url().map_err(|e| e.to_string())?;
-    forge::detect(&|k| std::env::var(k).ok(), &remote, &cfg).map_err(|e| e.to_string())
+    let lookup = |k: &str| env.raw(k).map(str::to_string);
+    forge::detect(&lookup, &remote, &cfg).map_err(|e| e.to_string())
 }
 
 async fn one(
@@ -318,12 +246,12 @@ async fn one(
     wt: &WorkTree,
     forge: &dyn Forge,
     base: &str,
-    base_oid: crate::git::Oid,
+    base_oid: Oid,
     branch: &str,
     batch: &Batch,
 ) -> Result<PullRequest, String> {
     let c = &delivery.commit;
-    let message = crate::commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
+    let message = commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
     wt.commit_to_branch(
         base_oid,
         branch,
@@ -354,7 +282,7 @@ async fn one(
         }
     }
     let title = match &delivery.pull_request.title {
-        Some(t) => crate::fill_template(t, &batch.updates),
+        Some(t) => fill_template(t, &batch.updates),
         None => message.lines().next().unwrap_or_default().to_string(),
     };
     let body = body(
@@ -421,18 +349,6 @@ async fn one(
 mod tests {
     use super::*;
 
-    #[test]
-    fn refs_are_sanitised() {
-        assert_eq!(sanitize_ref("image-updater/web"), "image-updater/web");
-        assert_eq!(
-            sanitize_ref("image-updater/ghcr.io/acme/web:1.2"),
-            "image-updater/ghcr.io/acme/web-1.2"
-        );
-        assert_eq!(sanitize_ref("a..b//c/.d/e.lock/"), "a.b/c/d/e");
-        assert_eq!(sanitize_ref("x y~z^?*[\\"), "x-y-z-----");
-        assert_eq!(sanitize_ref("///"), "image-updater");
-    }
-
     fn update(policy: &str, to: &str, file: &str) -> Update {
         Update {
             policy: policy.into(),
@@ -444,26 +360,6 @@ mod tests {
             digest: None,
             note: None,
         }
-    }
-
-    #[test]
-    fn branch_templates() {
-        let b = Batch {
-            name: "web".into(),
-            updates: vec![update("web", "1.2.0", "a.yaml")],
-            contents: vec![],
-        };
-        assert_eq!(
-            render_branch("image-updater/{{ name }}", &b),
-            "image-updater/web"
-        );
-        assert_eq!(
-            render_branch("deps/{{ image }}-{{ new_tag }}", &b),
-            "deps/ghcr.io/acme/web-1.2.0"
-        );
-        let h = render_branch("u/{{ hash }}", &b);
-        assert_eq!(h.len(), "u/".len() + 16);
-        assert_eq!(h, render_branch("u/{{ hash }}", &b), "stable");
     }
 
     #[test]
@@ -495,5 +391,15 @@ mod tests {
             b.starts_with("Bump web\\\\n\\# heading &lt;img&gt;\n\n"),
             "{b}"
         );
+    }
+
+    #[test]
+    fn groups_are_per_policy_or_one() {
+        let c = Change {
+            edits: Vec::new(),
+            update: update("web", "1.2.0", "a.yaml"),
+        };
+        assert_eq!(group_of(Group::PerImage, &c), "web");
+        assert_eq!(group_of(Group::All, &c), "all");
     }
 }

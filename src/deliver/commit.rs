@@ -1,0 +1,146 @@
+//! `mode: commit`: one commit with every rewritten file, on top of the branch, pushed; then
+//! the branch moved and the files written. A run stopped at any point leaves the work tree as
+//! it was or complete, the remote without half a commit, and the next run finishes the job
+//! ([`complete_stopped_run`]).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{all_updates, error, Delivered, FilePlan};
+use crate::config::CommitConfig;
+use crate::git::{GitError, WorkTree};
+use crate::manifest::edit::{remove_stale_temps, write_all_atomic};
+use crate::report::ErrorEntry;
+use crate::template::commit_message;
+
+/// The reference a commit waits under while it is pushed.
+const PENDING_REF: &str = "refs/image-updater/pending";
+
+/// Finish what a run stopped between moving the branch and writing the files left undone:
+/// write HEAD's bytes to the files it did not reach ([`WorkTree::unwritten`]).
+pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), String> {
+    let files = wt.unwritten().map_err(|e| e.to_string())?;
+    if !files.is_empty() {
+        let head = wt.head().map_err(|e| e.to_string())?;
+        let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+        wt.advance(branch, head, &paths)
+            .map_err(|e| e.to_string())?;
+        let abs: Vec<PathBuf> = paths.iter().map(|p| wt.root().join(p)).collect();
+        let list: Vec<(&Path, &[u8])> = abs
+            .iter()
+            .zip(&files)
+            .map(|(a, (_, bytes))| (a.as_path(), bytes.as_slice()))
+            .collect();
+        for (path, result) in paths.iter().zip(write_all_atomic(&list)) {
+            result.map_err(|e| {
+                format!(
+                    "{}: a stopped run left it behind {head}, and it could not be written: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        tracing::info!(
+            "wrote {} file(s) of {head} that a stopped run left unwritten",
+            files.len()
+        );
+    }
+    wt.mark_written();
+    Ok(())
+}
+
+/// Commit the rewritten files of `plan` on top of HEAD, push the commit, and only then move
+/// the branch and write the files. A work tree behind its own HEAD (stopped before the files
+/// were written, noted by [`WorkTree::mark_unwritten`]) is completed without a new commit.
+/// `dirs` are the directories the run read files in: a stopped run's temporary files there
+/// are taken away first. A push the remote rejects (someone pushed first) is an
+/// [`crate::git::GitErrorKind::Rejected`] error: [`catch_up`], compute the edits again, and
+/// deliver again.
+pub(crate) fn deliver(
+    config: &CommitConfig,
+    wt: &WorkTree,
+    branch: &str,
+    dirs: &BTreeSet<&Path>,
+    plan: &[FilePlan<'_>],
+) -> Result<Delivered, GitError> {
+    for dir in dirs {
+        remove_stale_temps(dir);
+    }
+    let mut delivered = Delivered {
+        updates: all_updates(plan),
+        ..Delivered::default()
+    };
+    if plan.is_empty() {
+        return Ok(delivered);
+    }
+    let parent = wt.head()?;
+    let files: Vec<&Path> = plan.iter().map(|f| f.path).collect();
+    let contents: Vec<(PathBuf, Vec<u8>)> = wt
+        .relative_all(&files)?
+        .into_iter()
+        .zip(plan)
+        .map(|(rel, f)| (rel, f.new_text.as_bytes().to_vec()))
+        .collect();
+    let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
+    if !wt.holds_files(parent, &contents) {
+        let message = commit_message(
+            &config.message,
+            &delivered.updates,
+            config.signoff.then_some(&config.author),
+        );
+        let oid = wt.commit_to_ref(
+            parent,
+            PENDING_REF,
+            &contents,
+            (&config.author.name, &config.author.email),
+            &message,
+        )?;
+        let pushed = wt.push_ref(PENDING_REF, branch, false);
+        wt.delete_ref(PENDING_REF);
+        pushed?;
+        delivered.commit = Some(oid.to_string());
+        let followed = wt
+            .mark_unwritten(oid)
+            .and_then(|()| wt.advance(branch, oid, &paths));
+        if let Err(e) = followed {
+            // The updates are delivered: say so, and what is left for the next run.
+            delivered.errors.push(error(format!(
+                "{oid} was pushed to {branch}, but this work tree could not follow it ({e}); \
+                 the next run brings it up to date"
+            )));
+            return Ok(delivered);
+        }
+    } else {
+        // HEAD already has these files (a run stopped before it wrote them): bring the index
+        // in line too, then write them below.
+        wt.advance(branch, parent, &paths)?;
+    }
+    let files: Vec<(&Path, &[u8])> = plan
+        .iter()
+        .map(|f| (f.path, f.new_text.as_bytes()))
+        .collect();
+    let written = write_all_atomic(&files);
+    if written.iter().all(Result::is_ok) {
+        wt.mark_written();
+    }
+    for (f, result) in plan.iter().zip(written) {
+        if let Err(e) = result {
+            delivered.errors.push(ErrorEntry {
+                image: None,
+                file: Some(f.rel.to_string()),
+                message: format!(
+                    "{}: committed and pushed, but the work tree could not be written: {e}",
+                    f.rel
+                ),
+            });
+        }
+    }
+    Ok(delivered)
+}
+
+/// After a rejected push: take what the remote's `branch` holds now (fast-forward to it).
+pub(crate) fn catch_up(wt: &WorkTree, branch: &str) -> Result<(), GitError> {
+    match wt.fetch(branch)? {
+        Some(oid) => wt.fast_forward(branch, oid),
+        None => Ok(()),
+    }
+}
