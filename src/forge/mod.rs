@@ -10,6 +10,7 @@
 //! a [`Secret`] that prints as `***`, and every message is scrubbed of it before it leaves.
 
 pub mod detect;
+mod flow;
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
