@@ -23,7 +23,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use super::{bare_repo_with_files, Registry};
 
 /// Every variable that could steer a run's forge, token or git credentials from outside.
-const CLEARED_ENV: [&str; 26] = [
+const CLEARED_ENV: [&str; 35] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "IMAGE_UPDATER_FORGE_TOKEN",
     "IMAGE_UPDATER_SSH_KEY",
@@ -40,6 +40,8 @@ const CLEARED_ENV: [&str; 26] = [
     "GITHUB_ACTIONS",
     "GITHUB_API_URL",
     "GITHUB_REPOSITORY",
+    "GITHUB_GRAPHQL_URL",
+    "GITHUB_SERVER_URL",
     "GITHUB_OUTPUT",
     "GITHUB_STEP_SUMMARY",
     "GITLAB_CI",
@@ -49,6 +51,13 @@ const CLEARED_ENV: [&str; 26] = [
     "CI_SERVER_HOST",
     "GITEA_ACTIONS",
     "FORGEJO_ACTIONS",
+    "GITEA_SERVER_URL",
+    "FORGEJO_SERVER_URL",
+    "GITEA_API_URL",
+    "FORGEJO_API_URL",
+    "GITEA_REPOSITORY",
+    "FORGEJO_REPOSITORY",
+    "CI_SERVER_URL",
     "SSH_AUTH_SOCK",
 ];
 
@@ -394,7 +403,7 @@ fn unhidden(hidden: &mut HashMap<String, usize>, list: Vec<Value>, field: &str) 
     out
 }
 
-/// [`unhidden`] for Gitea's pulls, whose branch is `head.ref`.
+/// [`unhidden`] for GitHub's and Gitea's pulls, whose branch is `head.ref`.
 fn unhidden_ref(hidden: &mut HashMap<String, usize>, list: Vec<Value>) -> Vec<Value> {
     let flat: Vec<Value> = list
         .into_iter()
@@ -425,8 +434,12 @@ pub struct GithubState {
     pub labels: Vec<(u64, Vec<String>)>,
     pub reviewers: Vec<(u64, Vec<String>)>,
     pub assignees: Vec<(u64, Vec<String>)>,
+    /// Numbers of the pull requests whose auto-merge was enabled (GraphQL).
+    pub auto_merge: Vec<u64>,
     pub calls: Vec<String>,
     pub problems: Vec<String>,
+    /// Head branches left out of the next N listings that would show them.
+    pub hidden: HashMap<String, usize>,
     /// How long a listing takes to answer (a busy forge): concurrent runs that both look
     /// before either opens a pull request both try to open it. The answer is what the
     /// listing found when it arrived.
@@ -470,6 +483,26 @@ impl GithubFake {
 
     pub fn state(&self) -> MutexGuard<'_, GithubState> {
         self.state.lock().unwrap()
+    }
+
+    /// Open a pull request as someone else would (e.g. a concurrent run).
+    pub fn open(&self, head: &str, base: &str, title: &str, body: &str) -> u64 {
+        let mut s = self.state();
+        let number = s.prs.len() as u64 + 1;
+        s.prs.push(github_pr_json(number, head, base, title, body));
+        number
+    }
+
+    /// A pull request from a fork (`contributor/infra`) whose head branch has the given name:
+    /// GitHub lists it under `head=contributor:BRANCH`, never under `head=acme:BRANCH`.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let number = s.prs.len() as u64 + 1;
+        let mut pr = github_pr_json(number, head, base, title, "a contributor's change");
+        pr["head"]["label"] = json!(format!("contributor:{head}"));
+        pr["user"] = json!({"login": "contributor", "id": 500, "type": "User"});
+        s.prs.push(pr);
+        number
     }
 }
 
@@ -517,10 +550,11 @@ impl Respond for GithubFake {
                     .prs
                     .iter()
                     .filter(|p| p["state"] == "open")
-                    .filter(|p| format!("acme:{}", p["head"]["ref"].as_str().unwrap()) == head)
+                    .filter(|p| p["head"]["label"] == head.as_str())
                     .filter(|p| q("base").is_none_or(|b| p["base"]["ref"] == b.as_str()))
                     .cloned()
                     .collect();
+                let list = unhidden_ref(&mut gh.hidden, list);
                 ResponseTemplate::new(200)
                     .set_body_json(Value::Array(list))
                     .set_delay(gh.list_delay)
@@ -544,10 +578,11 @@ impl Respond for GithubFake {
                 );
                 gh.problems.extend(problems);
                 let head = call.str_field("head").unwrap_or_default().to_string();
+                let label = format!("acme:{head}");
                 if gh
                     .prs
                     .iter()
-                    .any(|p| p["state"] == "open" && p["head"]["ref"] == head.as_str())
+                    .any(|p| p["state"] == "open" && p["head"]["label"] == label.as_str())
                 {
                     return ResponseTemplate::new(422).set_body_json(json!({
                         "message": "Validation Failed",
@@ -617,6 +652,41 @@ impl Respond for GithubFake {
                         .collect(),
                 ));
                 ResponseTemplate::new(201).set_body_json(json!({}))
+            }
+            ("POST", ["graphql"]) => {
+                let mut problems = Vec::new();
+                check_body(&mut problems, &call, &["query"], &["query", "variables"]);
+                let query = call.str_field("query").unwrap_or_default();
+                if !query.contains("enablePullRequestAutoMerge") {
+                    problems.push(format!("{}: unexpected query {query:?}", call.line()));
+                }
+                gh.problems.extend(problems);
+                let vars = &call.body["variables"];
+                let node = vars["pullRequestId"].as_str().unwrap_or_default();
+                let Some(n) = gh
+                    .prs
+                    .iter()
+                    .find(|p| p["node_id"] == node)
+                    .map(|p| p["number"].as_u64().unwrap_or(0))
+                else {
+                    return ResponseTemplate::new(200).set_body_json(json!({
+                        "data": {"enablePullRequestAutoMerge": null},
+                        "errors": [{"type": "NOT_FOUND", "message":
+                            format!("Could not resolve to a node with the global id of '{node}'")}]
+                    }));
+                };
+                if !matches!(
+                    vars["mergeMethod"].as_str(),
+                    Some("MERGE" | "SQUASH" | "REBASE")
+                ) {
+                    let line = format!("{}: merge method {}", call.line(), vars["mergeMethod"]);
+                    gh.problems.push(line);
+                }
+                gh.auto_merge.push(n);
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": n,
+                        "autoMergeRequest": {"enabledAt": "2024-05-01T10:00:00Z"}}}}
+                }))
             }
             ("POST", ["repos", "acme", "infra", "issues", n, "comments"]) => {
                 let mut problems = Vec::new();
@@ -1489,5 +1559,287 @@ impl Respond for GiteaFake {
         };
         gt.problems.extend(problems);
         answer
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any of the three, for scenarios that run on every forge
+// ---------------------------------------------------------------------------------------------
+
+/// Which forge a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    Github,
+    Gitlab,
+    Gitea,
+}
+
+impl Forge {
+    pub const ALL: [Forge; 3] = [Forge::Github, Forge::Gitlab, Forge::Gitea];
+
+    /// The name `delivery.forge` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forge::Github => "github",
+            Forge::Gitlab => "gitlab",
+            Forge::Gitea => "gitea",
+        }
+    }
+
+    /// The API root of this forge's fake served at `uri`.
+    pub fn api_url(self, uri: &str) -> String {
+        match self {
+            Forge::Github => uri.to_string(),
+            Forge::Gitlab => format!("{uri}/api/v4"),
+            Forge::Gitea => format!("{uri}/api/v1"),
+        }
+    }
+
+    /// The repository (GitLab: project path) the fake serves.
+    pub fn repository(self) -> &'static str {
+        match self {
+            Forge::Gitlab => "acme/platform/infra",
+            Forge::Github | Forge::Gitea => "acme/infra",
+        }
+    }
+
+    /// The forge's own token variable.
+    pub fn token_env(self) -> &'static str {
+        match self {
+            Forge::Github => "GITHUB_TOKEN",
+            Forge::Gitlab => "GITLAB_TOKEN",
+            Forge::Gitea => "GITEA_TOKEN",
+        }
+    }
+
+    /// How a draft's title starts on this forge (GitHub marks drafts with a field instead).
+    pub fn draft_prefix(self) -> &'static str {
+        match self {
+            Forge::Github => "",
+            Forge::Gitlab => "Draft: ",
+            Forge::Gitea => "WIP: ",
+        }
+    }
+
+    /// The message the fake answers a wrong token with (401).
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Forge::Github => "Bad credentials",
+            Forge::Gitlab => "401 Unauthorized",
+            Forge::Gitea => "token is required",
+        }
+    }
+
+    /// `delivery:` lines pointing a run at this forge's fake on `uri`, then `extra` lines.
+    pub fn delivery(self, uri: &str, extra: &str) -> String {
+        format!(
+            "  mode: pull-request\n  forge: {}\n  api_url: {}\n  repository: {}\n{extra}",
+            self.name(),
+            self.api_url(uri),
+            self.repository()
+        )
+    }
+}
+
+/// One pull/merge request as any of the fakes holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pr {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    /// As the forge stores it: with GitLab's `Draft: ` or Gitea's `WIP: ` prefix.
+    pub title: String,
+    pub body: String,
+    pub open: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub assignees: Vec<String>,
+}
+
+/// The fake of one forge, read in one shape.
+#[derive(Clone)]
+pub enum ForgeFake {
+    Github(GithubFake),
+    Gitlab(GitlabFake),
+    Gitea(GiteaFake),
+}
+
+/// The strings of a JSON array (of strings, or of objects' `key`); none for anything else.
+fn names(list: &Value, key: Option<&str>) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| match key {
+            Some(k) => v[k].as_str(),
+            None => v.as_str(),
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everything logged for `number` in `log`, in order.
+fn logged(log: &[(u64, Vec<String>)], number: u64) -> Vec<String> {
+    log.iter()
+        .filter(|(n, _)| *n == number)
+        .flat_map(|(_, v)| v.clone())
+        .collect()
+}
+
+impl ForgeFake {
+    /// A fresh fake of `forge`, accepting `token`, on a server of its own.
+    pub async fn start(forge: Forge, token: &str) -> (ForgeFake, MockServer) {
+        let server = MockServer::start().await;
+        let fake = match forge {
+            Forge::Github => ForgeFake::Github(GithubFake::new(token)),
+            Forge::Gitlab => ForgeFake::Gitlab(GitlabFake::new(token)),
+            Forge::Gitea => ForgeFake::Gitea(GiteaFake::new(token)),
+        };
+        match &fake {
+            ForgeFake::Github(f) => mount_fake(&server, f.clone()).await,
+            ForgeFake::Gitlab(f) => mount_fake(&server, f.clone()).await,
+            ForgeFake::Gitea(f) => mount_fake(&server, f.clone()).await,
+        }
+        (fake, server)
+    }
+
+    /// Every pull request the forge holds, in the order they were opened.
+    pub fn prs(&self) -> Vec<Pr> {
+        match self {
+            ForgeFake::Github(f) => {
+                let s = f.state();
+                s.prs
+                    .iter()
+                    .map(|p| {
+                        let n = p["number"].as_u64().unwrap_or(0);
+                        Pr {
+                            number: n,
+                            head: p["head"]["ref"].as_str().unwrap_or_default().into(),
+                            base: p["base"]["ref"].as_str().unwrap_or_default().into(),
+                            title: p["title"].as_str().unwrap_or_default().into(),
+                            body: p["body"].as_str().unwrap_or_default().into(),
+                            open: p["state"] == "open",
+                            draft: p["draft"] == true,
+                            labels: logged(&s.labels, n),
+                            reviewers: logged(&s.reviewers, n),
+                            assignees: logged(&s.assignees, n),
+                        }
+                    })
+                    .collect()
+            }
+            ForgeFake::Gitlab(f) => f
+                .state()
+                .mrs
+                .iter()
+                .map(|m| Pr {
+                    number: m["iid"].as_u64().unwrap_or(0),
+                    head: m["source_branch"].as_str().unwrap_or_default().into(),
+                    base: m["target_branch"].as_str().unwrap_or_default().into(),
+                    title: m["title"].as_str().unwrap_or_default().into(),
+                    body: m["description"].as_str().unwrap_or_default().into(),
+                    open: m["state"] == "opened",
+                    draft: m["draft"] == true,
+                    labels: names(&m["labels"], None),
+                    reviewers: names(&m["reviewers"], Some("username")),
+                    assignees: names(&m["assignees"], Some("username")),
+                })
+                .collect(),
+            ForgeFake::Gitea(f) => {
+                let s = f.state();
+                s.pulls
+                    .iter()
+                    .map(|p| {
+                        let n = p["number"].as_u64().unwrap_or(0);
+                        Pr {
+                            number: n,
+                            head: p["head"]["ref"].as_str().unwrap_or_default().into(),
+                            base: p["base"]["ref"].as_str().unwrap_or_default().into(),
+                            title: p["title"].as_str().unwrap_or_default().into(),
+                            body: p["body"].as_str().unwrap_or_default().into(),
+                            open: p["state"] == "open",
+                            draft: p["draft"] == true,
+                            labels: names(&p["labels"], Some("name")),
+                            reviewers: logged(&s.reviewers, n),
+                            assignees: names(&p["assignees"], Some("login")),
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The pull request with head branch `head` opened last.
+    pub fn pr(&self, head: &str) -> Pr {
+        let prs = self.prs();
+        prs.iter()
+            .rev()
+            .find(|p| p.head == head)
+            .cloned()
+            .unwrap_or_else(|| panic!("no pull request from {head}: {prs:#?}"))
+    }
+
+    /// (number, text) of every comment (GitLab: note).
+    pub fn comments(&self) -> Vec<(u64, String)> {
+        match self {
+            ForgeFake::Github(f) => f.state().comments.clone(),
+            ForgeFake::Gitlab(f) => f.state().notes.clone(),
+            ForgeFake::Gitea(f) => f.state().comments.clone(),
+        }
+    }
+
+    /// The numbers of the pull requests whose auto-merge was asked for, in order.
+    pub fn auto_merge(&self) -> Vec<u64> {
+        match self {
+            ForgeFake::Github(f) => f.state().auto_merge.clone(),
+            ForgeFake::Gitlab(f) => f.state().auto_merge.clone(),
+            ForgeFake::Gitea(f) => f.state().auto_merge.iter().map(|(n, _)| *n).collect(),
+        }
+    }
+
+    /// Every call, as `METHOD /path?query`.
+    pub fn calls(&self) -> Vec<String> {
+        match self {
+            ForgeFake::Github(f) => f.state().calls.clone(),
+            ForgeFake::Gitlab(f) => f.state().calls.clone(),
+            ForgeFake::Gitea(f) => f.state().calls.clone(),
+        }
+    }
+
+    /// What the fake found wrong with the client's calls.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ForgeFake::Github(f) => f.state().problems.clone(),
+            ForgeFake::Gitlab(f) => f.state().problems.clone(),
+            ForgeFake::Gitea(f) => f.state().problems.clone(),
+        }
+    }
+
+    /// Open a pull request as someone else would (e.g. a concurrent run); its number.
+    pub fn open(&self, head: &str, base: &str, title: &str, body: &str) -> u64 {
+        match self {
+            ForgeFake::Github(f) => f.open(head, base, title, body),
+            ForgeFake::Gitlab(f) => f.open(head, base, title, body),
+            ForgeFake::Gitea(f) => f.open(head, base, title, body),
+        }
+    }
+
+    /// A contributor's pull request from a fork whose head branch is named `head`.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        match self {
+            ForgeFake::Github(f) => f.open_from_fork(head, base, title),
+            ForgeFake::Gitlab(f) => f.open_from_fork(head, base, title),
+            ForgeFake::Gitea(f) => f.open_from_fork(head, base, title),
+        }
+    }
+
+    /// Leave `branch` out of the next `listings` listings that would show it (a listing
+    /// lagging behind a concurrent create).
+    pub fn hide(&self, branch: &str, listings: usize) {
+        let hidden = match self {
+            ForgeFake::Github(f) => f.state().hidden.insert(branch.into(), listings),
+            ForgeFake::Gitlab(f) => f.state().hidden.insert(branch.into(), listings),
+            ForgeFake::Gitea(f) => f.state().hidden.insert(branch.into(), listings),
+        };
+        assert!(hidden.is_none(), "{branch} was hidden already");
     }
 }
