@@ -402,3 +402,73 @@ pub(crate) fn owner_and_name(
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fakes::{Forge as Which, ForgeFake};
+    use super::super::{gitea::Gitea, github::Github, gitlab::Gitlab};
+    use super::*;
+
+    const TOKEN: &str = "flow_TESTTOKEN123456";
+
+    /// The client of `forge` for its fake served at `uri`.
+    fn client(forge: Which, uri: &str) -> Box<dyn Forge> {
+        let (api, repo) = (forge.api_url(uri), forge.repository());
+        let token = Secret::new(TOKEN);
+        match forge {
+            Which::Github => Box::new(Github::connect(&api, repo, token).unwrap()),
+            Which::Gitlab => Box::new(Gitlab::connect(&api, repo, token).unwrap()),
+            Which::Gitea => Box::new(Gitea::connect(&api, repo, token).unwrap()),
+        }
+    }
+
+    /// What delivery does for one branch: find, then create or update or leave alone.
+    async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
+        match f.find_open(&pr.head, &pr.base).await.unwrap() {
+            None => ("created", f.create(pr).await.unwrap().number),
+            Some(found) if found.title == pr.title && found.body == pr.body => {
+                ("unchanged", found.number)
+            }
+            Some(found) => {
+                let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
+                ("updated", u.number)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_create_then_keep_then_update_the_same_pull_request_on_every_forge() {
+        for forge in Which::ALL {
+            let (fake, server) = ForgeFake::start(forge, TOKEN).await;
+            let f = client(forge, &server.uri());
+            assert_eq!(f.kind().to_string(), forge.name());
+            let mut pr = NewPullRequest {
+                head: "image-updater/web".into(),
+                base: "main".into(),
+                title: "chore(images): update web to 1.3.1".into(),
+                body: "| image | from | to |".into(),
+                draft: true,
+            };
+            assert_eq!(ensure(&*f, &pr).await, ("created", 1), "{forge:?}");
+            // The draft marker does not make the title look changed.
+            assert_eq!(ensure(&*f, &pr).await, ("unchanged", 1), "{forge:?}");
+            pr.title = "chore(images): update web to 1.4.0".into();
+            assert_eq!(ensure(&*f, &pr).await, ("updated", 1), "{forge:?}");
+            pr.body = "| web | 1.3.1 | 1.4.0 |".into();
+            assert_eq!(ensure(&*f, &pr).await, ("updated", 1), "{forge:?}");
+            // A racing create for the same branch gets the one pull request back.
+            assert_eq!(f.create(&pr).await.unwrap().number, 1, "{forge:?}");
+            let prs = fake.prs();
+            assert_eq!(prs.len(), 1, "{forge:?}: {prs:#?}");
+            let draft = forge.draft_prefix();
+            assert_eq!(prs[0].title, format!("{draft}{}", pr.title), "{forge:?}");
+            assert_eq!(prs[0].body, pr.body, "{forge:?}");
+            assert!(prs[0].draft, "{forge:?}: the draft stays a draft");
+            assert!(
+                fake.problems().is_empty(),
+                "{forge:?}: {:#?}",
+                fake.problems()
+            );
+        }
+    }
+}

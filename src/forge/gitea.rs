@@ -298,14 +298,11 @@ struct Repo {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
     use wiremock::matchers::{any, body_json, header, method, path, query_param};
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::forge::Forge;
 
     const TOKEN: &str = "gitea_TESTTOKEN123456";
 
@@ -686,100 +683,5 @@ mod tests {
             .close(2, "main already has web 1.3.1")
             .await
             .unwrap();
-    }
-
-    /// A Gitea that remembers its pull requests, with Gitea's one-open-PR-per-head-and-base rule.
-    #[derive(Clone, Default)]
-    struct FakeGitea {
-        pulls: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGitea {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut pulls = self.pulls.lock().unwrap();
-            let p = req.url.path();
-            const LIST: &str = "/api/v1/repos/acme/infra/pulls";
-            match (req.method.as_str(), p) {
-                ("GET", LIST) => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let list: Vec<&Value> = pulls
-                        .iter()
-                        .filter(|p| q.get("state").is_none_or(|s| p["state"] == s.as_ref()))
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", LIST) => {
-                    let b: Value = req.body_json().unwrap();
-                    if pulls.iter().any(|p| {
-                        p["state"] == "open"
-                            && p["head"]["ref"] == b["head"]
-                            && p["base"]["ref"] == b["base"]
-                    }) {
-                        return ResponseTemplate::new(409).set_body_json(json!({
-                            "message": "pull request already exists for these targets",
-                            "url": "https://git.example.com/api/swagger"
-                        }));
-                    }
-                    let pr = pull(
-                        pulls.len() as u64 + 1,
-                        b["head"].as_str().unwrap(),
-                        b["title"].as_str().unwrap(),
-                        b["body"].as_str().unwrap(),
-                    );
-                    pulls.push(pr.clone());
-                    ResponseTemplate::new(201).set_body_json(pr)
-                }
-                (verb @ ("GET" | "PATCH"), p) if p.starts_with(LIST) => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let Some(pr) = pulls.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "not found"}));
-                    };
-                    if verb == "PATCH" {
-                        let b: Value = req.body_json().unwrap();
-                        for k in ["title", "body", "state"] {
-                            if let Some(v) = b.get(k) {
-                                pr[k] = v.clone();
-                            }
-                        }
-                        return ResponseTemplate::new(201).set_body_json(pr.clone());
-                    }
-                    ResponseTemplate::new(200).set_body_json(pr.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_pull() {
-        let server = MockServer::start().await;
-        let fake = FakeGitea::default();
-        gt(Mock::given(any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-            match f.find_open(&pr.head, &pr.base).await.unwrap() {
-                None => ("created", f.create(pr).await.unwrap().number),
-                Some(found) if found.title == pr.title && found.body == pr.body => {
-                    ("unchanged", found.number)
-                }
-                Some(found) => {
-                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                    ("updated", u.number)
-                }
-            }
-        }
-        let mut pr = new_pr(false);
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.body = "| web | 1.3.1 | 1.4.0 |".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let pulls = fake.pulls.lock().unwrap();
-        assert_eq!(pulls.len(), 1);
-        assert_eq!(pulls[0]["body"], "| web | 1.3.1 | 1.4.0 |");
     }
 }

@@ -220,15 +220,12 @@ struct GraphqlError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use wiremock::matchers::{
         body_json, header, method, path, query_param, query_param_is_missing,
     };
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::forge::Forge;
 
     const TOKEN: &str = "ghp_TESTTOKEN123456";
 
@@ -735,107 +732,5 @@ mod tests {
             "{e}"
         );
         assert_no_token(&e);
-    }
-
-    /// A GitHub that remembers its pull requests: enough of the API for the pipeline's
-    /// find / create / update cycle, with GitHub's one-open-PR-per-head rule.
-    #[derive(Clone, Default)]
-    struct FakeGithub {
-        pulls: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGithub {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut pulls = self.pulls.lock().unwrap();
-            let p = req.url.path();
-            match (req.method.as_str(), p) {
-                ("GET", "/repos/acme/infra/pulls") => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let head = q
-                        .get("head")
-                        .map(|h| h.trim_start_matches("acme:").to_string());
-                    let list: Vec<&Value> = pulls
-                        .iter()
-                        .filter(|p| p["state"] == "open")
-                        .filter(|p| head.as_deref().is_none_or(|h| p["head"]["ref"] == h))
-                        .filter(|p| q.get("base").is_none_or(|b| p["base"]["ref"] == b.as_ref()))
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", "/repos/acme/infra/pulls") => {
-                    let b: Value = req.body_json().unwrap();
-                    let head = b["head"].as_str().unwrap();
-                    if pulls
-                        .iter()
-                        .any(|p| p["state"] == "open" && p["head"]["ref"] == head)
-                    {
-                        return ResponseTemplate::new(422).set_body_json(json!({
-                            "message": "Validation Failed",
-                            "errors": [{"resource": "PullRequest", "code": "custom",
-                                "message": format!("A pull request already exists for acme:{head}.")}]
-                        }));
-                    }
-                    let mut pr = pull(
-                        pulls.len() as u64 + 1,
-                        head,
-                        b["title"].as_str().unwrap(),
-                        b["body"].as_str().unwrap(),
-                    );
-                    pr["base"]["ref"] = b["base"].clone();
-                    pulls.push(pr.clone());
-                    ResponseTemplate::new(201).set_body_json(pr)
-                }
-                ("PATCH", p) if p.starts_with("/repos/acme/infra/pulls/") => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let b: Value = req.body_json().unwrap();
-                    let Some(pr) = pulls.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "Not Found"}));
-                    };
-                    for k in ["title", "body", "state"] {
-                        if let Some(v) = b.get(k) {
-                            pr[k] = v.clone();
-                        }
-                    }
-                    ResponseTemplate::new(200).set_body_json(pr.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
-            }
-        }
-    }
-
-    /// What the pipeline does for one branch: find, then create or update or leave alone.
-    async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-        match f.find_open(&pr.head, &pr.base).await.unwrap() {
-            None => ("created", f.create(pr).await.unwrap().number),
-            Some(found) if found.title == pr.title && found.body == pr.body => {
-                ("unchanged", found.number)
-            }
-            Some(found) => {
-                let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                ("updated", u.number)
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_pr() {
-        let server = MockServer::start().await;
-        let fake = FakeGithub::default();
-        gh(Mock::given(wiremock::matchers::any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        let mut pr = new_pr(false);
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.title = "chore(images): update web to 1.4.0".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        // A racing create for the same head gets the one PR back.
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let pulls = fake.pulls.lock().unwrap();
-        assert_eq!(pulls.len(), 1);
-        assert_eq!(pulls[0]["title"], "chore(images): update web to 1.4.0");
     }
 }

@@ -272,16 +272,13 @@ struct User {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
     use wiremock::matchers::{
         any, body_json, header, method, path, query_param, query_param_is_missing,
     };
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::forge::Forge;
 
     const TOKEN: &str = "glpat-TESTTOKEN123456";
     const MRS: &str = "/api/v4/projects/acme%2Fplatform%2Finfra/merge_requests";
@@ -688,107 +685,5 @@ mod tests {
             .close(3, "main already has web 1.3.1")
             .await
             .unwrap();
-    }
-
-    /// A GitLab that remembers its merge requests, with GitLab's one-open-MR-per-source rule.
-    #[derive(Clone, Default)]
-    struct FakeGitlab {
-        mrs: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGitlab {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut mrs = self.mrs.lock().unwrap();
-            let p = req.url.path();
-            match (req.method.as_str(), p) {
-                ("GET", MRS) => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let list: Vec<&Value> = mrs
-                        .iter()
-                        .filter(|m| q.get("state").is_none_or(|s| m["state"] == s.as_ref()))
-                        .filter(|m| {
-                            q.get("source_branch")
-                                .is_none_or(|s| m["source_branch"] == s.as_ref())
-                        })
-                        .filter(|m| {
-                            q.get("target_branch")
-                                .is_none_or(|t| m["target_branch"] == t.as_ref())
-                        })
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", MRS) => {
-                    let b: Value = req.body_json().unwrap();
-                    let source = b["source_branch"].as_str().unwrap();
-                    if let Some(m) = mrs
-                        .iter()
-                        .find(|m| m["state"] == "opened" && m["source_branch"] == source)
-                    {
-                        return ResponseTemplate::new(409).set_body_json(json!({"message": [
-                            format!("Another open merge request already exists for this source branch: !{}", m["iid"])
-                        ]}));
-                    }
-                    let m = mr(
-                        mrs.len() as u64 + 1,
-                        source,
-                        b["title"].as_str().unwrap(),
-                        b["description"].as_str().unwrap(),
-                    );
-                    mrs.push(m.clone());
-                    ResponseTemplate::new(201).set_body_json(m)
-                }
-                (verb @ ("GET" | "PUT"), p) if p.starts_with(MRS) => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let Some(m) = mrs.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "404 Not found"}));
-                    };
-                    if verb == "PUT" {
-                        let b: Value = req.body_json().unwrap();
-                        if let Some(t) = b.get("title") {
-                            m["title"] = t.clone();
-                        }
-                        if let Some(d) = b.get("description") {
-                            m["description"] = d.clone();
-                        }
-                    }
-                    ResponseTemplate::new(200).set_body_json(m.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "404 Not found"})),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_mr() {
-        let server = MockServer::start().await;
-        let fake = FakeGitlab::default();
-        gl(Mock::given(any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        let mut pr = new_mr(true);
-        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-            match f.find_open(&pr.head, &pr.base).await.unwrap() {
-                None => ("created", f.create(pr).await.unwrap().number),
-                Some(found) if found.title == pr.title && found.body == pr.body => {
-                    ("unchanged", found.number)
-                }
-                Some(found) => {
-                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                    ("updated", u.number)
-                }
-            }
-        }
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        // The draft prefix does not make the title look changed.
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.title = "chore(images): update web to 1.4.0".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let mrs = fake.mrs.lock().unwrap();
-        assert_eq!(mrs.len(), 1);
-        assert_eq!(mrs[0]["title"], "Draft: chore(images): update web to 1.4.0");
     }
 }

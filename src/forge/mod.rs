@@ -10,6 +10,9 @@
 //! a [`Secret`] that prints as `***`, and every message is scrubbed of it before it leaves.
 
 pub mod detect;
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod fakes;
 mod flow;
 pub mod gitea;
 pub mod github;
