@@ -1609,6 +1609,15 @@ impl ForgeFake {
         }
     }
 
+    /// Listings answer after `delay`, with what they found when they arrived.
+    pub fn slow_listings(&self, delay: Duration) {
+        match self {
+            ForgeFake::Github(f) => f.state().list_delay = delay,
+            ForgeFake::Gitlab(f) => f.state().list_delay = delay,
+            ForgeFake::Gitea(f) => f.state().list_delay = delay,
+        }
+    }
+
     /// Leave `branch` out of the next `listings` listings that would show it (a listing
     /// lagging behind a concurrent create).
     pub fn hide(&self, branch: &str, listings: usize) {
