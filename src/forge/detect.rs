@@ -53,17 +53,17 @@ pub struct Target {
 impl Target {
     /// The forge client for this target.
     pub fn connect(&self) -> Result<Box<dyn Forge>, ForgeError> {
-        let token = self.token.clone();
+        let (api, repo, token) = (&self.api_url, &self.repository, self.token.clone());
         Ok(match self.kind {
             ForgeKind::Github => {
-                let gh = Github::new(&self.api_url, &self.repository, token)?;
+                let gh = Github::connect(api, repo, token)?;
                 match &self.graphql_url {
                     Some(g) => Box::new(gh.with_graphql_url(g)),
                     None => Box::new(gh),
                 }
             }
-            ForgeKind::Gitlab => Box::new(Gitlab::new(&self.api_url, &self.repository, token)?),
-            ForgeKind::Gitea => Box::new(Gitea::new(&self.api_url, &self.repository, token)?),
+            ForgeKind::Gitlab => Box::new(Gitlab::connect(api, repo, token)?),
+            ForgeKind::Gitea => Box::new(Gitea::connect(api, repo, token)?),
         })
     }
 }

@@ -3,19 +3,18 @@
 //! Open pull requests are listed page by page and matched by head branch. Drafts are titles
 //! starting with `WIP:` (Gitea's default work-in-progress prefix). Labels are attached by id:
 //! names are looked up in the repository's labels, and missing ones are created, as GitHub and
-//! GitLab do on their own. Auto-merge uses the repository's default merge style.
+//! GitLab do on their own. Auto-merge uses the repository's default merge style. A duplicate
+//! is 409.
 
-use futures::future::BoxFuture;
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{HeaderName, AUTHORIZATION};
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::flow::{owner_and_name, Dialect, Drafts, Flow};
 use super::http::{encode_segment, Api};
-use super::{
-    split_reviewers, strip_draft_prefix, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest,
-    Secret,
-};
+use super::{strip_draft_prefix, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret};
 
 const DRAFT_PREFIXES: [&str; 2] = ["wip:", "[wip]"];
 
@@ -28,109 +27,26 @@ const MAX_PAGES: usize = 40;
 /// The colour of labels this tool creates.
 const LABEL_COLOR: &str = "#ededed";
 
-pub struct Gitea {
-    api: Api,
-    repo_path: String,
+pub(crate) struct Gitea {
+    /// `/repos/OWNER/NAME`, each segment encoded.
+    repo: String,
 }
 
 impl Gitea {
     /// `api_url` is the API root (`https://HOST/api/v1`); `repository` is `owner/name`.
-    pub fn new(api_url: &str, repository: &str, token: Secret) -> Result<Gitea, ForgeError> {
-        let (owner, repo) = repository
-            .trim_matches('/')
-            .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-            .ok_or_else(|| {
-                ForgeError::setup(format!(
-                    "Gitea repository must be owner/name, not {repository:?}"
-                ))
-            })?;
-        let auth = format!("token {}", token.expose());
-        let api = Api::new(
-            ForgeKind::Gitea,
-            api_url,
-            token,
-            (AUTHORIZATION, auth),
-            &[("accept", "application/json")],
-        )?;
-        Ok(Gitea {
-            api,
-            repo_path: format!(
-                "/repos/{}/{}",
-                encode_segment(owner),
-                encode_segment(repo.trim_end_matches(".git"))
-            ),
-        })
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("{}{rest}", self.repo_path)
-    }
-
-    /// Every item of a paginated listing (`page`/`limit`), up to [`MAX_PAGES`] pages.
-    async fn all_pages<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<Vec<T>, ForgeError> {
-        let mut all = Vec::new();
-        let limit = PAGE.to_string();
-        for page in 1..=MAX_PAGES {
-            let page = page.to_string();
-            let mut q = query.to_vec();
-            q.push(("page", &page));
-            q.push(("limit", &limit));
-            let items: Vec<T> = self.api.json(Method::GET, path, &q, None).await?;
-            let n = items.len();
-            all.extend(items);
-            if n < PAGE {
-                break;
-            }
-        }
-        Ok(all)
-    }
-
-    async fn open_with_head(&self, head: &str) -> Result<Vec<Pull>, ForgeError> {
-        let pulls: Vec<Pull> = self
-            .all_pages(&self.path("/pulls"), &[("state", "open")])
-            .await?;
-        Ok(pulls
-            .into_iter()
-            .filter(|p| p.state == "open" && p.head.r#ref == head)
-            // The listing holds pull requests from forks too, whose head branch may have the
-            // same name: a contributor's pull request is never ours to update or close.
-            .filter(Pull::is_same_repo)
-            .collect())
-    }
-
-    async fn get(&self, number: u64) -> Result<Pull, ForgeError> {
-        self.api
-            .json(
-                Method::GET,
-                &self.path(&format!("/pulls/{number}")),
-                &[],
-                None,
-            )
-            .await
-    }
-
-    async fn patch(&self, number: u64, body: serde_json::Value) -> Result<Pull, ForgeError> {
-        self.api
-            .json(
-                Method::PATCH,
-                &self.path(&format!("/pulls/{number}")),
-                &[],
-                Some(&body),
-            )
-            .await
+    pub(crate) fn connect(
+        api_url: &str,
+        repository: &str,
+        token: Secret,
+    ) -> Result<Flow<Gitea>, ForgeError> {
+        let (owner, name) = owner_and_name(ForgeKind::Gitea, repository)?;
+        let repo = format!("/repos/{}/{}", encode_segment(owner), encode_segment(name));
+        Flow::new(Gitea { repo }, api_url, token)
     }
 
     /// The merge style auto-merge uses: the repository's default, else the first it allows.
-    async fn merge_style(&self) -> Result<String, ForgeError> {
-        let repo: Repo = self
-            .api
-            .json(Method::GET, &self.repo_path, &[], None)
-            .await?;
+    async fn merge_style(&self, api: &Api) -> Result<String, ForgeError> {
+        let repo: Repo = api.json(Method::GET, &self.repo, &[], None).await?;
         if let Some(s) = repo.default_merge_style.filter(|s| !s.is_empty()) {
             return Ok(s);
         }
@@ -148,228 +64,184 @@ impl Gitea {
     }
 }
 
-impl Forge for Gitea {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::Gitea
+/// Every item of a paginated listing (`page`/`limit`), up to [`MAX_PAGES`] pages.
+async fn all_pages<T: DeserializeOwned>(
+    api: &Api,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Vec<T>, ForgeError> {
+    let mut all = Vec::new();
+    let limit = PAGE.to_string();
+    for page in 1..=MAX_PAGES {
+        let page = page.to_string();
+        let mut q = query.to_vec();
+        q.push(("page", &page));
+        q.push(("limit", &limit));
+        let items: Vec<T> = api.json(Method::GET, path, &q, None).await?;
+        let n = items.len();
+        all.extend(items);
+        if n < PAGE {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+impl Dialect for Gitea {
+    const KIND: ForgeKind = ForgeKind::Gitea;
+    const HEADERS: &'static [(&'static str, &'static str)] = &[("accept", "application/json")];
+    const DRAFTS: Drafts = Drafts::TitlePrefix("WIP: ");
+    const PULLS: &'static str = "/pulls";
+    const EDIT: Method = Method::PATCH;
+    const BODY: &'static str = "body";
+    const CLOSE: (&'static str, &'static str) = ("state", "closed");
+
+    type Pull = Pull;
+
+    fn auth(token: &Secret) -> (HeaderName, String) {
+        (AUTHORIZATION, format!("token {}", token.expose()))
     }
 
-    fn find_open<'a>(
-        &'a self,
-        head: &'a str,
-        base: &'a str,
-    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
-        Box::pin(async move {
-            Ok(self
-                .open_with_head(head)
-                .await?
-                .into_iter()
-                .find(|p| p.base.r#ref == base)
-                .map(Pull::into_pr))
+    fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// Gitea filters by state only: the flow matches head and base.
+    fn list_query(&self, _head: &str, _base: Option<&str>) -> Vec<(&'static str, String)> {
+        vec![("state", "open".to_string())]
+    }
+
+    async fn list(
+        &self,
+        api: &Api,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Pull>, ForgeError> {
+        all_pages(api, path, query).await
+    }
+
+    fn comments(number: u64) -> String {
+        format!("/issues/{number}/comments")
+    }
+
+    fn create_body(pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
+        json!({
+            "head": pr.head,
+            "base": pr.base,
+            "title": title,
+            "body": pr.body,
         })
     }
 
-    fn create<'a>(
-        &'a self,
-        pr: &'a NewPullRequest,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let title = if pr.draft {
-                format!("WIP: {}", pr.title)
+    /// "pull request already exists for these targets".
+    fn is_duplicate(e: &ForgeError) -> bool {
+        e.status() == Some(409)
+    }
+
+    fn read(p: Pull) -> PullRequest {
+        let (title, prefixed) = strip_draft_prefix(&p.title, &DRAFT_PREFIXES);
+        PullRequest {
+            number: p.number,
+            url: p.html_url,
+            head: p.head.r#ref,
+            base: p.base.r#ref,
+            draft: p.draft.unwrap_or(prefixed),
+            title: title.to_string(),
+            body: p.body.unwrap_or_default(),
+            state: if p.merged {
+                "merged".to_string()
             } else {
-                pr.title.clone()
-            };
-            let body = json!({
-                "head": pr.head,
-                "base": pr.base,
-                "title": title,
-                "body": pr.body,
-            });
-            let created: Result<Pull, _> = self
-                .api
-                .json(Method::POST, &self.path("/pulls"), &[], Some(&body))
-                .await;
-            match created {
-                Ok(p) => Ok(p.into_pr()),
-                Err(e) if e.status() == Some(409) => {
-                    // "pull request already exists for these targets": find it.
-                    let mut found = self.open_with_head(&pr.head).await?;
-                    let pick = found
-                        .iter()
-                        .position(|p| p.base.r#ref == pr.base)
-                        .unwrap_or(0);
-                    if pick < found.len() {
-                        Ok(found.swap_remove(pick).into_pr())
-                    } else {
-                        Err(e)
-                    }
+                p.state
+            },
+            node_id: None,
+        }
+    }
+
+    /// The listing holds pull requests from forks too, whose head branch may have our name.
+    fn own(p: &Pull) -> bool {
+        match (p.head.repo_id, p.base.repo_id) {
+            (Some(h), Some(b)) => h == b,
+            _ => true,
+        }
+    }
+
+    async fn add_labels(
+        &self,
+        api: &Api,
+        number: u64,
+        labels: &[String],
+    ) -> Result<(), ForgeError> {
+        let labels_path = format!("{}/labels", self.repo);
+        let existing: Vec<Label> = all_pages(api, &labels_path, &[]).await?;
+        let mut ids = Vec::new();
+        for name in labels {
+            let id = match existing.iter().find(|l| &l.name == name) {
+                Some(l) => l.id,
+                None => {
+                    let made: Label = api
+                        .json(
+                            Method::POST,
+                            &labels_path,
+                            &[],
+                            Some(&json!({ "name": name, "color": LABEL_COLOR })),
+                        )
+                        .await?;
+                    made.id
                 }
-                Err(e) => Err(e),
-            }
-        })
-    }
-
-    fn update<'a>(
-        &'a self,
-        number: u64,
-        title: &'a str,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let current = self.get(number).await?;
-            let title = if current.is_draft() {
-                format!("WIP: {title}")
-            } else {
-                title.to_string()
             };
-            let p = self
-                .patch(number, json!({ "title": title, "body": body }))
-                .await?;
-            Ok(p.into_pr())
-        })
+            ids.push(id);
+        }
+        let path = format!("{}/issues/{number}/labels", self.repo);
+        api.send(Method::POST, &path, Some(&json!({ "labels": ids })))
+            .await
     }
 
-    fn add_labels<'a>(
-        &'a self,
+    /// Editing an issue replaces its assignees: keep the ones it has.
+    async fn add_assignees(
+        &self,
+        api: &Api,
         number: u64,
-        labels: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if labels.is_empty() {
-                return Ok(());
+        assignees: &[String],
+    ) -> Result<(), ForgeError> {
+        let wanted: Vec<&str> = assignees
+            .iter()
+            .map(|a| a.trim().trim_start_matches('@'))
+            .filter(|a| !a.is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let path = format!("{}/issues/{number}", self.repo);
+        let issue: Issue = api.json(Method::GET, &path, &[], None).await?;
+        let mut all: Vec<String> = issue
+            .assignees
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.login)
+            .collect();
+        let before = all.len();
+        for w in wanted {
+            if !all.iter().any(|a| a.eq_ignore_ascii_case(w)) {
+                all.push(w.to_string());
             }
-            let existing: Vec<Label> = self.all_pages(&self.path("/labels"), &[]).await?;
-            let mut ids = Vec::new();
-            for name in labels {
-                let id = match existing.iter().find(|l| &l.name == name) {
-                    Some(l) => l.id,
-                    None => {
-                        let made: Label = self
-                            .api
-                            .json(
-                                Method::POST,
-                                &self.path("/labels"),
-                                &[],
-                                Some(&json!({ "name": name, "color": LABEL_COLOR })),
-                            )
-                            .await?;
-                        made.id
-                    }
-                };
-                ids.push(id);
-            }
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/issues/{number}/labels")),
-                    Some(&json!({ "labels": ids })),
-                )
-                .await
-        })
+        }
+        if all.len() == before {
+            return Ok(());
+        }
+        api.send(Method::PATCH, &path, Some(&json!({ "assignees": all })))
+            .await
     }
 
-    fn request_reviewers<'a>(
-        &'a self,
-        number: u64,
-        reviewers: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            let (users, teams) = split_reviewers(reviewers);
-            if users.is_empty() && teams.is_empty() {
-                return Ok(());
-            }
-            let mut body = json!({ "reviewers": users });
-            if !teams.is_empty() {
-                body["team_reviewers"] = json!(teams);
-            }
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/pulls/{number}/requested_reviewers")),
-                    Some(&body),
-                )
-                .await
-        })
-    }
-
-    fn add_assignees<'a>(
-        &'a self,
-        number: u64,
-        assignees: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            let wanted: Vec<&str> = assignees
-                .iter()
-                .map(|a| a.trim().trim_start_matches('@'))
-                .filter(|a| !a.is_empty())
-                .collect();
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            // Editing an issue replaces its assignees: keep the ones it has.
-            let issue_path = self.path(&format!("/issues/{number}"));
-            let issue: Issue = self.api.json(Method::GET, &issue_path, &[], None).await?;
-            let mut all: Vec<String> = issue
-                .assignees
-                .unwrap_or_default()
-                .into_iter()
-                .map(|u| u.login)
-                .collect();
-            let before = all.len();
-            for w in wanted {
-                if !all.iter().any(|a| a.eq_ignore_ascii_case(w)) {
-                    all.push(w.to_string());
-                }
-            }
-            if all.len() == before {
-                return Ok(());
-            }
-            self.api
-                .send(
-                    Method::PATCH,
-                    &issue_path,
-                    Some(&json!({ "assignees": all })),
-                )
-                .await
-        })
-    }
-
-    fn enable_auto_merge<'a>(
-        &'a self,
-        pr: &'a PullRequest,
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            let style = self.merge_style().await?;
-            let body = json!({ "Do": style, "merge_when_checks_succeed": true });
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/pulls/{}/merge", pr.number)),
-                    Some(&body),
-                )
-                .await
-        })
-    }
-
-    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if !comment.is_empty() {
-                self.api
-                    .send(
-                        Method::POST,
-                        &self.path(&format!("/issues/{number}/comments")),
-                        Some(&json!({ "body": comment })),
-                    )
-                    .await?;
-            }
-            self.patch(number, json!({ "state": "closed" }))
-                .await
-                .map(|_| ())
-        })
+    async fn enable_auto_merge(&self, api: &Api, pr: &PullRequest) -> Result<(), ForgeError> {
+        let style = self.merge_style(api).await?;
+        let body = json!({ "Do": style, "merge_when_checks_succeed": true });
+        let path = format!("{}/merge", self.pull(pr.number));
+        api.send(Method::POST, &path, Some(&body)).await
     }
 }
 
 #[derive(Deserialize)]
-struct Pull {
+pub(crate) struct Pull {
     number: u64,
     html_url: String,
     #[serde(default)]
@@ -391,44 +263,6 @@ struct Ref {
     /// The repository the branch lives in.
     #[serde(default)]
     repo_id: Option<u64>,
-}
-
-impl Pull {
-    /// Whether the head branch lives in the repository itself (not in a fork).
-    fn is_same_repo(&self) -> bool {
-        match (self.head.repo_id, self.base.repo_id) {
-            (Some(h), Some(b)) => h == b,
-            _ => true,
-        }
-    }
-
-    fn is_draft(&self) -> bool {
-        self.draft
-            .unwrap_or_else(|| strip_draft_prefix(&self.title, &DRAFT_PREFIXES).1)
-    }
-
-    fn into_pr(self) -> PullRequest {
-        let draft = self.is_draft();
-        let title = strip_draft_prefix(&self.title, &DRAFT_PREFIXES)
-            .0
-            .to_string();
-        let state = if self.merged {
-            "merged".to_string()
-        } else {
-            self.state
-        };
-        PullRequest {
-            number: self.number,
-            url: self.html_url,
-            head: self.head.r#ref,
-            base: self.base.r#ref,
-            title,
-            body: self.body.unwrap_or_default(),
-            state,
-            draft,
-            node_id: None,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -464,11 +298,9 @@ struct Repo {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
     use wiremock::matchers::{any, body_json, header, method, path, query_param};
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
 
@@ -479,8 +311,8 @@ mod tests {
             .and(header("user-agent", super::super::http::USER_AGENT))
     }
 
-    fn forge(server: &MockServer) -> Gitea {
-        Gitea::new(
+    fn forge(server: &MockServer) -> Flow<Gitea> {
+        Gitea::connect(
             &format!("{}/api/v1", server.uri()),
             "acme/infra",
             Secret::new(TOKEN),
@@ -796,7 +628,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let pr = Pull::into_pr(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
+        let pr = Gitea::read(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
         forge(&server).enable_auto_merge(&pr).await.unwrap();
     }
 
@@ -819,7 +651,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let pr = Pull::into_pr(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
+        let pr = Gitea::read(serde_json::from_value(pull(2, "h", "t", "b")).unwrap());
         let e = forge(&server).enable_auto_merge(&pr).await.unwrap_err();
         assert_eq!(e.status(), Some(405));
         assert!(e.message().contains("Please try again later"), "{e}");
@@ -851,100 +683,5 @@ mod tests {
             .close(2, "main already has web 1.3.1")
             .await
             .unwrap();
-    }
-
-    /// A Gitea that remembers its pull requests, with Gitea's one-open-PR-per-head-and-base rule.
-    #[derive(Clone, Default)]
-    struct FakeGitea {
-        pulls: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGitea {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut pulls = self.pulls.lock().unwrap();
-            let p = req.url.path();
-            const LIST: &str = "/api/v1/repos/acme/infra/pulls";
-            match (req.method.as_str(), p) {
-                ("GET", LIST) => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let list: Vec<&Value> = pulls
-                        .iter()
-                        .filter(|p| q.get("state").is_none_or(|s| p["state"] == s.as_ref()))
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", LIST) => {
-                    let b: Value = req.body_json().unwrap();
-                    if pulls.iter().any(|p| {
-                        p["state"] == "open"
-                            && p["head"]["ref"] == b["head"]
-                            && p["base"]["ref"] == b["base"]
-                    }) {
-                        return ResponseTemplate::new(409).set_body_json(json!({
-                            "message": "pull request already exists for these targets",
-                            "url": "https://git.example.com/api/swagger"
-                        }));
-                    }
-                    let pr = pull(
-                        pulls.len() as u64 + 1,
-                        b["head"].as_str().unwrap(),
-                        b["title"].as_str().unwrap(),
-                        b["body"].as_str().unwrap(),
-                    );
-                    pulls.push(pr.clone());
-                    ResponseTemplate::new(201).set_body_json(pr)
-                }
-                (verb @ ("GET" | "PATCH"), p) if p.starts_with(LIST) => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let Some(pr) = pulls.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "not found"}));
-                    };
-                    if verb == "PATCH" {
-                        let b: Value = req.body_json().unwrap();
-                        for k in ["title", "body", "state"] {
-                            if let Some(v) = b.get(k) {
-                                pr[k] = v.clone();
-                            }
-                        }
-                        return ResponseTemplate::new(201).set_body_json(pr.clone());
-                    }
-                    ResponseTemplate::new(200).set_body_json(pr.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_pull() {
-        let server = MockServer::start().await;
-        let fake = FakeGitea::default();
-        gt(Mock::given(any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-            match f.find_open(&pr.head, &pr.base).await.unwrap() {
-                None => ("created", f.create(pr).await.unwrap().number),
-                Some(found) if found.title == pr.title && found.body == pr.body => {
-                    ("unchanged", found.number)
-                }
-                Some(found) => {
-                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                    ("updated", u.number)
-                }
-            }
-        }
-        let mut pr = new_pr(false);
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.body = "| web | 1.3.1 | 1.4.0 |".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let pulls = fake.pulls.lock().unwrap();
-        assert_eq!(pulls.len(), 1);
-        assert_eq!(pulls[0]["body"], "| web | 1.3.1 | 1.4.0 |");
     }
 }

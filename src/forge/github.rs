@@ -1,14 +1,17 @@
 //! GitHub (api.github.com and GitHub Enterprise Server, `https://HOST/api/v3`): REST v3 for
 //! pull requests, labels, reviewers and assignees; GraphQL for auto-merge, which REST lacks.
+//!
+//! Drafts are a `draft` field; a repository without drafts refuses one with 422, and the pull
+//! request is opened ready instead. A duplicate is 422 "already exists".
 
-use futures::future::BoxFuture;
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{HeaderName, AUTHORIZATION};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::flow::{owner_and_name, Dialect, Drafts, Flow};
 use super::http::Api;
-use super::{split_reviewers, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret};
+use super::{ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret};
 
 const MERGE_METHODS: [&str; 3] = ["MERGE", "SQUASH", "REBASE"];
 
@@ -16,102 +19,53 @@ const AUTO_MERGE: &str = "mutation($pullRequestId: ID!, $mergeMethod: PullReques
 enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: $mergeMethod}) \
 { pullRequest { number autoMergeRequest { enabledAt } } } }";
 
-pub struct Github {
-    api: Api,
-    graphql_url: String,
-    owner: String,
+pub(crate) struct Github {
+    /// `/repos/OWNER/NAME`.
     repo: String,
+    owner: String,
+    graphql_url: String,
 }
 
 impl Github {
     /// `api_url` as `GITHUB_API_URL` gives it (`https://api.github.com`, `https://HOST/api/v3`);
     /// `repository` is `owner/name`.
-    pub fn new(api_url: &str, repository: &str, token: Secret) -> Result<Github, ForgeError> {
-        let (owner, repo) = repository
-            .trim_matches('/')
-            .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-            .ok_or_else(|| {
-                ForgeError::setup(format!(
-                    "GitHub repository must be owner/name, not {repository:?}"
-                ))
-            })?;
-        let auth = format!("Bearer {}", token.expose());
-        let api = Api::new(
-            ForgeKind::Github,
-            api_url,
-            token,
-            (AUTHORIZATION, auth),
-            &[
-                ("accept", "application/vnd.github+json"),
-                ("x-github-api-version", "2022-11-28"),
-            ],
-        )?;
-        let graphql_url = graphql_url_for(api.base());
-        Ok(Github {
-            api,
-            graphql_url,
+    pub(crate) fn connect(
+        api_url: &str,
+        repository: &str,
+        token: Secret,
+    ) -> Result<Flow<Github>, ForgeError> {
+        let (owner, name) = owner_and_name(ForgeKind::Github, repository)?;
+        let dialect = Github {
+            repo: format!("/repos/{owner}/{name}"),
             owner: owner.to_string(),
-            repo: repo.trim_end_matches(".git").to_string(),
-        })
+            graphql_url: graphql_url_for(api_url.trim()),
+        };
+        Flow::new(dialect, api_url, token)
     }
 
-    /// Use this GraphQL endpoint (`GITHUB_GRAPHQL_URL`) instead of the one derived from the API URL.
-    pub fn with_graphql_url(mut self, url: &str) -> Github {
-        self.graphql_url = url.trim_end_matches('/').to_string();
-        self
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/repos/{}/{}{rest}", self.owner, self.repo)
-    }
-
-    async fn list_open(&self, head: &str, base: Option<&str>) -> Result<Vec<Pull>, ForgeError> {
-        let head_q = format!("{}:{head}", self.owner);
-        let mut query = vec![("state", "open"), ("head", head_q.as_str())];
-        if let Some(b) = base {
-            query.push(("base", b));
-        }
-        let pulls: Vec<Pull> = self
-            .api
-            .json(Method::GET, &self.path("/pulls"), &query, None)
-            .await?;
-        Ok(pulls
-            .into_iter()
-            .filter(|p| p.head.r#ref == head && base.is_none_or(|b| p.base.r#ref == b))
-            .collect())
-    }
-
-    async fn post_pull(&self, pr: &NewPullRequest, draft: bool) -> Result<Pull, ForgeError> {
-        let body = json!({
-            "title": pr.title,
-            "head": pr.head,
-            "base": pr.base,
-            "body": pr.body,
-            "draft": draft,
-        });
-        self.api
-            .json(Method::POST, &self.path("/pulls"), &[], Some(&body))
-            .await
-    }
-
-    async fn graphql(&self, query: &str, variables: Value) -> Result<Value, ForgeError> {
+    async fn graphql(&self, api: &Api, query: &str, variables: Value) -> Result<(), ForgeError> {
         let body = json!({ "query": query, "variables": variables });
-        let answer: GraphqlAnswer = self
-            .api
+        let answer: GraphqlAnswer = api
             .json(Method::POST, &self.graphql_url, &[], Some(&body))
             .await?;
         if answer.errors.is_empty() {
-            Ok(answer.data.unwrap_or(Value::Null))
-        } else {
-            let msgs: Vec<String> = answer.errors.into_iter().map(|e| e.message).collect();
-            Err(self.api.error(
-                Some(200),
-                &Method::POST,
-                &self.graphql_url,
-                &format!("GraphQL: {}", msgs.join("; ")),
-            ))
+            return Ok(());
         }
+        let msgs: Vec<String> = answer.errors.into_iter().map(|e| e.message).collect();
+        Err(api.error(
+            Some(200),
+            &Method::POST,
+            &self.graphql_url,
+            &format!("GraphQL: {}", msgs.join("; ")),
+        ))
+    }
+}
+
+impl Flow<Github> {
+    /// Use this GraphQL endpoint (`GITHUB_GRAPHQL_URL`) instead of the one derived from the API URL.
+    pub(crate) fn with_graphql_url(mut self, url: &str) -> Flow<Github> {
+        self.dialect.graphql_url = url.trim_end_matches('/').to_string();
+        self
     }
 }
 
@@ -125,213 +79,112 @@ pub fn graphql_url_for(api_url: &str) -> String {
     }
 }
 
-fn is_duplicate(e: &ForgeError) -> bool {
-    e.status() == Some(422) && e.message().contains("already exists")
-}
+impl Dialect for Github {
+    const KIND: ForgeKind = ForgeKind::Github;
+    const HEADERS: &'static [(&'static str, &'static str)] = &[
+        ("accept", "application/vnd.github+json"),
+        ("x-github-api-version", "2022-11-28"),
+    ];
+    const DRAFTS: Drafts = Drafts::Field;
+    const PULLS: &'static str = "/pulls";
+    const EDIT: Method = Method::PATCH;
+    const BODY: &'static str = "body";
+    const CLOSE: (&'static str, &'static str) = ("state", "closed");
+    const ADOPT_BY_BASE_FIRST: bool = true;
 
-fn drafts_unsupported(e: &ForgeError) -> bool {
-    e.status() == Some(422)
-        && e.message()
-            .contains("Draft pull requests are not supported")
-}
+    type Pull = Pull;
 
-impl Forge for Github {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::Github
+    fn auth(token: &Secret) -> (HeaderName, String) {
+        (AUTHORIZATION, format!("Bearer {}", token.expose()))
     }
 
-    fn find_open<'a>(
-        &'a self,
-        head: &'a str,
-        base: &'a str,
-    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
-        Box::pin(async move {
-            Ok(self
-                .list_open(head, Some(base))
-                .await?
-                .into_iter()
-                .next()
-                .map(Pull::into_pr))
+    fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    fn list_query(&self, head: &str, base: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut query = vec![
+            ("state", "open".to_string()),
+            ("head", format!("{}:{head}", self.owner)),
+        ];
+        query.extend(base.map(|b| ("base", b.to_string())));
+        query
+    }
+
+    fn comments(number: u64) -> String {
+        format!("/issues/{number}/comments")
+    }
+
+    fn create_body(pr: &NewPullRequest, title: &str, draft: bool) -> Value {
+        json!({
+            "title": title,
+            "head": pr.head,
+            "base": pr.base,
+            "body": pr.body,
+            "draft": draft,
         })
     }
 
-    fn create<'a>(
-        &'a self,
-        pr: &'a NewPullRequest,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let first = match self.post_pull(pr, pr.draft).await {
-                Err(e) if pr.draft && drafts_unsupported(&e) => self.post_pull(pr, false).await,
-                other => other,
-            };
-            match first {
-                Ok(p) => Ok(p.into_pr()),
-                Err(e) if is_duplicate(&e) => {
-                    // Someone (a concurrent run) opened it first: GitHub allows one open PR per
-                    // head, whatever its base.
-                    let found = self.list_open(&pr.head, Some(&pr.base)).await?;
-                    let found = match found.into_iter().next() {
-                        Some(p) => Some(p),
-                        None => self.list_open(&pr.head, None).await?.into_iter().next(),
-                    };
-                    found.map(Pull::into_pr).ok_or(e)
-                }
-                Err(e) => Err(e),
-            }
-        })
+    fn is_duplicate(e: &ForgeError) -> bool {
+        e.status() == Some(422) && e.message().contains("already exists")
     }
 
-    fn update<'a>(
-        &'a self,
-        number: u64,
-        title: &'a str,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let req = json!({ "title": title, "body": body });
-            let p: Pull = self
-                .api
-                .json(
-                    Method::PATCH,
-                    &self.path(&format!("/pulls/{number}")),
-                    &[],
-                    Some(&req),
-                )
-                .await?;
-            Ok(p.into_pr())
-        })
+    fn drafts_refused(e: &ForgeError) -> bool {
+        e.status() == Some(422)
+            && e.message()
+                .contains("Draft pull requests are not supported")
     }
 
-    fn add_labels<'a>(
-        &'a self,
-        number: u64,
-        labels: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if labels.is_empty() {
-                return Ok(());
-            }
-            let req = json!({ "labels": labels });
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/issues/{number}/labels")),
-                    Some(&req),
-                )
-                .await
-        })
+    fn read(p: Pull) -> PullRequest {
+        PullRequest {
+            number: p.number,
+            url: p.html_url,
+            head: p.head.r#ref,
+            base: p.base.r#ref,
+            title: p.title,
+            body: p.body.unwrap_or_default(),
+            state: if p.merged_at.is_some() {
+                "merged".to_string()
+            } else {
+                p.state
+            },
+            draft: p.draft,
+            node_id: p.node_id,
+        }
     }
 
-    fn request_reviewers<'a>(
-        &'a self,
-        number: u64,
-        reviewers: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            let (users, teams) = split_reviewers(reviewers);
-            if users.is_empty() && teams.is_empty() {
-                return Ok(());
-            }
-            let mut req = json!({ "reviewers": users });
-            if !teams.is_empty() {
-                req["team_reviewers"] = json!(teams);
-            }
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/pulls/{number}/requested_reviewers")),
-                    Some(&req),
-                )
-                .await
-        })
-    }
-
-    fn add_assignees<'a>(
-        &'a self,
-        number: u64,
-        assignees: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if assignees.is_empty() {
-                return Ok(());
-            }
-            let req = json!({ "assignees": assignees });
-            self.api
-                .send(
-                    Method::POST,
-                    &self.path(&format!("/issues/{number}/assignees")),
-                    Some(&req),
-                )
-                .await
-        })
-    }
-
-    fn enable_auto_merge<'a>(
-        &'a self,
-        pr: &'a PullRequest,
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            let node_id = match &pr.node_id {
-                Some(id) => id.clone(),
-                None => {
-                    let p: Pull = self
-                        .api
-                        .json(
-                            Method::GET,
-                            &self.path(&format!("/pulls/{}", pr.number)),
-                            &[],
-                            None,
-                        )
-                        .await?;
-                    p.node_id.ok_or_else(|| {
-                        ForgeError::setup(format!(
-                            "GitHub did not give the node id of pull request #{}",
-                            pr.number
-                        ))
-                    })?
-                }
-            };
-            // The repository may allow only some merge methods; GitHub says which are refused
-            // ("Merge method merge commits are not allowed on this repository"), so try the next.
-            let mut last = None;
-            for method in MERGE_METHODS {
-                let vars = json!({ "pullRequestId": node_id, "mergeMethod": method });
-                match self.graphql(AUTO_MERGE, vars).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.message().contains("Merge method") => last = Some(e),
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(last.expect("at least one merge method was tried"))
-        })
-    }
-
-    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if !comment.is_empty() {
-                let req = json!({ "body": comment });
-                self.api
-                    .send(
-                        Method::POST,
-                        &self.path(&format!("/issues/{number}/comments")),
-                        Some(&req),
-                    )
+    async fn enable_auto_merge(&self, api: &Api, pr: &PullRequest) -> Result<(), ForgeError> {
+        let node_id = match &pr.node_id {
+            Some(id) => id.clone(),
+            None => {
+                let p: Pull = api
+                    .json(Method::GET, &self.pull(pr.number), &[], None)
                     .await?;
+                p.node_id.ok_or_else(|| {
+                    ForgeError::setup(format!(
+                        "GitHub did not give the node id of pull request #{}",
+                        pr.number
+                    ))
+                })?
             }
-            let req = json!({ "state": "closed" });
-            self.api
-                .send(
-                    Method::PATCH,
-                    &self.path(&format!("/pulls/{number}")),
-                    Some(&req),
-                )
-                .await
-        })
+        };
+        // The repository may allow only some merge methods; GitHub says which are refused
+        // ("Merge method merge commits are not allowed on this repository"), so try the next.
+        let mut last = None;
+        for method in MERGE_METHODS {
+            let vars = json!({ "pullRequestId": node_id, "mergeMethod": method });
+            match self.graphql(api, AUTO_MERGE, vars).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.message().contains("Merge method") => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one merge method was tried"))
     }
 }
 
 #[derive(Deserialize)]
-struct Pull {
+pub(crate) struct Pull {
     number: u64,
     html_url: String,
     #[serde(default)]
@@ -354,31 +207,8 @@ struct Ref {
     r#ref: String,
 }
 
-impl Pull {
-    fn into_pr(self) -> PullRequest {
-        let state = if self.merged_at.is_some() {
-            "merged".to_string()
-        } else {
-            self.state
-        };
-        PullRequest {
-            number: self.number,
-            url: self.html_url,
-            head: self.head.r#ref,
-            base: self.base.r#ref,
-            title: self.title,
-            body: self.body.unwrap_or_default(),
-            state,
-            draft: self.draft,
-            node_id: self.node_id,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct GraphqlAnswer {
-    #[serde(default)]
-    data: Option<Value>,
     #[serde(default)]
     errors: Vec<GraphqlError>,
 }
@@ -390,12 +220,10 @@ struct GraphqlError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use wiremock::matchers::{
         body_json, header, method, path, query_param, query_param_is_missing,
     };
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
 
@@ -408,8 +236,8 @@ mod tests {
             .and(header("user-agent", super::super::http::USER_AGENT))
     }
 
-    fn forge(server: &MockServer) -> Github {
-        Github::new(&server.uri(), "acme/infra", Secret::new(TOKEN)).unwrap()
+    fn forge(server: &MockServer) -> Flow<Github> {
+        Github::connect(&server.uri(), "acme/infra", Secret::new(TOKEN)).unwrap()
     }
 
     fn pull(number: u64, head: &str, title: &str, body: &str) -> Value {
@@ -886,7 +714,7 @@ mod tests {
 
     #[test]
     fn repository_must_be_owner_slash_name() {
-        let e = Github::new("https://api.github.com", "infra", Secret::new(TOKEN))
+        let e = Github::connect("https://api.github.com", "infra", Secret::new(TOKEN))
             .err()
             .unwrap();
         assert!(e.message().contains("owner/name"));
@@ -895,7 +723,7 @@ mod tests {
     #[tokio::test]
     async fn transport_errors_name_the_call() {
         // Nothing listens on port 9 of localhost.
-        let f = Github::new("http://127.0.0.1:9", "acme/infra", Secret::new(TOKEN)).unwrap();
+        let f = Github::connect("http://127.0.0.1:9", "acme/infra", Secret::new(TOKEN)).unwrap();
         let e = f.find_open("h", "main").await.unwrap_err();
         assert_eq!(e.status(), None);
         assert!(
@@ -904,107 +732,5 @@ mod tests {
             "{e}"
         );
         assert_no_token(&e);
-    }
-
-    /// A GitHub that remembers its pull requests: enough of the API for the pipeline's
-    /// find / create / update cycle, with GitHub's one-open-PR-per-head rule.
-    #[derive(Clone, Default)]
-    struct FakeGithub {
-        pulls: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGithub {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut pulls = self.pulls.lock().unwrap();
-            let p = req.url.path();
-            match (req.method.as_str(), p) {
-                ("GET", "/repos/acme/infra/pulls") => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let head = q
-                        .get("head")
-                        .map(|h| h.trim_start_matches("acme:").to_string());
-                    let list: Vec<&Value> = pulls
-                        .iter()
-                        .filter(|p| p["state"] == "open")
-                        .filter(|p| head.as_deref().is_none_or(|h| p["head"]["ref"] == h))
-                        .filter(|p| q.get("base").is_none_or(|b| p["base"]["ref"] == b.as_ref()))
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", "/repos/acme/infra/pulls") => {
-                    let b: Value = req.body_json().unwrap();
-                    let head = b["head"].as_str().unwrap();
-                    if pulls
-                        .iter()
-                        .any(|p| p["state"] == "open" && p["head"]["ref"] == head)
-                    {
-                        return ResponseTemplate::new(422).set_body_json(json!({
-                            "message": "Validation Failed",
-                            "errors": [{"resource": "PullRequest", "code": "custom",
-                                "message": format!("A pull request already exists for acme:{head}.")}]
-                        }));
-                    }
-                    let mut pr = pull(
-                        pulls.len() as u64 + 1,
-                        head,
-                        b["title"].as_str().unwrap(),
-                        b["body"].as_str().unwrap(),
-                    );
-                    pr["base"]["ref"] = b["base"].clone();
-                    pulls.push(pr.clone());
-                    ResponseTemplate::new(201).set_body_json(pr)
-                }
-                ("PATCH", p) if p.starts_with("/repos/acme/infra/pulls/") => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let b: Value = req.body_json().unwrap();
-                    let Some(pr) = pulls.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "Not Found"}));
-                    };
-                    for k in ["title", "body", "state"] {
-                        if let Some(v) = b.get(k) {
-                            pr[k] = v.clone();
-                        }
-                    }
-                    ResponseTemplate::new(200).set_body_json(pr.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
-            }
-        }
-    }
-
-    /// What the pipeline does for one branch: find, then create or update or leave alone.
-    async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-        match f.find_open(&pr.head, &pr.base).await.unwrap() {
-            None => ("created", f.create(pr).await.unwrap().number),
-            Some(found) if found.title == pr.title && found.body == pr.body => {
-                ("unchanged", found.number)
-            }
-            Some(found) => {
-                let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                ("updated", u.number)
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_pr() {
-        let server = MockServer::start().await;
-        let fake = FakeGithub::default();
-        gh(Mock::given(wiremock::matchers::any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        let mut pr = new_pr(false);
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.title = "chore(images): update web to 1.4.0".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        // A racing create for the same head gets the one PR back.
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let pulls = fake.pulls.lock().unwrap();
-        assert_eq!(pulls.len(), 1);
-        assert_eq!(pulls[0]["title"], "chore(images): update web to 1.4.0");
     }
 }

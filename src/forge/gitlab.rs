@@ -4,94 +4,49 @@
 //! GitLab has no draft flag on create or update: a draft is a title starting with `Draft:`,
 //! so the prefix is added on create, kept on update, and stripped from the titles reported.
 //! Reviewers and assignees are set by user id, resolved from usernames through `/users`.
+//! A duplicate is 409 (or 422 "already exists").
 
-use futures::future::BoxFuture;
 use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::flow::{Dialect, Drafts, Flow};
 use super::http::{encode_segment, Api};
-use super::{
-    strip_draft_prefix, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret,
-};
+use super::{strip_draft_prefix, ForgeError, ForgeKind, NewPullRequest, PullRequest, Secret};
 
 /// The title prefixes GitLab reads as "draft".
 const DRAFT_PREFIXES: [&str; 5] = ["draft:", "[draft]", "(draft)", "wip:", "[wip]"];
 
-pub struct Gitlab {
-    api: Api,
-    project: String,
+pub(crate) struct Gitlab {
+    /// `/projects/ID` or `/projects/GROUP%2FAPP`.
+    repo: String,
 }
 
 impl Gitlab {
     /// `api_url` as `CI_API_V4_URL` gives it (`https://gitlab.com/api/v4`); `project` is the
     /// numeric project id or the project path (`group/sub/app`).
-    pub fn new(api_url: &str, project: &str, token: Secret) -> Result<Gitlab, ForgeError> {
+    pub(crate) fn connect(
+        api_url: &str,
+        project: &str,
+        token: Secret,
+    ) -> Result<Flow<Gitlab>, ForgeError> {
         let project = project.trim().trim_matches('/').trim_end_matches(".git");
         if project.is_empty() {
             return Err(ForgeError::setup(
                 "GitLab project must be a numeric id or a path such as group/app",
             ));
         }
-        let header = token.expose().to_string();
-        let api = Api::new(
-            ForgeKind::Gitlab,
-            api_url,
-            token,
-            (HeaderName::from_static("private-token"), header),
-            &[("accept", "application/json")],
-        )?;
-        Ok(Gitlab {
-            api,
-            project: encode_segment(project),
-        })
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/projects/{}{rest}", self.project)
-    }
-
-    fn mr_path(&self, iid: u64) -> String {
-        self.path(&format!("/merge_requests/{iid}"))
-    }
-
-    async fn list_open(
-        &self,
-        source: &str,
-        target: Option<&str>,
-    ) -> Result<Vec<MergeRequest>, ForgeError> {
-        let mut query = vec![("state", "opened"), ("source_branch", source)];
-        if let Some(t) = target {
-            query.push(("target_branch", t));
-        }
-        let mrs: Vec<MergeRequest> = self
-            .api
-            .json(Method::GET, &self.path("/merge_requests"), &query, None)
-            .await?;
-        Ok(mrs
-            .into_iter()
-            .filter(|m| m.source_branch == source && target.is_none_or(|t| m.target_branch == t))
-            // `source_branch=` also matches MRs from forks whose branch has that name: a
-            // contributor's MR is never ours to update or close.
-            .filter(MergeRequest::is_same_project)
-            .collect())
-    }
-
-    async fn get(&self, iid: u64) -> Result<MergeRequest, ForgeError> {
-        self.api
-            .json(Method::GET, &self.mr_path(iid), &[], None)
-            .await
-    }
-
-    async fn put(&self, iid: u64, body: serde_json::Value) -> Result<MergeRequest, ForgeError> {
-        self.api
-            .json(Method::PUT, &self.mr_path(iid), &[], Some(&body))
-            .await
+        let repo = format!("/projects/{}", encode_segment(project));
+        Flow::new(Gitlab { repo }, api_url, token)
     }
 
     /// User ids for usernames; the names GitLab does not know come back separately.
-    async fn user_ids(&self, names: &[String]) -> Result<(Vec<u64>, Vec<String>), ForgeError> {
+    async fn user_ids(
+        &self,
+        api: &Api,
+        names: &[String],
+    ) -> Result<(Vec<u64>, Vec<String>), ForgeError> {
         let mut ids = Vec::new();
         let mut missing = Vec::new();
         for name in names {
@@ -99,8 +54,7 @@ impl Gitlab {
             if name.is_empty() {
                 continue;
             }
-            let users: Vec<User> = self
-                .api
+            let users: Vec<User> = api
                 .json(Method::GET, "/users", &[("username", name)], None)
                 .await?;
             match users
@@ -114,19 +68,25 @@ impl Gitlab {
         Ok((ids, missing))
     }
 
-    /// Add users (by name) to the MR's `field` (`reviewer_ids` or `assignee_ids`), keeping
-    /// those already there: GitLab replaces the whole list on update.
-    async fn add_users(&self, iid: u64, names: &[String], field: &str) -> Result<(), ForgeError> {
+    /// Add users (by name) to the MR's reviewers or assignees, keeping those already there:
+    /// GitLab replaces the whole list on update.
+    async fn add_users(
+        &self,
+        api: &Api,
+        iid: u64,
+        names: &[String],
+        people: People,
+    ) -> Result<(), ForgeError> {
         if names.iter().all(|n| n.trim().is_empty()) {
             return Ok(());
         }
-        let (ids, missing) = self.user_ids(names).await?;
+        let (ids, missing) = self.user_ids(api, names).await?;
         if !ids.is_empty() {
-            let mr = self.get(iid).await?;
-            let current = if field == "reviewer_ids" {
-                &mr.reviewers
-            } else {
-                &mr.assignees
+            let path = self.pull(iid);
+            let mr: MergeRequest = api.json(Method::GET, &path, &[], None).await?;
+            let (field, current) = match people {
+                People::Reviewers => ("reviewer_ids", mr.reviewers),
+                People::Assignees => ("assignee_ids", mr.assignees),
             };
             let mut all: Vec<u64> = current.iter().map(|u| u.id).collect();
             let before = all.len();
@@ -136,186 +96,150 @@ impl Gitlab {
                 }
             }
             if all.len() != before {
-                self.put(iid, json!({ field: all })).await?;
+                let _: MergeRequest = api
+                    .json(Method::PUT, &path, &[], Some(&json!({ field: all })))
+                    .await?;
             }
         }
         if missing.is_empty() {
-            Ok(())
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|m| format!("{m:?}")).collect();
+        Err(ForgeError::new(
+            None,
+            format!("GitLab has no user named {}", names.join(", ")),
+        ))
+    }
+}
+
+/// Which list of people [`Gitlab::add_users`] adds to.
+enum People {
+    Reviewers,
+    Assignees,
+}
+
+impl Dialect for Gitlab {
+    const KIND: ForgeKind = ForgeKind::Gitlab;
+    const HEADERS: &'static [(&'static str, &'static str)] = &[("accept", "application/json")];
+    const DRAFTS: Drafts = Drafts::TitlePrefix("Draft: ");
+    const PULLS: &'static str = "/merge_requests";
+    const EDIT: Method = Method::PUT;
+    const BODY: &'static str = "description";
+    const CLOSE: (&'static str, &'static str) = ("state_event", "close");
+
+    type Pull = MergeRequest;
+
+    fn auth(token: &Secret) -> (HeaderName, String) {
+        (
+            HeaderName::from_static("private-token"),
+            token.expose().to_string(),
+        )
+    }
+
+    fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    fn list_query(&self, head: &str, base: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut query = vec![
+            ("state", "opened".to_string()),
+            ("source_branch", head.to_string()),
+        ];
+        query.extend(base.map(|b| ("target_branch", b.to_string())));
+        query
+    }
+
+    fn comments(number: u64) -> String {
+        format!("/merge_requests/{number}/notes")
+    }
+
+    fn create_body(pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
+        json!({
+            "source_branch": pr.head,
+            "target_branch": pr.base,
+            "title": title,
+            "description": pr.body,
+            "remove_source_branch": true,
+        })
+    }
+
+    /// "Another open merge request already exists for this source branch".
+    fn is_duplicate(e: &ForgeError) -> bool {
+        e.status() == Some(409)
+            || (e.status() == Some(422) && e.message().contains("already exists"))
+    }
+
+    fn read(mr: MergeRequest) -> PullRequest {
+        let draft = mr
+            .draft
+            .or(mr.work_in_progress)
+            .unwrap_or_else(|| strip_draft_prefix(&mr.title, &DRAFT_PREFIXES).1);
+        let title = if draft {
+            strip_draft_prefix(&mr.title, &DRAFT_PREFIXES).0.to_string()
         } else {
-            Err(ForgeError::new(
-                None,
-                format!(
-                    "GitLab has no user named {}",
-                    missing
-                        .iter()
-                        .map(|m| format!("{m:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ))
+            mr.title
+        };
+        let state = match mr.state.as_str() {
+            "opened" => "open".to_string(),
+            _ => mr.state,
+        };
+        PullRequest {
+            number: mr.iid,
+            url: mr.web_url,
+            head: mr.source_branch,
+            base: mr.target_branch,
+            title,
+            body: mr.description.unwrap_or_default(),
+            state,
+            draft,
+            node_id: None,
         }
     }
-}
 
-fn is_duplicate(e: &ForgeError) -> bool {
-    e.status() == Some(409) || (e.status() == Some(422) && e.message().contains("already exists"))
-}
-
-impl Forge for Gitlab {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::Gitlab
+    /// `source_branch=` also matches MRs from forks whose branch has that name.
+    fn own(mr: &MergeRequest) -> bool {
+        match (mr.source_project_id, mr.target_project_id) {
+            (Some(s), Some(t)) => s == t,
+            _ => true,
+        }
     }
 
-    fn find_open<'a>(
-        &'a self,
-        head: &'a str,
-        base: &'a str,
-    ) -> BoxFuture<'a, Result<Option<PullRequest>, ForgeError>> {
-        Box::pin(async move {
-            Ok(self
-                .list_open(head, Some(base))
-                .await?
-                .into_iter()
-                .next()
-                .map(MergeRequest::into_pr))
-        })
+    async fn add_labels(&self, api: &Api, iid: u64, labels: &[String]) -> Result<(), ForgeError> {
+        let body = json!({ "add_labels": labels.join(",") });
+        let _: MergeRequest = api
+            .json(Method::PUT, &self.pull(iid), &[], Some(&body))
+            .await?;
+        Ok(())
     }
 
-    fn create<'a>(
-        &'a self,
-        pr: &'a NewPullRequest,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let title = if pr.draft {
-                format!("Draft: {}", pr.title)
-            } else {
-                pr.title.clone()
-            };
-            let body = json!({
-                "source_branch": pr.head,
-                "target_branch": pr.base,
-                "title": title,
-                "description": pr.body,
-                "remove_source_branch": true,
-            });
-            let created: Result<MergeRequest, _> = self
-                .api
-                .json(
-                    Method::POST,
-                    &self.path("/merge_requests"),
-                    &[],
-                    Some(&body),
-                )
-                .await;
-            match created {
-                Ok(mr) => Ok(mr.into_pr()),
-                Err(e) if is_duplicate(&e) => {
-                    // "Another open merge request already exists for this source branch": one
-                    // open MR per source branch, whatever its target.
-                    let found = self.list_open(&pr.head, None).await?;
-                    let pick = found
-                        .iter()
-                        .position(|m| m.target_branch == pr.base)
-                        .unwrap_or(0);
-                    found
-                        .into_iter()
-                        .nth(pick)
-                        .map(MergeRequest::into_pr)
-                        .ok_or(e)
-                }
-                Err(e) => Err(e),
-            }
-        })
+    async fn request_reviewers(
+        &self,
+        api: &Api,
+        iid: u64,
+        reviewers: &[String],
+    ) -> Result<(), ForgeError> {
+        self.add_users(api, iid, reviewers, People::Reviewers).await
     }
 
-    fn update<'a>(
-        &'a self,
-        number: u64,
-        title: &'a str,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<PullRequest, ForgeError>> {
-        Box::pin(async move {
-            let current = self.get(number).await?;
-            let title = if current.is_draft() {
-                format!("Draft: {title}")
-            } else {
-                title.to_string()
-            };
-            let mr = self
-                .put(number, json!({ "title": title, "description": body }))
-                .await?;
-            Ok(mr.into_pr())
-        })
+    async fn add_assignees(
+        &self,
+        api: &Api,
+        iid: u64,
+        assignees: &[String],
+    ) -> Result<(), ForgeError> {
+        self.add_users(api, iid, assignees, People::Assignees).await
     }
 
-    fn add_labels<'a>(
-        &'a self,
-        number: u64,
-        labels: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if labels.is_empty() {
-                return Ok(());
-            }
-            self.put(number, json!({ "add_labels": labels.join(",") }))
-                .await
-                .map(|_| ())
-        })
-    }
-
-    fn request_reviewers<'a>(
-        &'a self,
-        number: u64,
-        reviewers: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move { self.add_users(number, reviewers, "reviewer_ids").await })
-    }
-
-    fn add_assignees<'a>(
-        &'a self,
-        number: u64,
-        assignees: &'a [String],
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move { self.add_users(number, assignees, "assignee_ids").await })
-    }
-
-    fn enable_auto_merge<'a>(
-        &'a self,
-        pr: &'a PullRequest,
-    ) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            // `merge_when_pipeline_succeeds` for every GitLab; `auto_merge` is its name since 17.11.
-            let body = json!({ "merge_when_pipeline_succeeds": true, "auto_merge": true });
-            self.api
-                .send(
-                    Method::PUT,
-                    &format!("{}/merge", self.mr_path(pr.number)),
-                    Some(&body),
-                )
-                .await
-        })
-    }
-
-    fn close<'a>(&'a self, number: u64, comment: &'a str) -> BoxFuture<'a, Result<(), ForgeError>> {
-        Box::pin(async move {
-            if !comment.is_empty() {
-                self.api
-                    .send(
-                        Method::POST,
-                        &format!("{}/notes", self.mr_path(number)),
-                        Some(&json!({ "body": comment })),
-                    )
-                    .await?;
-            }
-            self.put(number, json!({ "state_event": "close" }))
-                .await
-                .map(|_| ())
-        })
+    async fn enable_auto_merge(&self, api: &Api, pr: &PullRequest) -> Result<(), ForgeError> {
+        // `merge_when_pipeline_succeeds` for every GitLab; `auto_merge` is its name since 17.11.
+        let body = json!({ "merge_when_pipeline_succeeds": true, "auto_merge": true });
+        let path = format!("{}/merge", self.pull(pr.number));
+        api.send(Method::PUT, &path, Some(&body)).await
     }
 }
 
 #[derive(Deserialize)]
-struct MergeRequest {
+pub(crate) struct MergeRequest {
     iid: u64,
     web_url: String,
     #[serde(default)]
@@ -346,57 +270,13 @@ struct User {
     username: String,
 }
 
-impl MergeRequest {
-    /// Whether the MR's source branch lives in the project itself (not in a fork).
-    fn is_same_project(&self) -> bool {
-        match (self.source_project_id, self.target_project_id) {
-            (Some(s), Some(t)) => s == t,
-            _ => true,
-        }
-    }
-
-    fn is_draft(&self) -> bool {
-        self.draft
-            .or(self.work_in_progress)
-            .unwrap_or_else(|| strip_draft_prefix(&self.title, &DRAFT_PREFIXES).1)
-    }
-
-    fn into_pr(self) -> PullRequest {
-        let draft = self.is_draft();
-        let title = if draft {
-            strip_draft_prefix(&self.title, &DRAFT_PREFIXES)
-                .0
-                .to_string()
-        } else {
-            self.title.clone()
-        };
-        let state = match self.state.as_str() {
-            "opened" => "open".to_string(),
-            other => other.to_string(),
-        };
-        PullRequest {
-            number: self.iid,
-            url: self.web_url,
-            head: self.source_branch,
-            base: self.target_branch,
-            title,
-            body: self.description.unwrap_or_default(),
-            state,
-            draft,
-            node_id: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
     use wiremock::matchers::{
         any, body_json, header, method, path, query_param, query_param_is_missing,
     };
-    use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
     use super::*;
 
@@ -408,8 +288,8 @@ mod tests {
             .and(header("user-agent", super::super::http::USER_AGENT))
     }
 
-    fn forge(server: &MockServer) -> Gitlab {
-        Gitlab::new(
+    fn forge(server: &MockServer) -> Flow<Gitlab> {
+        Gitlab::connect(
             &format!("{}/api/v4", server.uri()),
             "acme/platform/infra",
             Secret::new(TOKEN),
@@ -535,7 +415,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let f = Gitlab::new(
+        let f = Gitlab::connect(
             &format!("{}/api/v4", server.uri()),
             "42",
             Secret::new(TOKEN),
@@ -758,7 +638,7 @@ mod tests {
             .mount(&server)
             .await;
         let f = forge(&server);
-        let pr = MergeRequest::into_pr(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
+        let pr = Gitlab::read(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
         f.enable_auto_merge(&pr).await.unwrap();
     }
 
@@ -773,7 +653,7 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let pr = MergeRequest::into_pr(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
+        let pr = Gitlab::read(serde_json::from_value(mr(3, "h", "t", "b")).unwrap());
         let e = forge(&server).enable_auto_merge(&pr).await.unwrap_err();
         assert_eq!(e.status(), Some(405));
         assert!(e.message().contains("405 Method Not Allowed"), "{e}");
@@ -805,107 +685,5 @@ mod tests {
             .close(3, "main already has web 1.3.1")
             .await
             .unwrap();
-    }
-
-    /// A GitLab that remembers its merge requests, with GitLab's one-open-MR-per-source rule.
-    #[derive(Clone, Default)]
-    struct FakeGitlab {
-        mrs: Arc<Mutex<Vec<Value>>>,
-    }
-
-    impl Respond for FakeGitlab {
-        fn respond(&self, req: &Request) -> ResponseTemplate {
-            let mut mrs = self.mrs.lock().unwrap();
-            let p = req.url.path();
-            match (req.method.as_str(), p) {
-                ("GET", MRS) => {
-                    let q: std::collections::HashMap<_, _> = req.url.query_pairs().collect();
-                    let list: Vec<&Value> = mrs
-                        .iter()
-                        .filter(|m| q.get("state").is_none_or(|s| m["state"] == s.as_ref()))
-                        .filter(|m| {
-                            q.get("source_branch")
-                                .is_none_or(|s| m["source_branch"] == s.as_ref())
-                        })
-                        .filter(|m| {
-                            q.get("target_branch")
-                                .is_none_or(|t| m["target_branch"] == t.as_ref())
-                        })
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(list)
-                }
-                ("POST", MRS) => {
-                    let b: Value = req.body_json().unwrap();
-                    let source = b["source_branch"].as_str().unwrap();
-                    if let Some(m) = mrs
-                        .iter()
-                        .find(|m| m["state"] == "opened" && m["source_branch"] == source)
-                    {
-                        return ResponseTemplate::new(409).set_body_json(json!({"message": [
-                            format!("Another open merge request already exists for this source branch: !{}", m["iid"])
-                        ]}));
-                    }
-                    let m = mr(
-                        mrs.len() as u64 + 1,
-                        source,
-                        b["title"].as_str().unwrap(),
-                        b["description"].as_str().unwrap(),
-                    );
-                    mrs.push(m.clone());
-                    ResponseTemplate::new(201).set_body_json(m)
-                }
-                (verb @ ("GET" | "PUT"), p) if p.starts_with(MRS) => {
-                    let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                    let Some(m) = mrs.get_mut(n - 1) else {
-                        return ResponseTemplate::new(404)
-                            .set_body_json(json!({"message": "404 Not found"}));
-                    };
-                    if verb == "PUT" {
-                        let b: Value = req.body_json().unwrap();
-                        if let Some(t) = b.get("title") {
-                            m["title"] = t.clone();
-                        }
-                        if let Some(d) = b.get("description") {
-                            m["description"] = d.clone();
-                        }
-                    }
-                    ResponseTemplate::new(200).set_body_json(m.clone())
-                }
-                _ => ResponseTemplate::new(404).set_body_json(json!({"message": "404 Not found"})),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn three_runs_create_then_unchanged_then_update_the_same_mr() {
-        let server = MockServer::start().await;
-        let fake = FakeGitlab::default();
-        gl(Mock::given(any()))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        let f: Box<dyn Forge> = Box::new(forge(&server));
-        let mut pr = new_mr(true);
-        async fn ensure(f: &dyn Forge, pr: &NewPullRequest) -> (&'static str, u64) {
-            match f.find_open(&pr.head, &pr.base).await.unwrap() {
-                None => ("created", f.create(pr).await.unwrap().number),
-                Some(found) if found.title == pr.title && found.body == pr.body => {
-                    ("unchanged", found.number)
-                }
-                Some(found) => {
-                    let u = f.update(found.number, &pr.title, &pr.body).await.unwrap();
-                    ("updated", u.number)
-                }
-            }
-        }
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("created", 1));
-        // The draft prefix does not make the title look changed.
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("unchanged", 1));
-        pr.title = "chore(images): update web to 1.4.0".into();
-        assert_eq!(ensure(f.as_ref(), &pr).await, ("updated", 1));
-        assert_eq!(f.create(&pr).await.unwrap().number, 1);
-        let mrs = fake.mrs.lock().unwrap();
-        assert_eq!(mrs.len(), 1);
-        assert_eq!(mrs[0]["title"], "Draft: chore(images): update web to 1.4.0");
     }
 }

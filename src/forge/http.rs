@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -83,10 +84,6 @@ impl Api {
             kind,
             token,
         })
-    }
-
-    pub(crate) fn base(&self) -> &str {
-        &self.base
     }
 
     /// Call `path` (relative to the API root, or an absolute URL) and decode the JSON answer.
@@ -305,17 +302,16 @@ fn quote(text: &str) -> String {
     }
 }
 
+/// The bytes a path segment keeps as they are: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encode one path segment (a branch name, a GitLab project path).
 pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -356,5 +352,7 @@ mod tests {
     fn segments_are_encoded() {
         assert_eq!(encode_segment("group/sub/app"), "group%2Fsub%2Fapp");
         assert_eq!(encode_segment("a b+c"), "a%20b%2Bc");
+        assert_eq!(encode_segment("Az09-._~"), "Az09-._~");
+        assert_eq!(encode_segment("é%"), "%C3%A9%25");
     }
 }

@@ -1,15 +1,22 @@
-//! Pull and merge requests: the `Forge` contract and one small module per forge.
+//! Pull and merge requests: the `Forge` contract, the one flow behind it, and one small
+//! dialect module per forge.
 //!
 //! The pipeline hands plain data in ([`NewPullRequest`], titles, bodies, names) and gets plain
 //! data back ([`PullRequest`]); which forge answers is decided once, by [`detect`], from the CI
-//! environment, the remote's host and the config. Each forge speaks its own REST dialect:
-//! [`github`] (REST v3, GraphQL for auto-merge; api.github.com and GHES), [`gitlab`] (API v4;
-//! gitlab.com and self-managed), [`gitea`] (API v1; Gitea and Forgejo).
+//! environment, the remote's host and the config. Every forge runs the same flow (`flow.rs`:
+//! find, create or adopt, update keeping the draft, label, review, assign, auto-merge, close),
+//! spoken in its own REST dialect: [`github`] (REST v3, GraphQL for auto-merge; api.github.com
+//! and GHES), [`gitlab`] (API v4; gitlab.com and self-managed), [`gitea`] (API v1; Gitea and
+//! Forgejo).
 //!
 //! Errors quote the forge's answer (status and message) and never the token: the token lives in
 //! a [`Secret`] that prints as `***`, and every message is scrubbed of it before it leaves.
 
 pub mod detect;
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod fakes;
+mod flow;
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
@@ -169,7 +176,8 @@ impl ForgeError {
     }
 }
 
-/// A forge that hosts pull/merge requests. One implementation per forge; dyn-compatible.
+/// A forge that hosts pull/merge requests: dyn-compatible, so delivery holds whichever
+/// [`detect`] picked. Implemented once, by the shared flow, for every forge's dialect.
 ///
 /// Every method takes plain data and makes the fewest calls that do the job; empty lists of
 /// labels, reviewers or assignees make no call at all.

@@ -19,8 +19,6 @@ mod fuzz_regressions;
 mod manifests;
 mod observability;
 mod pull_requests;
-mod pull_requests_gitea;
-mod pull_requests_gitlab;
 mod pull_requests_remotes;
 mod registry_auth;
 mod registry_faults;
