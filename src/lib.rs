@@ -27,6 +27,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod secret;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

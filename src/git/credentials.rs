@@ -10,6 +10,8 @@
 
 use git2::{Cred, CredentialType};
 
+use crate::secret::Secret;
+
 const TOKEN_VARS: [&str; 5] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "GITHUB_TOKEN",
@@ -19,7 +21,7 @@ const TOKEN_VARS: [&str; 5] = [
 ];
 
 pub struct Provider {
-    token: Option<(String, &'static str)>,
+    token: Option<(Secret, &'static str)>,
     /// A key file path, or the key itself (PEM / OpenSSH text).
     ssh_key: Option<String>,
     tried_token: bool,
@@ -33,7 +35,7 @@ impl Provider {
             std::env::var(v)
                 .ok()
                 .filter(|t| !t.is_empty())
-                .map(|t| (t, *v))
+                .map(|t| (Secret::new(t), *v))
         });
         Provider {
             token,
@@ -57,7 +59,7 @@ impl Provider {
             self.tried_token = true;
             if let Some((token, var)) = &self.token {
                 let default_user = default_user(var);
-                return Cred::userpass_plaintext(user.unwrap_or(default_user), token);
+                return Cred::userpass_plaintext(user.unwrap_or(default_user), token.expose());
             }
             return Err(git2::Error::from_str(
                 "the remote asks for credentials: set IMAGE_UPDATER_GIT_TOKEN (or GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN)",

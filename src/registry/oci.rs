@@ -290,7 +290,9 @@ impl OciSource {
             }
             target = match (self.next_link(&resp)?, last) {
                 (Some(next), _) => next,
-                (None, Some(last)) if n == PAGE => format!("{first}&last={last}"),
+                (None, Some(last)) if n == PAGE => {
+                    format!("{first}&last={}", crate::http::percent_encode(&last))
+                }
                 _ => return Ok(tags),
             };
             if tags.len() >= limit {
