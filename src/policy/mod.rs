@@ -87,6 +87,12 @@ pub enum PolicyError {
     /// A digest policy's tag that is not a tag.
     #[error("invalid digest tag {tag:?}: {reason}")]
     InvalidDigestTag { tag: String, reason: String },
+    /// A policy spec naming none of the kinds.
+    #[error("policy needs one of semver, alphabetical, numerical, digest")]
+    NoKind,
+    /// A policy spec naming more than one kind.
+    #[error("policy takes exactly one of semver, alphabetical, numerical, digest")]
+    SeveralKinds,
 }
 
 /// How tags are ranked and which are allowed.
