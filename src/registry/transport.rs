@@ -203,6 +203,33 @@ pub struct Settings {
     pub requests_per_second: Option<f64>,
 }
 
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The HTTP client could not be built (TLS settings, say).
+    #[error("cannot set up HTTP: {}", chain(.0))]
+    Setup(#[source] Arc<reqwest::Error>),
+    /// The request failed in a way no retry mends: TLS refused, an answer over the size
+    /// limit, a redirect refused, the run's deadline passed.
+    #[error("{0}")]
+    Fatal(String),
+    /// A retryable answer whose `Retry-After` is longer than this run waits.
+    #[error(
+        "{what}; the registry asks to retry after {after_secs}s, longer than the {max_secs}s this run waits"
+    )]
+    RetryAfterTooLong {
+        what: String,
+        after_secs: u64,
+        max_secs: u64,
+    },
+    /// Every attempt failed; `last` says how the last one did.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp { last: String, attempts: u32 },
+    /// The run's deadline leaves no time for another attempt.
+    #[error("{last} (the run's registry deadline leaves no time for attempt {next})")]
+    OutOfTime { last: String, next: u32 },
+}
+
 enum Failure {
     /// Worth another attempt.
     Transient(String),
@@ -211,7 +238,7 @@ enum Failure {
 }
 
 impl Transport {
-    pub fn new(s: Settings, options: Arc<Options>) -> Result<Transport, String> {
+    pub fn new(s: Settings, options: Arc<Options>) -> Result<Transport, TransportError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("image-updater/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
@@ -222,7 +249,7 @@ impl Transport {
         }
         let client = builder
             .build()
-            .map_err(|e| format!("cannot set up HTTP: {}", chain(&e)))?;
+            .map_err(|e| TransportError::Setup(Arc::new(e)))?;
         let interval = s
             .requests_per_second
             .filter(|r| r.is_finite() && *r > 0.0)
@@ -258,7 +285,7 @@ impl Transport {
 
     /// Send `req`, retrying as the module doc says. A non-retryable status (401, 404, …)
     /// is an `Ok` response; the caller decides what it means.
-    pub async fn execute(&self, req: &Request<'_>) -> Result<Response, String> {
+    pub async fn execute(&self, req: &Request<'_>) -> Result<Response, TransportError> {
         let o = &self.options;
         let mut attempt = 0u32;
         loop {
@@ -276,11 +303,11 @@ impl Transport {
                     );
                     match retry_after(&resp.headers) {
                         Some(after) if after > o.max_retry_after => {
-                            return Err(format!(
-                                "{what}; the registry asks to retry after {}s, longer than the {}s this run waits",
-                                after.as_secs(),
-                                o.max_retry_after.as_secs()
-                            ));
+                            return Err(TransportError::RetryAfterTooLong {
+                                what,
+                                after_secs: after.as_secs(),
+                                max_secs: o.max_retry_after.as_secs(),
+                            });
                         }
                         Some(after) => (after, what, "Retry-After"),
                         None => (self.backoff(attempt), what, "backoff"),
@@ -292,17 +319,20 @@ impl Transport {
                     }
                     return Ok(resp);
                 }
-                Err(Failure::Fatal(m)) => return Err(m),
+                Err(Failure::Fatal(m)) => return Err(TransportError::Fatal(m)),
                 Err(Failure::Transient(m)) => (self.backoff(attempt), m, "backoff"),
             };
             if attempt >= o.max_attempts {
-                return Err(format!("{last} (gave up after {attempt} attempts)"));
+                return Err(TransportError::GaveUp {
+                    last,
+                    attempts: attempt,
+                });
             }
             if Instant::now() + wait >= o.deadline {
-                return Err(format!(
-                    "{last} (the run's registry deadline leaves no time for attempt {})",
-                    attempt + 1
-                ));
+                return Err(TransportError::OutOfTime {
+                    last,
+                    next: attempt + 1,
+                });
             }
             let url = self.shown(req.target);
             crate::observe::Counters::add(&crate::observe::COUNTERS.registry_retries, 1);
