@@ -65,7 +65,11 @@ pub fn is_oci_tag(tag: &str) -> bool {
 pub enum PolicyError {
     /// A semver range that does not parse.
     #[error("invalid semver range {range:?}: {reason}")]
-    InvalidRange { range: String, reason: String },
+    InvalidRange {
+        range: String,
+        #[source]
+        reason: semver::RangeError,
+    },
     /// An exclude glob that does not compile.
     #[error("invalid exclude pattern {pattern:?}: {reason}")]
     InvalidExclude { pattern: String, reason: String },
