@@ -14,8 +14,9 @@ use base64::Engine as _;
 use reqwest::{Method, Url};
 use tokio::time::Instant;
 
-use super::auth::{Credential, Found, Secret};
+use super::auth::{Credential, Found};
 use super::transport::{Request, Response, Transport, TransportError};
+use crate::secret::Secret;
 
 /// What a registry asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
