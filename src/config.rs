@@ -171,32 +171,24 @@ pub struct HelmKeysSpec {
 
 impl PolicySpec {
     /// The policy kind, or why the spec names none or several.
-    pub fn kind(&self) -> Result<PolicyKind, String> {
+    pub fn kind(&self) -> Result<PolicyKind, PolicyError> {
         let mut kinds = Vec::new();
         if let Some(r) = &self.semver {
             kinds.push(Ok(PolicyKind::Semver(r.clone())));
         }
         if let Some(o) = &self.alphabetical {
-            kinds.push(
-                o.parse()
-                    .map(PolicyKind::Alphabetical)
-                    .map_err(|e: PolicyError| e.to_string()),
-            );
+            kinds.push(o.parse().map(PolicyKind::Alphabetical));
         }
         if let Some(o) = &self.numerical {
-            kinds.push(
-                o.parse()
-                    .map(PolicyKind::Numerical)
-                    .map_err(|e: PolicyError| e.to_string()),
-            );
+            kinds.push(o.parse().map(PolicyKind::Numerical));
         }
         if let Some(t) = &self.digest {
             kinds.push(Ok(PolicyKind::Digest(t.clone())));
         }
         match kinds.len() {
-            0 => Err("policy needs one of semver, alphabetical, numerical, digest".into()),
+            0 => Err(PolicyError::NoKind),
             1 => kinds.pop().expect("one kind"),
-            _ => Err("policy takes exactly one of semver, alphabetical, numerical, digest".into()),
+            _ => Err(PolicyError::SeveralKinds),
         }
     }
 }
@@ -311,24 +303,75 @@ impl Default for Author {
     }
 }
 
-/// A config that cannot be used; the message names file, line and column.
+/// A config that cannot be used: the file, the line and column when known, what is wrong,
+/// and the underlying error when there is one. The message names file, line and column
+/// (`FILE:LINE:COLUMN: what`), or the file alone for the config as a whole.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
+pub enum ConfigError {
+    /// The file could not be read (missing, too big, not a regular file).
+    #[error("{0}")]
+    Read(#[source] crate::manifest::files::ReadError),
+    /// A problem at a place in the file.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    At {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// A problem of the config as a whole (a bad glob, say).
+    #[error("{}: {message}", file.display())]
+    File {
+        file: PathBuf,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+/// The error underneath a [`ConfigError`]: a reference, policy, glob or YAML error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl ConfigError {
     /// An error about the config as a whole (a bad glob, say), naming the file.
     pub fn from_message(file: &Path, msg: impl std::fmt::Display) -> Self {
-        ConfigError(format!("{}: {msg}", file.display()))
+        ConfigError::File {
+            file: file.to_path_buf(),
+            message: msg.to_string(),
+            source: None,
+        }
     }
 
     fn at(file: &Path, loc: &Location, msg: impl std::fmt::Display) -> Self {
-        ConfigError(format!(
-            "{}:{}:{}: {msg}",
-            file.display(),
-            loc.line(),
-            loc.column()
-        ))
+        ConfigError::At {
+            file: file.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            message: msg.to_string(),
+            source: None,
+        }
+    }
+
+    /// `error` at `loc`: its text is the message, and it is the source.
+    fn caused_at(
+        file: &Path,
+        loc: &Location,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ConfigError::at(file, loc, &error).with_source(error)
+    }
+
+    /// This error with `error` as its source.
+    fn with_source(mut self, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match &mut self {
+            ConfigError::At { source, .. } | ConfigError::File { source, .. } => {
+                *source = Some(Box::new(error))
+            }
+            ConfigError::Read(_) => {}
+        }
+        self
     }
 }
 
@@ -364,13 +407,10 @@ impl Config {
             Err(e) if e.io == Some(std::io::ErrorKind::NotFound) && !required => {
                 return Ok(Config::default());
             }
-            Err(e) => return Err(ConfigError(e.to_string())),
+            Err(e) => return Err(ConfigError::Read(e)),
         };
-        let text = String::from_utf8(bytes).map_err(|_| {
-            ConfigError(format!(
-                "{}: stream did not contain valid UTF-8",
-                file.display()
-            ))
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ConfigError::from_message(file, "stream did not contain valid UTF-8").with_source(e)
         })?;
         Config::parse(file, &text)
     }
@@ -393,6 +433,7 @@ impl Config {
                             &api.referenced,
                             format!("registries[{}].api {:?}: {e}", r.host, api.value),
                         )
+                        .with_source(e)
                     })?;
                 }
             }
@@ -403,6 +444,7 @@ impl Config {
                         &ca.referenced,
                         format!("registries[{}].ca_file {:?}: {e}", r.host, ca.value),
                     )
+                    .with_source(e)
                 })?;
             }
         }
@@ -417,12 +459,8 @@ impl Config {
         serde_saphyr::from_str::<Config>(text).map_err(|e| match e.location() {
             // The location is ours to print, once: the library's message alone, without its
             // own `error: line L column C:` prefix and source snippet.
-            Some(loc) => ConfigError::at(file, &loc, parse_message(&e)),
-            None => ConfigError(format!(
-                "{}: {}",
-                file.display(),
-                first_line(&e.to_string())
-            )),
+            Some(loc) => ConfigError::at(file, &loc, parse_message(&e)).with_source(e),
+            None => ConfigError::from_message(file, first_line(&e.to_string())).with_source(e),
         })
     }
 
@@ -443,8 +481,9 @@ impl Config {
         }
         for (key, globs) in [("paths", &self.paths), ("exclude", &self.exclude)] {
             for g in globs {
-                inside_repo(g)
-                    .map_err(|e| ConfigError(format!("{}: {key}: {e}", file.display())))?;
+                inside_repo(g).map_err(|e| {
+                    ConfigError::from_message(file, format!("{key}: {e}")).with_source(e)
+                })?;
             }
         }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
@@ -465,7 +504,7 @@ impl Config {
                 ));
             }
             let image = ImageRef::parse(&img.image.value)
-                .map_err(|e| ConfigError::at(file, &img.image.referenced, e))?;
+                .map_err(|e| ConfigError::caused_at(file, &img.image.referenced, e))?;
             if image.tag.is_some() || image.digest.is_some() {
                 return Err(ConfigError::at(
                     file,
@@ -481,13 +520,13 @@ impl Config {
                 .policy
                 .value
                 .kind()
-                .map_err(|e| ConfigError::at(file, at, e))?;
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
             let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
-                .map_err(|e| ConfigError::at(file, at, e))?;
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
             if let Some(f) = &img.filter {
                 policy = policy
                     .with_filter(&f.value.pattern, f.value.extract.as_deref())
-                    .map_err(|e| ConfigError::at(file, &f.referenced, e))?;
+                    .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
             }
             for p in &img.platforms {
                 let parts: Vec<&str> = p.split('/').collect();
@@ -502,6 +541,7 @@ impl Config {
             for g in &img.files {
                 inside_repo(g).map_err(|e| {
                     ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
+                        .with_source(e)
                 })?;
             }
             let files = if img.files.is_empty() {
@@ -509,7 +549,7 @@ impl Config {
             } else {
                 Some(
                     glob_set(&img.files)
-                        .map_err(|e| ConfigError::at(file, &img.name.referenced, e))?,
+                        .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
                 )
             };
             let start = out.last().map_or(0, |w: &Watched| w.helm_keys.end);
@@ -527,11 +567,13 @@ impl Config {
         }
         for r in &self.registries {
             if r.credentials.is_some() && r.api().is_some_and(is_layout) {
-                return Err(ConfigError(format!(
-                    "{}: registries[{}]: credentials make no sense for an oci-layout api",
-                    file.display(),
-                    r.host
-                )));
+                return Err(ConfigError::from_message(
+                    file,
+                    format!(
+                        "registries[{}]: credentials make no sense for an oci-layout api",
+                        r.host
+                    ),
+                ));
             }
         }
         Ok(out)
@@ -588,22 +630,13 @@ pub fn config_from_repo(file: &Path, root: &Path) -> bool {
 /// inside `root`: not absolute, no `..`, not into `.git`, and no symlink on the way leading
 /// out. A path that does not exist yet is checked as far as it exists (the read reports it
 /// missing later).
-fn path_in_repo(path: &Path, root: &Path) -> Result<(), String> {
+fn path_in_repo(path: &Path, root: &Path) -> Result<(), PathError> {
     use std::path::Component;
-    const WHY: &str = "the repository's own config may only name paths inside the \
-         repository and outside .git, relative to its root (a config given with --config from \
-         outside the repository may name any path)";
     for c in path.components() {
         match c {
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("an absolute path is not allowed: {WHY}"))
-            }
-            Component::ParentDir => {
-                return Err(format!("'..' reaches outside the repository: {WHY}"))
-            }
-            Component::Normal(n) if n == ".git" => {
-                return Err(format!("a path into .git is not allowed: {WHY}"))
-            }
+            Component::RootDir | Component::Prefix(_) => return Err(PathError::Absolute),
+            Component::ParentDir => return Err(PathError::Parent),
+            Component::Normal(n) if n == ".git" => return Err(PathError::IntoGit),
             _ => {}
         }
     }
@@ -616,10 +649,7 @@ fn path_in_repo(path: &Path, root: &Path) -> Result<(), String> {
         match std::fs::canonicalize(&existing) {
             Ok(p) => break Some(p),
             Err(_) if std::fs::symlink_metadata(&existing).is_ok() => {
-                return Err(format!(
-                    "{} cannot be resolved (a broken or looping symlink?)",
-                    existing.display()
-                ))
+                return Err(PathError::Unresolvable(existing))
             }
             Err(_) => {
                 if !existing.pop() {
@@ -632,15 +662,32 @@ fn path_in_repo(path: &Path, root: &Path) -> Result<(), String> {
         return Ok(());
     };
     match resolved.strip_prefix(&root) {
-        Err(_) => Err(format!(
-            "a symlink leads outside the repository (to {}): {WHY}",
-            resolved.display()
-        )),
-        Ok(rel) if rel.starts_with(".git") => Err(format!(
-            "a symlink leads into .git, which is not allowed: {WHY}"
-        )),
+        Err(_) => Err(PathError::SymlinkOutside(resolved)),
+        Ok(rel) if rel.starts_with(".git") => Err(PathError::SymlinkIntoGit),
         Ok(_) => Ok(()),
     }
+}
+
+/// Why the repository's own config may not name a path.
+const PATH_RULE: &str = "the repository's own config may only name paths inside the \
+     repository and outside .git, relative to its root (a config given with --config from \
+     outside the repository may name any path)";
+
+/// A path in the repository's own config that names something outside the repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("an absolute path is not allowed: {PATH_RULE}")]
+    Absolute,
+    #[error("'..' reaches outside the repository: {PATH_RULE}")]
+    Parent,
+    #[error("a path into .git is not allowed: {PATH_RULE}")]
+    IntoGit,
+    #[error("{} cannot be resolved (a broken or looping symlink?)", .0.display())]
+    Unresolvable(PathBuf),
+    #[error("a symlink leads outside the repository (to {}): {PATH_RULE}", .0.display())]
+    SymlinkOutside(PathBuf),
+    #[error("a symlink leads into .git, which is not allowed: {PATH_RULE}")]
+    SymlinkIntoGit,
 }
 
 /// Whether an api/image string names an OCI image layout directory.
@@ -651,31 +698,48 @@ pub fn is_layout(s: &str) -> bool {
 /// Refuse a path glob that could name something outside the repository: globs are matched
 /// against paths relative to the repo root, so an absolute glob or a `..` component is a
 /// mistake (or an attempt to reach another checkout) and never silently matches nothing.
-fn inside_repo(glob: &str) -> Result<(), String> {
+fn inside_repo(glob: &str) -> Result<(), GlobError> {
     if glob.starts_with('/') || glob.starts_with("~/") {
-        return Err(format!(
-            "glob {glob:?} is not relative to the repository root"
-        ));
+        return Err(GlobError::NotRelative(glob.to_string()));
     }
     if glob.split('/').any(|c| c == "..") {
-        return Err(format!(
-            "glob {glob:?} reaches outside the repository ('..' is not allowed)"
-        ));
+        return Err(GlobError::Outside(glob.to_string()));
     }
     Ok(())
 }
 
+/// A path glob that cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GlobError {
+    #[error("glob {0:?} is not relative to the repository root")]
+    NotRelative(String),
+    #[error("glob {0:?} reaches outside the repository ('..' is not allowed)")]
+    Outside(String),
+    #[error("invalid glob {glob:?}: {source}")]
+    Invalid {
+        glob: String,
+        #[source]
+        source: globset::Error,
+    },
+    /// The set of globs as a whole does not compile.
+    #[error("{0}")]
+    Set(#[source] globset::Error),
+}
+
 /// Compile globs (literal separators, so `*` stays within one directory and `**` crosses them).
-pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, String> {
+pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, GlobError> {
     let mut b = globset::GlobSetBuilder::new();
     for g in globs {
         let glob = globset::GlobBuilder::new(g)
             .literal_separator(true)
             .build()
-            .map_err(|e| format!("invalid glob {g:?}: {e}"))?;
+            .map_err(|source| GlobError::Invalid {
+                glob: g.clone(),
+                source,
+            })?;
         b.add(glob);
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(GlobError::Set)
 }
 
 fn first_line(s: &str) -> &str {
@@ -773,7 +837,7 @@ mod tests {
             ("out", "symlink leads outside"),
             ("broken/x.pem", "cannot be resolved"),
         ] {
-            let e = path_in_repo(Path::new(bad), &root).unwrap_err();
+            let e = path_in_repo(Path::new(bad), &root).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
         // The config's own place decides whether its paths are held to the repo.

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Watched;
 use crate::manifest::{self, FluxPolicy, FluxPolicyKind, FluxSortOrder, Format, Parts, Site};
-use crate::policy::{Order, Policy, PolicyKind};
-use crate::reference::ImageRef;
+use crate::policy::{Order, Policy, PolicyError, PolicyKind};
+use crate::reference::{ImageRef, ReferenceError};
 use crate::report::{SkipKind, Skipped};
 
 /// A file that was read.
@@ -124,7 +124,7 @@ pub(crate) fn discover(
                 Ok(w) => governors.push(w),
                 Err(why) => skipped.push(Skipped {
                     kind: SkipKind::Policy,
-                    ..file_skip(file, p.line, why)
+                    ..file_skip(file, p.line, why.to_string())
                 }),
             }
         }
@@ -330,8 +330,48 @@ fn file_skip(file: &str, line: usize, reason: String) -> Skipped {
     }
 }
 
+/// Why a Flux ImagePolicy cannot govern; `who` names it (`ImagePolicy NS/NAME`).
+#[derive(Debug, thiserror::Error)]
+enum GovernorError {
+    #[error(
+        "{who}: its ImageRepository {repository:?} is not in the repo, so its image is unknown"
+    )]
+    NoImage { who: String, repository: String },
+    #[error("{who}: {source}")]
+    Reference {
+        who: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error("{who}: {source}")]
+    Policy {
+        who: String,
+        #[source]
+        source: PolicyError,
+    },
+}
+
+/// Why a site's current reference cannot be put together.
+#[derive(Debug, thiserror::Error)]
+enum CurrentError {
+    #[error("only a tag or digest, and no policy names the image")]
+    NoName,
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
+/// A marker naming a policy that is not there.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the marker names policy {namespace}:{name}, which is neither an images[].name nor a Flux ImagePolicy in the repo"
+)]
+struct UnknownPolicy {
+    namespace: String,
+    name: String,
+}
+
 /// A Flux ImagePolicy as a governor, or why it cannot be one.
-fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
+fn flux_governor(p: &FluxPolicy) -> Result<Watched, GovernorError> {
     let who = format!(
         "ImagePolicy {}{}",
         p.namespace
@@ -340,13 +380,18 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
             .unwrap_or_default(),
         p.name
     );
-    let image = p.image.as_deref().ok_or_else(|| {
-        format!(
-            "{who}: its ImageRepository {:?} is not in the repo, so its image is unknown",
-            p.repository_ref
-        )
+    let image = p.image.as_deref().ok_or_else(|| GovernorError::NoImage {
+        who: who.clone(),
+        repository: p.repository_ref.clone(),
     })?;
-    let image = ImageRef::parse(image).map_err(|e| format!("{who}: {e}"))?;
+    let image = ImageRef::parse(image).map_err(|source| GovernorError::Reference {
+        who: who.clone(),
+        source,
+    })?;
+    let policy_error = |source| GovernorError::Policy {
+        who: who.clone(),
+        source,
+    };
     let order = |o: FluxSortOrder| match o {
         FluxSortOrder::Asc => Order::Asc,
         FluxSortOrder::Desc => Order::Desc,
@@ -356,15 +401,15 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
         FluxPolicyKind::Alphabetical(o) => PolicyKind::Alphabetical(order(*o)),
         FluxPolicyKind::Numerical(o) => PolicyKind::Numerical(order(*o)),
     };
-    let mut policy = Policy::new(kind, &[], false).map_err(|e| format!("{who}: {e}"))?;
+    let mut policy = Policy::new(kind, &[], false).map_err(policy_error)?;
     if let Some(pattern) = &p.filter_pattern {
         policy = policy
             .with_filter(pattern, p.filter_extract.as_deref())
-            .map_err(|e| format!("{who}: {e}"))?;
+            .map_err(policy_error)?;
     }
     policy = policy
         .with_exclude_regex(&p.exclusion_list)
-        .map_err(|e| format!("{who}: {e}"))?;
+        .map_err(policy_error)?;
     Ok(Watched {
         name: p.name.clone(),
         namespace: p.namespace.clone(),
@@ -380,7 +425,7 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
 
 /// The reference a site holds now, put together from its parts. `fallback` names the
 /// repository when the site holds only a tag or digest (a marker's `:tag`, Helm keys).
-fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRef, String> {
+fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRef, CurrentError> {
     let whole = match &site.parts {
         Parts::Whole(f) => f.value.clone(),
         Parts::Override { scalar, prefix } => scalar.value[prefix.len()..].to_string(),
@@ -395,9 +440,7 @@ fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRe
                 (None, Some(n)) => n.value.clone(),
                 (_, None) => match fallback {
                     Some(img) => img.canonical_name(),
-                    None => {
-                        return Err("only a tag or digest, and no policy names the image".into())
-                    }
+                    None => return Err(CurrentError::NoName),
                 },
             };
             let mut s = name;
@@ -412,7 +455,7 @@ fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRe
             s
         }
     };
-    ImageRef::parse(&whole).map_err(|e| e.to_string())
+    Ok(ImageRef::parse(&whole)?)
 }
 
 fn occurrence(
@@ -430,16 +473,14 @@ fn occurrence(
         kind: SkipKind::Reference,
     };
     // A marker names its policy; configured helm keys name their image.
-    let named: Option<Result<usize, String>> = if let Some(r) = &site.policy {
+    let named: Option<Result<usize, UnknownPolicy>> = if let Some(r) = &site.policy {
         let flux = governors.iter().position(|g| {
             g.flux && g.name == r.name && g.namespace.as_ref().is_none_or(|n| *n == r.namespace)
         });
         let config = governors.iter().position(|g| !g.flux && g.name == r.name);
-        Some(flux.or(config).ok_or_else(|| {
-            format!(
-                "the marker names policy {}:{}, which is neither an images[].name nor a Flux ImagePolicy in the repo",
-                r.namespace, r.name
-            )
+        Some(flux.or(config).ok_or_else(|| UnknownPolicy {
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
         }))
     } else {
         site.keys
@@ -453,13 +494,17 @@ fn occurrence(
         Some(Err(why)) => {
             return Err(Skipped {
                 kind: SkipKind::Marker,
-                ..skip(Some(as_written(&site)), why)
+                ..skip(Some(as_written(&site)), why.to_string())
             })
         }
         None => None,
     };
-    let image = current_reference(&site, named.map(|g| &governors[g].image))
-        .map_err(|why| skip(site.parts.scalars().first().map(|f| f.value.clone()), why))?;
+    let image = current_reference(&site, named.map(|g| &governors[g].image)).map_err(|why| {
+        skip(
+            site.parts.scalars().first().map(|f| f.value.clone()),
+            why.to_string(),
+        )
+    })?;
     let (governor, mut reason) = match named {
         Some(g) => (Some(g), None),
         None => govern(&image, rel, governors, names),

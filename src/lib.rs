@@ -62,6 +62,8 @@ pub mod observe;
 mod parallel;
 /// The report and its renderings.
 pub mod report;
+/// Tokens and passwords: one type that never prints.
+pub mod secret;
 /// `--shard I/N` and the stable hash behind it.
 pub mod shard;
 

@@ -126,7 +126,10 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             exclude,
             tags_from,
         } => {
-            let kind = policy.spec().kind().map_err(Error::Usage)?;
+            let kind = policy
+                .spec()
+                .kind()
+                .map_err(|e| Error::Usage(e.to_string()))?;
             let mut policy =
                 Policy::new(kind, &exclude, false).map_err(|e| Error::Usage(e.to_string()))?;
             if let Some(f) = &filter {

@@ -42,10 +42,85 @@ pub struct ImageRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid image reference {input:?}: {reason}")]
 pub struct ReferenceError {
-    /// The reference as given.
+    /// The reference as given (cut at 300 characters).
     pub input: String,
     /// What is wrong with it.
-    pub reason: String,
+    #[source]
+    pub reason: Invalid,
+}
+
+/// What is wrong with a reference: which part breaks the grammar, and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("reference is empty")]
+    Empty,
+    #[error("reference contains whitespace")]
+    Whitespace,
+    #[error("reference has more than one '@'")]
+    SeveralAts,
+    #[error("repository name is empty")]
+    EmptyName,
+    #[error("name is {0} characters long, the limit is {NAME_MAX}")]
+    NameTooLong(usize),
+    /// The name with Docker Hub's `docker.io/library/` added is over the limit; `start` is
+    /// the canonical name's first characters.
+    #[error("name is {len} characters long as {start}..., the limit is {NAME_MAX}")]
+    CanonicalTooLong { len: usize, start: String },
+    #[error("repository path after registry {host:?} is empty")]
+    EmptyPath { host: String },
+    #[error("registry host {host:?} has no closing ']'")]
+    Unclosed { host: String },
+    #[error("registry host {host:?}: {addr:?} is not an IPv6 address")]
+    NotIpv6 { host: String, addr: String },
+    #[error("registry host {host:?}: expected ':port' after ']'")]
+    AfterBracket { host: String },
+    #[error("registry host {host:?} has no host name")]
+    NoHostName { host: String },
+    #[error("registry host {host:?}: port {port:?} is not a number")]
+    PortNotNumber { host: String, port: String },
+    #[error("registry host {host:?}: port {port} is out of range (1-65535)")]
+    PortRange { host: String, port: String },
+    #[error("registry host {host:?} has an empty label")]
+    EmptyLabel { host: String },
+    #[error("invalid character {c:?} in registry host {host:?}")]
+    HostChar { c: char, host: String },
+    #[error("registry host {host:?}: label {label:?} must not start or end with '-'")]
+    LabelHyphen { host: String, label: String },
+    #[error("repository path has an empty component (a leading, trailing or doubled '/')")]
+    EmptyComponent,
+    #[error("repository name must be lowercase")]
+    Uppercase,
+    #[error("invalid character {c:?} in repository path component {component:?}")]
+    PathChar { c: char, component: String },
+    #[error("repository path component {component:?} must start and end with a letter or digit")]
+    ComponentEdge { component: String },
+    #[error("invalid separator {run:?} in repository path component {component:?}")]
+    Separator { run: String, component: String },
+    #[error("tag is empty (nothing after ':')")]
+    EmptyTag,
+    #[error("tag {tag:?} must start with a letter, digit or '_'")]
+    TagStart { tag: String },
+    #[error("invalid character {c:?} in tag {tag:?}")]
+    TagChar { c: char, tag: String },
+    #[error("tag is {0} characters long, the limit is {TAG_MAX}")]
+    TagTooLong(usize),
+    #[error("digest is empty (nothing after '@')")]
+    EmptyDigest,
+    #[error("digest {digest:?} must have the form algorithm:hex")]
+    DigestForm { digest: String },
+    #[error("digest {digest:?}: {algorithm} needs lowercase hex digits")]
+    DigestCase { digest: String, algorithm: String },
+    #[error("digest {digest:?}: {algorithm} needs {want} hex digits, got {got}")]
+    DigestLength {
+        digest: String,
+        algorithm: String,
+        want: usize,
+        got: usize,
+    },
+    #[error("digest {digest:?}: invalid algorithm {algorithm:?}")]
+    DigestAlgorithm { digest: String, algorithm: String },
+    #[error("digest {digest:?}: expected at least 32 hex digits after {algorithm:?}")]
+    DigestShort { digest: String, algorithm: String },
 }
 
 /// At most this many characters of a bad reference are quoted in its error.
@@ -108,18 +183,16 @@ impl std::str::FromStr for ImageRef {
 }
 
 /// The parser proper; the error is the reason only, [`ImageRef::parse`] adds the input.
-fn parse_reference(s: &str) -> Result<ImageRef, String> {
+fn parse_reference(s: &str) -> Result<ImageRef, Invalid> {
     if s.is_empty() {
-        return Err("reference is empty".into());
+        return Err(Invalid::Empty);
     }
     if s.chars().any(char::is_whitespace) {
-        return Err("reference contains whitespace".into());
+        return Err(Invalid::Whitespace);
     }
 
     let (rest, digest) = match s.split_once('@') {
-        Some((_, digest)) if digest.contains('@') => {
-            return Err("reference has more than one '@'".into())
-        }
+        Some((_, digest)) if digest.contains('@') => return Err(Invalid::SeveralAts),
         Some((rest, digest)) => (rest, Some(digest)),
         None => (s, None),
     };
@@ -131,19 +204,18 @@ fn parse_reference(s: &str) -> Result<ImageRef, String> {
     };
 
     if name.is_empty() {
-        return Err("repository name is empty".into());
+        return Err(Invalid::EmptyName);
     }
     if name.len() > NAME_MAX {
-        return Err(format!(
-            "name is {} characters long, the limit is {NAME_MAX}",
-            name.len()
-        ));
+        return Err(Invalid::NameTooLong(name.len()));
     }
     let (host, path) = split_host(name);
     if let Some(host) = host {
         validate_host(host)?;
         if path.is_empty() {
-            return Err(format!("repository path after registry {host:?} is empty"));
+            return Err(Invalid::EmptyPath {
+                host: host.to_string(),
+            });
         }
     }
     for component in path.split('/') {
@@ -176,10 +248,13 @@ fn parse_reference(s: &str) -> Result<ImageRef, String> {
     // name it would reject is not accepted here either: its canonical name would not parse.
     let canonical = registry.len() + 1 + repository.len();
     if canonical > NAME_MAX {
-        return Err(format!(
-            "name is {canonical} characters long as {registry}/{}..., the limit is {NAME_MAX}",
-            repository.chars().take(20).collect::<String>()
-        ));
+        return Err(Invalid::CanonicalTooLong {
+            len: canonical,
+            start: format!(
+                "{registry}/{}",
+                repository.chars().take(20).collect::<String>()
+            ),
+        });
     }
 
     Ok(ImageRef {
@@ -206,25 +281,23 @@ fn split_host(name: &str) -> (Option<&str>, &str) {
 }
 
 /// Checks `domain[:port]`, `ipv4[:port]` or `[ipv6][:port]`.
-fn validate_host(host: &str) -> Result<(), String> {
+fn validate_host(host: &str) -> Result<(), Invalid> {
+    let h = || host.to_string();
     let port = if let Some(inner) = host.strip_prefix('[') {
         let Some((addr, after)) = inner.split_once(']') else {
-            return Err(format!("registry host {host:?} has no closing ']'"));
+            return Err(Invalid::Unclosed { host: h() });
         };
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(format!(
-                "registry host {host:?}: {addr:?} is not an IPv6 address"
-            ));
+            return Err(Invalid::NotIpv6 {
+                host: h(),
+                addr: addr.to_string(),
+            });
         }
         match after {
             "" => None,
             _ => match after.strip_prefix(':') {
                 Some(port) => Some(port),
-                None => {
-                    return Err(format!(
-                        "registry host {host:?}: expected ':port' after ']'"
-                    ))
-                }
+                None => return Err(Invalid::AfterBracket { host: h() }),
             },
         }
     } else {
@@ -233,7 +306,7 @@ fn validate_host(host: &str) -> Result<(), String> {
             None => (host, None),
         };
         if domain.is_empty() {
-            return Err(format!("registry host {host:?} has no host name"));
+            return Err(Invalid::NoHostName { host: h() });
         }
         for label in domain.split('.') {
             validate_label(host, label)?;
@@ -242,34 +315,38 @@ fn validate_host(host: &str) -> Result<(), String> {
     };
     if let Some(port) = port {
         if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "registry host {host:?}: port {port:?} is not a number"
-            ));
+            return Err(Invalid::PortNotNumber {
+                host: h(),
+                port: port.to_string(),
+            });
         }
         if port.parse::<u16>().is_err() {
-            return Err(format!(
-                "registry host {host:?}: port {port} is out of range (1-65535)"
-            ));
+            return Err(Invalid::PortRange {
+                host: h(),
+                port: port.to_string(),
+            });
         }
     }
     Ok(())
 }
 
 /// One dot-separated label of a host name: letters, digits and inner hyphens.
-fn validate_label(host: &str, label: &str) -> Result<(), String> {
+fn validate_label(host: &str, label: &str) -> Result<(), Invalid> {
+    let host = host.to_string();
     if label.is_empty() {
-        return Err(format!("registry host {host:?} has an empty label"));
+        return Err(Invalid::EmptyLabel { host });
     }
     if let Some(c) = label
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
     {
-        return Err(format!("invalid character {c:?} in registry host {host:?}"));
+        return Err(Invalid::HostChar { c, host });
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(format!(
-            "registry host {host:?}: label {label:?} must not start or end with '-'"
-        ));
+        return Err(Invalid::LabelHyphen {
+            host,
+            label: label.to_string(),
+        });
     }
     Ok(())
 }
@@ -279,27 +356,27 @@ fn is_separator(b: u8) -> bool {
 }
 
 /// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
-fn validate_component(c: &str) -> Result<(), String> {
+fn validate_component(c: &str) -> Result<(), Invalid> {
+    let component = || c.to_string();
     if c.is_empty() {
-        return Err(
-            "repository path has an empty component (a leading, trailing or doubled '/')".into(),
-        );
+        return Err(Invalid::EmptyComponent);
     }
     if c.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("repository name must be lowercase".into());
+        return Err(Invalid::Uppercase);
     }
     if let Some(ch) = c.chars().find(|ch| {
         !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
     }) {
-        return Err(format!(
-            "invalid character {ch:?} in repository path component {c:?}"
-        ));
+        return Err(Invalid::PathChar {
+            c: ch,
+            component: component(),
+        });
     }
     let bytes = c.as_bytes();
     if is_separator(bytes[0]) || is_separator(bytes[bytes.len() - 1]) {
-        return Err(format!(
-            "repository path component {c:?} must start and end with a letter or digit"
-        ));
+        return Err(Invalid::ComponentEdge {
+            component: component(),
+        });
     }
     let mut i = 0;
     while i < bytes.len() {
@@ -314,33 +391,34 @@ fn validate_component(c: &str) -> Result<(), String> {
         let run = &c[start..i];
         let ok = matches!(run, "." | "_" | "__") || run.bytes().all(|b| b == b'-');
         if !ok {
-            return Err(format!(
-                "invalid separator {run:?} in repository path component {c:?}"
-            ));
+            return Err(Invalid::Separator {
+                run: run.to_string(),
+                component: component(),
+            });
         }
     }
     Ok(())
 }
 
 /// A tag: `[\w][\w.-]{0,127}`.
-fn validate_tag(tag: &str) -> Result<(), String> {
+fn validate_tag(tag: &str) -> Result<(), Invalid> {
     let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let Some(first) = tag.chars().next() else {
-        return Err("tag is empty (nothing after ':')".into());
+        return Err(Invalid::EmptyTag);
     };
     if !is_word(first) {
-        return Err(format!(
-            "tag {tag:?} must start with a letter, digit or '_'"
-        ));
+        return Err(Invalid::TagStart {
+            tag: tag.to_string(),
+        });
     }
     if let Some(c) = tag.chars().find(|&c| !(is_word(c) || c == '.' || c == '-')) {
-        return Err(format!("invalid character {c:?} in tag {tag:?}"));
+        return Err(Invalid::TagChar {
+            c,
+            tag: tag.to_string(),
+        });
     }
     if tag.len() > TAG_MAX {
-        return Err(format!(
-            "tag is {} characters long, the limit is {TAG_MAX}",
-            tag.len()
-        ));
+        return Err(Invalid::TagTooLong(tag.len()));
     }
     Ok(())
 }
@@ -348,14 +426,14 @@ fn validate_tag(tag: &str) -> Result<(), String> {
 /// A digest: `algorithm:hex`. sha256 and sha512 are checked strictly (lowercase hex
 /// of the exact length); other algorithms follow the general grammar
 /// (`[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*` then at least 32 hex digits).
-fn validate_digest(digest: &str) -> Result<(), String> {
+fn validate_digest(digest: &str) -> Result<(), Invalid> {
     if digest.is_empty() {
-        return Err("digest is empty (nothing after '@')".into());
+        return Err(Invalid::EmptyDigest);
     }
     let Some((algorithm, hex)) = digest.split_once(':') else {
-        return Err(format!(
-            "digest {digest:?} must have the form algorithm:hex"
-        ));
+        return Err(Invalid::DigestForm {
+            digest: digest.to_string(),
+        });
     };
     let strict_len = match algorithm {
         "sha256" => Some(64),
@@ -367,15 +445,18 @@ fn validate_digest(digest: &str) -> Result<(), String> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            return Err(format!(
-                "digest {digest:?}: {algorithm} needs lowercase hex digits"
-            ));
+            return Err(Invalid::DigestCase {
+                digest: digest.to_string(),
+                algorithm: algorithm.to_string(),
+            });
         }
         if hex.len() != len {
-            return Err(format!(
-                "digest {digest:?}: {algorithm} needs {len} hex digits, got {}",
-                hex.len()
-            ));
+            return Err(Invalid::DigestLength {
+                digest: digest.to_string(),
+                algorithm: algorithm.to_string(),
+                want: len,
+                got: hex.len(),
+            });
         }
         return Ok(());
     }
@@ -386,14 +467,16 @@ fn validate_digest(digest: &str) -> Result<(), String> {
                 && chars.all(|c| c.is_ascii_alphanumeric())
         });
     if !algorithm_ok {
-        return Err(format!(
-            "digest {digest:?}: invalid algorithm {algorithm:?}"
-        ));
+        return Err(Invalid::DigestAlgorithm {
+            digest: digest.to_string(),
+            algorithm: algorithm.to_string(),
+        });
     }
     if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "digest {digest:?}: expected at least 32 hex digits after {algorithm:?}"
-        ));
+        return Err(Invalid::DigestShort {
+            digest: digest.to_string(),
+            algorithm: algorithm.to_string(),
+        });
     }
     Ok(())
 }
@@ -401,6 +484,38 @@ fn validate_digest(digest: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reason is typed ([`Invalid`]) and the message reads as it always has.
+    #[test]
+    fn errors_name_the_reason() {
+        let e = ImageRef::parse("ghcr.io/acme/web@sha256:abc").unwrap_err();
+        assert!(matches!(
+            e.reason,
+            Invalid::DigestLength {
+                want: 64,
+                got: 3,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "invalid image reference \"ghcr.io/acme/web@sha256:abc\": digest \"sha256:abc\": sha256 needs 64 hex digits, got 3"
+        );
+        let e = ImageRef::parse("reg.example:99999/web").unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            "registry host \"reg.example:99999\": port 99999 is out of range (1-65535)"
+        );
+        let long = "a".repeat(250);
+        let e = ImageRef::parse(&long).unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            format!(
+                "name is 268 characters long as docker.io/library/{}..., the limit is 255",
+                "a".repeat(12)
+            )
+        );
+    }
 
     #[test]
     fn huge_bad_references_are_quoted_short() {
@@ -669,7 +784,7 @@ mod tests {
                 }
                 (Err(e), Err(want)) => {
                     assert!(
-                        e.reason.contains(want),
+                        e.reason.to_string().contains(want),
                         "{input:?}: error {:?} does not contain {want:?}",
                         e.reason
                     );

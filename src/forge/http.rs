@@ -10,15 +10,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ForgeError, ForgeKind, Secret};
+use crate::http::{quote, response_message};
 
 /// The `User-Agent` of every request (GitHub refuses requests without one).
 pub(crate) const USER_AGENT: &str = concat!("image-updater/", env!("CARGO_PKG_VERSION"));
 
 /// How long the answer to one call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The longest stretch of a non-JSON error body quoted in a message.
-const BODY_QUOTE: usize = 300;
 
 pub(crate) struct Api {
     client: reqwest::Client,
@@ -224,84 +222,6 @@ impl Api {
     }
 }
 
-/// The human part of a forge's error body: GitHub `{message, errors: [{message}|{code, field}]}`,
-/// GitLab `{message: "…" | ["…"] | {field: ["…"]}}` or `{error, error_description}`, Gitea
-/// `{message}` or a list of binding errors. `None` when the body is not JSON.
-pub(crate) fn response_message(text: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    let mut parts = Vec::new();
-    match &v {
-        Value::Object(o) => {
-            if let Some(m) = o.get("message") {
-                flatten(m, "", &mut parts);
-            }
-            for key in ["error", "error_description"] {
-                if let Some(m) = o.get(key) {
-                    flatten(m, "", &mut parts);
-                }
-            }
-            if let Some(Value::Array(errs)) = o.get("errors") {
-                let mut details = Vec::new();
-                for e in errs {
-                    match e {
-                        Value::Object(eo) => {
-                            if let Some(Value::String(m)) = eo.get("message") {
-                                details.push(m.clone());
-                            } else {
-                                let field = eo.get("field").and_then(Value::as_str).unwrap_or("");
-                                let code = eo.get("code").and_then(Value::as_str).unwrap_or("");
-                                details.push(format!("{field} {code}").trim().to_string());
-                            }
-                        }
-                        other => flatten(other, "", &mut details),
-                    }
-                }
-                details.retain(|d| !d.is_empty());
-                if !details.is_empty() {
-                    parts.push(format!("({})", details.join("; ")));
-                }
-            }
-        }
-        other => flatten(other, "", &mut parts),
-    }
-    parts.retain(|p| !p.is_empty());
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join(" "))
-    }
-}
-
-fn flatten(v: &Value, prefix: &str, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => out.push(format!("{prefix}{s}")),
-        Value::Array(a) => {
-            for x in a {
-                flatten(x, prefix, out);
-            }
-        }
-        Value::Object(o) => {
-            if let Some(Value::String(m)) = o.get("message") {
-                out.push(format!("{prefix}{m}"));
-                return;
-            }
-            for (k, x) in o {
-                flatten(x, &format!("{prefix}{k} "), out);
-            }
-        }
-        Value::Null => {}
-        other => out.push(format!("{prefix}{other}")),
-    }
-}
-
-fn quote(text: &str) -> String {
-    let t = text.trim();
-    match t.char_indices().nth(BODY_QUOTE) {
-        Some((i, _)) => format!("{:?}…", &t[..i]),
-        None => format!("{t:?}"),
-    }
-}
-
 /// The bytes a path segment keeps as they are: RFC 3986's unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -317,36 +237,6 @@ pub(crate) fn encode_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_of_each_forge_shape() {
-        let gh = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for acme:b."}],"documentation_url":"x"}"#;
-        assert_eq!(
-            response_message(gh).unwrap(),
-            "Validation Failed (A pull request already exists for acme:b.)"
-        );
-        let gh_field = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"base","code":"invalid"}]}"#;
-        assert_eq!(
-            response_message(gh_field).unwrap(),
-            "Validation Failed (base invalid)"
-        );
-        let gl = r#"{"message":["Another open merge request already exists for this source branch: !38"]}"#;
-        assert_eq!(
-            response_message(gl).unwrap(),
-            "Another open merge request already exists for this source branch: !38"
-        );
-        let gl_obj = r#"{"message":{"title":["is too long"]}}"#;
-        assert_eq!(response_message(gl_obj).unwrap(), "title is too long");
-        let gl_err = r#"{"error":"invalid_token","error_description":"Token was revoked."}"#;
-        assert_eq!(
-            response_message(gl_err).unwrap(),
-            "invalid_token Token was revoked."
-        );
-        let gitea_binding =
-            r#"[{"fieldNames":["Head"],"classification":"RequiredError","message":"Required"}]"#;
-        assert_eq!(response_message(gitea_binding).unwrap(), "Required");
-        assert_eq!(response_message("<html>"), None);
-    }
 
     #[test]
     fn segments_are_encoded() {

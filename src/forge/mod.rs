@@ -28,41 +28,7 @@ use futures::future::BoxFuture;
 
 pub use detect::{detect, resolve, ForgeConfig, Target};
 
-/// A token for a forge API. It prints as `***`; [`Secret::expose`] is for the request header only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The token itself: only for building the `Authorization` (or `PRIVATE-TOKEN`) header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `text` with every occurrence of the token replaced by `***`.
-    pub fn scrub(&self, text: &str) -> String {
-        if self.0.len() < 4 {
-            // Too short to be a real token; replacing it would garble ordinary words.
-            return text.to_string();
-        }
-        text.replace(&self.0, "***")
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Which forge API a repository lives behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]

@@ -11,6 +11,7 @@
 use git2::{Cred, CredentialType};
 
 use crate::env::Env;
+use crate::secret::Secret;
 
 const TOKEN_VARS: [&str; 5] = [
     "IMAGE_UPDATER_GIT_TOKEN",
@@ -21,7 +22,7 @@ const TOKEN_VARS: [&str; 5] = [
 ];
 
 pub struct Provider {
-    token: Option<(String, &'static str)>,
+    token: Option<(Secret, &'static str)>,
     /// A key file path, or the key itself (PEM / OpenSSH text).
     ssh_key: Option<String>,
     tried_token: bool,
@@ -34,7 +35,7 @@ impl Provider {
     pub fn from_env(env: &Env) -> Provider {
         let token = TOKEN_VARS
             .iter()
-            .find_map(|v| env.get(v).map(|t| (t.to_string(), *v)));
+            .find_map(|v| env.get(v).map(|t| (Secret::new(t), *v)));
         Provider {
             token,
             ssh_key: env.get("IMAGE_UPDATER_SSH_KEY").map(str::to_string),
@@ -55,7 +56,7 @@ impl Provider {
             self.tried_token = true;
             if let Some((token, var)) = &self.token {
                 let default_user = default_user(var);
-                return Cred::userpass_plaintext(user.unwrap_or(default_user), token);
+                return Cred::userpass_plaintext(user.unwrap_or(default_user), token.expose());
             }
             return Err(git2::Error::from_str(
                 "the remote asks for credentials: set IMAGE_UPDATER_GIT_TOKEN (or GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN)",
@@ -138,7 +139,7 @@ mod tests {
             ("IMAGE_UPDATER_SSH_KEY", "/keys/id"),
         ]);
         let p = Provider::from_env(&env);
-        assert_eq!(p.token, Some(("glpat".to_string(), "GITLAB_TOKEN")));
+        assert_eq!(p.token, Some((Secret::new("glpat"), "GITLAB_TOKEN")));
         assert_eq!(p.ssh_key.as_deref(), Some("/keys/id"));
         let none = Provider::from_env(&Env::default());
         assert!(none.token.is_none() && none.ssh_key.is_none());

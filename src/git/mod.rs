@@ -942,26 +942,8 @@ fn write_pack(odb: &git2::Odb<'_>, pack: &[u8]) -> Result<(), git2::Error> {
 fn local_repository(url: &str) -> Option<PathBuf> {
     if let Some(rest) = url.strip_prefix("file://") {
         let rest = rest.strip_prefix("localhost").unwrap_or(rest);
-        let bytes = rest.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match (bytes[i], hex) {
-                (b'%', Some(b)) => {
-                    out.push(b);
-                    i += 3;
-                }
-                (b, _) => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        return Some(PathBuf::from(String::from_utf8_lossy(&out).into_owned()));
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+        return Some(PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()));
     }
     let path = Path::new(url);
     path.is_dir().then(|| path.to_path_buf())

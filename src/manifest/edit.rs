@@ -73,7 +73,8 @@ pub fn apply_edits(original: &str, edits: &[Edit]) -> Result<String, ManifestErr
         let EventKind::Scalar { style, value, .. } = &before[index].kind else {
             return Err(bad("the span is not a scalar"));
         };
-        let (token, new_style) = render(&edit.new_value, *style, value).map_err(|r| bad(&r))?;
+        let (token, new_style) =
+            render(&edit.new_value, *style, value).map_err(|e| bad(&e.to_string()))?;
         planned.push((index, token, &edit.new_value, new_style));
     }
 
@@ -178,9 +179,14 @@ fn describe(kind: &EventKind) -> String {
     }
 }
 
+/// A block scalar: its indentation and chomping are not ours to guess, so it is left alone.
+#[derive(Debug, thiserror::Error)]
+#[error("block scalars (| or >) are not rewritten")]
+struct BlockScalar;
+
 /// The token for `value` in (or close to) `style`, and the style actually used; `original` is
 /// the scalar's current value.
-fn render(value: &str, style: Style, original: &str) -> Result<(String, Style), String> {
+fn render(value: &str, style: Style, original: &str) -> Result<(String, Style), BlockScalar> {
     match style {
         Style::Plain if plain_safe(value) => Ok((value.to_owned(), Style::Plain)),
         Style::Plain if is_plain_number(original) && is_canonical_number(value) => {
@@ -193,7 +199,7 @@ fn render(value: &str, style: Style, original: &str) -> Result<(String, Style), 
         Style::Plain | Style::SingleQuoted | Style::DoubleQuoted => {
             Ok((double_quoted(value), Style::DoubleQuoted))
         }
-        Style::Literal | Style::Folded => Err("block scalars (| or >) are not rewritten".into()),
+        Style::Literal | Style::Folded => Err(BlockScalar),
     }
 }
 

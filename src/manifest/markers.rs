@@ -47,18 +47,26 @@ pub struct Marker {
 /// The shorthand key Flux uses.
 pub const SHORTHAND: &str = "$imagepolicy";
 
+/// A comment that mentions `$imagepolicy` but is no valid marker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "malformed image policy marker `# {comment}`: expected \
+     # {{\"$imagepolicy\": \"NAMESPACE:NAME[:tag|:name|:digest]\"}}"
+)]
+pub struct MalformedMarker {
+    /// The comment, trimmed, without the `#`.
+    pub comment: String,
+}
+
 /// Parse the text of a comment (after the `#`). `None` when it does not mention
-/// `$imagepolicy`; an error message when it does but is not a valid marker.
-pub fn parse_marker(comment: &str) -> Option<Result<Marker, String>> {
+/// `$imagepolicy`; an error when it does but is not a valid marker.
+pub fn parse_marker(comment: &str) -> Option<Result<Marker, MalformedMarker>> {
     if !comment.contains(SHORTHAND) {
         return None;
     }
     let body = comment.trim();
-    let malformed = || {
-        format!(
-            "malformed image policy marker `# {body}`: expected \
-             # {{\"$imagepolicy\": \"NAMESPACE:NAME[:tag|:name|:digest]\"}}"
-        )
+    let malformed = || MalformedMarker {
+        comment: body.to_string(),
     };
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
         return Some(Err(malformed()));
@@ -193,11 +201,11 @@ pub fn find(text: &str, scalars: &Scalars) -> (Vec<Bound>, Vec<Problem>) {
         let comment = text[hash + 1..line.end].trim_end_matches('\r');
         let marker = match parse_marker(comment) {
             None => continue,
-            Some(Err(message)) => {
+            Some(Err(e)) => {
                 problems.push(Problem {
                     about: ProblemAbout::Marker,
                     line: l + 1,
-                    message,
+                    message: e.to_string(),
                 });
                 continue;
             }
@@ -377,9 +385,16 @@ mod tests {
             r#"{"$imagepolicy": "a:b"} trailing words"#,
             r#"$imagepolicy a:b"#,
         ] {
-            let err = parse_marker(bad).unwrap().unwrap_err();
+            let err = parse_marker(bad).unwrap().unwrap_err().to_string();
             assert!(err.contains("malformed"), "{bad}: {err}");
         }
+        assert_eq!(
+            parse_marker(r#" {"$imagepolicy": 3} "#)
+                .unwrap()
+                .unwrap_err()
+                .to_string(),
+            r#"malformed image policy marker `# {"$imagepolicy": 3}`: expected # {"$imagepolicy": "NAMESPACE:NAME[:tag|:name|:digest]"}"#
+        );
     }
 
     #[test]

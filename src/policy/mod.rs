@@ -65,7 +65,11 @@ pub fn is_oci_tag(tag: &str) -> bool {
 pub enum PolicyError {
     /// A semver range that does not parse.
     #[error("invalid semver range {range:?}: {reason}")]
-    InvalidRange { range: String, reason: String },
+    InvalidRange {
+        range: String,
+        #[source]
+        reason: semver::RangeError,
+    },
     /// An exclude glob that does not compile.
     #[error("invalid exclude pattern {pattern:?}: {reason}")]
     InvalidExclude { pattern: String, reason: String },
@@ -87,6 +91,12 @@ pub enum PolicyError {
     /// A digest policy's tag that is not a tag.
     #[error("invalid digest tag {tag:?}: {reason}")]
     InvalidDigestTag { tag: String, reason: String },
+    /// A policy spec naming none of the kinds.
+    #[error("policy needs one of semver, alphabetical, numerical, digest")]
+    NoKind,
+    /// A policy spec naming more than one kind.
+    #[error("policy takes exactly one of semver, alphabetical, numerical, digest")]
+    SeveralKinds,
 }
 
 /// How tags are ranked and which are allowed.

@@ -83,12 +83,12 @@ struct Comparator {
 impl Constraint {
     /// Parses a range such as `^1.2`, `>=1.2.3 <2.0.0 || 3.x` or `1.2 - 1.4.5`.
     pub fn parse(range: &str) -> Result<Constraint, PolicyError> {
-        let err = |reason: String| PolicyError::InvalidRange {
+        let err = |reason: RangeError| PolicyError::InvalidRange {
             range: range.to_string(),
             reason,
         };
         if range.trim().is_empty() {
-            return Err(err("the range is empty".into()));
+            return Err(err(RangeError::Empty));
         }
         let groups = range
             .split("||")
@@ -236,7 +236,44 @@ impl Comparator {
 
 /// One AND group: comparators separated by whitespace and/or a comma, including
 /// hyphen ranges `A - B`.
-fn parse_group(text: &str) -> Result<Group, String> {
+/// What is wrong with a semver range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("the range is empty")]
+    Empty,
+    #[error("an alternative of \"||\" is empty")]
+    EmptyAlternative,
+    #[error("unexpected ','")]
+    Comma,
+    #[error("'-' of a hyphen range needs a version on each side")]
+    LoneHyphen,
+    #[error("unknown operator {0:?}")]
+    Operator(String),
+    #[error("operator {0:?} has no version after it")]
+    NoVersion(String),
+    #[error("a hyphen range cannot start with an operator ({0:?})")]
+    HyphenOperator(String),
+    #[error("hyphen range \"{0} -\" has no upper bound")]
+    NoUpperBound(String),
+    #[error("{0:?} is not a version")]
+    NotVersion(String),
+    #[error("{0:?} has more than three version parts")]
+    TooManyParts(String),
+    #[error("{0:?}: a number cannot follow a wildcard")]
+    AfterWildcard(String),
+    #[error("{text:?}: {part} is too large")]
+    TooLarge { text: String, part: String },
+    #[error("{text:?} has an invalid pre-release: {reason}")]
+    Prerelease { text: String, reason: String },
+    #[error("{0:?} has an empty pre-release")]
+    EmptyPrerelease(String),
+    #[error("{0:?} has empty build metadata")]
+    EmptyBuild(String),
+    #[error("{text:?} has invalid build metadata: {reason}")]
+    Build { text: String, reason: String },
+}
+
+fn parse_group(text: &str) -> Result<Group, RangeError> {
     #[derive(PartialEq)]
     enum Tok<'a> {
         Word(&'a str),
@@ -255,7 +292,7 @@ fn parse_group(text: &str) -> Result<Group, String> {
         }
     }
     if toks.is_empty() {
-        return Err("an alternative of \"||\" is empty".into());
+        return Err(RangeError::EmptyAlternative);
     }
 
     let mut comparators = Vec::new();
@@ -269,12 +306,12 @@ fn parse_group(text: &str) -> Result<Group, String> {
                 i += 1;
                 continue;
             }
-            Tok::Comma => return Err("unexpected ','".into()),
+            Tok::Comma => return Err(RangeError::Comma),
             Tok::Word(w) => w,
         };
         i += 1;
         if word == "-" {
-            return Err("'-' of a hyphen range needs a version on each side".into());
+            return Err(RangeError::LoneHyphen);
         }
         let op_len = word
             .find(|c: char| !matches!(c, '=' | '!' | '<' | '>' | '~' | '^'))
@@ -289,7 +326,7 @@ fn parse_group(text: &str) -> Result<Group, String> {
             "<=" | "=<" => Op::Le,
             "~" | "~>" => Op::Tilde,
             "^" => Op::Caret,
-            other => return Err(format!("unknown operator {other:?}")),
+            other => return Err(RangeError::Operator(other.to_string())),
         };
         if version_text.is_empty() {
             // The operator stands alone: `>= 1.2`.
@@ -298,24 +335,18 @@ fn parse_group(text: &str) -> Result<Group, String> {
                     version_text = w;
                     i += 1;
                 }
-                _ => return Err(format!("operator {op_text:?} has no version after it")),
+                _ => return Err(RangeError::NoVersion(op_text.to_string())),
             }
         }
         let low = parse_partial(version_text)?;
 
         if toks.get(i) == Some(&Tok::Word("-")) {
             if !op_text.is_empty() {
-                return Err(format!(
-                    "a hyphen range cannot start with an operator ({word:?})"
-                ));
+                return Err(RangeError::HyphenOperator(word.to_string()));
             }
             let high_text = match toks.get(i + 1) {
                 Some(Tok::Word(w)) => *w,
-                _ => {
-                    return Err(format!(
-                        "hyphen range \"{version_text} -\" has no upper bound"
-                    ))
-                }
+                _ => return Err(RangeError::NoUpperBound(version_text.to_string())),
             };
             let high = parse_partial(high_text)?;
             i += 2;
@@ -361,33 +392,35 @@ impl Partial {
     }
 }
 
-fn parse_partial(text: &str) -> Result<Partial, String> {
+fn parse_partial(text: &str) -> Result<Partial, RangeError> {
+    let t = || text.to_string();
     let body = text.strip_prefix(['v', 'V']).unwrap_or(text);
     let core_end = body.find(['-', '+']).unwrap_or(body.len());
     let (core, suffix) = body.split_at(core_end);
     if core.is_empty() {
-        return Err(format!("{text:?} is not a version"));
+        return Err(RangeError::NotVersion(t()));
     }
     let mut parts = [None; 3];
     let mut given = 0;
     let mut wildcard = false;
     for (n, part) in core.split('.').enumerate() {
         if n == 3 {
-            return Err(format!("{text:?} has more than three version parts"));
+            return Err(RangeError::TooManyParts(t()));
         }
         if matches!(part, "x" | "X" | "*") {
             wildcard = true;
             continue;
         }
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("{text:?} is not a version"));
+            return Err(RangeError::NotVersion(t()));
         }
         if wildcard {
-            return Err(format!("{text:?}: a number cannot follow a wildcard"));
+            return Err(RangeError::AfterWildcard(t()));
         }
-        let value = part
-            .parse::<u64>()
-            .map_err(|_| format!("{text:?}: {part} is too large"))?;
+        let value = part.parse::<u64>().map_err(|_| RangeError::TooLarge {
+            text: t(),
+            part: part.to_string(),
+        })?;
         parts[n] = Some(value);
         given += 1;
     }
@@ -398,17 +431,21 @@ fn parse_partial(text: &str) -> Result<Partial, String> {
         },
         None => ("", suffix.strip_prefix('+')),
     };
-    let pre =
-        Prerelease::new(pre).map_err(|e| format!("{text:?} has an invalid pre-release: {e}"))?;
+    let pre = Prerelease::new(pre).map_err(|e| RangeError::Prerelease {
+        text: t(),
+        reason: e.to_string(),
+    })?;
     if let Some(build) = build {
         if build.is_empty() {
-            return Err(format!("{text:?} has empty build metadata"));
+            return Err(RangeError::EmptyBuild(t()));
         }
-        BuildMetadata::new(build)
-            .map_err(|e| format!("{text:?} has invalid build metadata: {e}"))?;
+        BuildMetadata::new(build).map_err(|e| RangeError::Build {
+            text: t(),
+            reason: e.to_string(),
+        })?;
     }
     if suffix.starts_with('-') && pre.is_empty() {
-        return Err(format!("{text:?} has an empty pre-release"));
+        return Err(RangeError::EmptyPrerelease(t()));
     }
     Ok(Partial { parts, given, pre })
 }

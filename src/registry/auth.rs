@@ -24,25 +24,7 @@ use crate::config::Credentials;
 pub use crate::env::Env;
 use crate::manifest::files::read_regular_file;
 
-/// A secret string: `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// What to present to a registry or its token service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::media::{config_platform, parse_manifest, Manifest};
+use super::media::{config_platform, parse_manifest, BadManifest, Manifest};
 use super::{RegistryError, TagSource};
 use crate::manifest::files::{read_regular_file, ReadError};
 
@@ -35,6 +35,70 @@ pub const MAX_LAYOUT_MARKER: u64 = 64 * 1024;
 pub const MAX_MANIFEST_BLOB: u64 = 4 * 1024 * 1024;
 /// The largest image config blob read: 4 MiB.
 pub const MAX_CONFIG_BLOB: u64 = 4 * 1024 * 1024;
+
+/// Why a layout did not give a repository's tags, or a tag's digest or platforms.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// A file of the layout could not be read (missing, too big, not a regular file, a
+    /// symlink leading out of the layout).
+    #[error("{0}")]
+    Read(#[source] ReadError),
+    #[error("{} is not an OCI image layout (no oci-layout file)", .0.display())]
+    NotLayout(PathBuf),
+    #[error("{}: not an OCI layout marker ({source}); expected {expected}", path.display())]
+    BadMarker {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+        expected: &'static str,
+    },
+    #[error("{}: not a valid OCI index: {source}", path.display())]
+    BadIndex {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no tag {tag} in {}", index.display())]
+    NoTag { tag: String, index: PathBuf },
+    #[error("{}: tag {tag}: its descriptor has no digest", index.display())]
+    NoDigest { tag: String, index: PathBuf },
+    #[error("{}: tag {tag}: {source}", index.display())]
+    TagDigest {
+        tag: String,
+        index: PathBuf,
+        #[source]
+        source: BadDigest,
+    },
+    /// A blob whose content does not hash to its digest.
+    #[error("{}: its content does not match its digest {digest} ({actual})", path.display())]
+    Mismatch {
+        path: PathBuf,
+        digest: String,
+        /// `alg:hex` of what the content hashes to.
+        actual: String,
+    },
+    #[error(transparent)]
+    Manifest(#[from] BadManifest),
+    /// An image manifest (at `blob`) whose config digest is not a digest.
+    #[error("{}: config: {source}", blob.display())]
+    ConfigDigest {
+        blob: PathBuf,
+        #[source]
+        source: BadDigest,
+    },
+    #[error(transparent)]
+    Digest(#[from] BadDigest),
+}
+
+/// A digest that is not `sha256:` and 64 lowercase hex digits, nor `sha512:` and 128.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "digest {digest:?} is not a digest: expected sha256: and 64 lowercase hex digits (or sha512: and 128)"
+)]
+pub struct BadDigest {
+    /// The text given, cut at 200 characters.
+    pub digest: String,
+}
 
 pub struct LayoutSource {
     host: String,
@@ -71,7 +135,7 @@ impl LayoutSource {
         }
     }
 
-    fn read(&self, repository: &str) -> Result<Vec<String>, String> {
+    fn read(&self, repository: &str) -> Result<Vec<String>, LayoutError> {
         let (_, index) = self.index(repository)?;
         let mut tags: Vec<String> = index
             .manifests
@@ -85,7 +149,7 @@ impl LayoutSource {
     }
 
     /// The digest `tag`'s descriptor names, checked to be a digest.
-    fn tag_digest(&self, repository: &str, tag: &str) -> Result<(PathBuf, String), String> {
+    fn tag_digest(&self, repository: &str, tag: &str) -> Result<(PathBuf, String), LayoutError> {
         let (dir, index) = self.index(repository)?;
         let index_path = dir.join("index.json");
         let found = index
@@ -96,15 +160,21 @@ impl LayoutSource {
                     .get(REF_NAME)
                     .is_some_and(|r| tag_of_ref_name(r) == tag)
             })
-            .ok_or_else(|| format!("no tag {tag} in {}", index_path.display()))?;
+            .ok_or_else(|| LayoutError::NoTag {
+                tag: tag.to_string(),
+                index: index_path.clone(),
+            })?;
         if found.digest.is_empty() {
-            return Err(format!(
-                "{}: tag {tag}: its descriptor has no digest",
-                index_path.display()
-            ));
+            return Err(LayoutError::NoDigest {
+                tag: tag.to_string(),
+                index: index_path,
+            });
         }
-        check_digest(&found.digest)
-            .map_err(|e| format!("{}: tag {tag}: {e}", index_path.display()))?;
+        check_digest(&found.digest).map_err(|source| LayoutError::TagDigest {
+            tag: tag.to_string(),
+            index: index_path.clone(),
+            source,
+        })?;
         Ok((dir, found.digest.clone()))
     }
 
@@ -116,35 +186,43 @@ impl LayoutSource {
         digest: &str,
         limit: u64,
         expected: &str,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, LayoutError> {
         let (alg, hex) = check_digest(digest)?;
         let path = blob_path(dir, alg, hex);
         let bytes = self
             .read_file(&path, limit, expected)
-            .map_err(|e| e.to_string())?;
+            .map_err(LayoutError::Read)?;
         let actual = match alg {
             "sha256" => hex_of(&sha2::Sha256::digest(&bytes)),
             _ => hex_of(&sha2::Sha512::digest(&bytes)),
         };
         if actual != hex {
-            return Err(format!(
-                "{}: its content does not match its digest {digest} ({alg}:{actual})",
-                path.display()
-            ));
+            return Err(LayoutError::Mismatch {
+                path,
+                digest: digest.to_string(),
+                actual: format!("{alg}:{actual}"),
+            });
         }
         Ok(bytes)
     }
 
-    fn platforms_of(&self, repository: &str, tag: &str) -> Result<Option<Vec<String>>, String> {
+    fn platforms_of(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<Vec<String>>, LayoutError> {
         let (dir, digest) = self.tag_digest(repository, tag)?;
         let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
         match parse_manifest(&manifest, None)? {
             Manifest::Index(p) => Ok(Some(p)),
             Manifest::Other => Ok(None),
             Manifest::Image { config_digest } => {
-                check_digest(&config_digest).map_err(|e| {
+                check_digest(&config_digest).map_err(|source| {
                     let (alg, hex) = check_digest(&digest).unwrap_or_default();
-                    format!("{}: config: {e}", blob_path(&dir, alg, hex).display())
+                    LayoutError::ConfigDigest {
+                        blob: blob_path(&dir, alg, hex),
+                        source,
+                    }
                 })?;
                 let config = self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")?;
                 Ok(config_platform(&config).map(|p| vec![p]))
@@ -152,7 +230,7 @@ impl LayoutSource {
         }
     }
 
-    fn index(&self, repository: &str) -> Result<(PathBuf, Index), String> {
+    fn index(&self, repository: &str) -> Result<(PathBuf, Index), LayoutError> {
         let dir = if repository.is_empty() {
             self.root.clone()
         } else {
@@ -163,25 +241,21 @@ impl LayoutSource {
         let bytes = match self.read_file(&marker, MAX_LAYOUT_MARKER, expected) {
             Ok(b) => b,
             Err(e) if e.io == Some(std::io::ErrorKind::NotFound) => {
-                return Err(format!(
-                    "{} is not an OCI image layout (no oci-layout file)",
-                    dir.display()
-                ))
+                return Err(LayoutError::NotLayout(dir))
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(LayoutError::Read(e)),
         };
-        serde_json::from_slice::<Marker>(&bytes).map_err(|e| {
-            format!(
-                "{}: not an OCI layout marker ({e}); expected {expected}",
-                marker.display()
-            )
+        serde_json::from_slice::<Marker>(&bytes).map_err(|source| LayoutError::BadMarker {
+            path: marker.clone(),
+            source,
+            expected,
         })?;
         let path = dir.join("index.json");
         let bytes = self
             .read_file(&path, MAX_INDEX_JSON, "an OCI image index (JSON)")
-            .map_err(|e| e.to_string())?;
+            .map_err(LayoutError::Read)?;
         let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a valid OCI index: {e}", path.display()))?;
+            .map_err(|source| LayoutError::BadIndex { path, source })?;
         Ok((dir, index))
     }
 
@@ -219,17 +293,16 @@ impl LayoutSource {
 /// The algorithm and hex of `digest` when it is `sha256:` and 64 lowercase hex digits or
 /// `sha512:` and 128: the only digests that become a path under `blobs/`. Anything else
 /// (`sha256:../../etc/passwd`, an empty or uppercase hex, another algorithm) is an error.
-pub fn check_digest(digest: &str) -> Result<(&str, &str), String> {
+pub fn check_digest(digest: &str) -> Result<(&str, &str), BadDigest> {
     let ok = |hex: &str, len: usize| {
         hex.len() == len && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
     };
     match digest.split_once(':') {
         Some((alg @ "sha256", hex)) if ok(hex, 64) => Ok((alg, hex)),
         Some((alg @ "sha512", hex)) if ok(hex, 128) => Ok((alg, hex)),
-        _ => Err(format!(
-            "digest {:?} is not a digest: expected sha256: and 64 lowercase hex digits (or sha512: and 128)",
-            digest.chars().take(200).collect::<String>()
-        )),
+        _ => Err(BadDigest {
+            digest: digest.chars().take(200).collect(),
+        }),
     }
 }
 
@@ -255,7 +328,10 @@ impl TagSource for LayoutSource {
         &'a self,
         repository: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
-        Box::pin(async move { self.read(repository).map_err(|m| self.error(repository, m)) })
+        Box::pin(async move {
+            self.read(repository)
+                .map_err(|e| self.error(repository, e.to_string()))
+        })
     }
 
     fn digest<'a>(
@@ -266,7 +342,7 @@ impl TagSource for LayoutSource {
         Box::pin(async move {
             self.tag_digest(repository, tag)
                 .map(|(_, d)| d)
-                .map_err(|m| self.error(repository, m))
+                .map_err(|e| self.error(repository, e.to_string()))
         })
     }
 
@@ -277,7 +353,7 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
         Box::pin(async move {
             self.platforms_of(repository, tag)
-                .map_err(|m| self.error(repository, m))
+                .map_err(|e| self.error(repository, e.to_string()))
         })
     }
 }
@@ -415,7 +491,7 @@ mod tests {
             "sha256:".into(),
             h64.clone(),
         ] {
-            let e = check_digest(&bad).unwrap_err();
+            let e = check_digest(&bad).unwrap_err().to_string();
             assert!(e.contains("is not a digest"), "{bad}: {e}");
         }
     }

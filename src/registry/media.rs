@@ -94,11 +94,15 @@ impl Platform {
     }
 }
 
+/// A manifest that does not read as JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("manifest is not valid JSON: {0}")]
+pub struct BadManifest(#[source] pub serde_json::Error);
+
 /// Read a manifest; `content_type` is the response's media type when known (the body's
 /// `mediaType` wins when present).
-pub fn parse_manifest(body: &[u8], content_type: Option<&str>) -> Result<Manifest, String> {
-    let raw: Raw =
-        serde_json::from_slice(body).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
+pub fn parse_manifest(body: &[u8], content_type: Option<&str>) -> Result<Manifest, BadManifest> {
+    let raw: Raw = serde_json::from_slice(body).map_err(BadManifest)?;
     let media = raw
         .media_type
         .as_deref()

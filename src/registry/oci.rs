@@ -24,9 +24,11 @@ use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use super::auth::{lookup, Env};
-use super::media::{config_platform, parse_manifest, sha256_digest, Manifest, ACCEPT_MANIFESTS};
-use super::token::Authorizer;
-use super::transport::{Options, Request, Response, Settings, Transport};
+use super::media::{
+    config_platform, parse_manifest, sha256_digest, BadManifest, Manifest, ACCEPT_MANIFESTS,
+};
+use super::token::{Authorizer, TokenError};
+use super::transport::{Options, Request, Response, Settings, Transport, TransportError};
 use super::{same_host, RegistryError, TagSource};
 use crate::config::RegistryConfig;
 
@@ -74,15 +76,74 @@ pub fn endpoint(host: &str, api: Option<&str>) -> (String, Option<&'static str>)
     (host.to_string(), None)
 }
 
+/// Why a registry's settings cannot be used; every request to it fails with this.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SetupError {
+    #[error("ca_file {0}")]
+    CaFile(#[source] crate::manifest::files::ReadError),
+    #[error("ca_file {}: not a PEM certificate bundle: {source}", path.display())]
+    CaNotPem {
+        path: std::path::PathBuf,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    #[error("ca_file {}: no PEM certificate in it", .0.display())]
+    CaEmpty(std::path::PathBuf),
+    #[error("registries[].requests_per_second must be a positive number, not {0}")]
+    Rate(f64),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Credentials named in the config or the environment that cannot be read.
+    #[error("{0}")]
+    Credentials(String),
+    #[error("credential lookup failed: {0}")]
+    Lookup(String),
+}
+
+/// Why a repository or tag of a registry could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Manifest(#[from] BadManifest),
+    /// A non-success answer, in words ([`OciSource::refusal`]).
+    #[error("{0}")]
+    Refused(String),
+    /// The image config blob `digest` could not be read.
+    #[error("config {digest}: {reason}")]
+    Config { digest: String, reason: String },
+    #[error(
+        "more than {0} tags (limits.tags_per_repository); stopped listing. \
+         Raise limits.tags_per_repository if this repository really holds that many"
+    )]
+    TooManyTags(usize),
+    #[error("tag list is not valid JSON: {0}")]
+    TagList(#[source] serde_json::Error),
+    #[error("the tag list's next-page Link {0:?} is not a URL")]
+    BadLink(String),
+    #[error(
+        "the tag list's next page is on another host ({to}), not {from}; refused: \
+         this registry's credentials are not sent there and its tags are not used"
+    )]
+    LinkElsewhere { to: String, from: String },
+    #[error("more than {MAX_PAGES} pages of tags; giving up on a listing that does not end")]
+    EndlessListing,
+}
+
 pub struct OciSource {
     /// The host as written in manifests, for messages and credentials.
     host: String,
     /// The host queried.
     endpoint: String,
-    transport: Result<Transport, String>,
+    transport: Result<Transport, SetupError>,
     credentials: Option<crate::config::Credentials>,
     env: Arc<Env>,
-    auth: OnceCell<Result<Authorizer, String>>,
+    auth: OnceCell<Result<Authorizer, SetupError>>,
 }
 
 impl OciSource {
@@ -113,28 +174,21 @@ impl OciSource {
                         MAX_CA_FILE,
                         "a PEM CA bundle",
                     )
-                    .map_err(|e| format!("ca_file {e}"))?;
+                    .map_err(SetupError::CaFile)?;
                     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                        format!(
-                            "ca_file {}: not a PEM certificate bundle: {e}",
-                            path.display()
-                        )
+                        SetupError::CaNotPem {
+                            path: path.clone(),
+                            source: Arc::new(e),
+                        }
                     })?;
                     if certs.is_empty() {
-                        return Err(format!(
-                            "ca_file {}: no PEM certificate in it",
-                            path.display()
-                        ));
+                        return Err(SetupError::CaEmpty(path));
                     }
                     certs
                 }
             };
             let rps = match cfg.and_then(|c| c.requests_per_second) {
-                Some(r) if !(r.is_finite() && r > 0.0) => {
-                    return Err(format!(
-                        "registries[].requests_per_second must be a positive number, not {r}"
-                    ))
-                }
+                Some(r) if !(r.is_finite() && r > 0.0) => return Err(SetupError::Rate(r)),
                 Some(r) => Some(r),
                 None => rps,
             };
@@ -149,6 +203,7 @@ impl OciSource {
                 },
                 options,
             )
+            .map_err(SetupError::from)
         })();
         OciSource {
             host: host.to_string(),
@@ -178,22 +233,25 @@ impl OciSource {
         }
     }
 
-    async fn authorizer(&self) -> Result<&Authorizer, String> {
+    async fn authorizer(&self) -> Result<&Authorizer, SetupError> {
         let init = || async {
             let host = self.host.clone();
             let endpoint = self.endpoint.clone();
             let creds = self.credentials.clone();
             let env = self.env.clone();
-            tokio::task::spawn_blocking(move || -> Result<Authorizer, String> {
-                let found = match lookup(&host, creds.as_ref(), &env)? {
-                    Some(f) => Some(f),
-                    None if !same_host(&host, &endpoint) => lookup(&endpoint, None, &env)?,
-                    None => None,
-                };
+            tokio::task::spawn_blocking(move || -> Result<Authorizer, SetupError> {
+                let found =
+                    match lookup(&host, creds.as_ref(), &env).map_err(SetupError::Credentials)? {
+                        Some(f) => Some(f),
+                        None if !same_host(&host, &endpoint) => {
+                            lookup(&endpoint, None, &env).map_err(SetupError::Credentials)?
+                        }
+                        None => None,
+                    };
                 Ok(Authorizer::new(found))
             })
             .await
-            .unwrap_or_else(|e| Err(format!("credential lookup failed: {e}")))
+            .unwrap_or_else(|e| Err(SetupError::Lookup(e.to_string())))
         };
         self.auth
             .get_or_init(init)
@@ -210,7 +268,7 @@ impl OciSource {
         target: &str,
         accept: &str,
         expect_json: bool,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, OciError> {
         let transport = self.transport.as_ref().map_err(Clone::clone)?;
         let auth = self.authorizer().await?;
         let scope = format!("repository:{repository}:pull");
@@ -236,7 +294,7 @@ impl OciSource {
     }
 
     /// What a non-success answer means, in words.
-    async fn refusal(&self, resp: &Response) -> String {
+    async fn refusal(&self, resp: &Response) -> OciError {
         let text = resp.error_text();
         let detail = if text.is_empty() {
             String::new()
@@ -244,7 +302,7 @@ impl OciSource {
             format!(": {text}")
         };
         let code = resp.status.as_u16();
-        match code {
+        OciError::Refused(match code {
             401 => match self.authorizer().await.ok().and_then(|a| a.source()) {
                 Some(src) => format!(
                     "authentication failed (HTTP 401): the registry refused the credentials from {src}{detail}"
@@ -257,10 +315,10 @@ impl OciSource {
             403 => format!("access denied (HTTP 403){detail}"),
             404 => format!("not found (HTTP 404){detail}"),
             _ => format!("the registry answered HTTP {}{detail}", resp.status),
-        }
+        })
     }
 
-    async fn tags(&self, repository: &str) -> Result<Vec<String>, String> {
+    async fn tags(&self, repository: &str) -> Result<Vec<String>, OciError> {
         let transport = self.transport.as_ref().map_err(Clone::clone)?;
         let limit = transport.tags_per_repository();
         let first = format!("/v2/{repository}/tags/list?n={PAGE}");
@@ -278,8 +336,8 @@ impl OciSource {
             // instead of being held whole as strings.
             let room = limit.saturating_sub(tags.len());
             let page = parse_tag_page(&resp.body, room).map_err(|e| match e {
-                PageError::TooMany => over_limit(limit),
-                PageError::Json(e) => format!("tag list is not valid JSON: {e}"),
+                PageError::TooMany => OciError::TooManyTags(limit),
+                PageError::Json(e) => OciError::TagList(e),
             })?;
             let n = page.len();
             let last = page.last().cloned();
@@ -290,22 +348,22 @@ impl OciSource {
             }
             target = match (self.next_link(&resp)?, last) {
                 (Some(next), _) => next,
-                (None, Some(last)) if n == PAGE => format!("{first}&last={last}"),
+                (None, Some(last)) if n == PAGE => {
+                    format!("{first}&last={}", crate::http::percent_encode(&last))
+                }
                 _ => return Ok(tags),
             };
             if tags.len() >= limit {
-                return Err(over_limit(limit));
+                return Err(OciError::TooManyTags(limit));
             }
         }
-        Err(format!(
-            "more than {MAX_PAGES} pages of tags; giving up on a listing that does not end"
-        ))
+        Err(OciError::EndlessListing)
     }
 
     /// The `rel="next"` target of a response's `Link` header, as a path below the endpoint.
     /// A link to another scheme, host or port is refused: credentials for this registry must
     /// not go there, and tags from there are not this repository's.
-    fn next_link(&self, resp: &Response) -> Result<Option<String>, String> {
+    fn next_link(&self, resp: &Response) -> Result<Option<String>, OciError> {
         let Some(raw) = resp
             .headers
             .get_all("link")
@@ -321,12 +379,7 @@ impl OciSource {
         else {
             return Ok(None);
         };
-        let unreadable = || {
-            format!(
-                "the tag list's next-page Link {:?} is not a URL",
-                raw.trim()
-            )
-        };
+        let unreadable = || OciError::BadLink(raw.trim().to_string());
         let url = raw.split(';').next().unwrap_or("").trim();
         let url = url
             .strip_prefix('<')
@@ -334,12 +387,10 @@ impl OciSource {
             .ok_or_else(unreadable)?;
         let resolved: Url = resp.url.join(url).map_err(|_| unreadable())?;
         if !crate::http::same_origin(&resolved, &resp.url) {
-            return Err(format!(
-                "the tag list's next page is on another host ({}), not {}; refused: \
-                 this registry's credentials are not sent there and its tags are not used",
-                crate::http::display_url(&resolved),
-                crate::http::display_url(&resp.url),
-            ));
+            return Err(OciError::LinkElsewhere {
+                to: crate::http::display_url(&resolved),
+                from: crate::http::display_url(&resp.url),
+            });
         }
         Ok(Some(match resolved.query() {
             Some(q) => format!("{}?{q}", resolved.path()),
@@ -347,7 +398,7 @@ impl OciSource {
         }))
     }
 
-    async fn manifest_digest(&self, repository: &str, tag: &str) -> Result<String, String> {
+    async fn manifest_digest(&self, repository: &str, tag: &str) -> Result<String, OciError> {
         let target = format!("/v2/{repository}/manifests/{tag}");
         let head = self
             .send(repository, Method::HEAD, &target, ACCEPT_MANIFESTS, false)
@@ -375,7 +426,7 @@ impl OciSource {
         &self,
         repository: &str,
         tag: &str,
-    ) -> Result<Option<Vec<String>>, String> {
+    ) -> Result<Option<Vec<String>>, OciError> {
         let target = format!("/v2/{repository}/manifests/{tag}");
         let resp = self
             .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
@@ -392,22 +443,15 @@ impl OciSource {
                     .send(repository, Method::GET, &target, "*/*", true)
                     .await?;
                 if !resp.status.is_success() {
-                    return Err(format!(
-                        "config {config_digest}: {}",
-                        self.refusal(&resp).await
-                    ));
+                    return Err(OciError::Config {
+                        reason: self.refusal(&resp).await.to_string(),
+                        digest: config_digest,
+                    });
                 }
                 Ok(config_platform(&resp.body).map(|p| vec![p]))
             }
         }
     }
-}
-
-fn over_limit(limit: usize) -> String {
-    format!(
-        "more than {limit} tags (limits.tags_per_repository); stopped listing. \
-         Raise limits.tags_per_repository if this repository really holds that many"
-    )
 }
 
 /// Why a tag page was not read.
@@ -505,7 +549,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.tags(repository)
                 .await
-                .map_err(|m| self.error(repository, m))
+                .map_err(|e| self.error(repository, e.to_string()))
         })
     }
 
@@ -517,7 +561,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.manifest_digest(repository, tag)
                 .await
-                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+                .map_err(|e| self.error(repository, format!("tag {tag}: {e}")))
         })
     }
 
@@ -529,7 +573,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.manifest_platforms(repository, tag)
                 .await
-                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+                .map_err(|e| self.error(repository, format!("tag {tag}: {e}")))
         })
     }
 }

@@ -14,8 +14,9 @@ use base64::Engine as _;
 use reqwest::{Method, Url};
 use tokio::time::Instant;
 
-use super::auth::{Credential, Found, Secret};
-use super::transport::{Request, Response, Transport};
+use super::auth::{Credential, Found};
+use super::transport::{Request, Response, Transport, TransportError};
+use crate::secret::Secret;
 
 /// What a registry asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,53 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     }
 }
 
+/// Why no token was had from the registry's token service.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the registry's token realm {realm:?} is not a URL: {source}")]
+    RealmNotUrl {
+        realm: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// The request to the token service failed.
+    #[error("token service {host}: {source}")]
+    Request {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+    /// 401 or 403 with credentials from `from`.
+    #[error(
+        "authentication failed (HTTP {status}): the token service {realm} refused the credentials from {from}"
+    )]
+    Refused {
+        status: u16,
+        realm: String,
+        from: String,
+    },
+    /// 401 or 403 without credentials.
+    #[error(
+        "authentication required (HTTP {status}): the token service {realm} refused anonymous access; configure credentials"
+    )]
+    Anonymous { status: u16, realm: String },
+    /// Another non-success answer; `text` is what it said ([`Response::error_text`]).
+    #[error("token service {realm} answered HTTP {status}: {text}")]
+    Status {
+        realm: String,
+        status: reqwest::StatusCode,
+        text: String,
+    },
+    #[error("token service {realm}: unreadable answer: {source}")]
+    Unreadable {
+        realm: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("token service {realm}: the answer holds no token")]
+    NoToken { realm: String },
+}
+
 struct Token {
     value: Secret,
     expires: Instant,
@@ -157,7 +205,7 @@ impl Authorizer {
         &self,
         transport: &Transport,
         scope: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, TokenError> {
         let challenge = self.challenge.lock().expect("poisoned").clone();
         match challenge {
             None => Ok(None),
@@ -223,11 +271,13 @@ impl Authorizer {
         realm: &str,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<Token, String> {
+    ) -> Result<Token, TokenError> {
         self.fetched
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut url = Url::parse(realm)
-            .map_err(|e| format!("the registry's token realm {realm:?} is not a URL: {e}"))?;
+        let mut url = Url::parse(realm).map_err(|source| TokenError::RealmNotUrl {
+            realm: realm.to_string(),
+            source,
+        })?;
         let req = match self.found.as_ref().map(|f| &f.credential) {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -263,32 +313,34 @@ impl Authorizer {
         if let Some(h) = self.basic_header() {
             request = request.header("authorization", &h);
         }
-        let resp = transport.execute(&request).await.map_err(|e| {
-            let host = Url::parse(realm)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
-            format!("token service {host}: {e}")
-        })?;
+        let resp = transport
+            .execute(&request)
+            .await
+            .map_err(|source| TokenError::Request {
+                host: url.host_str().unwrap_or_default().to_string(),
+                source,
+            })?;
         let realm_short = format!("{}{}", resp.url.host_str().unwrap_or(""), resp.url.path());
         if resp.status == 401 || resp.status == 403 {
+            let status = resp.status.as_u16();
             return Err(match self.source() {
-                Some(src) => format!(
-                    "authentication failed (HTTP {}): the token service {realm_short} refused the credentials from {src}",
-                    resp.status.as_u16()
-                ),
-                None => format!(
-                    "authentication required (HTTP {}): the token service {realm_short} refused anonymous access; configure credentials",
-                    resp.status.as_u16()
-                ),
+                Some(src) => TokenError::Refused {
+                    status,
+                    realm: realm_short,
+                    from: src.to_string(),
+                },
+                None => TokenError::Anonymous {
+                    status,
+                    realm: realm_short,
+                },
             });
         }
         if !resp.status.is_success() {
-            return Err(format!(
-                "token service {realm_short} answered HTTP {}: {}",
-                resp.status,
-                resp.error_text()
-            ));
+            return Err(TokenError::Status {
+                realm: realm_short,
+                status: resp.status,
+                text: resp.error_text(),
+            });
         }
         #[derive(serde::Deserialize)]
         struct Answer {
@@ -299,14 +351,17 @@ impl Authorizer {
             #[serde(default)]
             expires_in: Option<u64>,
         }
-        let a: Answer = serde_json::from_slice(&resp.body)
-            .map_err(|e| format!("token service {realm_short}: unreadable answer: {e}"))?;
+        let a: Answer =
+            serde_json::from_slice(&resp.body).map_err(|source| TokenError::Unreadable {
+                realm: realm_short.clone(),
+                source,
+            })?;
         let value = a
             .token
             .filter(|t| !t.is_empty())
             .or(a.access_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| format!("token service {realm_short}: the answer holds no token"))?;
+            .ok_or(TokenError::NoToken { realm: realm_short })?;
         // The spec's default lifetime is 60 s; renew a little early.
         let life = a.expires_in.unwrap_or(60).max(1);
         let keep = Duration::from_secs(life.saturating_sub((life / 10).max(1)).max(1));

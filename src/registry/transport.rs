@@ -15,6 +15,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::http::{read_body, BodyError};
+use crate::secret::Secret;
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
@@ -51,9 +52,10 @@ pub struct Response {
     pub secrets: Secrets,
 }
 
-/// The secret parts of a request, longest first, with the encodings an echo may use.
+/// The secret parts of a request; each is blanked out in every shape an echo may give it
+/// ([`Secret::scrub`]).
 #[derive(Debug, Clone, Default)]
-pub struct Secrets(Vec<String>);
+pub struct Secrets(Vec<Secret>);
 
 impl Secrets {
     /// The `Authorization` value, its credential (a bearer token, or Basic's base64 and the
@@ -92,87 +94,15 @@ impl Secrets {
         }
         // Short values (a user `git`, say) would blank out ordinary words; they are no secret.
         out.retain(|s| s.len() >= 6);
-        // The shapes an echo may give them: percent-encoded (upper- or lower-case hex, a space
-        // as `%20` or a form's `+`), and decoded once (a password holding `%2F` comes back
-        // as `/`).
-        let variants: Vec<String> = out
-            .iter()
-            .flat_map(|s| {
-                let upper = percent_encode(s);
-                let lower = lower_hex(&upper);
-                let form = upper.replace("%20", "+");
-                let decoded = percent_decode(s);
-                [upper, lower, form, decoded]
-            })
-            .collect();
-        out.extend(variants);
-        out.retain(|s| s.len() >= 6);
-        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.sort();
         out.dedup();
-        Secrets(out)
+        Secrets(out.into_iter().map(Secret::new).collect())
     }
 
     /// `text` with every secret replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
-        let mut t = text.to_string();
-        for s in &self.0 {
-            if t.contains(s.as_str()) {
-                t = t.replace(s.as_str(), "***");
-            }
-        }
-        t
+        crate::secret::scrub_all(&self.0, text)
     }
-}
-
-/// Percent-encode what a URL query would: everything but unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `%2F` -> `%2f` in every escape.
-fn lower_hex(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut left = 0;
-    for c in s.chars() {
-        if c == '%' {
-            left = 2;
-            out.push(c);
-        } else if left > 0 {
-            left -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `%XX` escapes decoded once; anything that is no valid escape or UTF-8 is kept as it is.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 impl Response {
@@ -183,38 +113,7 @@ impl Response {
     /// The registry's error text: the `errors` envelope's codes and messages, else the body;
     /// whatever the request carried in secret is blanked out.
     pub fn error_text(&self) -> String {
-        self.secrets.scrub(&self.raw_error_text())
-    }
-
-    fn raw_error_text(&self) -> String {
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            errors: Vec<Item>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Item {
-            #[serde(default)]
-            code: String,
-            #[serde(default)]
-            message: String,
-        }
-        if let Ok(env) = serde_json::from_slice::<Envelope>(&self.body) {
-            let parts: Vec<String> = env
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.code, e.message))
-                .collect();
-            if !parts.is_empty() {
-                return parts.join("; ");
-            }
-        }
-        let text = String::from_utf8_lossy(&self.body);
-        let text = text.trim();
-        let mut short: String = text.chars().take(300).collect();
-        if short.len() < text.len() {
-            short.push('…');
-        }
-        short
+        self.secrets.scrub(&crate::http::error_text(&self.body))
     }
 }
 
@@ -304,6 +203,33 @@ pub struct Settings {
     pub requests_per_second: Option<f64>,
 }
 
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The HTTP client could not be built (TLS settings, say).
+    #[error("cannot set up HTTP: {}", chain(.0))]
+    Setup(#[source] Arc<reqwest::Error>),
+    /// The request failed in a way no retry mends: TLS refused, an answer over the size
+    /// limit, a redirect refused, the run's deadline passed.
+    #[error("{0}")]
+    Fatal(String),
+    /// A retryable answer whose `Retry-After` is longer than this run waits.
+    #[error(
+        "{what}; the registry asks to retry after {after_secs}s, longer than the {max_secs}s this run waits"
+    )]
+    RetryAfterTooLong {
+        what: String,
+        after_secs: u64,
+        max_secs: u64,
+    },
+    /// Every attempt failed; `last` says how the last one did.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp { last: String, attempts: u32 },
+    /// The run's deadline leaves no time for another attempt.
+    #[error("{last} (the run's registry deadline leaves no time for attempt {next})")]
+    OutOfTime { last: String, next: u32 },
+}
+
 enum Failure {
     /// Worth another attempt.
     Transient(String),
@@ -312,7 +238,7 @@ enum Failure {
 }
 
 impl Transport {
-    pub fn new(s: Settings, options: Arc<Options>) -> Result<Transport, String> {
+    pub fn new(s: Settings, options: Arc<Options>) -> Result<Transport, TransportError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("image-updater/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
@@ -323,7 +249,7 @@ impl Transport {
         }
         let client = builder
             .build()
-            .map_err(|e| format!("cannot set up HTTP: {}", chain(&e)))?;
+            .map_err(|e| TransportError::Setup(Arc::new(e)))?;
         let interval = s
             .requests_per_second
             .filter(|r| r.is_finite() && *r > 0.0)
@@ -359,7 +285,7 @@ impl Transport {
 
     /// Send `req`, retrying as the module doc says. A non-retryable status (401, 404, …)
     /// is an `Ok` response; the caller decides what it means.
-    pub async fn execute(&self, req: &Request<'_>) -> Result<Response, String> {
+    pub async fn execute(&self, req: &Request<'_>) -> Result<Response, TransportError> {
         let o = &self.options;
         let mut attempt = 0u32;
         loop {
@@ -377,11 +303,11 @@ impl Transport {
                     );
                     match retry_after(&resp.headers) {
                         Some(after) if after > o.max_retry_after => {
-                            return Err(format!(
-                                "{what}; the registry asks to retry after {}s, longer than the {}s this run waits",
-                                after.as_secs(),
-                                o.max_retry_after.as_secs()
-                            ));
+                            return Err(TransportError::RetryAfterTooLong {
+                                what,
+                                after_secs: after.as_secs(),
+                                max_secs: o.max_retry_after.as_secs(),
+                            });
                         }
                         Some(after) => (after, what, "Retry-After"),
                         None => (self.backoff(attempt), what, "backoff"),
@@ -393,17 +319,20 @@ impl Transport {
                     }
                     return Ok(resp);
                 }
-                Err(Failure::Fatal(m)) => return Err(m),
+                Err(Failure::Fatal(m)) => return Err(TransportError::Fatal(m)),
                 Err(Failure::Transient(m)) => (self.backoff(attempt), m, "backoff"),
             };
             if attempt >= o.max_attempts {
-                return Err(format!("{last} (gave up after {attempt} attempts)"));
+                return Err(TransportError::GaveUp {
+                    last,
+                    attempts: attempt,
+                });
             }
             if Instant::now() + wait >= o.deadline {
-                return Err(format!(
-                    "{last} (the run's registry deadline leaves no time for attempt {})",
-                    attempt + 1
-                ));
+                return Err(TransportError::OutOfTime {
+                    last,
+                    next: attempt + 1,
+                });
             }
             let url = self.shown(req.target);
             crate::observe::Counters::add(&crate::observe::COUNTERS.registry_retries, 1);
@@ -704,25 +633,31 @@ mod tests {
         );
     }
 
-    /// Passwords that look like URL syntax are blanked out in every shape an echo may take:
-    /// raw, percent-encoded (either case, a space as `+`), and decoded once.
+    /// Passwords that look like URL syntax, sent in a Basic header, are blanked out in every
+    /// shape an echo may take: raw, percent-encoded (either case, a space as `+`), decoded.
     #[test]
     fn url_shaped_passwords_are_scrubbed_in_every_encoding() {
         use base64::Engine;
-        for pass in ["pa/ss-word@1", "pass%2Fword-2", "p@ss word/3"] {
+        let cases = [
+            (
+                "pa/ss-word@1",
+                ["pa%2Fss-word%401", "pa%2fss-word%401", "pa/ss-word@1"],
+            ),
+            (
+                "pass%2Fword-2",
+                ["pass%252Fword-2", "pass%2Fword-2", "pass/word-2"],
+            ),
+            (
+                "p@ss word/3",
+                ["p%40ss%20word%2F3", "p%40ss+word%2F3", "p%40ss%20word%2f3"],
+            ),
+        ];
+        for (pass, shapes) in cases {
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("someuser:{pass}"));
             let req = Request::get("/v2/").header("Authorization", &format!("Basic {basic}"));
             let secrets = Secrets::of(&req);
-            let upper = percent_encode(pass);
-            let echoes = [
-                pass.to_string(),
-                upper.clone(),
-                lower_hex(&upper),
-                upper.replace("%20", "+"),
-                percent_decode(pass),
-            ];
-            for echo in echoes {
+            for echo in std::iter::once(pass).chain(shapes) {
                 let text = secrets.scrub(&format!("denied: password={echo};"));
                 assert_eq!(text, "denied: password=***;", "{pass} as {echo}");
             }
