@@ -44,6 +44,8 @@ pub(crate) struct Discovery {
     pub governors: Vec<Watched>,
     /// Files and marker problems left alone, with why.
     pub skipped: Vec<Skipped>,
+    /// Issue 16: the repo's Flux automations and policy scopes (crate::flux_repo).
+    pub flux: crate::flux_repo::FluxObjects,
 }
 
 pub(crate) struct Sites {
@@ -116,12 +118,18 @@ pub(crate) fn discover(
     }
 
     let mut governors = watched.to_vec();
+    // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
+    let mut flux = crate::flux_repo::FluxObjects::collect(root, &files.files);
     {
         let mut policies: Vec<FluxPolicy> = flux_policies.iter().map(|(_, p)| p.clone()).collect();
         manifest::flux::join(&mut policies, &flux_repositories);
         for ((file, _), p) in flux_policies.iter().zip(policies) {
             match flux_governor(&p) {
-                Ok(w) => governors.push(w),
+                Ok(w) => {
+                    // Issue 16 (flux_repo): where each Flux governor is declared.
+                    flux.note_governor(governors.len(), file, p.line, p.namespace.as_deref());
+                    governors.push(w)
+                }
                 Err(why) => skipped.push(Skipped {
                     kind: SkipKind::Policy,
                     ..file_skip(file, p.line, why)
@@ -142,11 +150,15 @@ pub(crate) fn discover(
             }
         }
     }
+    // Issue 16 (flux_repo): each marker's ImagePolicy as the cluster sees it, and the
+    // automation's update.path and suspend.
+    flux.scope(&mut occurrences, |f| sources[f].rel.clone(), &governors);
     Discovery {
         sources,
         occurrences,
         governors,
         skipped,
+        flux,
     }
 }
 

@@ -14,6 +14,8 @@ pub mod config;
 mod deliver;
 mod discover;
 pub mod escape;
+mod flux_repo; // issue 16: Flux objects' scope and delivery settings
+mod flux_template; // issue 16: Flux messageTemplate (Go text/template subset)
 pub mod forge;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -201,6 +203,9 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
         config.delivery.mode = mode;
     }
     let watched = config.watched(&config_file)?;
+    // Issue 16 (flux_repo): ImageRepository.spec.insecure hosts the config does not set.
+    let flux_hosts = flux_repo::insecure_registries(root, &config);
+    config.registries.extend(flux_hosts);
     let registries = Registries::new(&config.registries, &config.limits, root);
     let ctx = Ctx {
         req,
@@ -484,18 +489,50 @@ fn deliver_commit(
         .map(|(rel, (_, new_text))| (rel, new_text.clone().into_bytes()))
         .collect();
     let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
-    if !wt.holds_files(parent, &contents) {
-        let c = &ctx.config.delivery.commit;
-        let message = commit_message(
+    // Issue 16 (flux_repo): an ImageUpdateAutomation's push branch, author and message.
+    let flux = match flux_repo::commit_plan(&pass.found, &pass.planned, branch, &ctx.config_file) {
+        Ok(plan) => plan.unwrap_or(flux_repo::CommitPlan {
+            automation: String::new(),
+            push_to: None,
+            author: None,
+            message: None,
+        }),
+        Err(e) => {
+            pass.report.updates.clear();
+            pass.report.errors.push(error_entry(None, e));
+            return Ok(());
+        }
+    };
+    let c = &ctx.config.delivery.commit;
+    let author = flux
+        .author
+        .clone()
+        .unwrap_or_else(|| (c.author.name.clone(), c.author.email.clone()));
+    let message = flux.message.clone().unwrap_or_else(|| {
+        commit_message(
             &c.message,
             &pass.report.updates,
             c.signoff.then_some(&c.author),
+        )
+    });
+    if let Some(to) = &flux.push_to {
+        let author = (author.0.as_str(), author.1.as_str());
+        return flux_repo::commit_to_push_branch(
+            wt,
+            parent,
+            &contents,
+            author,
+            &message,
+            to,
+            &mut pass.report,
         );
+    }
+    if !wt.holds_files(parent, &contents) {
         let oid = wt.commit_to_ref(
             parent,
             PENDING_REF,
             &contents,
-            (&c.author.name, &c.author.email),
+            (&author.0, &author.1),
             &message,
         )?;
         let pushed = wt.push_ref(PENDING_REF, branch, false);
@@ -582,6 +619,14 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     );
     let mut report = Report::new();
     report.skipped = found.skipped.clone();
+    // Issue 16 (flux_repo): automations that cannot be honoured, ambiguous ImagePolicies.
+    report.errors.extend(
+        found
+            .flux
+            .errors
+            .iter()
+            .map(|(i, m)| error_entry(i.clone(), m.clone())),
+    );
     if ctx.req.command != Command::Scan {
         // References left alone are reported as skipped, with the reason.
         for o in &found.occurrences {
@@ -884,7 +929,7 @@ type RepoTag = (String, String);
 #[derive(Default)]
 struct Lookups {
     /// Each policy's best tag: its repository's list is ranked once, not once a reference.
-    best: HashMap<(bool, Option<String>, String), Option<String>>,
+    best: HashMap<Option<usize>, Option<String>>,
     /// Tags ranked, over every policy ranked (for the `select` line at `-v`).
     ranked: usize,
     digests: HashMap<RepoTag, Result<String, String>>,
@@ -964,7 +1009,8 @@ async fn select(
     let mut narrowed = Vec::new();
     let candidates: &[String] = if g.platforms.is_empty() {
         // Only the best tag matters to `update_from`: rank the list once per policy.
-        let key = (g.flux, g.namespace.clone(), g.name.clone());
+        // By governor: two Flux ImagePolicies may share NS:NAME (issue 16, cluster trees).
+        let key = occ.governor;
         let ranked = &mut lookups.ranked;
         let best = lookups.best.entry(key).or_insert_with(|| {
             *ranked += tags.len();
@@ -1057,6 +1103,8 @@ fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
                 digest: o.image.digest.clone(),
                 policy: o.governor.map(|p| d.governors[p].name.clone()),
                 reason: o.reason.clone(),
+                // Issue 16 (flux_repo): the ImageUpdateAutomation holding the file.
+                automation: d.flux.automation_name(&d.sources[o.file].rel),
             })
             .collect(),
         skipped,

@@ -18,6 +18,7 @@ pub mod dockerfile;
 pub mod edit;
 pub mod files;
 pub mod flux;
+pub mod flux_automation; // issue 16: Flux ImageUpdateAutomation objects
 pub mod helm;
 pub mod image_volume;
 pub mod k8s;
