@@ -368,7 +368,9 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
         FluxPolicyKind::Alphabetical(o) => PolicyKind::Alphabetical(order(*o)),
         FluxPolicyKind::Numerical(o) => PolicyKind::Numerical(order(*o)),
     };
-    let mut policy = Policy::new(kind, &[], false).map_err(|e| format!("{who}: {e}"))?;
+    // Issue 16: Flux sets a marked field to the policy's latest tag, even a lower one (its
+    // documented revert when a range is narrowed): downgrades are allowed for Flux policies.
+    let mut policy = Policy::new(kind, &[], true).map_err(|e| format!("{who}: {e}"))?;
     if let Some(pattern) = &p.filter_pattern {
         policy = policy
             .with_filter(pattern, p.filter_extract.as_deref())

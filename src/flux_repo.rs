@@ -637,6 +637,39 @@ pub(crate) fn commit_to_push_branch(
     Ok(())
 }
 
+/// The note of an update a Flux ImagePolicy makes from `current` to a lower version
+/// `target`: Flux's documented revert (the range was narrowed below the current tag, or the
+/// tag is gone), named as a downgrade with its reason. `None` when it is not one.
+pub(crate) fn revert_note(flux: bool, current: Option<&str>, target: &str) -> Option<String> {
+    let current = current?;
+    (flux && lower_version(target, current)).then(|| {
+        format!(
+            "downgrade: the Flux ImagePolicy no longer selects {current}, and Flux reverts to \
+             its latest tag {target}"
+        )
+    })
+}
+
+/// Whether `a`'s leading version numbers (after an optional `v`) rank below `b`'s.
+fn lower_version(a: &str, b: &str) -> bool {
+    let numbers = |t: &str| -> Option<Vec<u64>> {
+        let t = t.strip_prefix(['v', 'V']).unwrap_or(t);
+        let end = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let parts: Option<Vec<u64>> = t[..end]
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect();
+        parts.filter(|p| !p.is_empty())
+    };
+    match (numbers(a), numbers(b)) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
+    }
+}
+
 fn same_git_settings(a: &Automation, b: &Automation) -> bool {
     a.checkout_branch == b.checkout_branch
         && a.push_branch == b.push_branch
@@ -865,6 +898,20 @@ mod tests {
             "{why}"
         );
         assert!(objs.delivery(&["dev/x.yaml"], none).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_revert_to_a_lower_version_is_named_a_downgrade_only_for_flux() {
+        let note = revert_note(true, Some("2.0.0"), "1.0.1").unwrap();
+        assert!(
+            note.starts_with("downgrade:") && note.contains("2.0.0"),
+            "{note}"
+        );
+        assert_eq!(revert_note(false, Some("2.0.0"), "1.0.1"), None);
+        assert_eq!(revert_note(true, Some("latest"), "1.0.1"), None);
+        assert_eq!(revert_note(true, Some("1.0.0"), "1.0.1"), None);
+        assert_eq!(revert_note(true, None, "1.0.1"), None);
+        assert!(revert_note(true, Some("v1.10.0"), "v1.9.3").is_some());
     }
 
     #[test]

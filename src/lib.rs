@@ -1077,12 +1077,16 @@ async fn select(
                 .or(occ.image.digest.as_deref())
                 .unwrap_or_default()
                 .to_string(),
-            to: target,
+            to: target.clone(),
             digest,
             note: match change.map(|c| c.reason) {
                 None => Some("the tag now points at another digest".into()),
                 Some(policy::ChangeReason::Newer) => None,
-                Some(other) => Some(other.to_string()),
+                // Issue 16 (flux_repo): a Flux policy's revert is named as a downgrade.
+                Some(other) => Some(
+                    flux_repo::revert_note(g.flux, current, &target)
+                        .unwrap_or_else(|| other.to_string()),
+                ),
             },
         },
     )))

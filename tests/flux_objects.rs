@@ -345,3 +345,42 @@ fn two_copies_of_a_policy_with_no_rule_to_choose_are_an_error_naming_both_files(
         "{errors}"
     );
 }
+
+#[test]
+fn narrowing_a_flux_range_below_the_current_tag_reverts_as_flux_does() {
+    let registry = Registry::start();
+    registry.push_image("stefanprodan/podinfo", &["1.0.0", "1.0.1", "2.0.0"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = remote(tmp.path(), "multi-cluster", &registry.addr);
+    let work = clone(bare.to_str().unwrap(), &tmp.path().join("work"));
+    // prod runs 2.0.0, and its policy is "~1.0": Flux moves it back to 1.0.1.
+    let file = work.join("clusters/prod/apps/podinfo-deployment.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("podinfo:1.0.0 #", "podinfo:2.0.0 #")).unwrap();
+    git(&work, &["commit", "--quiet", "-am", "prod on 2.0.0"]);
+    git(&work, &["push", "--quiet", "origin", "main"]);
+
+    let o = cli(&["plan", work.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = json(&o);
+    let prod: Vec<&serde_json::Value> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["file"] == "clusters/prod/apps/podinfo-deployment.yaml")
+        .collect();
+    assert_eq!(prod.len(), 1, "{report}");
+    assert_eq!(
+        (prod[0]["from"].as_str(), prod[0]["to"].as_str()),
+        (Some("2.0.0"), Some("1.0.1"))
+    );
+    let note = prod[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("downgrade") && note.contains("reverts"),
+        "{note}"
+    );
+
+    let o = run_in(&work, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(tree(&work), expected("multi-cluster", &registry.addr));
+}
