@@ -123,7 +123,7 @@ pub(crate) fn discover(
     {
         let mut policies: Vec<FluxPolicy> = flux_policies.iter().map(|(_, p)| p.clone()).collect();
         manifest::flux::join(&mut policies, &flux_repositories);
-        for ((file, _), p) in flux_policies.iter().zip(policies) {
+        for ((file, _), p) in flux_policies.iter().zip(policies.clone()) {
             match flux_governor(&p) {
                 Ok(w) => {
                     // Issue 16 (flux_repo): where each Flux governor is declared.
@@ -136,6 +136,13 @@ pub(crate) fn discover(
                 }),
             }
         }
+        // Issue 16 (flux_repo, kustomize_patch): ImagePolicies as the overlays patch them.
+        let declared: Vec<(String, FluxPolicy)> = flux_policies
+            .iter()
+            .map(|(f, _)| f.clone())
+            .zip(policies)
+            .collect();
+        flux.add_overlay_policies(root, &files.files, &declared, &mut governors, flux_governor);
     }
 
     // Each governor's repository name, formatted once rather than once per reference.

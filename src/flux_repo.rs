@@ -9,13 +9,14 @@
 //! scoping of same-named policies still applies. Where no rule picks one policy, the reference
 //! is left alone and the run fails with an error naming both files: never a silent guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{RegistryConfig, Watched};
 use crate::manifest::flux_automation::{self, within, Automation};
+use crate::manifest::kustomize_patch::{self, Kustomization, Tree};
 use crate::manifest::scan::{self, Node};
-use crate::manifest::{self, flux::GROUP};
+use crate::manifest::{self, flux::GROUP, FluxPolicy};
 
 /// An automation and the file declaring it.
 #[derive(Debug, Clone)]
@@ -49,8 +50,26 @@ pub(crate) struct FluxObjects {
     governor_files: BTreeMap<usize, (String, usize)>,
     /// Each Flux governor's namespace, when its file says.
     governor_namespaces: BTreeMap<usize, String>,
+    /// Flux governors (by index) that an overlay's patch makes unusable, and why.
+    refused: BTreeMap<usize, String>,
     /// Errors for the run's report: `(image, message)`.
     pub errors: Vec<(Option<String>, String)>,
+}
+
+/// The repo's kustomizations, by directory, and a reader of its files.
+struct RepoTree<'a> {
+    root: &'a Path,
+    by_dir: BTreeMap<String, Kustomization>,
+}
+
+impl Tree for RepoTree<'_> {
+    fn kustomization(&self, dir: &str) -> Option<&Kustomization> {
+        self.by_dir.get(dir)
+    }
+
+    fn text(&self, file: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.join(file)).ok()
+    }
 }
 
 /// The git settings an automation commits with.
@@ -139,6 +158,88 @@ impl FluxObjects {
         self.governor_files.insert(index, (file.to_string(), line));
         if let Some(ns) = namespace {
             self.governor_namespaces.insert(index, ns.to_string());
+        }
+    }
+
+    /// Add, for each kustomization that renders a repo ImagePolicy some overlay patches, that
+    /// policy as the kustomization renders it: a governor declared at the kustomization's file
+    /// (so it governs the overlay's tree). `policies` are the repo's ImagePolicies (joined
+    /// with their repositories) and the files declaring them; `governor` turns one into a
+    /// governor. A policy a patch cannot be applied to is still added, refused: a marker it
+    /// governs is left alone with the patch's file and line, and the run fails.
+    pub(crate) fn add_overlay_policies(
+        &mut self,
+        root: &Path,
+        files: &[PathBuf],
+        policies: &[(String, FluxPolicy)],
+        governors: &mut Vec<Watched>,
+        governor: impl Fn(&FluxPolicy) -> Result<Watched, String>,
+    ) {
+        if policies.is_empty() {
+            return;
+        }
+        let mut tree = RepoTree {
+            root,
+            by_dir: BTreeMap::new(),
+        };
+        for rel in files {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if !kustomize_patch::is_kustomization_file(&rel) {
+                continue;
+            }
+            let Some(text) = tree.text(&rel) else {
+                continue;
+            };
+            let Ok(docs) = scan::parse_documents(&text) else {
+                continue;
+            };
+            if let Some(node) = docs.first().and_then(|d| d.root.as_ref()) {
+                let k = Kustomization::read(&rel, node);
+                tree.by_dir.entry(k.dir.clone()).or_insert(k);
+            }
+        }
+        let mut found: Vec<(String, usize, kustomize_patch::Rendered)> = Vec::new();
+        for k in tree.by_dir.values() {
+            for r in kustomize_patch::render(k, &tree, policies) {
+                found.push((k.file.clone(), k.dir.len(), r));
+            }
+        }
+        // Only policies some overlay patches change are split by tree; a copy identical to
+        // the policy in a tree holding the policy's own file adds nothing.
+        let patched: BTreeSet<usize> = found
+            .iter()
+            .filter(|(_, _, r)| r.patched || r.policy.is_err())
+            .map(|(_, _, r)| r.base)
+            .collect();
+        for (file, _, r) in found {
+            if !patched.contains(&r.base) {
+                continue;
+            }
+            let (base_file, base) = &policies[r.base];
+            let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+            if r.policy.as_ref() == Ok(base) && within(dir, base_file) {
+                continue;
+            }
+            let (made, why) = match &r.policy {
+                Ok(p) => match governor(p) {
+                    Ok(w) => (Some(w), None),
+                    Err(why) => (governor(base).ok(), Some(format!("{file}: {why}"))),
+                },
+                Err(why) => (governor(base).ok(), Some(why.clone())),
+            };
+            let Some(w) = made else { continue };
+            let index = governors.len();
+            self.note_governor(index, &file, 1, base.namespace.as_deref());
+            if let Some(why) = why {
+                self.refused.insert(
+                    index,
+                    format!(
+                        "ImagePolicy {} as {file} renders it is refused: {why}",
+                        w.name
+                    ),
+                );
+            }
+            governors.push(w);
         }
     }
 
@@ -348,6 +449,14 @@ impl FluxObjects {
                 .map(|(i, _)| i)
                 .collect();
             match self.pick(&file, automation, &candidates, &what) {
+                Ok(chosen) if self.refused.contains_key(&chosen) => {
+                    let why = self.refused[&chosen].clone();
+                    let e = (Some(governors[chosen].image.canonical_name()), why.clone());
+                    if !self.errors.contains(&e) {
+                        self.errors.push(e);
+                    }
+                    occ.reason = Some(why);
+                }
                 Ok(chosen) => occ.governor = Some(chosen),
                 Err(why) => {
                     if why.contains("declared more than once") {

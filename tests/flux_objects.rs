@@ -384,3 +384,47 @@ fn narrowing_a_flux_range_below_the_current_tag_reverts_as_flux_does() {
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     assert_eq!(tree(&work), expected("multi-cluster", &registry.addr));
 }
+
+#[test]
+fn an_overlay_patching_the_policy_range_is_applied_or_refused_with_its_line() {
+    let registry = Registry::start();
+    registry.push_image("stefanprodan/podinfo", &["1.0.0", "1.0.1", "2.0.0"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = remote(tmp.path(), "overlay-patch", &registry.addr);
+    let work = clone(bare.to_str().unwrap(), &tmp.path().join("work"));
+
+    // staging renders the base ">=1.0.0", production's patch makes it "~1.0" (before: the
+    // patch was skipped and production got 2.0.0); canary's patch holds an operation that
+    // cannot be applied, so its policy is refused, naming the line.
+    let o = cli(&["plan", work.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    let report = json(&o);
+    assert_eq!(
+        moves(&report),
+        [
+            (
+                "apps/production/kustomization.yaml".to_string(),
+                "1.0.0".to_string(),
+                "1.0.1".to_string()
+            ),
+            (
+                "apps/staging/kustomization.yaml".to_string(),
+                "1.0.0".to_string(),
+                "2.0.0".to_string()
+            ),
+        ],
+        "{report}"
+    );
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("apps/canary/kustomization.yaml:15:") && errors.contains("copy"),
+        "{errors}"
+    );
+
+    // run delivers the two that can be, and the tree is the expected one, byte for byte.
+    let o = run_in(&work, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert_eq!(tree(&work), expected("overlay-patch", &registry.addr));
+    let shown = git(&bare, &["show", "main:apps/production/kustomization.yaml"]);
+    assert!(shown.contains("newTag: 1.0.1 #"), "{shown}");
+}

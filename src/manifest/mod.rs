@@ -23,6 +23,7 @@ pub mod helm;
 pub mod image_volume;
 pub mod k8s;
 pub mod kustomize;
+pub mod kustomize_patch; // issue 16: overlays patching Flux ImagePolicies
 pub mod markers;
 pub mod scan;
 pub mod sites;
