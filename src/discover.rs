@@ -143,6 +143,7 @@ pub(crate) fn discover(
             .zip(policies)
             .collect();
         flux.add_overlay_policies(root, &files.files, &declared, &mut governors, flux_governor);
+        flux.apply_policy_settings(&mut governors);
     }
 
     // Each governor's repository name, formatted once rather than once per reference.

@@ -31,9 +31,11 @@ impl Declared {
     }
 }
 
-/// What an ImagePolicy says beyond its policy: its labels.
+/// What an ImagePolicy says beyond its policy: its labels and digest reflection.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PolicyMeta {
+    /// `spec.digestReflectionPolicy` is `Always` or `IfNotPresent`: write `tag@digest`.
+    pub reflect_digest: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -50,8 +52,13 @@ pub(crate) struct FluxObjects {
     governor_files: BTreeMap<usize, (String, usize)>,
     /// Each Flux governor's namespace, when its file says.
     governor_namespaces: BTreeMap<usize, String>,
+    /// What the repo's ImageRepositories need that CI does not have (`secretRef`, `provider`),
+    /// with what to use instead: logged once a run ([`FluxObjects::apply_policy_settings`]).
+    pub hints: Vec<String>,
     /// Flux governors (by index) that an overlay's patch makes unusable, and why.
     refused: BTreeMap<usize, String>,
+    /// Overlay governors (by index): the file and line of the ImagePolicy they patch.
+    overlay_base: BTreeMap<usize, (String, usize)>,
     /// Errors for the run's report: `(image, message)`.
     pub errors: Vec<(Option<String>, String)>,
 }
@@ -142,8 +149,34 @@ impl FluxObjects {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
                 .collect();
-            self.policies
-                .insert((rel.to_string(), root.line), PolicyMeta { labels });
+            let reflect = root.get_path(&["spec", "digestReflectionPolicy"]);
+            let reflect_digest = match reflect.and_then(Node::as_str) {
+                None | Some("Never") => false,
+                Some("Always" | "IfNotPresent") => true,
+                Some(other) => {
+                    let line = reflect.map_or(root.line, |n| n.line);
+                    self.errors.push((
+                        None,
+                        format!(
+                            "{rel}:{line}: digestReflectionPolicy {other:?} is not Always, \
+                             IfNotPresent or Never"
+                        ),
+                    ));
+                    false
+                }
+            };
+            self.policies.insert(
+                (rel.to_string(), root.line),
+                PolicyMeta {
+                    reflect_digest,
+                    labels,
+                },
+            );
+        }
+        if scan::in_group(api, GROUP) && kind == Some("ImageRepository") {
+            if let Some(hint) = credentials_hint(rel, root) {
+                self.hints.push(hint);
+            }
         }
     }
 
@@ -230,6 +263,8 @@ impl FluxObjects {
             let Some(w) = made else { continue };
             let index = governors.len();
             self.note_governor(index, &file, 1, base.namespace.as_deref());
+            self.overlay_base
+                .insert(index, (base_file.clone(), base.line));
             if let Some(why) = why {
                 self.refused.insert(
                     index,
@@ -240,6 +275,29 @@ impl FluxObjects {
                 );
             }
             governors.push(w);
+        }
+    }
+
+    /// Let each Flux governor whose ImagePolicy sets `digestReflectionPolicy: Always` or
+    /// `IfNotPresent` write `tag@sha256:…` (a whole-reference marker) or fill a `:digest`
+    /// marker, as Flux does; and log the credential hints, once a run.
+    pub(crate) fn apply_policy_settings(&self, governors: &mut [Watched]) {
+        for (index, key) in &self.governor_files {
+            let base = self.overlay_base.get(index).unwrap_or(key);
+            if self.policies.get(base).is_some_and(|m| m.reflect_digest) {
+                if let Some(w) = governors.get_mut(*index) {
+                    w.pin_digest = true;
+                }
+            }
+        }
+        static SAID: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+        let mut said = SAID
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hint in &self.hints {
+            if said.insert(hint.clone()) {
+                tracing::warn!("{hint}");
+            }
         }
     }
 
@@ -779,6 +837,49 @@ fn lower_version(a: &str, b: &str) -> bool {
     }
 }
 
+/// What an ImageRepository at `rel` needs that a CI job cannot read, and what to use instead.
+fn credentials_hint(rel: &str, root: &Node) -> Option<String> {
+    let name = root
+        .get_path(&["metadata", "name"])
+        .and_then(Node::as_str)
+        .unwrap_or("?");
+    let image = root
+        .get_path(&["spec", "image"])
+        .and_then(Node::as_str)
+        .unwrap_or("its image");
+    let secret = root
+        .get_path(&["spec", "secretRef", "name"])
+        .and_then(Node::as_str);
+    let provider = root
+        .get_path(&["spec", "provider"])
+        .and_then(Node::as_str)
+        .filter(|p| *p != "generic");
+    let at = format!("{rel}:{}", root.line);
+    let instead = "give this job the registry's credentials instead: registries[].credentials \
+                   (username_env/password_env) in .image-updater.yaml, or ~/.docker/config.json \
+                   ($DOCKER_CONFIG) with auths or a docker-credential helper";
+    match (secret, provider) {
+        (_, Some(p)) => {
+            let helper = match p {
+                "aws" => "docker-credential-ecr-login",
+                "gcp" => "docker-credential-gcr",
+                "azure" => "docker-credential-acr-env",
+                _ => "a docker credential helper",
+            };
+            Some(format!(
+                "ImageRepository {name} ({at}) logs in to {image} with provider {p}, the \
+                 cluster's workload identity, which this job does not have: use {helper} \
+                 (credHelpers in ~/.docker/config.json) or {instead}"
+            ))
+        }
+        (Some(s), None) => Some(format!(
+            "ImageRepository {name} ({at}) reads credentials for {image} from the Secret {s} \
+             in the cluster, which this job cannot read: {instead}"
+        )),
+        (None, None) => None,
+    }
+}
+
 fn same_git_settings(a: &Automation, b: &Automation) -> bool {
     a.checkout_branch == b.checkout_branch
         && a.push_branch == b.push_branch
@@ -1021,6 +1122,47 @@ mod tests {
         assert_eq!(revert_note(true, Some("1.0.0"), "1.0.1"), None);
         assert_eq!(revert_note(true, None, "1.0.1"), None);
         assert!(revert_note(true, Some("v1.10.0"), "v1.9.3").is_some());
+    }
+
+    #[test]
+    fn cluster_credentials_are_named_with_what_to_use_instead() {
+        let text = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\n\
+                    metadata: {name: a}\nspec: {image: x/a, secretRef: {name: regcred}}\n---\n\
+                    apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\n\
+                    metadata: {name: b}\nspec: {image: x/b, provider: aws}\n---\n\
+                    apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\n\
+                    metadata: {name: c}\nspec: {image: x/c, provider: generic}\n";
+        let objs = objects(&[("repos.yaml", text)]);
+        assert_eq!(objs.hints.len(), 2, "{:?}", objs.hints);
+        assert!(
+            objs.hints[0].contains("repos.yaml:1")
+                && objs.hints[0].contains("regcred")
+                && objs.hints[0].contains("username_env"),
+            "{}",
+            objs.hints[0]
+        );
+        assert!(
+            objs.hints[1].contains("docker-credential-ecr-login"),
+            "{}",
+            objs.hints[1]
+        );
+    }
+
+    #[test]
+    fn digest_reflection_pins_the_policy_and_bad_values_are_errors() {
+        let text = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\n\
+                    metadata: {name: a}\nspec: {digestReflectionPolicy: IfNotPresent}\n---\n\
+                    apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\n\
+                    metadata: {name: b}\nspec:\n  digestReflectionPolicy: Sometimes\n";
+        let objs = objects(&[("p.yaml", text)]);
+        assert!(objs.policies[&("p.yaml".to_string(), 1)].reflect_digest);
+        assert!(!objs.policies[&("p.yaml".to_string(), 6)].reflect_digest);
+        assert_eq!(objs.errors.len(), 1);
+        assert!(
+            objs.errors[0].1.starts_with("p.yaml:10:"),
+            "{:?}",
+            objs.errors
+        );
     }
 
     #[test]

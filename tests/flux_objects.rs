@@ -428,3 +428,57 @@ fn an_overlay_patching_the_policy_range_is_applied_or_refused_with_its_line() {
     let shown = git(&bare, &["show", "main:apps/production/kustomization.yaml"]);
     assert!(shown.contains("newTag: 1.0.1 #"), "{shown}");
 }
+
+#[test]
+fn digest_reflection_writes_tag_at_digest_and_cluster_secrets_are_named_once() {
+    let registry = Registry::start();
+    let digests = registry.push_image("stefanprodan/podinfo", &["5.0.0", "5.0.3", "5.1.0"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = remote(tmp.path(), "push-branch", &registry.addr);
+    let work = clone(bare.to_str().unwrap(), &tmp.path().join("work"));
+    let file = work.join("clusters/my-cluster/flux-system/podinfo-automation.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replacen(
+            "      range: 5.0.x\n",
+            "      range: 5.0.x\n  digestReflectionPolicy: IfNotPresent\n",
+            1,
+        )
+        .replacen(
+            "  insecure: true\n",
+            "  insecure: true\n  secretRef:\n    name: regcred\n",
+            1,
+        );
+    std::fs::write(&file, text).unwrap();
+    git(&work, &["commit", "--quiet", "-am", "reflect digests"]);
+
+    let o = cli(&["plan", work.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = json(&o);
+    let updates = report["updates"].as_array().unwrap();
+    let whole = updates
+        .iter()
+        .find(|u| u["file"] == "clusters/my-cluster/podinfo-deployment.yaml")
+        .unwrap();
+    assert_eq!(whole["to"], "5.0.3", "{report}");
+    assert_eq!(whole["digest"], digests[1].as_str(), "{report}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.matches("Secret regcred").count(), 1, "{stderr}");
+    assert!(stderr.contains("registries[].credentials"), "{stderr}");
+
+    // The whole-reference marker gets tag@digest, as Flux writes it; the :tag one the tag.
+    let o = cli(&["plan", work.to_str().unwrap()]);
+    let diff = String::from_utf8_lossy(&o.stdout);
+    let r = &registry.addr;
+    assert!(
+        diff.contains(&format!(
+            "+        image: {r}/stefanprodan/podinfo:5.0.3@{} # {{\"$imagepolicy\": \"flux-system:podinfo\"}}",
+            digests[1]
+        )),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+      tag: 5.0.3 # {\"$imagepolicy\": \"flux-system:podinfo:tag\"}"),
+        "{diff}"
+    );
+}
