@@ -488,6 +488,17 @@ impl FluxObjects {
                 continue;
             }
             let file = rel_of(occ.file);
+            // Our config overrides: an images[] entry for the same image (whose files admit
+            // this one) governs the marked reference instead of the repo's ImagePolicy.
+            let image = governors[g].image.canonical_name();
+            if let Some(c) = governors.iter().position(|w| {
+                !w.flux
+                    && w.image.canonical_name() == image
+                    && w.files.as_ref().is_none_or(|f| f.is_match(&file))
+            }) {
+                occ.governor = Some(c);
+                continue;
+            }
             let what = format!("{}:{}", r.namespace, r.name);
             let automation = match self.left_alone(&file) {
                 Ok(a) => a,

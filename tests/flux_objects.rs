@@ -482,3 +482,57 @@ fn digest_reflection_writes_tag_at_digest_and_cluster_secrets_are_named_once() {
         "{diff}"
     );
 }
+
+#[test]
+fn an_images_entry_of_our_config_overrides_the_repo_policies_for_its_image() {
+    let registry = Registry::start();
+    registry.push_image("stefanprodan/podinfo", &["1.0.0", "1.0.1", "2.0.0"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = remote(tmp.path(), "multi-cluster", &registry.addr);
+    let work = clone(bare.to_str().unwrap(), &tmp.path().join("work"));
+    let r = &registry.addr;
+    std::fs::write(
+        work.join(".image-updater.yaml"),
+        format!(
+            "registries:\n  - {{ host: {r}, insecure: true }}\nimages:\n  - name: pinned\n    \
+             image: {r}/stefanprodan/podinfo\n    policy: {{ semver: '~1.0' }}\n"
+        ),
+    )
+    .unwrap();
+    let o = cli(&["plan", work.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = json(&o);
+    let got: Vec<(String, String)> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["file"].as_str().unwrap().to_string(),
+                format!(
+                    "{} {}",
+                    u["policy"].as_str().unwrap(),
+                    u["to"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "apps/base/podinfo-deployment.yaml".to_string(),
+                "pinned 1.0.1".to_string()
+            ),
+            (
+                "clusters/dev/apps/podinfo-deployment.yaml".to_string(),
+                "pinned 1.0.1".to_string()
+            ),
+            (
+                "clusters/prod/apps/podinfo-deployment.yaml".to_string(),
+                "pinned 1.0.1".to_string()
+            ),
+        ],
+        "{report}"
+    );
+}
