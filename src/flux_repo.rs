@@ -605,10 +605,8 @@ impl FluxObjects {
 }
 
 /// How a commit of an automation's files is made, when an automation governs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct CommitPlan {
-    /// `NS/NAME (file:line)` of the automation.
-    pub automation: String,
     /// A branch other than the checked-out one to push the commit to (`push.branch`).
     pub push_to: Option<String>,
     /// `(name, email)` from `commit.author`.
@@ -665,7 +663,6 @@ pub(crate) fn commit_plan(
         }
     };
     Ok(Some(CommitPlan {
-        automation: d.automation,
         push_to: d.push_branch.filter(|p| p != branch),
         author: d.author,
         message,

@@ -491,12 +491,7 @@ fn deliver_commit(
     let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
     // Issue 16 (flux_repo): an ImageUpdateAutomation's push branch, author and message.
     let flux = match flux_repo::commit_plan(&pass.found, &pass.planned, branch, &ctx.config_file) {
-        Ok(plan) => plan.unwrap_or(flux_repo::CommitPlan {
-            automation: String::new(),
-            push_to: None,
-            author: None,
-            message: None,
-        }),
+        Ok(plan) => plan.unwrap_or_default(),
         Err(e) => {
             pass.report.updates.clear();
             pass.report.errors.push(error_entry(None, e));
