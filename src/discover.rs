@@ -44,6 +44,8 @@ pub(crate) struct Discovery {
     pub governors: Vec<Watched>,
     /// Files and marker problems left alone, with why.
     pub skipped: Vec<Skipped>,
+    /// Issue 16: the repo's Flux automations and policy scopes (crate::flux_repo).
+    pub flux: crate::flux_repo::FluxObjects,
 }
 
 pub(crate) struct Sites {
@@ -116,18 +118,32 @@ pub(crate) fn discover(
     }
 
     let mut governors = watched.to_vec();
+    // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
+    let mut flux = crate::flux_repo::FluxObjects::collect(root, &files.files);
     {
         let mut policies: Vec<FluxPolicy> = flux_policies.iter().map(|(_, p)| p.clone()).collect();
         manifest::flux::join(&mut policies, &flux_repositories);
-        for ((file, _), p) in flux_policies.iter().zip(policies) {
+        for ((file, _), p) in flux_policies.iter().zip(policies.clone()) {
             match flux_governor(&p) {
-                Ok(w) => governors.push(w),
+                Ok(w) => {
+                    // Issue 16 (flux_repo): where each Flux governor is declared.
+                    flux.note_governor(governors.len(), file, p.line, p.namespace.as_deref());
+                    governors.push(w)
+                }
                 Err(why) => skipped.push(Skipped {
                     kind: SkipKind::Policy,
                     ..file_skip(file, p.line, why.to_string())
                 }),
             }
         }
+        // Issue 16 (flux_repo, kustomize_patch): ImagePolicies as the overlays patch them.
+        let declared: Vec<(String, FluxPolicy)> = flux_policies
+            .iter()
+            .map(|(f, _)| f.clone())
+            .zip(policies)
+            .collect();
+        flux.add_overlay_policies(root, &files.files, &declared, &mut governors, flux_governor);
+        flux.apply_policy_settings(&mut governors);
     }
 
     // Each governor's repository name, formatted once rather than once per reference.
@@ -142,11 +158,15 @@ pub(crate) fn discover(
             }
         }
     }
+    // Issue 16 (flux_repo): each marker's ImagePolicy as the cluster sees it, and the
+    // automation's update.path and suspend.
+    flux.scope(&mut occurrences, |f| sources[f].rel.clone(), &governors);
     Discovery {
         sources,
         occurrences,
         governors,
         skipped,
+        flux,
     }
 }
 
@@ -401,7 +421,9 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, GovernorError> {
         FluxPolicyKind::Alphabetical(o) => PolicyKind::Alphabetical(order(*o)),
         FluxPolicyKind::Numerical(o) => PolicyKind::Numerical(order(*o)),
     };
-    let mut policy = Policy::new(kind, &[], false).map_err(policy_error)?;
+    // Issue 16: Flux sets a marked field to the policy's latest tag, even a lower one (its
+    // documented revert when a range is narrowed): downgrades are allowed for Flux policies.
+    let mut policy = Policy::new(kind, &[], true).map_err(policy_error)?;
     if let Some(pattern) = &p.filter_pattern {
         policy = policy
             .with_filter(pattern, p.filter_extract.as_deref())

@@ -27,6 +27,10 @@ pub mod tags;
 // What the stages are made of.
 /// `.image-updater.yaml`: the schema and its validation.
 pub mod config;
+/// Flux objects' scope and delivery settings: ImageUpdateAutomation, scoped ImagePolicies.
+mod flux_repo;
+/// Flux's `messageTemplate`: a Go text/template subset.
+mod flux_template;
 /// Forges: GitHub, GitLab and Gitea pull requests.
 pub mod forge;
 /// Git: open or clone, commit, push, credentials and host keys.

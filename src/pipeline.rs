@@ -32,7 +32,7 @@ use crate::report::{self, ErrorEntry, Reference, Report, ScanReport, Skipped};
 use crate::resolve::{self, Lookups, TagCache};
 use crate::select::{self, Change, FileId};
 use crate::shard::Shard;
-use crate::{escape, git, manifest, observe, parallel};
+use crate::{escape, flux_repo, git, manifest, observe, parallel};
 
 /// Which of the repo-wide commands to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,9 @@ impl<'a> Ctx<'a> {
             config.delivery.mode = mode;
         }
         let watched = config.watched(&config_file)?;
+        // Flux ImageRepository.spec.insecure hosts the config does not set.
+        let flux_hosts = flux_repo::insecure_registries(root, &config);
+        config.registries.extend(flux_hosts);
         let registries = Registries::new(&config.registries, &config.limits, root, req.env.clone());
         Ok(Ctx {
             req,
@@ -327,10 +330,21 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         }
     }
     skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    // Flux automations that cannot be honoured, ambiguous ImagePolicies.
+    let errors = found
+        .flux
+        .errors
+        .iter()
+        .map(|(image, message)| ErrorEntry {
+            image: image.clone(),
+            file: None,
+            message: message.clone(),
+        })
+        .collect();
     Ok(Pass {
         found,
         skipped,
-        errors: Vec::new(),
+        errors,
         rewritten: Vec::new(),
         current: Vec::new(),
         images: Shares::default(),
@@ -570,7 +584,13 @@ async fn deliver_commit(
             .filter_map(|s| s.path.parent())
             .collect();
         let commit = &ctx.config.delivery.commit;
-        match deliver::commit::deliver(commit, wt, branch, &dirs, &pass.plan()) {
+        let plan = pass.plan();
+        // An ImageUpdateAutomation's push branch, author and message (Flux).
+        let flux = match flux_repo::commit_plan(&pass.found, &plan, branch, &ctx.config_file) {
+            Ok(settings) => settings.unwrap_or_default(),
+            Err(e) => break Delivered::nothing(e),
+        };
+        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
             Ok(delivered) => break delivered,
             Err(e) if e.kind == git::GitErrorKind::Rejected && tries < deliver::PUSH_TRIES => {
                 tracing::info!("push rejected, fetching and trying again: {e}");
@@ -674,6 +694,8 @@ fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
                 digest: o.image.digest.clone(),
                 policy: o.governor.map(|p| d.governors[p].name.clone()),
                 reason: o.reason.clone(),
+                // The ImageUpdateAutomation holding the file (Flux).
+                automation: d.flux.automation_name(&FileId::of(o).source(d).rel),
             })
             .collect(),
         skipped,
@@ -725,6 +747,7 @@ mod tests {
                 occurrences: Vec::new(),
                 governors: Vec::new(),
                 skipped: Vec::new(),
+                flux: Default::default(),
             },
             skipped: Vec::new(),
             errors: vec![error("ghcr.io/acme/db: 401")],

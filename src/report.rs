@@ -112,6 +112,9 @@ pub struct Reference {
     pub policy: Option<String>,
     /// Why no policy governs it (or why it is left alone).
     pub reason: Option<String>,
+    /// The Flux ImageUpdateAutomation (`NS/NAME`) whose update.path holds the file (issue 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automation: Option<String>,
 }
 
 /// The result of `scan`, schema version 1.
@@ -343,10 +346,11 @@ impl ScanReport {
                         (None, Some(d)) => d.clone(),
                         (None, None) => "-".into(),
                     },
-                    match (&r.policy, &r.reason) {
-                        (Some(p), _) => p.clone(),
-                        (None, Some(why)) => format!("({why})"),
-                        (None, None) => "-".into(),
+                    match (&r.policy, &r.reason, &r.automation) {
+                        (Some(p), _, Some(a)) => format!("{p} (automation {a})"),
+                        (Some(p), _, None) => p.clone(),
+                        (None, Some(why), _) => format!("({why})"),
+                        (None, None, _) => "-".into(),
                     },
                 ]
             })
@@ -525,6 +529,7 @@ pub(crate) mod tests {
                 digest: None,
                 policy: None,
                 reason: Some("why\n|".into()),
+                automation: None,
             }],
             skipped: vec![],
         }

@@ -119,7 +119,8 @@ pub(crate) fn written(o: &Occurrence) -> String {
 /// Each policy's best tag: its repository's list is ranked once, not once a reference.
 #[derive(Default)]
 struct Ranking {
-    best: HashMap<(bool, Option<String>, String), Option<String>>,
+    /// By governor: two Flux ImagePolicies may share `NS:NAME` (in two cluster trees).
+    best: HashMap<Option<usize>, Option<String>>,
     ranked: usize,
 }
 
@@ -146,7 +147,7 @@ async fn select(
     let mut narrowed = Vec::new();
     let candidates: &[String] = if g.platforms.is_empty() {
         // Only the best tag matters to `update_from`: rank the list once per policy.
-        let key = (g.flux, g.namespace.clone(), g.name.clone());
+        let key = occ.governor;
         let ranked = &mut ranking.ranked;
         let best = ranking.best.entry(key).or_insert_with(|| {
             *ranked += tags.len();
@@ -213,12 +214,16 @@ async fn select(
                 .or(occ.image.digest.as_deref())
                 .unwrap_or_default()
                 .to_string(),
-            to: target,
+            to: target.clone(),
             digest,
             note: match change.map(|c| c.reason) {
                 None => Some("the tag now points at another digest".into()),
                 Some(policy::ChangeReason::Newer) => None,
-                Some(other) => Some(other.to_string()),
+                // A Flux policy's revert is named as a downgrade.
+                Some(other) => Some(
+                    crate::flux_repo::revert_note(g.flux, current, &target)
+                        .unwrap_or_else(|| other.to_string()),
+                ),
             },
         },
     )))

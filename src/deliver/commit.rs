@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::{all_updates, error, Delivered, FilePlan};
 use crate::config::CommitConfig;
-use crate::git::{GitError, WorkTree};
+use crate::flux_repo::CommitPlan;
+use crate::git::{GitError, Oid, WorkTree};
 use crate::manifest::edit::{remove_stale_temps, write_all_atomic};
 use crate::report::ErrorEntry;
 use crate::template::commit_message;
@@ -57,6 +58,7 @@ pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), St
 /// deliver again.
 pub(crate) fn deliver(
     config: &CommitConfig,
+    flux: &CommitPlan,
     wt: &WorkTree,
     branch: &str,
     dirs: &BTreeSet<&Path>,
@@ -81,19 +83,23 @@ pub(crate) fn deliver(
         .map(|(rel, f)| (rel, f.new_text.as_bytes().to_vec()))
         .collect();
     let paths: Vec<PathBuf> = contents.iter().map(|(p, _)| p.clone()).collect();
-    if !wt.holds_files(parent, &contents) {
-        let message = commit_message(
+    // An ImageUpdateAutomation governing the files names the author and message (Flux).
+    let author = match &flux.author {
+        Some((name, email)) => (name.as_str(), email.as_str()),
+        None => (config.author.name.as_str(), config.author.email.as_str()),
+    };
+    let message = flux.message.clone().unwrap_or_else(|| {
+        commit_message(
             &config.message,
             &delivered.updates,
             config.signoff.then_some(&config.author),
-        );
-        let oid = wt.commit_to_ref(
-            parent,
-            PENDING_REF,
-            &contents,
-            (&config.author.name, &config.author.email),
-            &message,
-        )?;
+        )
+    });
+    if let Some(to) = &flux.push_to {
+        return to_push_branch(wt, parent, &contents, author, &message, to, delivered);
+    }
+    if !wt.holds_files(parent, &contents) {
+        let oid = wt.commit_to_ref(parent, PENDING_REF, &contents, author, &message)?;
         let pushed = wt.push_ref(PENDING_REF, branch, false);
         wt.delete_ref(PENDING_REF);
         pushed?;
@@ -134,6 +140,33 @@ pub(crate) fn deliver(
             });
         }
     }
+    Ok(delivered)
+}
+
+/// Commit `contents` for an automation whose `push.branch` is not the checked-out branch: on
+/// top of that branch as the remote has it (Flux works on the push branch when it exists),
+/// else on `head`; the checked-out branch and the work tree do not move. When the push branch
+/// already holds these files nothing is delivered.
+fn to_push_branch(
+    wt: &WorkTree,
+    head: Oid,
+    contents: &[(PathBuf, Vec<u8>)],
+    author: (&str, &str),
+    message: &str,
+    push_to: &str,
+    mut delivered: Delivered,
+) -> Result<Delivered, GitError> {
+    const PENDING: &str = "refs/image-updater/pending-push-branch";
+    let parent = wt.fetch(push_to)?.unwrap_or(head);
+    if wt.holds_files(parent, contents) {
+        delivered.updates.clear();
+        return Ok(delivered);
+    }
+    let oid = wt.commit_to_ref(parent, PENDING, contents, author, message)?;
+    let pushed = wt.push_ref(PENDING, push_to, false);
+    wt.delete_ref(PENDING);
+    pushed?;
+    delivered.commit = Some(oid.to_string());
     Ok(delivered)
 }
 

@@ -18,10 +18,12 @@ pub mod dockerfile;
 pub mod edit;
 pub mod files;
 pub mod flux;
+pub mod flux_automation; // issue 16: Flux ImageUpdateAutomation objects
 pub mod helm;
 pub mod image_volume;
 pub mod k8s;
 pub mod kustomize;
+pub mod kustomize_patch; // issue 16: overlays patching Flux ImagePolicies
 pub mod markers;
 pub mod scan;
 pub mod sites;

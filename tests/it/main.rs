@@ -15,6 +15,7 @@ mod ci_gitlab;
 mod ci_static;
 mod downgrade;
 mod e2e;
+mod flux_objects;
 mod fuzz_regressions;
 mod manifests;
 mod observability;
