@@ -12,6 +12,7 @@
 //! atomic writes; and [`files`] which files are read at all.
 
 pub mod argocd;
+pub mod argocd_annotations;
 pub mod ci_yaml;
 pub mod compose;
 pub mod dockerfile;
@@ -280,6 +281,9 @@ pub struct FileScan {
     pub flux_repositories: Vec<FluxRepository>,
     /// Markers and Flux objects that could not be used, with why.
     pub problems: Vec<Problem>,
+    /// Argo CD Applications with Image Updater annotations, or why their annotations cannot
+    /// be honoured (argocd-image-updater; read by `crate::argocd_objects`).
+    pub argocd_apps: Vec<Result<argocd_annotations::ArgoApp, argocd_annotations::AnnotationError>>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.

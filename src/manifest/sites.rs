@@ -81,6 +81,10 @@ pub fn scan_file_as(
             ci_yaml::gitlab_sites(root, &mut ci);
         }
         argocd::sites(root, opts, &mut format_sites);
+        // argocd-image-updater: the Application's annotations, read as policies.
+        if let Some(app) = super::argocd_annotations::read(root).transpose() {
+            scan.argocd_apps.push(app);
+        }
         if values_file {
             helm::values_sites(root, &Path::default(), &opts.helm, &mut format_sites);
         }
