@@ -20,6 +20,9 @@ pub(crate) struct Source {
     pub rel: String,
     pub path: PathBuf,
     pub text: String,
+    /// Not in the work tree: `text` is the file a write-back would create, with the current
+    /// values (argocd-image-updater's `.argocd-source-<app>.yaml`; see `crate::argocd_objects`).
+    pub created: bool,
 }
 
 /// One image reference found in a file.
@@ -44,6 +47,8 @@ pub(crate) struct Discovery {
     pub governors: Vec<Watched>,
     /// Files and marker problems left alone, with why.
     pub skipped: Vec<Skipped>,
+    /// What the repo's own objects ask for and cannot be honoured (argocd-image-updater).
+    pub errors: Vec<crate::report::ErrorEntry>,
 }
 
 pub(crate) struct Sites {
@@ -73,6 +78,7 @@ pub(crate) fn discover(
     let mut found: Vec<Sites> = Vec::new();
     let mut flux_policies: Vec<(String, FluxPolicy)> = Vec::new();
     let mut flux_repositories = Vec::new();
+    let mut argocd_apps = Vec::new(); // argocd-image-updater
     let prefilter = Prefilter::new(options);
     let gitlab = manifest::ci_yaml::gitlab_included(&files.files, |f| {
         std::fs::read_to_string(root.join(f)).ok()
@@ -101,6 +107,10 @@ pub(crate) fn discover(
         }
         flux_policies.extend(scan.flux_policies.into_iter().map(|p| (rel.clone(), p)));
         flux_repositories.extend(scan.flux_repositories);
+        // argocd-image-updater: annotated Applications, or why their annotations cannot be read.
+        for app in scan.argocd_apps {
+            argocd_apps.push((rel.clone(), app));
+        }
         if scan.sites.is_empty() {
             continue;
         }
@@ -112,6 +122,7 @@ pub(crate) fn discover(
             path: root.join(&rel),
             rel,
             text,
+            created: false,
         });
     }
 
@@ -142,11 +153,26 @@ pub(crate) fn discover(
             }
         }
     }
+    // argocd-image-updater: annotated Applications govern their write-back targets.
+    let mut errors = Vec::new();
+    let apps = crate::argocd_objects::read_apps(argocd_apps, &mut errors);
+    crate::argocd_objects::apply(
+        root,
+        &apps,
+        &mut crate::argocd_objects::Found {
+            sources: &mut sources,
+            occurrences: &mut occurrences,
+            governors: &mut governors,
+            configured: watched.len(),
+            errors: &mut errors,
+        },
+    );
     Discovery {
         sources,
         occurrences,
         governors,
         skipped,
+        errors,
     }
 }
 
@@ -380,7 +406,10 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
 
 /// The reference a site holds now, put together from its parts. `fallback` names the
 /// repository when the site holds only a tag or digest (a marker's `:tag`, Helm keys).
-fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRef, String> {
+pub(crate) fn current_reference(
+    site: &Site,
+    fallback: Option<&ImageRef>,
+) -> Result<ImageRef, String> {
     let whole = match &site.parts {
         Parts::Whole(f) => f.value.clone(),
         Parts::Override { scalar, prefix } => scalar.value[prefix.len()..].to_string(),

@@ -8,6 +8,7 @@
 //!
 //! [`execute`] runs it for `run`, `plan` and `scan`; [`list_tags`] serves `tags`.
 
+mod argocd_objects; // argocd-image-updater: Applications as policies
 pub mod ci;
 pub mod cli;
 pub mod config;
@@ -254,9 +255,11 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     if req.command == Command::Plan {
         for (file, new_text) in &pass.rewritten {
             let src = &pass.found.sources[*file];
+            // argocd-image-updater: a file to be created is diffed against nothing.
+            let old = if src.created { "" } else { src.text.as_str() };
             outcome
                 .diff
-                .push_str(&unified_diff(&src.rel, &src.text, new_text));
+                .push_str(&unified_diff(&src.rel, old, new_text));
         }
     }
     let started = std::time::Instant::now();
@@ -582,6 +585,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     );
     let mut report = Report::new();
     report.skipped = found.skipped.clone();
+    report.errors.extend(found.errors.iter().cloned()); // argocd-image-updater refusals
     if ctx.req.command != Command::Scan {
         // References left alone are reported as skipped, with the reason.
         for o in &found.occurrences {
@@ -815,7 +819,12 @@ fn hold_back_uncommitted(
     edits: &mut BTreeMap<usize, Vec<(Vec<Edit>, Update)>>,
     report: &mut Report,
 ) -> HashSet<String> {
-    let files: Vec<usize> = edits.keys().copied().collect();
+    // argocd-image-updater: a file to be created has nothing uncommitted to keep.
+    let files: Vec<usize> = edits
+        .keys()
+        .copied()
+        .filter(|f| !found.sources[*f].created)
+        .collect();
     if files.is_empty() {
         return HashSet::new();
     }

@@ -13,6 +13,7 @@
 
 pub mod argocd;
 pub mod argocd_annotations;
+pub mod argocd_writeback;
 pub mod ci_yaml;
 pub mod compose;
 pub mod dockerfile;
