@@ -202,12 +202,15 @@ fn governor(
             })?;
             PolicyKind::Digest(tag)
         }
+        // The tags passing the filters, ordered by build time at select (registry::created).
         Strategy::NewestBuild => {
-            return Err(format!(
-                "{who}: update-strategy newest-build (latest) orders tags by build time, which \
-                 this tool does not read yet; use semver, alphabetical or digest, or an \
-                 images[] entry of .image-updater.yaml"
-            ))
+            if !image.platforms.is_empty() {
+                return Err(format!(
+                    "{who}: update-strategy newest-build with platforms is not supported: the \
+                     build time is read from one image's config, not an index's"
+                ));
+            }
+            PolicyKind::Alphabetical(Order::Asc)
         }
     };
     if image.strategy == Strategy::Digest && kind == SourceKind::Helm && image.helm_spec.is_none() {
@@ -234,6 +237,7 @@ fn governor(
         helm_keys: 0..0,
         pin_digest: false,
         platforms: image.platforms.clone(),
+        newest_build: image.strategy == Strategy::NewestBuild,
     })
 }
 

@@ -401,6 +401,7 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, String> {
         helm_keys: 0..0,
         pin_digest: false,
         platforms: Vec::new(),
+        newest_build: false,
     })
 }
 

@@ -897,6 +897,8 @@ struct Lookups {
     /// Tags ranked, over every policy ranked (for the `select` line at `-v`).
     ranked: usize,
     digests: HashMap<RepoTag, Result<String, String>>,
+    /// argocd-image-updater: build times read for newest-build.
+    created: registry::created::CreatedCache,
     platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
 }
 
@@ -996,7 +998,26 @@ async fn select(
         }
         &narrowed
     };
-    let change = g.policy.update_from(current, candidates);
+    // argocd-image-updater: newest-build takes the candidate built last, whatever its name.
+    let change = if g.newest_build {
+        let source = ctx.registries.source(&g.image.registry);
+        let newest = registry::created::newest_build(
+            source.as_ref(),
+            &g.image.canonical_name(),
+            &g.image.repository,
+            &g.policy.select(tags).candidates,
+            &mut lookups.created,
+        )
+        .await?;
+        newest
+            .filter(|n| Some(n.as_str()) != current)
+            .map(|to| policy::Change {
+                to,
+                reason: policy::ChangeReason::Newer,
+            })
+    } else {
+        g.policy.update_from(current, candidates)
+    };
     if change.is_none() {
         if let Some(why) = g.policy.held(current, candidates) {
             return Ok(Some(Selected::Held(why)));

@@ -152,6 +152,18 @@ impl LayoutSource {
         }
     }
 
+    /// argocd-image-updater (newest-build): the config blob of the image `tag` names.
+    fn config_of(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, String> {
+        let (dir, digest) = self.tag_digest(repository, tag)?;
+        let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
+        let Manifest::Image { config_digest } = parse_manifest(&manifest, None)? else {
+            return Ok(None);
+        };
+        check_digest(&config_digest)?;
+        self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")
+            .map(Some)
+    }
+
     fn index(&self, repository: &str) -> Result<(PathBuf, Index), String> {
         let dir = if repository.is_empty() {
             self.root.clone()
@@ -277,6 +289,17 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
         Box::pin(async move {
             self.platforms_of(repository, tag)
+                .map_err(|m| self.error(repository, m))
+        })
+    }
+
+    fn image_config<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(async move {
+            self.config_of(repository, tag)
                 .map_err(|m| self.error(repository, m))
         })
     }

@@ -401,6 +401,33 @@ impl OciSource {
             }
         }
     }
+
+    /// argocd-image-updater (newest-build): the config blob of the image `tag` names.
+    async fn config_blob(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, String> {
+        let target = format!("/v2/{repository}/manifests/{tag}");
+        let resp = self
+            .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.refusal(&resp).await);
+        }
+        let Manifest::Image { config_digest } =
+            parse_manifest(&resp.body, resp.header("content-type"))?
+        else {
+            return Ok(None);
+        };
+        let target = format!("/v2/{repository}/blobs/{config_digest}");
+        let resp = self
+            .send(repository, Method::GET, &target, "*/*", true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(format!(
+                "config {config_digest}: {}",
+                self.refusal(&resp).await
+            ));
+        }
+        Ok(Some(resp.body.to_vec()))
+    }
 }
 
 fn over_limit(limit: usize) -> String {
@@ -528,6 +555,18 @@ impl TagSource for OciSource {
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
         Box::pin(async move {
             self.manifest_platforms(repository, tag)
+                .await
+                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+        })
+    }
+
+    fn image_config<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(async move {
+            self.config_blob(repository, tag)
                 .await
                 .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
         })
