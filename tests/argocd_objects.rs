@@ -20,25 +20,33 @@ fn fixture(case: &str) -> PathBuf {
         .join(case)
 }
 
-/// Every file under `dir` (`.git` left out), relative, sorted, `{{REGISTRY}}` filled in.
+/// Every file under `dir` (`.git` left out), relative, sorted, with `{{REGISTRY}}` (and any
+/// other placeholder of `subs`) filled in.
 fn tree(dir: &Path, registry: &str) -> Vec<(String, Vec<u8>)> {
-    fn walk(base: &Path, dir: &Path, registry: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    tree_with(dir, &[("{{REGISTRY}}", registry)])
+}
+
+fn tree_with(dir: &Path, subs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, subs: &[(&str, &str)], out: &mut Vec<(String, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.file_name().is_some_and(|n| n == ".git") {
                 continue;
             }
             if p.is_dir() {
-                walk(base, &p, registry, out);
+                walk(base, &p, subs, out);
             } else {
                 let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(&p).unwrap();
-                out.push((rel, text.replace("{{REGISTRY}}", registry).into_bytes()));
+                let mut text = std::fs::read_to_string(&p).unwrap();
+                for (from, to) in subs {
+                    text = text.replace(from, to);
+                }
+                out.push((rel, text.into_bytes()));
             }
         }
     }
     let mut out = Vec::new();
-    walk(dir, dir, registry, &mut out);
+    walk(dir, dir, subs, &mut out);
     out.sort();
     out
 }
@@ -145,9 +153,13 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 fn assert_tree(work: &Path, expected: &Path, registry: &str) {
-    let mut got = tree(work, registry);
+    assert_tree_with(work, expected, &[("{{REGISTRY}}", registry)]);
+}
+
+fn assert_tree_with(work: &Path, expected: &Path, subs: &[(&str, &str)]) {
+    let mut got = tree_with(work, subs);
     got.retain(|(p, _)| p != ".image-updater.yaml");
-    let want = tree(expected, registry);
+    let want = tree_with(expected, subs);
     let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
     assert_eq!(names(&got), names(&want), "file lists differ");
     for ((p, a), (_, b)) in got.iter().zip(&want) {
@@ -348,5 +360,73 @@ fn newest_build_takes_the_tag_built_last_whatever_its_name() {
         serde_json::json!([]),
         "{}",
         text(&again)
+    );
+}
+
+#[test]
+fn digest_platforms_alphabetical_and_image_spec() {
+    let s = scenario("strategies");
+    let digest = s.registry.push_image("acme/dig", &["stable"]).remove(0);
+    for (tag, platforms) in [
+        ("1.0.0", &["linux/amd64", "linux/arm64"][..]),
+        ("1.1.0", &["linux/amd64", "linux/arm64"]),
+        ("1.2.0", &["linux/amd64"]),
+    ] {
+        s.registry.push_index("acme/multi", tag, platforms);
+    }
+    let work = s.work.to_str().unwrap();
+    let plan = image_updater(&["plan", work, "--output", "json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let report = json(&plan);
+    let mut moves: Vec<(&str, &str, &str)> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["policy"].as_str().unwrap(),
+                u["from"].as_str().unwrap(),
+                u["to"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    moves.sort();
+    assert_eq!(
+        moves,
+        [
+            ("edge/dig", "stable", "stable"),
+            ("edge/multi", "1.0.0", "1.1.0"),
+            ("tool/tool", "a", "c"),
+        ],
+        "{report}"
+    );
+    let run = image_updater(&["run", work, "--output", "json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_tree_with(
+        &s.work,
+        &fixture("strategies/expected"),
+        &[("{{REGISTRY}}", &s.registry.addr), ("{{DIGEST}}", &digest)],
+    );
+    let again = image_updater(&["run", work, "--output", "json"]);
+    assert_eq!(
+        json(&again)["updates"],
+        serde_json::json!([]),
+        "{}",
+        text(&again)
+    );
+
+    // The moving tag moves: the next run follows it to the new digest.
+    let moved = s
+        .registry
+        .push_image_salted("acme/dig", &["stable"], "rebuilt")
+        .remove(0);
+    assert_ne!(moved, digest);
+    let follow = image_updater(&["run", work, "--output", "json"]);
+    assert_eq!(follow.status.code(), Some(0), "{}", text(&follow));
+    let written =
+        std::fs::read_to_string(s.work.join("apps/edge/.argocd-source-edge.yaml")).unwrap();
+    assert!(
+        written.contains(&format!("/acme/dig:stable@{moved}\n")),
+        "{written}"
     );
 }
