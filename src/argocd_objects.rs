@@ -1,5 +1,6 @@
 //! Argo CD Image Updater's Applications as policies, with no config of ours: part of the
-//! discover stage. Each alias of an annotated Application ([`manifest::argocd_annotations`])
+//! discover stage. Each alias of an annotated Application ([`manifest::argocd_annotations`]),
+//! or of an Application an `ImageUpdater` resource selects ([`manifest::argocd_crd`]),
 //! becomes a governor of exactly one place, its git write-back target
 //! ([`manifest::argocd_writeback`]): an entry of `.argocd-source-<app>.yaml` (a file created
 //! when it does not exist yet, with the bytes Image Updater would write), a kustomization's
@@ -21,6 +22,7 @@ use crate::discover::{current_reference, Occurrence, Source};
 use crate::manifest::argocd_annotations::{
     AnnotationError, AppImage, ArgoApp, SourceKind, Strategy, Target, WriteBack, PREFIX,
 };
+use crate::manifest::argocd_crd::{Application, ArgoObject};
 use crate::manifest::argocd_writeback::{self as wb, HelmNames};
 use crate::manifest::{self, scan, Parts, Site};
 use crate::policy::{Order, Policy, PolicyKind};
@@ -46,19 +48,80 @@ fn error(file: &str, line: usize, image: Option<String>, message: String) -> Err
     }
 }
 
-/// The Applications read, and an error for each whose annotations cannot be honoured.
+/// The Applications to update, each with the file its settings come from: the annotated ones,
+/// and those an `ImageUpdater` selects (its settings, its file and lines). An error for each
+/// object that cannot be honoured.
 pub(crate) fn read_apps(
-    apps: Vec<(String, Result<ArgoApp, AnnotationError>)>,
+    objects: Vec<(String, Result<ArgoObject, AnnotationError>)>,
     errors: &mut Vec<ErrorEntry>,
 ) -> Vec<(String, ArgoApp)> {
-    let mut out = Vec::new();
-    for (file, app) in apps {
-        match app {
-            Ok(app) => out.push((file, app)),
+    let mut annotated = Vec::new();
+    let mut plain = Vec::new();
+    let mut updaters = Vec::new();
+    for (file, object) in objects {
+        match object {
+            Ok(ArgoObject::Annotated(app)) => annotated.push((file, app)),
+            Ok(ArgoObject::Application(app)) => plain.push(app),
+            Ok(ArgoObject::Updater(u)) => updaters.push((file, u)),
             Err(e) => errors.push(error(&file, e.line, None, e.message)),
         }
     }
-    out
+    let mut out = Vec::new();
+    for (file, u) in updaters {
+        for r in &u.refs {
+            let pattern = globset::Glob::new(&r.name_pattern)
+                .expect("checked when read")
+                .compile_matcher();
+            if let Some((other, _)) = annotated.iter().find(|(_, a)| pattern.is_match(&a.name)) {
+                errors.push(error(
+                    &file,
+                    r.line,
+                    None,
+                    format!(
+                        "ImageUpdater {}: namePattern {:?} selects an Application that {other} \
+                         also configures with annotations: which settings count is ambiguous",
+                        u.name, r.name_pattern
+                    ),
+                ));
+                continue;
+            }
+            let selected: Vec<&Application> = plain
+                .iter()
+                .filter(|a| pattern.is_match(&a.name))
+                .filter(|a| match (&u.namespace, &a.namespace) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                })
+                .collect();
+            if selected.is_empty() {
+                errors.push(error(
+                    &file,
+                    r.line,
+                    None,
+                    format!(
+                        "ImageUpdater {}: namePattern {:?} selects no Application in the repo",
+                        u.name, r.name_pattern
+                    ),
+                ));
+            }
+            for a in selected {
+                out.push((
+                    file.clone(),
+                    ArgoApp {
+                        name: a.name.clone(),
+                        line: r.line,
+                        source_path: a.source_path.clone(),
+                        source_kind: a.source_kind,
+                        write_back: r.write_back.clone(),
+                        write_back_line: r.write_back_line,
+                        images: r.images.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    annotated.extend(out);
+    annotated
 }
 
 /// Add every annotated Application of `apps` (file, application) to `found`.

@@ -199,7 +199,13 @@ pub(crate) struct Prefilter(regex::bytes::Regex);
 
 impl Prefilter {
     pub(crate) fn new(options: &manifest::ScanOptions) -> Prefilter {
-        let mut needles = vec!["image".to_string(), "repository".to_string()];
+        // "argoproj.io": Argo CD Applications, which an argocd-image-updater ImageUpdater
+        // may select whatever they hold.
+        let mut needles = vec![
+            "image".to_string(),
+            "repository".to_string(),
+            "argoproj.io".to_string(),
+        ];
         for keys in options.helm.iter().chain(&options.argocd_helm_params) {
             for path in [&keys.registry, &keys.repository, &keys.tag, &keys.digest]
                 .into_iter()

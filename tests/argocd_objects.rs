@@ -430,3 +430,54 @@ fn digest_platforms_alphabetical_and_image_spec() {
         "{written}"
     );
 }
+
+#[test]
+fn an_image_updater_resource_selects_applications_by_name() {
+    let s = scenario("image-updater-cr");
+    let work = s.work.to_str().unwrap();
+    let plan = image_updater(&["plan", work, "--output", "json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let report = json(&plan);
+    let mut moves: Vec<(&str, &str, &str, &str)> = report["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["policy"].as_str().unwrap(),
+                u["file"].as_str().unwrap(),
+                u["from"].as_str().unwrap(),
+                u["to"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    moves.sort();
+    // shop-us already runs 1.2.3: no override file is written for it.
+    assert_eq!(
+        moves,
+        [
+            ("cart/cart", "charts/cart/values.yaml", "0.1.0", "0.2.0"),
+            (
+                "shop-eu/web",
+                "apps/shop-eu/.argocd-source-shop-eu.yaml",
+                "1.2.0",
+                "1.2.3"
+            ),
+        ],
+        "{report}"
+    );
+    let run = image_updater(&["run", work, "--output", "json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_tree(
+        &s.work,
+        &fixture("image-updater-cr/expected"),
+        &s.registry.addr,
+    );
+    let again = image_updater(&["run", work, "--output", "json"]);
+    assert_eq!(
+        json(&again)["updates"],
+        serde_json::json!([]),
+        "{}",
+        text(&again)
+    );
+}

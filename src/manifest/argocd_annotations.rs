@@ -274,7 +274,7 @@ fn annotation_entries(annotations: &Node) -> Result<Vec<(String, String, usize)>
 }
 
 /// `spec.source.path` and the kind of the source.
-fn source_of(spec: Option<&Node>) -> (Option<String>, SourceKind) {
+pub(super) fn source_of(spec: Option<&Node>) -> (Option<String>, SourceKind) {
     let Some(spec) = spec else {
         return (None, SourceKind::Unknown);
     };
@@ -304,7 +304,7 @@ fn source_of(spec: Option<&Node>) -> (Option<String>, SourceKind) {
 }
 
 /// `kustomization[:PATH]` or `helmvalues[:PATH]`.
-fn parse_target(value: &str) -> Result<Target, String> {
+pub(super) fn parse_target(value: &str) -> Result<Target, String> {
     let value = value.trim();
     let (kind, path) = match value.split_once(':') {
         Some((k, p)) => (k, Some(p.trim().to_string()).filter(|p| !p.is_empty())),
@@ -376,7 +376,11 @@ pub fn parse_image_list(list: &str, line: usize) -> Result<Vec<AppImage>, Annota
 }
 
 /// One `<alias>.<setting>` annotation.
-fn set_alias_annotation(image: &mut AppImage, setting: &str, value: &str) -> Result<(), String> {
+pub(super) fn set_alias_annotation(
+    image: &mut AppImage,
+    setting: &str,
+    value: &str,
+) -> Result<(), String> {
     let value = value.trim();
     let alias = image.alias.clone().unwrap_or_default();
     let list = |v: &str| -> Vec<String> {

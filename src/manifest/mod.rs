@@ -13,6 +13,7 @@
 
 pub mod argocd;
 pub mod argocd_annotations;
+pub mod argocd_crd;
 pub mod argocd_writeback;
 pub mod ci_yaml;
 pub mod compose;
@@ -284,7 +285,7 @@ pub struct FileScan {
     pub problems: Vec<Problem>,
     /// Argo CD Applications with Image Updater annotations, or why their annotations cannot
     /// be honoured (argocd-image-updater; read by `crate::argocd_objects`).
-    pub argocd_apps: Vec<Result<argocd_annotations::ArgoApp, argocd_annotations::AnnotationError>>,
+    pub argocd_apps: Vec<Result<argocd_crd::ArgoObject, argocd_annotations::AnnotationError>>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.
