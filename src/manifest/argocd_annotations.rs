@@ -2,7 +2,7 @@
 //! read as policies: which images an Application tracks (`image-list`), how each alias picks
 //! its tag (`update-strategy`, `allow-tags`, `ignore-tags`, `platforms`), where the new tag is
 //! written (`write-back-method`, `write-back-target`, the Helm and Kustomize names) and
-//! `force-update`. Plain data; what it governs is decided by [`crate::argocd_objects`].
+//! `force-update`. Plain data; what it governs is decided by `crate::argocd_objects`.
 //!
 //! Everything is read as Argo CD Image Updater's documentation describes it. An annotation this
 //! tool cannot honour (an unknown key, a strategy it does not have, a malformed value) is an

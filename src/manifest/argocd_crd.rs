@@ -3,7 +3,7 @@
 //! Applications by `namePattern` (a glob) in the resource's namespace, and each of their
 //! `images` is an alias as an `image-list` entry is, with `commonUpdateSettings` and
 //! `writeBackConfig` inherited from the spec, then the reference, then the image. Plain data;
-//! [`crate::argocd_objects`] matches the Applications of the repo.
+//! `crate::argocd_objects` matches the Applications of the repo.
 //!
 //! The settings mean what the annotations mean ([`super::argocd_annotations`]); what cannot be
 //! honoured (`labelSelectors`, an unknown field) is an error naming its line.
