@@ -245,6 +245,13 @@ fn the_documented_annotations_write_back_as_argo_cd_reads_it() {
                 "1.2.3"
             ),
             m(
+                "ui/ui",
+                "charts/ui/.argocd-source-ui.yaml",
+                7,
+                "3.0.0",
+                "3.1.0"
+            ),
+            m(
                 "worker/worker",
                 "env/prod/worker-settings.yaml",
                 6,
