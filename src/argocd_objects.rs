@@ -411,6 +411,12 @@ fn place_override(
     let file = match source(root, rel, found.sources)? {
         Some(i) => i,
         None => {
+            if !root.join(source_path).is_dir() {
+                return Err(format!(
+                    "{rel} cannot be created: the source path {source_path}/ is not a folder \
+                     of the repo"
+                ));
+            }
             let text = new_override(source_path, app, kind, found)?;
             found.sources.push(Source {
                 rel: rel.to_string(),
@@ -587,4 +593,109 @@ fn place_values(
         }
     }
     govern_site(file, site, g, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::argocd_annotations::parse_image_list;
+    use crate::manifest::argocd_crd::{AppRef, Updater};
+
+    fn application(name: &str, namespace: Option<&str>) -> ArgoObject {
+        ArgoObject::Application(Application {
+            name: name.into(),
+            namespace: namespace.map(str::to_string),
+            line: 1,
+            source_path: Some(format!("apps/{name}")),
+            source_kind: SourceKind::Kustomize,
+        })
+    }
+
+    fn updater(patterns: &[&str]) -> ArgoObject {
+        ArgoObject::Updater(Updater {
+            name: "u".into(),
+            namespace: Some("argocd".into()),
+            refs: patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| AppRef {
+                    name_pattern: p.to_string(),
+                    line: 10 + i,
+                    write_back: WriteBack::Git(Target::Default),
+                    write_back_line: 5,
+                    images: parse_image_list("web=ghcr.io/acme/web", 12).unwrap(),
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn image_updaters_select_applications_by_name_and_namespace() {
+        let mut errors = Vec::new();
+        let objects = vec![
+            (
+                "a.yaml".to_string(),
+                Ok(application("shop-eu", Some("argocd"))),
+            ),
+            ("b.yaml".to_string(), Ok(application("shop-us", None))),
+            (
+                "c.yaml".to_string(),
+                Ok(application("shop-cn", Some("other"))),
+            ),
+            (
+                "d.yaml".to_string(),
+                Ok(application("cart", Some("argocd"))),
+            ),
+            ("u.yaml".to_string(), Ok(updater(&["shop-*", "nothing-*"]))),
+        ];
+        let apps = read_apps(objects, &mut errors);
+        let names: Vec<(&str, &str, usize)> = apps
+            .iter()
+            .map(|(f, a)| (f.as_str(), a.name.as_str(), a.line))
+            .collect();
+        assert_eq!(
+            names,
+            [("u.yaml", "shop-eu", 10), ("u.yaml", "shop-us", 10)]
+        );
+        assert_eq!(apps[0].1.source_path.as_deref(), Some("apps/shop-eu"));
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["u.yaml:11: ImageUpdater u: namePattern \"nothing-*\" selects no Application in the repo"]
+        );
+    }
+
+    #[test]
+    fn an_application_configured_twice_is_refused() {
+        let annotated = ArgoApp {
+            name: "shop-eu".into(),
+            line: 3,
+            source_path: Some("apps/shop-eu".into()),
+            source_kind: SourceKind::Kustomize,
+            write_back: WriteBack::Git(Target::Default),
+            write_back_line: 3,
+            images: parse_image_list("web=ghcr.io/acme/web", 4).unwrap(),
+        };
+        let mut errors = Vec::new();
+        let apps = read_apps(
+            vec![
+                ("a.yaml".into(), Ok(ArgoObject::Annotated(annotated))),
+                ("u.yaml".into(), Ok(updater(&["shop-*"]))),
+                (
+                    "bad.yaml".into(),
+                    Err(AnnotationError {
+                        line: 7,
+                        message: "why".into(),
+                    }),
+                ),
+            ],
+            &mut errors,
+        );
+        assert_eq!(apps.len(), 1);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].message, "bad.yaml:7: why");
+        assert!(
+            errors[1].message.starts_with("u.yaml:10: ") && errors[1].message.contains("ambiguous")
+        );
+    }
 }
