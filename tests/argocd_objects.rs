@@ -12,6 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::forges::{ok_report, pr_actions, run_async, GithubFake};
 use common::{bare_repo_with_files, git, Registry};
 
 fn fixture(case: &str) -> PathBuf {
@@ -82,6 +83,11 @@ struct Scenario {
 /// The registry seeded with `tags.txt`, a bare remote holding `input/` and the config, and a
 /// clone of it.
 fn scenario(case: &str) -> Scenario {
+    scenario_with(case, "")
+}
+
+/// [`scenario`] with `extra` appended to the fixture's config.
+fn scenario_with(case: &str, extra: &str) -> Scenario {
     let registry = Registry::start();
     let dir = fixture(case);
     for line in std::fs::read_to_string(dir.join("tags.txt"))
@@ -103,7 +109,8 @@ fn scenario(case: &str) -> Scenario {
     let mut files = tree(&dir.join("input"), &registry.addr);
     let config = std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
-        .replace("{{REGISTRY}}", &registry.addr);
+        .replace("{{REGISTRY}}", &registry.addr)
+        + extra;
     files.push((".image-updater.yaml".into(), config.into_bytes()));
     let refs: Vec<(&str, &[u8])> = files
         .iter()
@@ -486,5 +493,57 @@ fn an_image_updater_resource_selects_applications_by_name() {
         serde_json::json!([]),
         "{}",
         text(&again)
+    );
+}
+
+/// `mode: pull-request`: the branch holds the new override file with Image Updater's bytes
+/// and the in-place rewrites; the base and the work tree are left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_creates_the_override_file_on_its_branch() {
+    const TOKEN: &str = "ghp-argocd-test-token";
+    let server = wiremock::MockServer::start().await;
+    let fake = GithubFake::new(TOKEN);
+    common::forges::mount_fake(&server, fake.clone()).await;
+    let s = scenario_with(
+        "docs-examples",
+        &format!(
+            "delivery:\n  mode: pull-request\n  group: all\n  forge: github\n  api_url: {}\n  \
+             repository: acme/infra\n",
+            server.uri()
+        ),
+    );
+    let before = remote_head(&s.bare);
+    let report = ok_report(
+        &run_async(&s.work, &[("GITHUB_TOKEN", TOKEN)]).await,
+        &[TOKEN],
+    );
+    let prs = pr_actions(&report);
+    assert_eq!(prs.len(), 1, "{report}");
+    assert_eq!(prs[0].2, "created", "{report}");
+    let branch = &prs[0].0;
+    assert_eq!(remote_head(&s.bare), before, "the base is not pushed to");
+    assert_eq!(git(&s.work, &["status", "--porcelain"]), "");
+    assert!(!s
+        .work
+        .join("apps/guestbook/.argocd-source-guestbook.yaml")
+        .exists());
+    let expected = fixture("docs-examples/expected");
+    for file in [
+        "apps/guestbook/.argocd-source-guestbook.yaml",
+        "charts/ui/.argocd-source-ui.yaml",
+        "charts/api/.argocd-source-api.yaml",
+        "apps/frontend/base/kustomization.yaml",
+        "env/prod/worker-settings.yaml",
+    ] {
+        let on_branch = git(&s.bare, &["show", &format!("{branch}:{file}")]);
+        let want = std::fs::read_to_string(expected.join(file))
+            .unwrap()
+            .replace("{{REGISTRY}}", &s.registry.addr);
+        assert_eq!(on_branch, want, "{file} on {branch}");
+    }
+    assert!(
+        fake.state().problems.is_empty(),
+        "{:?}",
+        fake.state().problems
     );
 }
