@@ -394,6 +394,9 @@ pub struct Watched {
     pub pin_digest: bool,
     /// Platforms (`os/arch[/variant]`) a tag's index must cover.
     pub platforms: Vec<String>,
+    /// argocd-image-updater's newest-build: of the tags the policy passes, the one whose image
+    /// was built last wins (`crate::registry::created`).
+    pub newest_build: bool,
 }
 
 impl Config {
@@ -563,6 +566,7 @@ impl Config {
                 helm_keys: start..start + img.helm.len(),
                 pin_digest: img.pin_digest,
                 platforms: img.platforms.clone(),
+                newest_build: false,
             });
         }
         for r in &self.registries {

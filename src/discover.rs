@@ -20,6 +20,9 @@ pub(crate) struct Source {
     pub rel: String,
     pub path: PathBuf,
     pub text: String,
+    /// Not in the work tree: `text` is the file a write-back would create, with the current
+    /// values (argocd-image-updater's `.argocd-source-<app>.yaml`; see `crate::argocd_objects`).
+    pub created: bool,
 }
 
 /// One image reference found in a file.
@@ -46,6 +49,8 @@ pub(crate) struct Discovery {
     pub skipped: Vec<Skipped>,
     /// Issue 16: the repo's Flux automations and policy scopes (crate::flux_repo).
     pub flux: crate::flux_repo::FluxObjects,
+    /// What the repo's own objects ask for and cannot be honoured (argocd-image-updater).
+    pub errors: Vec<crate::report::ErrorEntry>,
 }
 
 pub(crate) struct Sites {
@@ -75,6 +80,7 @@ pub(crate) fn discover(
     let mut found: Vec<Sites> = Vec::new();
     let mut flux_policies: Vec<(String, FluxPolicy)> = Vec::new();
     let mut flux_repositories = Vec::new();
+    let mut argocd_apps = Vec::new(); // argocd-image-updater
     let prefilter = Prefilter::new(options);
     let gitlab = manifest::ci_yaml::gitlab_included(&files.files, |f| {
         std::fs::read_to_string(root.join(f)).ok()
@@ -103,6 +109,10 @@ pub(crate) fn discover(
         }
         flux_policies.extend(scan.flux_policies.into_iter().map(|p| (rel.clone(), p)));
         flux_repositories.extend(scan.flux_repositories);
+        // argocd-image-updater: annotated Applications, or why their annotations cannot be read.
+        for app in scan.argocd_apps {
+            argocd_apps.push((rel.clone(), app));
+        }
         if scan.sites.is_empty() {
             continue;
         }
@@ -114,6 +124,7 @@ pub(crate) fn discover(
             path: root.join(&rel),
             rel,
             text,
+            created: false,
         });
     }
 
@@ -161,12 +172,27 @@ pub(crate) fn discover(
     // Issue 16 (flux_repo): each marker's ImagePolicy as the cluster sees it, and the
     // automation's update.path and suspend.
     flux.scope(&mut occurrences, |f| sources[f].rel.clone(), &governors);
+    // argocd-image-updater: annotated Applications govern their write-back targets.
+    let mut errors = Vec::new();
+    let apps = crate::argocd_objects::read_apps(argocd_apps, &mut errors);
+    crate::argocd_objects::apply(
+        root,
+        &apps,
+        &mut crate::argocd_objects::Found {
+            sources: &mut sources,
+            occurrences: &mut occurrences,
+            governors: &mut governors,
+            configured: watched.len(),
+            errors: &mut errors,
+        },
+    );
     Discovery {
         sources,
         occurrences,
         governors,
         skipped,
         flux,
+        errors,
     }
 }
 
@@ -193,7 +219,13 @@ pub(crate) struct Prefilter(regex::bytes::Regex);
 
 impl Prefilter {
     pub(crate) fn new(options: &manifest::ScanOptions) -> Prefilter {
-        let mut needles = vec!["image".to_string(), "repository".to_string()];
+        // "argoproj.io": Argo CD Applications, which an argocd-image-updater ImageUpdater
+        // may select whatever they hold.
+        let mut needles = vec![
+            "image".to_string(),
+            "repository".to_string(),
+            "argoproj.io".to_string(),
+        ];
         for keys in options.helm.iter().chain(&options.argocd_helm_params) {
             for path in [&keys.registry, &keys.repository, &keys.tag, &keys.digest]
                 .into_iter()
@@ -373,7 +405,7 @@ enum GovernorError {
 
 /// Why a site's current reference cannot be put together.
 #[derive(Debug, thiserror::Error)]
-enum CurrentError {
+pub(crate) enum CurrentError {
     #[error("only a tag or digest, and no policy names the image")]
     NoName,
     #[error(transparent)]
@@ -442,12 +474,16 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, GovernorError> {
         helm_keys: 0..0,
         pin_digest: false,
         platforms: Vec::new(),
+        newest_build: false,
     })
 }
 
 /// The reference a site holds now, put together from its parts. `fallback` names the
 /// repository when the site holds only a tag or digest (a marker's `:tag`, Helm keys).
-fn current_reference(site: &Site, fallback: Option<&ImageRef>) -> Result<ImageRef, CurrentError> {
+pub(crate) fn current_reference(
+    site: &Site,
+    fallback: Option<&ImageRef>,
+) -> Result<ImageRef, CurrentError> {
     let whole = match &site.parts {
         Parts::Whole(f) => f.value.clone(),
         Parts::Override { scalar, prefix } => scalar.value[prefix.len()..].to_string(),

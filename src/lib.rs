@@ -11,6 +11,8 @@
 //! [`Request`]; a run ends in an [`Outcome`] or an [`Error`] with its exit code.
 
 // The entry points and the stages.
+/// Argo CD Image Updater's Applications and ImageUpdaters as policies, and their write-back.
+mod argocd_objects;
 /// Deliver: one commit, or a pull request per group, and what landed.
 mod deliver;
 /// Discover: read the files, find the references and the policy governing each.

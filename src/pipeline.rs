@@ -258,9 +258,14 @@ impl Pass {
 
     /// The unified diff of every rewritten file.
     fn diff(&self) -> String {
-        self.plan()
+        self.rewritten
             .iter()
-            .map(|f| unified_diff(f.rel, f.text, f.new_text))
+            .map(|r| {
+                let src = r.file.source(&self.found);
+                // A file to be created (Argo CD's write-back file) is diffed against nothing.
+                let old = if src.created { "" } else { src.text.as_str() };
+                unified_diff(&src.rel, old, &r.text)
+            })
             .collect()
     }
 
@@ -331,6 +336,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     }
     skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     // Flux automations that cannot be honoured, ambiguous ImagePolicies.
+    // What the repo's Argo CD objects ask for and cannot be honoured.
     let errors = found
         .flux
         .errors
@@ -340,6 +346,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
             file: None,
             message: message.clone(),
         })
+        .chain(found.errors.iter().cloned())
         .collect();
     Ok(Pass {
         found,
@@ -472,7 +479,12 @@ fn hold_back_uncommitted(
     changes: &mut BTreeMap<FileId, Vec<Change>>,
     errors: &mut Vec<ErrorEntry>,
 ) -> HashSet<String> {
-    let files: Vec<FileId> = changes.keys().copied().collect();
+    // A file to be created has nothing uncommitted to keep.
+    let files: Vec<FileId> = changes
+        .keys()
+        .copied()
+        .filter(|f| !f.source(found).created)
+        .collect();
     if files.is_empty() {
         return HashSet::new();
     }
@@ -748,6 +760,7 @@ mod tests {
                 governors: Vec::new(),
                 skipped: Vec::new(),
                 flux: Default::default(),
+                errors: Vec::new(),
             },
             skipped: Vec::new(),
             errors: vec![error("ghcr.io/acme/db: 401")],

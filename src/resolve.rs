@@ -138,6 +138,8 @@ pub(crate) struct Lookups<'a> {
     registries: &'a Registries,
     digests: HashMap<RepoTag, Result<String, String>>,
     platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
+    /// Build times read for newest-build.
+    created: crate::registry::created::CreatedCache,
 }
 
 impl<'a> Lookups<'a> {
@@ -146,6 +148,7 @@ impl<'a> Lookups<'a> {
             registries,
             digests: HashMap::new(),
             platforms: HashMap::new(),
+            created: Default::default(),
         }
     }
 
@@ -163,6 +166,24 @@ impl<'a> Lookups<'a> {
             .map_err(|e| e.to_string());
         self.digests.insert(key, r.clone());
         r
+    }
+
+    /// Of `candidates` (tags of `image`'s repository), the one whose image was built last
+    /// (Argo CD Image Updater's newest-build): one manifest and config read per candidate.
+    pub async fn newest_build(
+        &mut self,
+        image: &ImageRef,
+        candidates: &[String],
+    ) -> Result<Option<String>, String> {
+        let source = self.registries.source(&image.registry);
+        crate::registry::created::newest_build(
+            source.as_ref(),
+            &image.canonical_name(),
+            &image.repository,
+            candidates,
+            &mut self.created,
+        )
+        .await
     }
 
     /// The platforms `tag` of `image`'s repository provides.

@@ -170,7 +170,19 @@ async fn select(
         }
         &narrowed
     };
-    let change = g.policy.update_from(current, candidates);
+    // newest-build (Argo CD Image Updater) takes the candidate built last, whatever its name.
+    let change = if g.newest_build {
+        lookups
+            .newest_build(&g.image, &g.policy.select(tags).candidates)
+            .await?
+            .filter(|n| Some(n.as_str()) != current)
+            .map(|to| policy::Change {
+                to,
+                reason: policy::ChangeReason::Newer,
+            })
+    } else {
+        g.policy.update_from(current, candidates)
+    };
     if change.is_none() {
         if let Some(why) = g.policy.held(current, candidates) {
             return Ok(Some(Selected::Held(why)));

@@ -847,9 +847,12 @@ impl WorkTree {
         let mut out = Vec::with_capacity(files.len());
         for file in files {
             let failed = |e| GitError::new(&file.display().to_string(), e);
-            let link = std::fs::symlink_metadata(file)
-                .map_err(failed)?
-                .is_symlink();
+            // A file about to be created (argocd-image-updater's override file) is no link.
+            let link = match std::fs::symlink_metadata(file) {
+                Ok(meta) => meta.is_symlink(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(failed(e)),
+            };
             let abs = match (link, file.parent(), file.file_name()) {
                 (false, Some(dir), Some(name)) => match dirs.get(dir) {
                     Some(d) => d.join(name),

@@ -12,6 +12,9 @@
 //! atomic writes; and [`files`] which files are read at all.
 
 pub mod argocd;
+pub mod argocd_annotations;
+pub mod argocd_crd;
+pub mod argocd_writeback;
 pub mod ci_yaml;
 pub mod compose;
 pub mod dockerfile;
@@ -282,6 +285,9 @@ pub struct FileScan {
     pub flux_repositories: Vec<FluxRepository>,
     /// Markers and Flux objects that could not be used, with why.
     pub problems: Vec<Problem>,
+    /// Argo CD Applications with Image Updater annotations, or why their annotations cannot
+    /// be honoured (argocd-image-updater; read by `crate::argocd_objects`).
+    pub argocd_apps: Vec<Result<argocd_crd::ArgoObject, argocd_annotations::AnnotationError>>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.

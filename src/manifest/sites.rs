@@ -81,6 +81,20 @@ pub fn scan_file_as(
             ci_yaml::gitlab_sites(root, &mut ci);
         }
         argocd::sites(root, opts, &mut format_sites);
+        // argocd-image-updater: the Application's annotations, read as policies.
+        {
+            use super::argocd_crd::{self, ArgoObject};
+            match super::argocd_annotations::read(root) {
+                Ok(Some(app)) => scan.argocd_apps.push(Ok(ArgoObject::Annotated(app))),
+                Ok(None) => scan
+                    .argocd_apps
+                    .extend(argocd_crd::application(root).map(|a| Ok(ArgoObject::Application(a)))),
+                Err(e) => scan.argocd_apps.push(Err(e)),
+            }
+            if let Some(u) = argocd_crd::read(root).transpose() {
+                scan.argocd_apps.push(u.map(ArgoObject::Updater));
+            }
+        }
         if values_file {
             helm::values_sites(root, &Path::default(), &opts.helm, &mut format_sites);
         }

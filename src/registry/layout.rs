@@ -230,6 +230,24 @@ impl LayoutSource {
         }
     }
 
+    /// The config blob of the image `tag` names (newest-build orders by its `created`).
+    fn config_of(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, LayoutError> {
+        let (dir, digest) = self.tag_digest(repository, tag)?;
+        let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
+        let Manifest::Image { config_digest } = parse_manifest(&manifest, None)? else {
+            return Ok(None);
+        };
+        check_digest(&config_digest).map_err(|source| {
+            let (alg, hex) = check_digest(&digest).unwrap_or_default();
+            LayoutError::ConfigDigest {
+                blob: blob_path(&dir, alg, hex),
+                source,
+            }
+        })?;
+        self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")
+            .map(Some)
+    }
+
     fn index(&self, repository: &str) -> Result<(PathBuf, Index), LayoutError> {
         let dir = if repository.is_empty() {
             self.root.clone()
@@ -353,6 +371,17 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
         Box::pin(async move {
             self.platforms_of(repository, tag)
+                .map_err(|e| self.error(repository, e.to_string()))
+        })
+    }
+
+    fn image_config<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(async move {
+            self.config_of(repository, tag)
                 .map_err(|e| self.error(repository, e.to_string()))
         })
     }

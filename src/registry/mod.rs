@@ -12,6 +12,7 @@
 //! - [`media`]: manifest media types and platforms, shared by both.
 
 pub mod auth;
+pub mod created; // argocd-image-updater: newest-build
 pub mod layout;
 pub mod media;
 pub mod oci;
@@ -62,6 +63,15 @@ pub trait TagSource: Send + Sync {
         repository: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>>;
+
+    /// The image config blob `tag` points to (argocd-image-updater's newest-build reads its
+    /// `created`, see [`created`]); `None` when the tag is not one image (an index, an
+    /// artifact).
+    fn image_config<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>>;
 }
 
 /// Timing and retry limits of a run's registry requests, and the environment credentials

@@ -452,6 +452,33 @@ impl OciSource {
             }
         }
     }
+
+    /// The config blob of the image `tag` names (newest-build orders by its `created`).
+    async fn config_blob(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, OciError> {
+        let target = format!("/v2/{repository}/manifests/{tag}");
+        let resp = self
+            .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.refusal(&resp).await);
+        }
+        let Manifest::Image { config_digest } =
+            parse_manifest(&resp.body, resp.header("content-type"))?
+        else {
+            return Ok(None);
+        };
+        let target = format!("/v2/{repository}/blobs/{config_digest}");
+        let resp = self
+            .send(repository, Method::GET, &target, "*/*", true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(OciError::Config {
+                reason: self.refusal(&resp).await.to_string(),
+                digest: config_digest,
+            });
+        }
+        Ok(Some(resp.body.to_vec()))
+    }
 }
 
 /// Why a tag page was not read.
@@ -574,6 +601,18 @@ impl TagSource for OciSource {
             self.manifest_platforms(repository, tag)
                 .await
                 .map_err(|e| self.error(repository, format!("tag {tag}: {e}")))
+        })
+    }
+
+    fn image_config<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(async move {
+            self.config_blob(repository, tag)
+                .await
+                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
         })
     }
 }

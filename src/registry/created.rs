@@ -1,0 +1,190 @@
+//! Build times of tags, for Argo CD Image Updater's `newest-build` strategy: the candidate
+//! tags are ordered by their image config's `created` time, newest first. One manifest and one
+//! config are read per candidate (cached for the run); at most [`MAX_CANDIDATES`] candidates
+//! are looked at, and a tag whose time cannot be read is an error naming it, never a guess.
+
+use std::collections::HashMap;
+
+use super::TagSource;
+
+/// The most candidate tags whose build times one policy reads; more is an error asking to
+/// narrow them (`allow-tags`, `ignore-tags`).
+pub const MAX_CANDIDATES: usize = 100;
+
+/// Build times read this run, by canonical repository and tag: seconds and nanoseconds since
+/// the Unix epoch, or why there is none.
+pub type CreatedCache = HashMap<(String, String), Result<(i64, u32), String>>;
+
+/// The `created` time of an image config: `Ok(None)` when it has none.
+pub fn config_created(config: &[u8]) -> Result<Option<(i64, u32)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        created: Option<String>,
+    }
+    let config: Config = serde_json::from_slice(config)
+        .map_err(|e| format!("image config is not valid JSON: {e}"))?;
+    config
+        .created
+        .map(|c| parse_rfc3339(&c).ok_or_else(|| format!("created {c:?} is not an RFC 3339 time")))
+        .transpose()
+}
+
+/// An RFC 3339 time (`2024-05-01T10:00:00Z`, fractions and `+hh:mm` offsets too) as seconds
+/// and nanoseconds since the Unix epoch.
+pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: u32 = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        let padded: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        nanos = padded.parse().ok()?;
+    }
+    let offset = match s.get(i..)? {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && matches!(&zone[..1], "+" | "-") && &zone[3..4] == ":" => {
+            let h: i64 = zone[1..3].parse().ok()?;
+            let m: i64 = zone[4..6].parse().ok()?;
+            let secs = h * 3600 + m * 60;
+            if zone.starts_with('-') {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((
+        days * 86_400 + hour * 3600 + minute * 60 + second - offset,
+        nanos,
+    ))
+}
+
+/// The candidate built last, by image config `created` time (a tie goes to the candidate
+/// listed first, the policy's best). `candidates` are the tags passing the policy's filters.
+pub async fn newest_build(
+    source: &dyn TagSource,
+    canonical: &str,
+    repository: &str,
+    candidates: &[String],
+    cache: &mut CreatedCache,
+) -> Result<Option<String>, String> {
+    if candidates.len() > MAX_CANDIDATES {
+        return Err(format!(
+            "newest-build: {} tags pass the filters, and the build times of at most \
+             {MAX_CANDIDATES} are read; narrow them with allow-tags or ignore-tags",
+            candidates.len()
+        ));
+    }
+    let mut best: Option<(&String, (i64, u32))> = None;
+    for tag in candidates {
+        let key = (canonical.to_string(), tag.clone());
+        let created = match cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = match source.image_config(repository, tag).await {
+                    Ok(Some(config)) => config_created(&config).and_then(|c| {
+                        c.ok_or_else(|| "its image config has no created time".to_string())
+                    }),
+                    Ok(None) => Err(
+                        "not a single image (an index or an artifact): no one build time".into(),
+                    ),
+                    Err(e) => Err(e.to_string()),
+                };
+                cache.insert(key, r.clone());
+                r
+            }
+        };
+        let created =
+            created.map_err(|why| format!("newest-build: tag {tag} of {canonical}: {why}"))?;
+        if best.is_none_or(|(_, t)| created > t) {
+            best = Some((tag, created));
+        }
+    }
+    Ok(best.map(|(t, _)| t.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T10:00:00Z"),
+            Some((1_714_557_600, 0))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01T12:00:00.5+02:00"),
+            Some((1_714_557_600, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T23:59:59.123456789Z"),
+            Some((951_868_799, 123_456_789))
+        );
+        for bad in [
+            "2024-05-01",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T00:00:00",
+            "2024-05-01T00:00:00.Z",
+            "2024-05-01T00:00:00+0200",
+            "x024-05-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_times() {
+        assert_eq!(
+            config_created(br#"{"created":"2024-05-01T10:00:00Z","os":"linux"}"#).unwrap(),
+            Some((1_714_557_600, 0))
+        );
+        assert_eq!(config_created(br#"{"os":"linux"}"#).unwrap(), None);
+        assert!(config_created(br#"{"created":"yesterday"}"#)
+            .unwrap_err()
+            .contains("yesterday"));
+        assert!(config_created(b"not json").is_err());
+    }
+}
