@@ -1,5 +1,5 @@
 //! `mode: pull-request` end to end on every forge: the real registry, a real git remote over
-//! file://, and a stateful fake of the forge's API ([`common::forges::ForgeFake`]: GitHub REST
+//! smart HTTP (as production pushes), and a stateful fake of the forge's API ([`common::forges::ForgeFake`]: GitHub REST
 //! v3, GitLab API v4, Gitea API v1) that checks every call's method, path, query, auth header
 //! and JSON body and answers in that forge's shapes (GitHub 422, GitLab and Gitea 409 on a
 //! duplicate). Each scenario runs once per forge; a failure names the forge.
@@ -14,7 +14,7 @@ use common::forges::{
     assert_refused_without_leak, expect_actions, fixture, ok_report, output_text, pr_actions,
     pr_remote, run_async as run, seed_registry, Forge, ForgeFake, GitlabFake,
 };
-use common::{git, Registry};
+use common::{git, GitHttpServer, Registry};
 use futures::FutureExt;
 use serde_json::Value;
 use wiremock::MockServer;
@@ -52,6 +52,10 @@ struct Setup {
     server: MockServer,
     bare: std::path::PathBuf,
     work: std::path::PathBuf,
+    /// The remote's URL: smart HTTP, as production pushes.
+    url: String,
+    /// Serves the remote.
+    _git: GitHttpServer,
     tmp: tempfile::TempDir,
 }
 
@@ -61,16 +65,17 @@ async fn setup(forge: Forge, delivery: impl Fn(&str) -> String) -> Setup {
     let (fake, server) = ForgeFake::start(forge, TOKEN).await;
     let tmp = tempfile::tempdir().unwrap();
     let bare = pr_remote(tmp.path(), &registry.addr, &delivery(&server.uri()));
-    let work = common::clone(
-        &format!("file://{}", bare.display()),
-        &tmp.path().join("work"),
-    );
+    let git = GitHttpServer::start(tmp.path(), None);
+    let url = format!("{}/remote.git", git.base_url);
+    let work = common::clone(&url, &tmp.path().join("work"));
     Setup {
         registry,
         fake,
         server,
         bare,
         work,
+        url,
+        _git: git,
         tmp,
     }
 }
@@ -243,8 +248,7 @@ async fn lifecycle(forge: Forge) {
 
     // 2b: someone adds a commit of their own to our web branch (our files untouched): it is
     // not ours to propose, so the branch is force-pushed back to exactly our change.
-    let url = format!("file://{}", bare.display());
-    let rival = common::clone(&url, &s.tmp.path().join("rival"));
+    let rival = common::clone(&s.url, &s.tmp.path().join("rival"));
     git(&rival, &["checkout", "-q", "image-updater/web"]);
     std::fs::write(rival.join("rogue.txt"), "not ours\n").unwrap();
     git(&rival, &["add", "rogue.txt"]);
@@ -387,6 +391,10 @@ async fn ci_environment(forge: Forge) {
         "  mode: pull-request\n  group: all\n  branch: \"deps/images\"\n  pull_request: { auto_merge: true, title: \"Update {{ count }} images\" }\n".to_string()
     })
     .await;
+    // A remote on 127.0.0.1 would name the repository itself (its host is the forge's, as
+    // in production): here the job's environment must name it, so the remote is local.
+    let file_url = format!("file://{}", s.bare.display());
+    git(&s.work, &["remote", "set-url", "origin", &file_url]);
     let uri = s.server.uri();
     let api = forge.api_url(&uri);
     let graphql = format!("{uri}/graphql");
