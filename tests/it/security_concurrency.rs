@@ -41,10 +41,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::forges::{mount_fake, output_text, run_command, GiteaFake, GithubFake, GitlabFake};
+use common::forges::{output_text, run_command, Forge, ForgeFake};
 use common::{bare_repo_with_files, git, try_git, GitHttpServer, Registry};
 use serde_json::Value;
-use wiremock::MockServer;
 
 /// Iterations of the commit-mode race: three kinds by three ways to the remote, twice over.
 const COMMIT_ITERATIONS: usize = 18;
@@ -589,130 +588,14 @@ fn locked_remote() -> (Registry, tempfile::TempDir, Remote, PathBuf) {
 // pull-request mode
 // ---------------------------------------------------------------------------------------------
 
-/// Which forge a pull-request race runs against.
-#[derive(Debug, Clone, Copy)]
-enum Forge {
-    Github,
-    Gitlab,
-    Gitea,
-}
-
-/// One of the three stateful forge fakes.
-enum Fake {
-    Github(GithubFake),
-    Gitlab(GitlabFake),
-    Gitea(GiteaFake),
-}
-
-impl Fake {
-    /// A fresh fake of `forge` on a server of its own.
-    async fn start(forge: Forge) -> (Fake, MockServer) {
-        let server = MockServer::start().await;
-        let fake = match forge {
-            Forge::Github => {
-                let f = GithubFake::new(FORGE_TOKEN);
-                mount_fake(&server, f.clone()).await;
-                Fake::Github(f)
-            }
-            Forge::Gitlab => {
-                let f = GitlabFake::new(FORGE_TOKEN);
-                mount_fake(&server, f.clone()).await;
-                Fake::Gitlab(f)
-            }
-            Forge::Gitea => {
-                let f = GiteaFake::new(FORGE_TOKEN);
-                mount_fake(&server, f.clone()).await;
-                Fake::Gitea(f)
-            }
-        };
-        (fake, server)
-    }
-
-    /// The config's `delivery:` lines for this forge at `uri`.
-    fn delivery(&self, uri: &str) -> String {
-        let (forge, api, repo) = match self {
-            Fake::Github(_) => ("github", uri.to_string(), "acme/infra"),
-            Fake::Gitlab(_) => ("gitlab", format!("{uri}/api/v4"), "acme/platform/infra"),
-            Fake::Gitea(_) => ("gitea", format!("{uri}/api/v1"), "acme/infra"),
-        };
-        format!(
-            "  mode: pull-request\n  forge: {forge}\n  api_url: {api}\n  repository: {repo}\n  pull_request: {{ labels: [dependencies] }}\n"
-        )
-    }
-
-    fn token_env(&self) -> &'static str {
-        match self {
-            Fake::Github(_) => "GITHUB_TOKEN",
-            Fake::Gitlab(_) => "GITLAB_TOKEN",
-            Fake::Gitea(_) => "GITEA_TOKEN",
-        }
-    }
-
-    /// Listings answer after `delay`, with what they found when they arrived.
-    fn slow_listings(&self, delay: Duration) {
-        match self {
-            Fake::Github(f) => f.state().list_delay = delay,
-            Fake::Gitlab(f) => f.state().list_delay = delay,
-            Fake::Gitea(f) => f.state().list_delay = delay,
-        }
-    }
-
-    /// Every request ever opened: (head branch, number, open).
-    fn requests(&self) -> Vec<(String, u64, bool)> {
-        let row = |p: &Value, head: &str, number: &str, open: &str| {
-            (
-                p.pointer(head)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                p[number].as_u64().unwrap_or_default(),
-                p["state"] == open,
-            )
-        };
-        match self {
-            Fake::Github(f) => f
-                .state()
-                .prs
-                .iter()
-                .map(|p| row(p, "/head/ref", "number", "open"))
-                .collect(),
-            Fake::Gitlab(f) => f
-                .state()
-                .mrs
-                .iter()
-                .map(|m| row(m, "/source_branch", "iid", "opened"))
-                .collect(),
-            Fake::Gitea(f) => f
-                .state()
-                .pulls
-                .iter()
-                .map(|p| row(p, "/head/ref", "number", "open"))
-                .collect(),
-        }
-    }
-
-    fn problems(&self) -> Vec<String> {
-        match self {
-            Fake::Github(f) => f.state().problems.clone(),
-            Fake::Gitlab(f) => f.state().problems.clone(),
-            Fake::Gitea(f) => f.state().problems.clone(),
-        }
-    }
-
-    /// How many times a request was asked to be opened (refused duplicates included).
-    fn creates(&self) -> usize {
-        let calls = match self {
-            Fake::Github(f) => f.state().calls.clone(),
-            Fake::Gitlab(f) => f.state().calls.clone(),
-            Fake::Gitea(f) => f.state().calls.clone(),
-        };
-        calls
-            .iter()
-            .filter(|c| {
-                c.starts_with("POST ") && (c.ends_with("/pulls") || c.ends_with("/merge_requests"))
-            })
-            .count()
-    }
+/// How many times a request was asked to be opened (refused duplicates included).
+fn creates(fake: &ForgeFake) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| {
+            c.starts_with("POST ") && (c.ends_with("/pulls") || c.ends_with("/merge_requests"))
+        })
+        .count()
 }
 
 fn branch_of(name: &str) -> String {
@@ -720,9 +603,19 @@ fn branch_of(name: &str) -> String {
 }
 
 /// Everything wrong after one pull-request race.
-fn check_pr_race(r: &Remote, works: [&Path; 2], outs: [&Output; 2], fake: &Fake) -> Vec<String> {
+fn check_pr_race(
+    r: &Remote,
+    works: [&Path; 2],
+    outs: [&Output; 2],
+    fake: &ForgeFake,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    let requests = fake.requests();
+    // Every request ever opened: (head branch, number, open).
+    let requests: Vec<(String, u64, bool)> = fake
+        .prs()
+        .into_iter()
+        .map(|p| (p.head, p.number, p.open))
+        .collect();
     for p in fake.problems() {
         problems.push(format!("the fake: {p}"));
     }
@@ -821,8 +714,9 @@ async fn pr_races(forge: Forge, iterations: usize) {
     let mut duplicates = 0;
     for i in 0..iterations {
         let via = [Via::Gated, Via::Http, Via::File][i % 3];
-        let (fake, api) = Fake::start(forge).await;
-        let config = config(&registry.addr, &fake.delivery(&api.uri()));
+        let (fake, api) = ForgeFake::start(forge, FORGE_TOKEN).await;
+        let delivery = forge.delivery(&api.uri(), "  pull_request: { labels: [dependencies] }\n");
+        let config = config(&registry.addr, &delivery);
         let mut r = remote(&server, &remotes, &format!("pr-{i}"), &config);
         if via == Via::File {
             r.url = format!("file://{}", r.bare.display());
@@ -832,7 +726,7 @@ async fn pr_races(forge: Forge, iterations: usize) {
             common::clone(&r.url, &dir.join("a")),
             common::clone(&r.url, &dir.join("b")),
         ];
-        let env = [(fake.token_env(), FORGE_TOKEN)];
+        let env = [(forge.token_env(), FORGE_TOKEN)];
         let a = run_command(&works[0], &env);
         let b = run_command(&works[1], &env);
         if via == Via::Gated {
@@ -844,7 +738,7 @@ async fn pr_races(forge: Forge, iterations: usize) {
         let (oa, ob) = tokio::task::spawn_blocking(move || race(a, b))
             .await
             .unwrap();
-        duplicates += fake.creates().saturating_sub(IMAGES.len());
+        duplicates += creates(&fake).saturating_sub(IMAGES.len());
         for p in check_pr_race(&r, [&works[0], &works[1]], [&oa, &ob], &fake) {
             failures.push(format!("iteration {i} ({via:?}): {p}"));
         }
