@@ -229,6 +229,7 @@ mod tests {
             registry: "r.test".into(),
             repository: repo.into(),
             message: "401".into(),
+            source: None,
         };
         let image = |s: &str| ImageRef::parse(s).unwrap();
         let mut cache = TagCache::new();

@@ -299,12 +299,13 @@ impl LayoutSource {
         read_regular_file(path, limit, expected)
     }
 
-    fn error(&self, repository: &str, message: String) -> RegistryError {
-        RegistryError {
-            registry: self.host.clone(),
-            repository: repository.to_string(),
-            message,
-        }
+    fn error<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        repository: &str,
+        context: Option<&str>,
+        cause: E,
+    ) -> RegistryError {
+        RegistryError::caused(&self.host, repository, context, cause)
     }
 }
 
@@ -348,7 +349,7 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
         Box::pin(async move {
             self.read(repository)
-                .map_err(|e| self.error(repository, e.to_string()))
+                .map_err(|e| self.error(repository, None, e))
         })
     }
 
@@ -360,7 +361,7 @@ impl TagSource for LayoutSource {
         Box::pin(async move {
             self.tag_digest(repository, tag)
                 .map(|(_, d)| d)
-                .map_err(|e| self.error(repository, e.to_string()))
+                .map_err(|e| self.error(repository, None, e))
         })
     }
 
@@ -371,7 +372,7 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>> {
         Box::pin(async move {
             self.platforms_of(repository, tag)
-                .map_err(|e| self.error(repository, e.to_string()))
+                .map_err(|e| self.error(repository, None, e))
         })
     }
 
@@ -382,7 +383,7 @@ impl TagSource for LayoutSource {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
         Box::pin(async move {
             self.config_of(repository, tag)
-                .map_err(|e| self.error(repository, e.to_string()))
+                .map_err(|e| self.error(repository, None, e))
         })
     }
 }
@@ -438,6 +439,15 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("acme/nope"), "{e}");
         assert!(e.message.contains("not an OCI image layout"), "{e}");
+        // The typed cause travels with it.
+        let cause = std::error::Error::source(&e).expect("a source");
+        assert!(
+            matches!(
+                cause.downcast_ref::<LayoutError>(),
+                Some(LayoutError::NotLayout(_))
+            ),
+            "{cause:?}"
+        );
     }
 
     fn put_blob(dir: &Path, bytes: &[u8]) -> String {

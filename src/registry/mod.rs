@@ -31,12 +31,53 @@ use crate::reference::ImageRef;
 pub use auth::Env;
 
 /// A failure to read one repository from its registry. Never carries a secret.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{registry}: {repository}: {message}")]
+#[derive(Debug, Clone)]
 pub struct RegistryError {
     pub registry: String,
     pub repository: String,
+    /// The whole account: what was being done, and the cause's own words.
     pub message: String,
+    /// The typed cause (a transport, token, manifest or layout error), when there is one.
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.registry, self.repository, self.message
+        )
+    }
+}
+
+impl std::error::Error for RegistryError {
+    /// The typed cause itself (not the `Arc` holding it), so callers can downcast it.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl RegistryError {
+    /// `cause`, while doing `context` (`tag 1.2.0`) in `repository` of `registry`.
+    pub(crate) fn caused<E: std::error::Error + Send + Sync + 'static>(
+        registry: &str,
+        repository: &str,
+        context: Option<&str>,
+        cause: E,
+    ) -> RegistryError {
+        RegistryError {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            message: match context {
+                Some(c) => format!("{c}: {cause}"),
+                None => cause.to_string(),
+            },
+            source: Some(std::sync::Arc::new(cause)),
+        }
+    }
 }
 
 /// Something that lists the tags of a repository and describes its tagged manifests.
@@ -297,6 +338,7 @@ impl Prefetch {
                     registry: image.registry,
                     repository: image.repository,
                     message: format!("listing tags stopped: {e}"),
+                    source: None,
                 }),
             };
             (name, result)

@@ -225,12 +225,13 @@ impl OciSource {
         format!("{base}/v2/{repository}/tags/list?n={PAGE}")
     }
 
-    fn error(&self, repository: &str, message: String) -> RegistryError {
-        RegistryError {
-            registry: self.host.clone(),
-            repository: repository.to_string(),
-            message,
-        }
+    fn error<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        repository: &str,
+        context: Option<&str>,
+        cause: E,
+    ) -> RegistryError {
+        RegistryError::caused(&self.host, repository, context, cause)
     }
 
     async fn authorizer(&self) -> Result<&Authorizer, SetupError> {
@@ -576,7 +577,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.tags(repository)
                 .await
-                .map_err(|e| self.error(repository, e.to_string()))
+                .map_err(|e| self.error(repository, None, e))
         })
     }
 
@@ -588,7 +589,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.manifest_digest(repository, tag)
                 .await
-                .map_err(|e| self.error(repository, format!("tag {tag}: {e}")))
+                .map_err(|e| self.error(repository, Some(&format!("tag {tag}")), e))
         })
     }
 
@@ -600,7 +601,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.manifest_platforms(repository, tag)
                 .await
-                .map_err(|e| self.error(repository, format!("tag {tag}: {e}")))
+                .map_err(|e| self.error(repository, Some(&format!("tag {tag}")), e))
         })
     }
 
@@ -612,7 +613,7 @@ impl TagSource for OciSource {
         Box::pin(async move {
             self.config_blob(repository, tag)
                 .await
-                .map_err(|m| self.error(repository, format!("tag {tag}: {m}")))
+                .map_err(|m| self.error(repository, Some(&format!("tag {tag}")), m))
         })
     }
 }
