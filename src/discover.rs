@@ -128,9 +128,25 @@ pub(crate) fn discover(
         });
     }
 
+    // Flux objects are read from the whole repo: `paths` limits only what is rewritten.
+    let outside = crate::flux_repo::image_objects(root, &files.outside_paths);
+    flux_policies.extend(outside.policies);
+    flux_repositories.extend(outside.repositories);
+    for (file, p) in outside.problems {
+        skipped.push(Skipped {
+            kind: SkipKind::Policy,
+            ..file_skip(&file, p.line, p.message)
+        });
+    }
+    let every_file: Vec<PathBuf> = files
+        .files
+        .iter()
+        .chain(&files.outside_paths)
+        .cloned()
+        .collect();
     let mut governors = watched.to_vec();
     // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
-    let mut flux = crate::flux_repo::FluxObjects::collect(root, &files.files);
+    let mut flux = crate::flux_repo::FluxObjects::collect(root, &every_file);
     {
         let mut policies: Vec<FluxPolicy> = flux_policies.iter().map(|(_, p)| p.clone()).collect();
         manifest::flux::join(&mut policies, &flux_repositories);
@@ -153,7 +169,7 @@ pub(crate) fn discover(
             .map(|(f, _)| f.clone())
             .zip(policies)
             .collect();
-        flux.add_overlay_policies(root, &files.files, &declared, &mut governors, flux_governor);
+        flux.add_overlay_policies(root, &every_file, &declared, &mut governors, flux_governor);
         flux.apply_policy_settings(&mut governors);
     }
 
@@ -836,7 +852,7 @@ mod tests {
         }
         let files = manifest::files::Discovered {
             files: rels,
-            skipped: Vec::new(),
+            ..Default::default()
         };
         let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
         let skipped: Vec<(&str, usize, &str)> = d
@@ -893,7 +909,7 @@ mod tests {
         }
         let files = manifest::files::Discovered {
             files: rels,
-            skipped: Vec::new(),
+            ..Default::default()
         };
         let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
         let rels: Vec<&str> = d.sources.iter().map(|s| s.rel.as_str()).collect();

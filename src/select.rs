@@ -236,6 +236,13 @@ async fn select(
             line: occ.site.line,
             from: current
                 .or(occ.image.digest.as_deref())
+                .or(match &occ.site.parts {
+                    // A digest scalar holding no valid digest, as written.
+                    manifest::Parts::Split {
+                        digest: Some(d), ..
+                    } => Some(d.value.as_str()),
+                    _ => None,
+                })
                 .unwrap_or_default()
                 .to_string(),
             to: target.clone(),
