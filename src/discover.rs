@@ -611,9 +611,7 @@ fn marker_over_bad_digest(site: &Site, fallback: Option<&ImageRef>) -> Option<Im
     else {
         return None;
     };
-    if site.policy.is_none() {
-        return None;
-    }
+    site.policy.as_ref()?;
     let without = Site {
         parts: Parts::Split {
             registry: registry.clone(),
