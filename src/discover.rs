@@ -128,9 +128,25 @@ pub(crate) fn discover(
         });
     }
 
+    // Flux objects are read from the whole repo: `paths` limits only what is rewritten.
+    let outside = crate::flux_repo::image_objects(root, &files.outside_paths);
+    flux_policies.extend(outside.policies);
+    flux_repositories.extend(outside.repositories);
+    for (file, p) in outside.problems {
+        skipped.push(Skipped {
+            kind: SkipKind::Policy,
+            ..file_skip(&file, p.line, p.message)
+        });
+    }
+    let every_file: Vec<PathBuf> = files
+        .files
+        .iter()
+        .chain(&files.outside_paths)
+        .cloned()
+        .collect();
     let mut governors = watched.to_vec();
     // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
-    let mut flux = crate::flux_repo::FluxObjects::collect(root, &files.files);
+    let mut flux = crate::flux_repo::FluxObjects::collect(root, &every_file);
     {
         let mut policies: Vec<FluxPolicy> = flux_policies.iter().map(|(_, p)| p.clone()).collect();
         manifest::flux::join(&mut policies, &flux_repositories);
@@ -153,7 +169,7 @@ pub(crate) fn discover(
             .map(|(f, _)| f.clone())
             .zip(policies)
             .collect();
-        flux.add_overlay_policies(root, &files.files, &declared, &mut governors, flux_governor);
+        flux.add_overlay_policies(root, &every_file, &declared, &mut governors, flux_governor);
         flux.apply_policy_settings(&mut governors);
     }
 
@@ -557,12 +573,15 @@ fn occurrence(
         }
         None => None,
     };
-    let image = current_reference(&site, named.map(|g| &governors[g].image)).map_err(|why| {
-        skip(
-            site.parts.scalars().first().map(|f| f.value.clone()),
-            why.to_string(),
-        )
-    })?;
+    let fallback = named.map(|g| &governors[g].image);
+    let image = current_reference(&site, fallback)
+        .or_else(|why| marker_over_bad_digest(&site, fallback).ok_or(why))
+        .map_err(|why| {
+            skip(
+                site.parts.scalars().first().map(|f| f.value.clone()),
+                why.to_string(),
+            )
+        })?;
     let (governor, mut reason) = match named {
         Some(g) => (Some(g), None),
         None => govern(&image, rel, governors, names),
@@ -577,6 +596,32 @@ fn occurrence(
         governor,
         reason,
     })
+}
+
+/// The reference of a marker site whose `:digest` scalar holds no valid digest (`latest`,
+/// `""`, a truncated one): the site read without it, so that the digest is overwritten, as
+/// Flux does. `None` when the site is no such marker site or is unreadable even so.
+fn marker_over_bad_digest(site: &Site, fallback: Option<&ImageRef>) -> Option<ImageRef> {
+    let Parts::Split {
+        registry,
+        name,
+        tag,
+        digest: Some(_),
+    } = &site.parts
+    else {
+        return None;
+    };
+    site.policy.as_ref()?;
+    let without = Site {
+        parts: Parts::Split {
+            registry: registry.clone(),
+            name: name.clone(),
+            tag: tag.clone(),
+            digest: None,
+        },
+        ..site.clone()
+    };
+    current_reference(&without, fallback).ok()
 }
 
 /// A site's reference as the manifest writes it: its scalars' values, put together when they
@@ -637,6 +682,24 @@ fn govern(
     (None, Some(reason.to_string()))
 }
 
+/// Whether moving `occ` on also writes `governor`'s name over the one the site holds: a Flux
+/// marker (whole reference, or `:name`/kustomize `newName` without a separate registry) whose
+/// policy watches another image is set to the policy's image, as Flux does.
+pub(crate) fn renames(occ: &Occurrence, governor: &ImageRef) -> bool {
+    let renamable = match &occ.site.parts {
+        Parts::Whole(_) => true,
+        Parts::Split {
+            name: Some(n),
+            registry: None,
+            ..
+        } => occ.site.format != Format::Kustomize || n.path.ends_with(".newName"),
+        _ => false,
+    };
+    renamable
+        && occ.site.policy.is_some()
+        && occ.image.canonical_name() != governor.canonical_name()
+}
+
 /// The edits that move `occ` to `new_tag` (pinned to `digest` when given): each scalar of the
 /// site that must change, with its new value. `governor` is the image the policy watches.
 pub(crate) fn edits_for(
@@ -651,6 +714,10 @@ pub(crate) fn edits_for(
         new_value: v,
     };
     match &occ.site.parts {
+        // A whole-reference marker is set to its policy's image, as Flux does.
+        Parts::Whole(f) if renames(occ, governor) => {
+            vec![edit(f, governor.with_tag(new_tag, digest))]
+        }
         Parts::Whole(f) => vec![edit(f, occ.image.with_tag(new_tag, digest))],
         Parts::Override { scalar, prefix } => {
             vec![edit(
@@ -659,10 +726,10 @@ pub(crate) fn edits_for(
             )]
         }
         Parts::Split {
-            registry,
             name,
             tag,
             digest: digest_part,
+            ..
         } => {
             let mut out = Vec::new();
             if let Some(t) = tag.as_ref().filter(|t| t.value != new_tag) {
@@ -674,13 +741,8 @@ pub(crate) fn edits_for(
                 }
             }
             // A marker may point a `:name` (or a kustomize newName) at another repository.
-            if let (Some(n), None) = (name, registry) {
-                let renamable =
-                    occ.site.format != Format::Kustomize || n.path.ends_with(".newName");
-                let differs = occ.image.canonical_name() != governor.canonical_name();
-                if renamable && differs && occ.site.policy.is_some() {
-                    out.push(edit(n, governor.written_name.clone()));
-                }
+            if let (Some(n), true) = (name, renames(occ, governor)) {
+                out.push(edit(n, governor.written_name.clone()));
             }
             out
         }
@@ -788,7 +850,7 @@ mod tests {
         }
         let files = manifest::files::Discovered {
             files: rels,
-            skipped: Vec::new(),
+            ..Default::default()
         };
         let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
         let skipped: Vec<(&str, usize, &str)> = d
@@ -845,7 +907,7 @@ mod tests {
         }
         let files = manifest::files::Discovered {
             files: rels,
-            skipped: Vec::new(),
+            ..Default::default()
         };
         let d = discover(dir.path(), &files, &ScanOptions::default(), &[]);
         let rels: Vec<&str> = d.sources.iter().map(|s| s.rel.as_str()).collect();

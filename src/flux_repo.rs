@@ -99,6 +99,48 @@ fn may_hold_flux(text: &str) -> bool {
     text.contains(GROUP)
 }
 
+/// The Flux image objects of files read for nothing else (those the config's `paths` leave
+/// out): policies are read from the whole repo, only rewriting is limited by `paths`.
+#[derive(Debug, Default)]
+pub(crate) struct ImageObjects {
+    /// ImagePolicies, with the file declaring each.
+    pub policies: Vec<(String, FluxPolicy)>,
+    /// ImageRepositories.
+    pub repositories: Vec<manifest::FluxRepository>,
+    /// Flux objects that cannot be read: the file and why.
+    pub problems: Vec<(String, manifest::Problem)>,
+}
+
+/// Read the ImagePolicies and ImageRepositories of `files` (relative to `root`). Files that
+/// cannot be read or parsed, or hold no Flux image object, are passed over: they are not
+/// manifests this run reads.
+pub(crate) fn image_objects(root: &Path, files: &[PathBuf]) -> ImageObjects {
+    let mut out = ImageObjects::default();
+    for rel in files {
+        let Ok(text) = std::fs::read_to_string(root.join(rel)) else {
+            continue;
+        };
+        if !may_hold_flux(&text) {
+            continue;
+        }
+        let Ok(docs) = scan::parse_documents(&text) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        for node in docs.iter().filter_map(|d| d.root.as_ref()) {
+            match manifest::flux::read(node) {
+                Ok(Some(manifest::flux::FluxObject::Policy(p))) => {
+                    out.policies.push((rel.clone(), p))
+                }
+                Ok(Some(manifest::flux::FluxObject::Repository(r))) => out.repositories.push(r),
+                Ok(None) => {}
+                Err(problem) => out.problems.push((rel.clone(), problem)),
+            }
+        }
+    }
+    out
+}
+
 impl FluxObjects {
     /// Read every ImageUpdateAutomation and ImagePolicy's metadata from `files` (relative to
     /// `root`). A file that cannot be read or parsed is left to the manifest scan, which
@@ -877,13 +919,14 @@ fn config_sets_delivery(config_file: &Path) -> bool {
 
 /// Registry settings for the hosts of `ImageRepository` objects with `spec.insecure: true`
 /// that the config does not already set: plain HTTP or unverified TLS for that host, as Flux
-/// does. Only the files the config's `paths` select are read.
+/// does. Every file `exclude` does not leave out is read, whatever `paths` selects (Flux
+/// objects are read from the whole repo).
 pub(crate) fn insecure_registries(
     root: &Path,
     config: &crate::config::Config,
 ) -> Vec<RegistryConfig> {
     let opts = manifest::files::DiscoverOptions {
-        paths: config.paths.clone(),
+        paths: Vec::new(),
         exclude: config.exclude.clone(),
         max_file_size: config
             .max_file_size

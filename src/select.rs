@@ -188,7 +188,18 @@ async fn select(
             return Ok(Some(Selected::Held(why)));
         }
     }
-    let pin = g.pin_digest || g.policy.followed_tag().is_some() || occ.image.digest.is_some();
+    // A digest scalar is kept up to date, even one holding no valid digest yet.
+    let digest_part = matches!(
+        occ.site.parts,
+        manifest::Parts::Split {
+            digest: Some(_),
+            ..
+        }
+    );
+    let pin = g.pin_digest
+        || g.policy.followed_tag().is_some()
+        || occ.image.digest.is_some()
+        || digest_part;
     let Some(target) = change
         .as_ref()
         .map(|c| c.to.clone())
@@ -208,7 +219,8 @@ async fn select(
     } else {
         None
     };
-    if change.is_none() && (digest.is_none() || digest == occ.image.digest) {
+    let renames = discover::renames(occ, &g.image);
+    if change.is_none() && !renames && (digest.is_none() || digest == occ.image.digest) {
         return Ok(None);
     }
     let edits = discover::edits_for(occ, &g.image, &target, digest.as_deref());
@@ -224,11 +236,19 @@ async fn select(
             line: occ.site.line,
             from: current
                 .or(occ.image.digest.as_deref())
+                .or(match &occ.site.parts {
+                    // A digest scalar holding no valid digest, as written.
+                    manifest::Parts::Split {
+                        digest: Some(d), ..
+                    } => Some(d.value.as_str()),
+                    _ => None,
+                })
                 .unwrap_or_default()
                 .to_string(),
             to: target.clone(),
             digest,
             note: match change.map(|c| c.reason) {
+                None if renames => Some("set to the image its policy watches".into()),
                 None => Some("the tag now points at another digest".into()),
                 Some(policy::ChangeReason::Newer) => None,
                 // A Flux policy's revert is named as a downgrade.

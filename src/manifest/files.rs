@@ -55,6 +55,11 @@ pub struct Discovered {
     pub files: Vec<PathBuf>,
     /// Files selected by the globs but not read, relative to the root, with the reason; sorted.
     pub skipped: Vec<(PathBuf, String)>,
+    /// YAML files the `paths` globs leave out (and `exclude` does not), relative to the root,
+    /// sorted: read only for the Flux image objects they declare (ImagePolicy,
+    /// ImageRepository, ImageUpdateAutomation), never rewritten. Regular files within the size
+    /// bound only.
+    pub outside_paths: Vec<PathBuf>,
 }
 
 /// The manifest files to read under `root` (which names count: see the module doc), as paths
@@ -114,9 +119,16 @@ pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered,
             continue;
         };
         let rel_str = slash_path(rel);
-        if include.as_ref().is_some_and(|set| !set.is_match(&rel_str))
-            || exclude.as_ref().is_some_and(|set| set.is_match(&rel_str))
-        {
+        if exclude.as_ref().is_some_and(|set| set.is_match(&rel_str)) {
+            continue;
+        }
+        if include.as_ref().is_some_and(|set| !set.is_match(&rel_str)) {
+            if file_type.is_file()
+                && is_yaml(entry.path())
+                && too_big(entry.path(), opts.max_file_size).is_none()
+            {
+                out.outside_paths.push(rel.to_path_buf());
+            }
             continue;
         }
         let rel = rel.to_path_buf();
@@ -175,6 +187,7 @@ pub fn discover_files(root: &Path, opts: &DiscoverOptions) -> Result<Discovered,
     }
     out.files.sort();
     out.skipped.sort();
+    out.outside_paths.sort();
     Ok(out)
 }
 
@@ -434,6 +447,30 @@ mod tests {
             names(dir.path(), &["./clusters/prod"], &["clusters/dev/"]),
             ["clusters/prod/web.YAML"]
         );
+    }
+
+    #[test]
+    fn files_outside_paths_are_listed_apart_but_excluded_ones_are_not() {
+        let dir = tree(FILES);
+        let opts = DiscoverOptions {
+            paths: vec!["apps/**".into()],
+            exclude: vec!["clusters/dev/**".into()],
+            ..DiscoverOptions::default()
+        };
+        let found = discover_files(dir.path(), &opts).unwrap();
+        let outside: Vec<String> = found.outside_paths.iter().map(|p| slash_path(p)).collect();
+        assert_eq!(
+            outside,
+            [
+                ".flux/sync.yaml",
+                "build/out.yaml",
+                "clusters/prod/web.YAML"
+            ]
+        );
+        assert!(found.files.iter().all(|f| f.starts_with("apps")));
+        // Without `paths`, nothing is outside them.
+        let all = discover_files(dir.path(), &DiscoverOptions::default()).unwrap();
+        assert!(all.outside_paths.is_empty());
     }
 
     /// A symlink committed into the repo that points into `.git` (hooks, config, objects) is

@@ -2,11 +2,17 @@
 //! `helm.valuesObject`.
 //!
 //! Three shapes, in this order (a scalar belongs to the first that claims it):
-//! 1. the key paths of [`ScanOptions::helm`](super::ScanOptions::helm) (`image.tag`, ...);
+//! 1. the key paths of [`ScanOptions::helm`](super::ScanOptions::helm) (`image.tag`, ...); a
+//!    path's keys may also be one literal dotted key (`image.tag: v1`);
 //! 2. any mapping with a scalar `repository` and a `tag` or `digest` key, plus an optional
 //!    `registry` (`image: {repository, tag}`, `image: {registry, repository, tag}`, Bitnami's
-//!    `image: {registry, repository, tag, digest}`);
-//! 3. an `image: "repo:tag"` string.
+//!    `image: {registry, repository, tag, digest}`); `version` in place of `tag` beside a
+//!    `registry` (`image: {registry, repository, version}`; without a `registry`,
+//!    `{repository, version}` is a chart reference, not an image); and the same keys written
+//!    as literal dotted keys of one mapping, as Argo CD Image Updater writes them
+//!    (`image.repository: x` or `image.name: x`, with `image.tag: v1`);
+//! 3. a whole `repo:tag` string under `image`, or under a key ending in `image` or `Image`
+//!    (`sidecarImage: ghcr.io/acme/side:1.0.0`, `initImage:`) when it holds a tag or digest.
 //!
 //! A null value (`tag:`) or an empty string (`digest: ""`) counts as absent. A shape whose keys hold an alias or a collection is
 //! left out: it cannot be spliced.
@@ -62,11 +68,28 @@ pub fn parse_key_path(path: &str) -> Option<Vec<Segment>> {
     (!out.is_empty()).then_some(out)
 }
 
-fn lookup<'a>(root: &'a Node, segments: &[Segment]) -> Option<&'a Node> {
-    segments.iter().try_fold(root, |node, seg| match seg {
-        Segment::Key(k) => node.get(k),
-        Segment::Index(i) => node.as_sequence()?.get(*i),
-    })
+/// The node at `segments` below `node`. Keys may also be written as one literal dotted key
+/// (`image.tag: v1`, as Argo CD Image Updater writes them): at each mapping the nested key is
+/// tried first, then the following keys joined with `.`.
+fn lookup<'a>(node: &'a Node, segments: &[Segment]) -> Option<&'a Node> {
+    let Some(first) = segments.first() else {
+        return Some(node);
+    };
+    if let Segment::Index(i) = first {
+        return lookup(node.as_sequence()?.get(*i)?, &segments[1..]);
+    }
+    let mut key = String::new();
+    for (n, seg) in segments.iter().enumerate() {
+        let Segment::Key(k) = seg else { break };
+        if n > 0 {
+            key.push('.');
+        }
+        key.push_str(k);
+        if let Some(found) = node.get(&key).and_then(|v| lookup(v, &segments[n + 1..])) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// A part at `node`: `Ok(None)` when absent, null or an empty string (Bitnami's
@@ -130,6 +153,74 @@ pub fn keyed_sites(
     }
 }
 
+/// The keys naming the parts of a split reference, after a dotted key's prefix: the name
+/// (`repository`, or `name` in a dotted key: Argo CD Image Updater's `image.name`), the tag
+/// (`tag`, or `version` beside a `registry`), `registry` and `digest`.
+const PART_KEYS: [&str; 6] = ["registry", "repository", "name", "tag", "version", "digest"];
+
+/// Site of shape 2 in `entries` (a mapping at `path`) with keys `{prefix}repository` and so on:
+/// `prefix` is empty for nested keys, `image.` for literal dotted keys (`image.tag: v1`).
+fn split_shape(entries: &[(Node, Node)], path: &Path, prefix: &str, out: &mut Vec<Site>) {
+    let get = |key: &str| {
+        let key = format!("{prefix}{key}");
+        entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key.as_str()))
+            .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), v))
+    };
+    let name_key = match get("repository") {
+        Some(_) => "repository",
+        None if !prefix.is_empty() => "name",
+        None => return,
+    };
+    let Some((_, repo)) = get(name_key) else {
+        return;
+    };
+    if repo.as_str().is_none() || repo.is_null() {
+        return;
+    }
+    // `version` stands for the tag only beside a `registry` and without a `tag`: a chart
+    // reference is `{repository: https://..., version: 1.2.3}`.
+    let tag_key = if get("tag").is_some() {
+        "tag"
+    } else if get("version").is_some() && get("registry").is_some() {
+        "version"
+    } else if get("digest").is_some() {
+        "tag"
+    } else {
+        return;
+    };
+    let at = |key: &str| {
+        let mut p = path.clone();
+        let found = get(key);
+        p.push(Segment::Key(
+            found
+                .as_ref()
+                .map_or_else(|| format!("{prefix}{key}"), |(k, _)| k.clone()),
+        ));
+        part(found.map(|(_, v)| v), &p)
+    };
+    if let (Ok(registry), Ok(name), Ok(tag), Ok(digest)) =
+        (at("registry"), at(name_key), at(tag_key), at("digest"))
+    {
+        out.extend(split_site(
+            Format::Helm,
+            None,
+            [registry, name, tag, digest],
+        ));
+    }
+}
+
+/// Whether `key` holds a whole reference (shape 3): `image`, or a key ending in `image` or
+/// `Image` (`sidecarImage`, `initImage`) whose value has a tag or digest.
+fn whole_image_key(key: &str, value: &str) -> bool {
+    if key == "image" {
+        return true;
+    }
+    let last = value.rsplit('/').next().unwrap_or(value);
+    (key.ends_with("Image") || key.ends_with("image")) && (last.contains(':') || last.contains('@'))
+}
+
 /// Sites of the built-in shapes (2 and 3 of the module doc) below `root`.
 pub fn shape_sites(root: &Node, prefix: &Path, out: &mut Vec<Site>) {
     let mut path = prefix.clone();
@@ -137,35 +228,33 @@ pub fn shape_sites(root: &Node, prefix: &Path, out: &mut Vec<Site>) {
         let Some(entries) = node.as_mapping() else {
             return;
         };
-        let get = |key: &str| entries.iter().find(|(k, _)| k.as_str() == Some(key));
-        // 2. repository + tag/digest (+ registry)
-        if let Some((_, repo)) = get("repository") {
-            if (get("tag").is_some() || get("digest").is_some())
-                && repo.as_str().is_some()
-                && !repo.is_null()
-            {
-                let at = |key: &str| {
-                    let mut p = path.clone();
-                    p.push(Segment::Key(key.to_owned()));
-                    part(get(key).map(|(_, v)| v), &p)
-                };
-                if let (Ok(registry), Ok(name), Ok(tag), Ok(digest)) =
-                    (at("registry"), at("repository"), at("tag"), at("digest"))
-                {
-                    out.extend(split_site(
-                        Format::Helm,
-                        None,
-                        [registry, name, tag, digest],
-                    ));
-                }
+        // 2. repository + tag/digest (+ registry), registry + repository + version
+        split_shape(entries, path, "", out);
+        // 2'. the same as literal dotted keys (`image.repository`, `image.tag`), each
+        // prefix once, in source order
+        let mut prefixes: Vec<&str> = Vec::new();
+        for (k, _) in entries {
+            let Some((p, leaf)) = k.as_str().and_then(|k| k.rsplit_once('.')) else {
+                continue;
+            };
+            if !p.is_empty() && PART_KEYS.contains(&leaf) && !prefixes.contains(&p) {
+                prefixes.push(p);
             }
         }
-        // 3. image: "repo:tag"
-        if let Some((_, image)) = get("image") {
+        for p in prefixes {
+            split_shape(entries, path, &format!("{p}."), out);
+        }
+        // 3. image: "repo:tag", sidecarImage: "repo:tag"
+        for (k, image) in entries {
+            let Some(key) = k.as_str() else { continue };
             if let NodeKind::Scalar { value, .. } = &image.kind {
-                if !image.is_null() && !value.is_empty() && !value.contains(char::is_whitespace) {
+                if !image.is_null()
+                    && !value.is_empty()
+                    && !value.contains(char::is_whitespace)
+                    && whole_image_key(key, value)
+                {
                     let mut p = path.clone();
-                    p.push(Segment::Key("image".into()));
+                    p.push(Segment::Key(key.to_owned()));
                     out.extend(image.to_found(&p).map(|f| Site {
                         format: Format::Helm,
                         policy: None,
@@ -265,6 +354,91 @@ other:
         assert!(sites
             .iter()
             .all(|s| s.format == Format::Helm && s.keys.is_none()));
+    }
+
+    #[test]
+    fn version_keys_image_suffixes_and_dotted_keys() {
+        let text = "\
+app:
+  image:
+    registry: ghcr.io
+    repository: acme/app
+    version: 2.1.0
+chart:
+  repository: https://charts.example.com
+  version: 1.2.3
+sidecarImage: ghcr.io/acme/side:1.0.0
+initImage: \"busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000\"
+pullImage: true
+baseImage: ubuntu
+image.name: ghcr.io/acme/web
+image.tag: v1.0.0
+worker:
+  image.repository: ghcr.io/acme/worker
+  image.tag: '3.0'
+  image.pullPolicy: Always
+";
+        let mut sites = sites_of(text, &[]);
+        sites.sort_by_key(|s| s.parts.scalars()[0].span.start);
+        assert_eq!(sites.len(), 5, "{sites:#?}");
+        assert_eq!(
+            split(&sites[0]),
+            [Some("ghcr.io"), Some("acme/app"), Some("2.1.0"), None]
+        );
+        let tag_path = |s: &Site| match &s.parts {
+            Parts::Split { tag: Some(t), .. } => t.path.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(tag_path(&sites[0]), "app.image.version");
+        let whole: Vec<(String, String)> = sites[1..3]
+            .iter()
+            .map(|s| match &s.parts {
+                Parts::Whole(f) => (f.path.clone(), f.value.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            whole[0],
+            ("sidecarImage".into(), "ghcr.io/acme/side:1.0.0".into())
+        );
+        assert_eq!(whole[1].0, "initImage");
+        assert_eq!(
+            split(&sites[3]),
+            [None, Some("ghcr.io/acme/web"), Some("v1.0.0"), None]
+        );
+        assert_eq!(tag_path(&sites[3]), "image.tag");
+        assert_eq!(
+            split(&sites[4]),
+            [None, Some("ghcr.io/acme/worker"), Some("3.0"), None]
+        );
+        assert_eq!(tag_path(&sites[4]), "worker.image.tag");
+        assert_eq!(sites[4].line, 17);
+    }
+
+    #[test]
+    fn configured_paths_find_literal_dotted_keys() {
+        let text = "image.tag: v1\napp:\n  image.tag: v2\nnested:\n  image:\n    tag: v3\n";
+        let keys = |p: &str| HelmKeys {
+            tag: Some(p.into()),
+            ..Default::default()
+        };
+        let sites = sites_of(
+            text,
+            &[
+                keys("image.tag"),
+                keys("app.image.tag"),
+                keys("nested.image.tag"),
+            ],
+        );
+        let tags: Vec<[Option<&str>; 4]> = sites.iter().map(split).collect();
+        assert_eq!(
+            tags,
+            [
+                [None, None, Some("v1"), None],
+                [None, None, Some("v2"), None],
+                [None, None, Some("v3"), None]
+            ]
+        );
     }
 
     #[test]

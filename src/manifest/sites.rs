@@ -15,7 +15,9 @@
 //! No two sites share a scalar. A marker wins over every format: a scalar with a marker is
 //! part of a [`Format::Marker`] site, and a format site sharing a scalar with a marker site is
 //! dropped. Between formats the first one claiming a scalar keeps it, in the order k8s,
-//! kustomize, compose, argocd, helm. Field markers (`:name`, `:tag`, `:digest`) naming the
+//! kustomize, compose, argocd, helm, except that sites of configured keys (`images[].helm`)
+//! may share the scalars they only read (a registry, a repository); two of them writing one
+//! scalar (a tag, a digest) are both dropped and reported as a [`super::Problem`]. Field markers (`:name`, `:tag`, `:digest`) naming the
 //! same policy in the same mapping make one [`Parts::Split`] site (a kustomize entry's
 //! `newName` and `newTag`, a Helm `image:`'s `repository` and `tag`).
 
@@ -182,17 +184,113 @@ pub fn scan_file_as(
         .flat_map(|s| s.parts.scalars())
         .map(|f| f.span.start)
         .collect();
+    let format_sites = shared_keys(format_sites, &mut claimed, &mut scan.problems);
+    // Scalars that configured key sites only read (a registry, a repository): other configured
+    // key sites may read them too (`global.imageRegistry`).
+    let mut read_only: HashSet<usize> = HashSet::new();
     for site in format_sites {
         let starts: Vec<usize> = site.parts.scalars().iter().map(|f| f.span.start).collect();
-        if starts.iter().any(|s| claimed.contains(s)) {
+        let (written, read) = written_and_read(&site);
+        let taken = if site.keys.is_some() {
+            written.iter().any(|s| claimed.contains(s))
+                || read
+                    .iter()
+                    .any(|s| claimed.contains(s) && !read_only.contains(s))
+        } else {
+            starts.iter().any(|s| claimed.contains(s))
+        };
+        if taken {
             continue;
+        }
+        if site.keys.is_some() {
+            read_only.extend(read);
         }
         claimed.extend(starts);
         sites.push(site);
     }
+    scan.problems.sort_by_key(|p| p.line);
     sites.sort_by_key(|s| s.parts.scalars().first().map_or(0, |f| f.span.start));
     scan.sites = sites;
     Ok(scan)
+}
+
+/// The span starts of the scalars a site's update writes (its tag and digest) and of those
+/// it only reads (registry, repository), for a split site; every scalar is written otherwise.
+fn written_and_read(site: &Site) -> (Vec<usize>, Vec<usize>) {
+    let start = |f: &Option<super::Found>| f.as_ref().map(|f| f.span.start);
+    match &site.parts {
+        Parts::Split {
+            registry,
+            name,
+            tag,
+            digest,
+        } => (
+            [start(tag), start(digest)].into_iter().flatten().collect(),
+            [start(registry), start(name)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        ),
+        parts => (
+            parts.scalars().iter().map(|f| f.span.start).collect(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Drop the configured key sites (`images[].helm`) that write the same scalar as another
+/// one: two entries naming one tag (or digest) key path cannot both set it, and neither is
+/// guessed. Each such scalar is reported once, as a [`Problem`]. Entries sharing only what
+/// they read (a `registry` or `repository` path) are all kept. The shared scalars join
+/// `claimed`: no built-in shape takes them over.
+fn shared_keys(
+    sites: Vec<Site>,
+    claimed: &mut HashSet<usize>,
+    problems: &mut Vec<super::Problem>,
+) -> Vec<Site> {
+    let mut writers: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, site) in sites.iter().enumerate() {
+        if site.keys.is_some() {
+            for start in written_and_read(site).0 {
+                writers.entry(start).or_default().push(i);
+            }
+        }
+    }
+    let mut dropped: HashSet<usize> = HashSet::new();
+    let mut shared: Vec<(usize, &Vec<usize>)> = writers
+        .iter()
+        .filter(|(_, w)| w.len() > 1)
+        .map(|(s, w)| (*s, w))
+        .collect();
+    shared.sort();
+    for (start, who) in shared {
+        let Some(found) = sites[who[0]]
+            .parts
+            .scalars()
+            .into_iter()
+            .find(|f| f.span.start == start)
+        else {
+            continue;
+        };
+        problems.push(super::Problem {
+            line: found.line,
+            message: format!(
+                "{} images[].helm entries name the key path {}: which image it belongs to is \
+                 ambiguous, so it is left alone (give each image its own key path)",
+                who.len(),
+                found.path
+            ),
+            about: super::ProblemAbout::Reference,
+        });
+        dropped.extend(who.iter().copied());
+        claimed.insert(start);
+    }
+    sites
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, s)| s)
+        .collect()
 }
 
 #[cfg(test)]
@@ -439,6 +537,56 @@ sidecar:
         assert_eq!(s.sites[0].keys, Some(0));
         assert_eq!(s.sites[0].line, 2);
         assert_eq!(s.sites[1].keys, None);
+    }
+
+    #[test]
+    fn configured_keys_share_what_they_read_but_not_what_they_write() {
+        let text = "\
+global:
+  imageRegistry: registry.example.com
+web:
+  repository: acme/web
+  tag: 1.0.0
+api:
+  repository: acme/api
+  tag: 2.0.0
+";
+        let keys = |repo: &str, tag: &str| HelmKeys {
+            registry: Some("global.imageRegistry".into()),
+            repository: Some(repo.into()),
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        let opts = ScanOptions {
+            helm: vec![
+                keys("web.repository", "web.tag"),
+                keys("api.repository", "api.tag"),
+                keys("api.repository", "web.tag"),
+            ],
+            ..Default::default()
+        };
+        let s = scan_file(FsPath::new("values.yaml"), text, &opts).unwrap();
+        // Entries 0 and 2 both write web.tag: neither is kept; entry 1 shares the registry.
+        let kept: Vec<Option<usize>> = s.sites.iter().map(|s| s.keys).collect();
+        assert_eq!(kept, [Some(1)], "{:#?}", s.sites);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        assert_eq!(s.problems[0].line, 5);
+        assert!(
+            s.problems[0]
+                .message
+                .starts_with("2 images[].helm entries name the key path web.tag"),
+            "{}",
+            s.problems[0].message
+        );
+        // Without the third entry, both images are found, sharing the registry scalar.
+        let opts = ScanOptions {
+            helm: opts.helm[..2].to_vec(),
+            ..Default::default()
+        };
+        let s = scan_file(FsPath::new("values.yaml"), text, &opts).unwrap();
+        let kept: Vec<Option<usize>> = s.sites.iter().map(|s| s.keys).collect();
+        assert_eq!(kept, [Some(0), Some(1)]);
+        assert!(s.problems.is_empty());
     }
 
     #[test]
