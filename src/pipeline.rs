@@ -201,7 +201,8 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
         )));
     }
     if ctx.config.delivery.mode == DeliveryMode::Commit {
-        deliver::commit::complete_stopped_run(&wt, &branch).map_err(Error::Failed)?;
+        deliver::commit::complete_stopped_run(&wt, &branch)
+            .map_err(|e| Error::Failed(e.to_string()))?;
     }
     Ok(Some((wt, branch)))
 }
