@@ -601,7 +601,7 @@ async fn deliver_commit(
         // An ImageUpdateAutomation's push branch, author and message (Flux).
         let flux = match flux_repo::commit_plan(&pass.found, &plan, branch, &ctx.config_file) {
             Ok(settings) => settings.unwrap_or_default(),
-            Err(e) => break Delivered::nothing(e),
+            Err(e) => break Delivered::nothing(e.to_string()),
         };
         match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
             Ok(delivered) => break delivered,
