@@ -342,7 +342,7 @@ impl FluxObjects {
             }
             let (base_file, base) = &policies[r.base];
             let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-            if r.policy.as_ref() == Ok(base) && within(dir, base_file) {
+            if r.policy.as_ref().is_ok_and(|p| p == base) && within(dir, base_file) {
                 continue;
             }
             let (made, why) = match &r.policy {
@@ -350,7 +350,7 @@ impl FluxObjects {
                     Ok(w) => (Some(w), None),
                     Err(why) => (governor(base).ok(), Some(format!("{file}: {why}"))),
                 },
-                Err(why) => (governor(base).ok(), Some(why.clone())),
+                Err(why) => (governor(base).ok(), Some(why.to_string())),
             };
             let Some(w) = made else { continue };
             let index = governors.len();
