@@ -225,6 +225,6 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("image config is not valid JSON: "));
-        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<serde_json::Error>()));
+        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<Arc<serde_json::Error>>()));
     }
 }
