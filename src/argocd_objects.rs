@@ -18,15 +18,16 @@
 use std::path::Path;
 
 use crate::config::Watched;
-use crate::discover::{current_reference, Occurrence, Source};
+use crate::discover::{current_reference, CurrentError, Occurrence, Source};
 use crate::manifest::argocd_annotations::{
     AnnotationError, AppImage, ArgoApp, SourceKind, Strategy, Target, WriteBack, PREFIX,
 };
 use crate::manifest::argocd_crd::{Application, ArgoObject};
 use crate::manifest::argocd_writeback::{self as wb, HelmNames};
-use crate::manifest::{self, scan, Parts, Site};
-use crate::policy::{Order, Policy, PolicyKind};
-use crate::reference::ImageRef;
+use crate::manifest::files::ReadError;
+use crate::manifest::{self, scan, ManifestError, Parts, Site};
+use crate::policy::{Order, Policy, PolicyError, PolicyKind};
+use crate::reference::{ImageRef, ReferenceError};
 use crate::report::ErrorEntry;
 
 /// The discover stage's results that Argo CD Applications add to.
@@ -37,6 +38,126 @@ pub(crate) struct Found<'a> {
     /// How many of `governors` come from our config (they come first).
     pub configured: usize,
     pub errors: &'a mut Vec<ErrorEntry>,
+}
+
+/// Why an alias of an Application cannot be a policy ([`governor`]); `who` names the
+/// Application and alias.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GovernorError {
+    #[error("{who}: {source}")]
+    Reference {
+        who: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error(
+        "{who}: update-strategy digest follows the tag given in image-list ({image}:TAG), and \
+         none is given"
+    )]
+    DigestWithoutTag { who: String, image: String },
+    #[error(
+        "{who}: update-strategy newest-build with platforms is not supported: the build time \
+         is read from one image's config, not an index's"
+    )]
+    NewestBuildPlatforms { who: String },
+    #[error(
+        "{who}: update-strategy digest on a Helm application needs helm.image-spec (one value \
+         for image, tag and digest); a separate tag value cannot hold the digest"
+    )]
+    HelmDigestWithoutSpec { who: String },
+    #[error("{who}: {source}")]
+    Policy {
+        who: String,
+        #[source]
+        source: PolicyError,
+    },
+}
+
+/// Why an alias cannot be placed at its write-back target.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlaceError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{rel}: not UTF-8 text")]
+    NotUtf8 {
+        rel: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+    #[error("{rel}: {source}")]
+    Yaml {
+        rel: String,
+        #[source]
+        source: ManifestError,
+    },
+    /// The reference at the target cannot be put together.
+    #[error("{rel}:{line}: {source}")]
+    Current {
+        rel: String,
+        line: usize,
+        #[source]
+        source: CurrentError,
+    },
+    #[error("{rel} cannot be created: the source path {source_path}/ is not a folder of the repo")]
+    NoSourceFolder { rel: String, source_path: String },
+    #[error(
+        "{rel} would be created without {image}: the application shows no reference to it \
+         under {source_path}/ (set {prefix}{alias}.force-update: \"true\" to write it anyway)",
+        prefix = PREFIX
+    )]
+    NotShown {
+        rel: String,
+        image: String,
+        source_path: String,
+        alias: String,
+    },
+    /// `entry`: the kind of entry missing (`kustomize.images entry`, `helm.parameters entry`).
+    #[error(
+        "{rel} has no {entry} for {image}: Argo CD Image Updater would add one, which this tool \
+         does not do to an existing file (add it, with the current tag, and run again)"
+    )]
+    NoOverrideEntry {
+        rel: String,
+        entry: &'static str,
+        image: String,
+    },
+    #[error("{app}: no current tag for {image} under {source_path}/ to write as {tag_key}")]
+    NoCurrentTag {
+        app: String,
+        image: String,
+        source_path: String,
+        tag_key: String,
+    },
+    /// `dir`: the kustomization's folder (`.` for the repository root).
+    #[error(
+        "the kustomization in {dir} has no images: entry for {image}: Argo CD Image Updater \
+         would add one (kustomize edit set image), which this tool does not do to an existing \
+         file (add it, with the current tag, and run again)"
+    )]
+    NoKustomizeEntry { dir: String, image: String },
+    #[error(
+        "{rel} does not exist: Argo CD Image Updater would create it; create it with the \
+         image's keys and run again"
+    )]
+    NoValuesFile { rel: String },
+    #[error(
+        "{rel} has no {keys} for {image}: Argo CD Image Updater would add them, which this tool \
+         does not do to an existing file (add them and run again)"
+    )]
+    NoValuesKeys {
+        rel: String,
+        keys: String,
+        image: String,
+    },
+    /// The name key of the values holds another image (`path` is the key).
+    #[error("{rel}:{line}: {path} holds {value:?}, not {image}: the keys name another image")]
+    OtherImage {
+        rel: String,
+        line: usize,
+        path: String,
+        value: String,
+        image: String,
+    },
 }
 
 /// An error at `file:line`.
@@ -164,7 +285,7 @@ fn apply_app(
             ),
         )
     })?;
-    let source_path = wb::resolve("", source_path).map_err(|e| at(app.line, e))?;
+    let source_path = wb::resolve("", source_path).map_err(|e| at(app.line, e.to_string()))?;
     let kind = match (target, app.source_kind) {
         (Target::Kustomization(_), _) => SourceKind::Kustomize,
         (Target::HelmValues(_), _) => SourceKind::Helm,
@@ -183,7 +304,7 @@ fn apply_app(
     };
     for image in &app.images {
         let governor = governor(file, app, image, kind)
-            .map_err(|m| error(file, image.line, Some(image.image.clone()), m))?;
+            .map_err(|e| error(file, image.line, Some(image.image.clone()), e.to_string()))?;
         let image_ref = governor.image.clone();
         found.governors.push(governor);
         let g = found.governors.len() - 1;
@@ -198,16 +319,23 @@ fn apply_app(
             }
             Target::Kustomization(path) => {
                 let dir = wb::resolve(&source_path, path.as_deref().unwrap_or("."))
-                    .map_err(|e| at(image.line, e))?;
+                    .map_err(|e| at(image.line, e.to_string()))?;
                 place_kustomization(&dir, image, &image_ref, g, found)
             }
             Target::HelmValues(path) => {
                 let rel = wb::resolve(&source_path, path.as_deref().unwrap_or("values.yaml"))
-                    .map_err(|e| at(image.line, e))?;
+                    .map_err(|e| at(image.line, e.to_string()))?;
                 place_values(root, &rel, image, g, found)
             }
         };
-        placed.map_err(|m| error(file, image.line, Some(image_ref.canonical_name()), m))?;
+        placed.map_err(|e| {
+            error(
+                file,
+                image.line,
+                Some(image_ref.canonical_name()),
+                e.to_string(),
+            )
+        })?;
     }
     Ok(())
 }
@@ -242,10 +370,13 @@ fn governor(
     app: &ArgoApp,
     image: &AppImage,
     kind: SourceKind,
-) -> Result<Watched, String> {
+) -> Result<Watched, GovernorError> {
     let alias = image.alias.as_deref().unwrap_or(&image.image);
     let who = format!("Application {} image {alias}", app.name);
-    let reference = ImageRef::parse(&image.image).map_err(|e| format!("{who}: {e}"))?;
+    let reference = ImageRef::parse(&image.image).map_err(|source| GovernorError::Reference {
+        who: who.clone(),
+        source,
+    })?;
     let policy_kind = match image.strategy {
         Strategy::Semver => PolicyKind::Semver(
             image
@@ -256,38 +387,33 @@ fn governor(
         ),
         Strategy::Alphabetical => PolicyKind::Alphabetical(Order::Asc),
         Strategy::Digest => {
-            let tag = image.constraint.clone().ok_or_else(|| {
-                format!(
-                    "{who}: update-strategy digest follows the tag given in image-list \
-                     ({}:TAG), and none is given",
-                    image.image
-                )
-            })?;
+            let tag = image
+                .constraint
+                .clone()
+                .ok_or_else(|| GovernorError::DigestWithoutTag {
+                    who: who.clone(),
+                    image: image.image.clone(),
+                })?;
             PolicyKind::Digest(tag)
         }
         // The tags passing the filters, ordered by build time at select (registry::created).
         Strategy::NewestBuild => {
             if !image.platforms.is_empty() {
-                return Err(format!(
-                    "{who}: update-strategy newest-build with platforms is not supported: the \
-                     build time is read from one image's config, not an index's"
-                ));
+                return Err(GovernorError::NewestBuildPlatforms { who });
             }
             PolicyKind::Alphabetical(Order::Asc)
         }
     };
     if image.strategy == Strategy::Digest && kind == SourceKind::Helm && image.helm_spec.is_none() {
-        return Err(format!(
-            "{who}: update-strategy digest on a Helm application needs helm.image-spec (one \
-             value for image, tag and digest); a separate tag value cannot hold the digest"
-        ));
+        return Err(GovernorError::HelmDigestWithoutSpec { who });
     }
-    let mut policy =
-        Policy::new(policy_kind, &image.ignore_tags, false).map_err(|e| format!("{who}: {e}"))?;
+    let policy_error = |source| GovernorError::Policy {
+        who: who.clone(),
+        source,
+    };
+    let mut policy = Policy::new(policy_kind, &image.ignore_tags, false).map_err(policy_error)?;
     if let Some(re) = &image.allow_tags {
-        policy = policy
-            .with_filter(re, None)
-            .map_err(|e| format!("{who}: {e}"))?;
+        policy = policy.with_filter(re, None).map_err(policy_error)?;
     }
     Ok(Watched {
         name: format!("{}/{alias}", app.name),
@@ -324,7 +450,7 @@ fn helm_names(image: &AppImage) -> HelmNames {
 
 /// The index of `rel` in `sources`, reading it from the work tree when it is not there yet
 /// (`None` when it does not exist).
-fn source(root: &Path, rel: &str, sources: &mut Vec<Source>) -> Result<Option<usize>, String> {
+fn source(root: &Path, rel: &str, sources: &mut Vec<Source>) -> Result<Option<usize>, PlaceError> {
     if let Some(i) = sources.iter().position(|s| s.rel == rel) {
         return Ok(Some(i));
     }
@@ -336,9 +462,12 @@ fn source(root: &Path, rel: &str, sources: &mut Vec<Source>) -> Result<Option<us
     ) {
         Ok(b) => b,
         Err(e) if e.io == Some(std::io::ErrorKind::NotFound) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let text = String::from_utf8(bytes).map_err(|_| format!("{rel}: not UTF-8 text"))?;
+    let text = String::from_utf8(bytes).map_err(|source| PlaceError::NotUtf8 {
+        rel: rel.to_string(),
+        source,
+    })?;
     sources.push(Source {
         rel: rel.to_string(),
         path,
@@ -349,16 +478,24 @@ fn source(root: &Path, rel: &str, sources: &mut Vec<Source>) -> Result<Option<us
 }
 
 /// The first document's root of a source's text.
-fn parsed(rel: &str, text: &str) -> Result<Option<scan::Node>, String> {
-    let docs = scan::parse_documents(text).map_err(|e| format!("{rel}: {e}"))?;
+fn parsed(rel: &str, text: &str) -> Result<Option<scan::Node>, PlaceError> {
+    let docs = scan::parse_documents(text).map_err(|source| PlaceError::Yaml {
+        rel: rel.to_string(),
+        source,
+    })?;
     Ok(docs.into_iter().find_map(|d| d.root))
 }
 
 /// Govern `site` of source `file` by `g` (or by our config's entry for its repository, which
 /// overrides), replacing any occurrence that shares one of its scalars.
-fn govern_site(file: usize, site: Site, g: usize, found: &mut Found<'_>) -> Result<(), String> {
-    let image = current_reference(&site, Some(&found.governors[g].image))
-        .map_err(|e| format!("{}:{}: {e}", found.sources[file].rel, site.line))?;
+fn govern_site(file: usize, site: Site, g: usize, found: &mut Found<'_>) -> Result<(), PlaceError> {
+    let image = current_reference(&site, Some(&found.governors[g].image)).map_err(|source| {
+        PlaceError::Current {
+            rel: found.sources[file].rel.clone(),
+            line: site.line,
+            source,
+        }
+    })?;
     let spans: Vec<_> = site
         .parts
         .scalars()
@@ -402,7 +539,7 @@ fn place_override(
     kind: SourceKind,
     g: usize,
     found: &mut Found<'_>,
-) -> Result<(), String> {
+) -> Result<(), PlaceError> {
     let image_ref = found.governors[g].image.clone();
     let find = |node: &scan::Node| match kind {
         SourceKind::Helm => wb::find_helm_params(node, &helm_names(image)),
@@ -412,10 +549,10 @@ fn place_override(
         Some(i) => i,
         None => {
             if !root.join(source_path).is_dir() {
-                return Err(format!(
-                    "{rel} cannot be created: the source path {source_path}/ is not a folder \
-                     of the repo"
-                ));
+                return Err(PlaceError::NoSourceFolder {
+                    rel: rel.to_string(),
+                    source_path: source_path.to_string(),
+                });
             }
             let text = new_override(source_path, app, kind, found)?;
             found.sources.push(Source {
@@ -431,21 +568,20 @@ fn place_override(
     let node = parsed(rel, &src.text)?;
     match node.as_ref().and_then(find) {
         Some(site) => govern_site(file, site, g, found),
-        None if src.created => Err(format!(
-            "{rel} would be created without {}: the application shows no reference to it \
-             under {source_path}/ (set {PREFIX}{}.force-update: \"true\" to write it anyway)",
-            image.image,
-            image.alias.as_deref().unwrap_or("ALIAS"),
-        )),
-        None => Err(format!(
-            "{rel} has no {} for {}: Argo CD Image Updater would add one, which this tool \
-             does not do to an existing file (add it, with the current tag, and run again)",
-            match kind {
+        None if src.created => Err(PlaceError::NotShown {
+            rel: rel.to_string(),
+            image: image.image.clone(),
+            source_path: source_path.to_string(),
+            alias: image.alias.as_deref().unwrap_or("ALIAS").to_string(),
+        }),
+        None => Err(PlaceError::NoOverrideEntry {
+            rel: rel.to_string(),
+            entry: match kind {
                 SourceKind::Helm => "helm.parameters entry",
                 _ => "kustomize.images entry",
             },
-            image.image
-        )),
+            image: image.image.clone(),
+        }),
     }
 }
 
@@ -458,7 +594,7 @@ fn new_override(
     app: &ArgoApp,
     kind: SourceKind,
     found: &Found<'_>,
-) -> Result<String, String> {
+) -> Result<String, PlaceError> {
     let under = dir_prefix(source_path);
     let current = |image: &AppImage| -> Option<ImageRef> {
         let want = ImageRef::parse(&image.image).ok()?.canonical_name();
@@ -492,11 +628,12 @@ fn new_override(
                 HelmNames::Spec(key) => helm.push((key, reference)),
                 HelmNames::Split { name, tag: tag_key } => {
                     let Some(t) = tag else {
-                        return Err(format!(
-                            "{}: no current tag for {} under {source_path}/ to write as \
-                             {tag_key}",
-                            app.name, image.image
-                        ));
+                        return Err(PlaceError::NoCurrentTag {
+                            app: app.name.clone(),
+                            image: image.image.clone(),
+                            source_path: source_path.to_string(),
+                            tag_key,
+                        });
                     };
                     helm.push((name, image.image.clone()));
                     helm.push((tag_key, t));
@@ -521,7 +658,7 @@ fn place_kustomization(
     image_ref: &ImageRef,
     g: usize,
     found: &mut Found<'_>,
-) -> Result<(), String> {
+) -> Result<(), PlaceError> {
     let prefix = dir_prefix(dir);
     let names: Vec<String> = std::iter::once(image_ref.canonical_name())
         .chain(
@@ -541,13 +678,10 @@ fn place_kustomization(
             && names.contains(&o.image.canonical_name())
     });
     let Some(i) = hit else {
-        return Err(format!(
-            "the kustomization in {} has no images: entry for {}: Argo CD Image Updater would \
-             add one (kustomize edit set image), which this tool does not do to an existing file \
-             (add it, with the current tag, and run again)",
-            if dir.is_empty() { "." } else { dir },
-            image.image
-        ));
+        return Err(PlaceError::NoKustomizeEntry {
+            dir: if dir.is_empty() { "." } else { dir }.to_string(),
+            image: image.image.clone(),
+        });
     };
     let o = found.occurrences.remove(i);
     govern_site(o.file, o.site, g, found)
@@ -560,13 +694,10 @@ fn place_values(
     image: &AppImage,
     g: usize,
     found: &mut Found<'_>,
-) -> Result<(), String> {
+) -> Result<(), PlaceError> {
     let names = helm_names(image);
-    let file = source(root, rel, found.sources)?.ok_or_else(|| {
-        format!(
-            "{rel} does not exist: Argo CD Image Updater would create it; create it with the \
-             image's keys and run again"
-        )
+    let file = source(root, rel, found.sources)?.ok_or_else(|| PlaceError::NoValuesFile {
+        rel: rel.to_string(),
     })?;
     let node = parsed(rel, &found.sources[file].text)?;
     let site = node
@@ -577,19 +708,22 @@ fn place_values(
                 HelmNames::Spec(k) => k.clone(),
                 HelmNames::Split { name, tag } => format!("{name} and {tag}"),
             };
-            format!(
-                "{rel} has no {keys} for {}: Argo CD Image Updater would add them, which this \
-                 tool does not do to an existing file (add them and run again)",
-                image.image
-            )
+            PlaceError::NoValuesKeys {
+                rel: rel.to_string(),
+                keys,
+                image: image.image.clone(),
+            }
         })?;
     if let Parts::Split { name: Some(n), .. } = &site.parts {
         let named = ImageRef::parse(&n.value).map(|r| r.canonical_name());
         if named.as_ref().ok() != Some(&found.governors[g].image.canonical_name()) {
-            return Err(format!(
-                "{rel}:{}: {} holds {:?}, not {}: the keys name another image",
-                n.line, n.path, n.value, image.image
-            ));
+            return Err(PlaceError::OtherImage {
+                rel: rel.to_string(),
+                line: n.line,
+                path: n.path.to_string(),
+                value: n.value.clone(),
+                image: image.image.clone(),
+            });
         }
     }
     govern_site(file, site, g, found)

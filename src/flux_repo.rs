@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{RegistryConfig, Watched};
+use crate::flux_template::TemplateError;
 use crate::manifest::flux_automation::{self, within, Automation};
 use crate::manifest::kustomize_patch::{self, Kustomization, Tree};
 use crate::manifest::scan::{self, Node};
@@ -29,6 +30,97 @@ impl Declared {
     fn at(&self) -> String {
         format!("{}:{}", self.file, self.automation.line)
     }
+
+    /// `NS/NAME (file:line)`, for messages.
+    fn named(&self) -> String {
+        format!("{} ({})", self.automation.id(), self.at())
+    }
+}
+
+/// Why Flux leaves a marked reference alone, or which of the repo's automations or policies
+/// governs a file is unclear. The text lands in the report as the reference's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ScopeError {
+    /// Two automations with the same `update.path` and different settings hold the file.
+    #[error(
+        "{file} is under two ImageUpdateAutomations with the same update.path and different \
+         settings: {first} and {second}"
+    )]
+    SamePath {
+        file: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "ImageUpdateAutomation {automation} is suspended (spec.suspend: true): Flux changes \
+         nothing in {file}"
+    )]
+    Suspended { automation: String, file: String },
+    /// No readable automation holds the file, and some automation cannot be read.
+    #[error(
+        "not updated: an ImageUpdateAutomation of the repo cannot be honoured ({})",
+        broken.join("; ")
+    )]
+    Broken { broken: Vec<String> },
+    /// `paths`: each automation and the path it updates.
+    #[error(
+        "outside every ImageUpdateAutomation's update.path ({}): Flux does not update it",
+        paths.join(", ")
+    )]
+    OutsideUpdatePaths { paths: Vec<String> },
+    #[error(
+        "ImageUpdateAutomation {automation} does not select ImagePolicy {policy} (another \
+         namespace, or not matched by policySelector.matchLabels): Flux does not update it"
+    )]
+    NotSelected { automation: String, policy: String },
+    /// Several same-named policies (`declared`: `file:line` each) and no rule picks one.
+    #[error(
+        "ImagePolicy {policy} is declared more than once ({}) and nothing says which one \
+         governs {file}: give the clusters separate ImageUpdateAutomations (update.path), or \
+         keep one copy",
+        declared.join(" and ")
+    )]
+    DeclaredTwice {
+        policy: String,
+        declared: Vec<String>,
+        file: String,
+    },
+    #[error("no ImagePolicy {policy} governs {file}")]
+    NoPolicy { policy: String, file: String },
+}
+
+/// Why the rewritten files cannot be committed as their ImageUpdateAutomation would
+/// ([`FluxObjects::delivery`], [`commit_plan`]): nothing is committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DeliveryError {
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error(
+        "the updates belong to ImageUpdateAutomations with different git settings, {first} and \
+         {second}; Flux commits each on its own: run once per automation (paths: in \
+         .image-updater.yaml) or give them the same checkout, push, author and messageTemplate"
+    )]
+    DifferentSettings { first: String, second: String },
+    #[error(
+        "ImageUpdateAutomation {automation} checks out branch {wanted:?}, but {branch:?} is \
+         checked out: check out {wanted:?} (or run with --clone URL --branch {wanted})"
+    )]
+    OtherBranch {
+        automation: String,
+        wanted: String,
+        branch: String,
+    },
+    /// The messageTemplate cannot be parsed or rendered; `line` is the file's line.
+    #[error(
+        "{file}:{line}: messageTemplate of ImageUpdateAutomation {automation}: {}",
+        template.message
+    )]
+    Template {
+        file: String,
+        line: usize,
+        automation: String,
+        template: TemplateError,
+    },
 }
 
 /// What an ImagePolicy says beyond its policy: its labels and digest reflection.
@@ -292,7 +384,7 @@ impl FluxObjects {
             }
             let (base_file, base) = &policies[r.base];
             let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-            if r.policy.as_ref() == Ok(base) && within(dir, base_file) {
+            if r.policy.as_ref().is_ok_and(|p| p == base) && within(dir, base_file) {
                 continue;
             }
             let (made, why) = match &r.policy {
@@ -300,7 +392,7 @@ impl FluxObjects {
                     Ok(w) => (Some(w), None),
                     Err(why) => (governor(base).ok(), Some(format!("{file}: {why}"))),
                 },
-                Err(why) => (governor(base).ok(), Some(why.clone())),
+                Err(why) => (governor(base).ok(), Some(why.to_string())),
             };
             let Some(w) = made else { continue };
             let index = governors.len();
@@ -358,7 +450,7 @@ impl FluxObjects {
 
     /// The automation whose `update.path` holds `file`: the most specific one. An error when
     /// two with the same path both hold it.
-    pub(crate) fn automation_for(&self, file: &str) -> Result<Option<&Declared>, String> {
+    pub(crate) fn automation_for(&self, file: &str) -> Result<Option<&Declared>, ScopeError> {
         let mut best: Option<&Declared> = None;
         for d in self
             .automations
@@ -371,14 +463,11 @@ impl FluxObjects {
                     if !same_git_settings(&b.automation, &d.automation)
                         || b.automation.suspend != d.automation.suspend
                     {
-                        return Err(format!(
-                            "{file} is under two ImageUpdateAutomations with the same \
-                             update.path and different settings: {} ({}) and {} ({})",
-                            b.automation.id(),
-                            b.at(),
-                            d.automation.id(),
-                            d.at()
-                        ));
+                        return Err(ScopeError::SamePath {
+                            file: file.to_string(),
+                            first: b.named(),
+                            second: d.named(),
+                        });
                     }
                 }
                 _ => best = Some(d),
@@ -395,37 +484,34 @@ impl FluxObjects {
     /// Why a reference in `file` that a Flux marker governs is left alone, if it is: outside
     /// every automation's `update.path`, under a suspended one, or the repo's automations
     /// cannot be read.
-    fn left_alone(&self, file: &str) -> Result<Option<&Declared>, String> {
+    fn left_alone(&self, file: &str) -> Result<Option<&Declared>, ScopeError> {
         let found = self.automation_for(file)?;
         match found {
-            Some(d) if d.automation.suspend => Err(format!(
-                "ImageUpdateAutomation {} ({}) is suspended (spec.suspend: true): Flux \
-                 changes nothing in {file}",
-                d.automation.id(),
-                d.at()
-            )),
+            Some(d) if d.automation.suspend => Err(ScopeError::Suspended {
+                automation: d.named(),
+                file: file.to_string(),
+            }),
             Some(d) => Ok(Some(d)),
-            None if !self.broken.is_empty() => Err(format!(
-                "not updated: an ImageUpdateAutomation of the repo cannot be honoured ({})",
-                self.broken.join("; ")
-            )),
-            None if self.has_automations() => Err(format!(
-                "outside every ImageUpdateAutomation's update.path ({}): Flux does not \
-                 update it",
-                self.automations
+            None if !self.broken.is_empty() => Err(ScopeError::Broken {
+                broken: self.broken.clone(),
+            }),
+            None if self.has_automations() => Err(ScopeError::OutsideUpdatePaths {
+                paths: self
+                    .automations
                     .iter()
-                    .map(|d| format!(
-                        "{} updates {}",
-                        d.automation.id(),
-                        if d.automation.update_path.is_empty() {
-                            "./"
-                        } else {
-                            &d.automation.update_path
-                        }
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .map(|d| {
+                        format!(
+                            "{} updates {}",
+                            d.automation.id(),
+                            if d.automation.update_path.is_empty() {
+                                "./"
+                            } else {
+                                &d.automation.update_path
+                            }
+                        )
+                    })
+                    .collect(),
+            }),
             None => Ok(None),
         }
     }
@@ -438,7 +524,7 @@ impl FluxObjects {
         automation: Option<&Declared>,
         candidates: &[usize],
         what: &str,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, ScopeError> {
         let mut left: Vec<usize> = candidates.to_vec();
         if let Some(d) = automation {
             let a = &d.automation;
@@ -451,13 +537,10 @@ impl FluxObjects {
                 same_ns && a.selects(&self.labels_of(g))
             });
             if left.is_empty() {
-                return Err(format!(
-                    "ImageUpdateAutomation {} ({}) does not select ImagePolicy {what} (another \
-                     namespace, or not matched by policySelector.matchLabels): Flux does not \
-                     update it",
-                    a.id(),
-                    d.at()
-                ));
+                return Err(ScopeError::NotSelected {
+                    automation: d.named(),
+                    policy: what.to_string(),
+                });
             }
             if left.len() > 1 && !a.update_path.is_empty() {
                 let under: Vec<usize> = left
@@ -497,12 +580,11 @@ impl FluxObjects {
                         .map(|(f, l)| format!("{f}:{l}"))
                         .collect();
                     files.sort();
-                    return Err(format!(
-                        "ImagePolicy {what} is declared more than once ({}) and nothing says \
-                         which one governs {file}: give the clusters separate \
-                         ImageUpdateAutomations (update.path), or keep one copy",
-                        files.join(" and ")
-                    ));
+                    return Err(ScopeError::DeclaredTwice {
+                        policy: what.to_string(),
+                        declared: files,
+                        file: file.to_string(),
+                    });
                 }
             }
             if dir.is_empty() {
@@ -510,7 +592,10 @@ impl FluxObjects {
             }
             dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
         }
-        Err(format!("no ImagePolicy {what} governs {file}"))
+        Err(ScopeError::NoPolicy {
+            policy: what.to_string(),
+            file: file.to_string(),
+        })
     }
 
     /// Decide, for every reference a Flux marker ties to a Flux ImagePolicy, which of the
@@ -545,7 +630,7 @@ impl FluxObjects {
             let automation = match self.left_alone(&file) {
                 Ok(a) => a,
                 Err(why) => {
-                    occ.reason = Some(why);
+                    occ.reason = Some(why.to_string());
                     continue;
                 }
             };
@@ -570,13 +655,14 @@ impl FluxObjects {
                 }
                 Ok(chosen) => occ.governor = Some(chosen),
                 Err(why) => {
-                    if why.contains("declared more than once") {
-                        let e = (Some(governors[g].image.canonical_name()), why.clone());
+                    let why_text = why.to_string();
+                    if matches!(why, ScopeError::DeclaredTwice { .. }) {
+                        let e = (Some(governors[g].image.canonical_name()), why_text.clone());
                         if !self.errors.contains(&e) {
                             self.errors.push(e);
                         }
                     }
-                    occ.reason = Some(why);
+                    occ.reason = Some(why_text);
                 }
             }
         }
@@ -598,7 +684,7 @@ impl FluxObjects {
         &self,
         files: &[&str],
         config_file: &Path,
-    ) -> Result<Option<FluxDelivery>, String> {
+    ) -> Result<Option<FluxDelivery>, DeliveryError> {
         if config_sets_delivery(config_file) {
             return Ok(None);
         }
@@ -611,16 +697,10 @@ impl FluxObjects {
                 None => chosen = Some(d),
                 Some(c) if same_git_settings(&c.automation, &d.automation) => {}
                 Some(c) => {
-                    return Err(format!(
-                        "the updates belong to ImageUpdateAutomations with different git \
-                         settings, {} ({}) and {} ({}); Flux commits each on its own: run \
-                         once per automation (paths: in .image-updater.yaml) or give them the \
-                         same checkout, push, author and messageTemplate",
-                        c.automation.id(),
-                        c.at(),
-                        d.automation.id(),
-                        d.at()
-                    ))
+                    return Err(DeliveryError::DifferentSettings {
+                        first: c.named(),
+                        second: d.named(),
+                    })
                 }
             }
         }
@@ -667,28 +747,26 @@ pub(crate) fn commit_plan(
     planned: &[crate::deliver::FilePlan<'_>],
     branch: &str,
     config_file: &Path,
-) -> Result<Option<CommitPlan>, String> {
+) -> Result<Option<CommitPlan>, DeliveryError> {
     let files: Vec<&str> = planned.iter().map(|f| f.rel).collect();
     let Some(d) = found.flux.delivery(&files, config_file)? else {
         return Ok(None);
     };
     if let Some(b) = d.checkout_branch.as_deref().filter(|b| *b != branch) {
-        return Err(format!(
-            "ImageUpdateAutomation {} checks out branch {b:?}, but {branch:?} is checked out: \
-             check out {b:?} (or run with --clone URL --branch {b})",
-            d.automation
-        ));
+        return Err(DeliveryError::OtherBranch {
+            automation: d.automation,
+            wanted: b.to_string(),
+            branch: branch.to_string(),
+        });
     }
     let message = match &d.message_template {
         None => None,
         Some((template, file, line)) => {
-            let at = |e: crate::flux_template::TemplateError| {
-                format!(
-                    "{file}:{}: messageTemplate of ImageUpdateAutomation {}: {}",
-                    line + e.line - 1,
-                    d.automation,
-                    e.message
-                )
+            let at = |e: TemplateError| DeliveryError::Template {
+                file: file.clone(),
+                line: line + e.line - 1,
+                automation: d.automation.clone(),
+                template: e,
             };
             let parsed = crate::flux_template::Template::parse(template).map_err(at)?;
             let name = d
@@ -1017,7 +1095,10 @@ mod tests {
         };
         assert_eq!(name("clusters/dev/app.yaml").as_deref(), Some("dev"));
         assert_eq!(name("clusters/prod/app.yaml").as_deref(), Some("all"));
-        let why = objs.left_alone("clusters/dev/app.yaml").unwrap_err();
+        let why = objs
+            .left_alone("clusters/dev/app.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(
             why.contains("suspended") && why.contains("clusters/dev/auto.yaml:1"),
             "{why}"
@@ -1029,7 +1110,10 @@ mod tests {
         let dev = automation("dev", "./clusters/dev", "");
         let objs = objects(&[("clusters/dev/auto.yaml", &dev)]);
         assert!(objs.left_alone("clusters/dev/x.yaml").unwrap().is_some());
-        let why = objs.left_alone("clusters/prod/x.yaml").unwrap_err();
+        let why = objs
+            .left_alone("clusters/prod/x.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(
             why.contains("flux-system/dev updates clusters/dev"),
             "{why}"
@@ -1052,7 +1136,9 @@ mod tests {
             objs.pick("clusters/dev/web.yaml", None, &c, "fs:web"),
             Ok(3)
         );
-        let why = objs.pick("apps/web.yaml", None, &c, "fs:web").unwrap_err();
+        let e = objs.pick("apps/web.yaml", None, &c, "fs:web").unwrap_err();
+        assert!(matches!(e, ScopeError::DeclaredTwice { .. }), "{e:?}");
+        let why = e.to_string();
         assert!(
             why.contains("clusters/dev/flux-system/policy.yaml:1")
                 && why.contains("clusters/prod/flux-system/policy.yaml:7"),
@@ -1077,7 +1163,10 @@ mod tests {
         objs.note_governor(1, "p.yaml", 5, None);
         let d = objs.automations[0].clone();
         assert_eq!(objs.pick("x.yaml", Some(&d), &[0], "fs:web"), Ok(0));
-        let why = objs.pick("x.yaml", Some(&d), &[1], "fs:db").unwrap_err();
+        let why = objs
+            .pick("x.yaml", Some(&d), &[1], "fs:db")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("policySelector"), "{why}");
     }
 
@@ -1121,10 +1210,14 @@ mod tests {
         let none = Path::new("no-such-config.yaml");
         let why = objs
             .delivery(&["dev/x.yaml", "prod/x.yaml"], none)
-            .unwrap_err();
-        assert!(
-            why.contains("dev/a.yaml:1") && why.contains("prod/a.yaml:1"),
-            "{why}"
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            why,
+            "the updates belong to ImageUpdateAutomations with different git settings, \
+             flux-system/dev (dev/a.yaml:1) and flux-system/prod (prod/a.yaml:1); Flux commits \
+             each on its own: run once per automation (paths: in .image-updater.yaml) or give \
+             them the same checkout, push, author and messageTemplate"
         );
         assert!(objs.delivery(&["dev/x.yaml"], none).unwrap().is_some());
     }
@@ -1198,7 +1291,7 @@ mod tests {
             "{:?}",
             objs.errors
         );
-        let why = objs.left_alone("x/app.yaml").unwrap_err();
+        let why = objs.left_alone("x/app.yaml").unwrap_err().to_string();
         assert!(why.contains("cannot be honoured"), "{why}");
     }
 }

@@ -201,7 +201,8 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
         )));
     }
     if ctx.config.delivery.mode == DeliveryMode::Commit {
-        deliver::commit::complete_stopped_run(&wt, &branch).map_err(Error::Failed)?;
+        deliver::commit::complete_stopped_run(&wt, &branch)
+            .map_err(|e| Error::Failed(e.to_string()))?;
     }
     Ok(Some((wt, branch)))
 }
@@ -600,7 +601,7 @@ async fn deliver_commit(
         // An ImageUpdateAutomation's push branch, author and message (Flux).
         let flux = match flux_repo::commit_plan(&pass.found, &plan, branch, &ctx.config_file) {
             Ok(settings) => settings.unwrap_or_default(),
-            Err(e) => break Delivered::nothing(e),
+            Err(e) => break Delivered::nothing(e.to_string()),
         };
         match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
             Ok(delivered) => break delivered,

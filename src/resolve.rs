@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::observe;
 use crate::policy;
 use crate::reference::ImageRef;
+use crate::registry::created::NewestBuildError;
 use crate::registry::{Prefetch, Registries, RegistryError};
 use crate::report::ErrorEntry;
 
@@ -136,8 +137,8 @@ type RepoTag = (RepoKey, String);
 /// Digests and platforms looked up this run, by repository and tag: each manifest once.
 pub(crate) struct Lookups<'a> {
     registries: &'a Registries,
-    digests: HashMap<RepoTag, Result<String, String>>,
-    platforms: HashMap<RepoTag, Result<Option<Vec<String>>, String>>,
+    digests: HashMap<RepoTag, Result<String, RegistryError>>,
+    platforms: HashMap<RepoTag, Result<Option<Vec<String>>, RegistryError>>,
     /// Build times read for newest-build.
     created: crate::registry::created::CreatedCache,
 }
@@ -153,7 +154,7 @@ impl<'a> Lookups<'a> {
     }
 
     /// The digest `tag` of `image`'s repository points to.
-    pub async fn digest(&mut self, image: &ImageRef, tag: &str) -> Result<String, String> {
+    pub async fn digest(&mut self, image: &ImageRef, tag: &str) -> Result<String, RegistryError> {
         let key = (RepoKey::of(image), tag.to_string());
         if let Some(r) = self.digests.get(&key) {
             return r.clone();
@@ -162,8 +163,7 @@ impl<'a> Lookups<'a> {
             .registries
             .source(&image.registry)
             .digest(&image.repository, tag)
-            .await
-            .map_err(|e| e.to_string());
+            .await;
         self.digests.insert(key, r.clone());
         r
     }
@@ -174,7 +174,7 @@ impl<'a> Lookups<'a> {
         &mut self,
         image: &ImageRef,
         candidates: &[String],
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, NewestBuildError> {
         let source = self.registries.source(&image.registry);
         crate::registry::created::newest_build(
             source.as_ref(),
@@ -191,7 +191,7 @@ impl<'a> Lookups<'a> {
         &mut self,
         image: &ImageRef,
         tag: &str,
-    ) -> Result<Option<Vec<String>>, String> {
+    ) -> Result<Option<Vec<String>>, RegistryError> {
         let key = (RepoKey::of(image), tag.to_string());
         if let Some(r) = self.platforms.get(&key) {
             return r.clone();
@@ -200,8 +200,7 @@ impl<'a> Lookups<'a> {
             .registries
             .source(&image.registry)
             .platforms(&image.repository, tag)
-            .await
-            .map_err(|e| e.to_string());
+            .await;
         self.platforms.insert(key, r.clone());
         r
     }

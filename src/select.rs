@@ -162,7 +162,10 @@ async fn select(
                 narrowed.push(tag);
                 break;
             }
-            let have = lookups.platforms(&g.image, &tag).await?;
+            let have = lookups
+                .platforms(&g.image, &tag)
+                .await
+                .map_err(|e| e.to_string())?;
             if have.is_some_and(|h| covers(&h, &g.platforms)) {
                 narrowed.push(tag);
                 break;
@@ -174,7 +177,8 @@ async fn select(
     let change = if g.newest_build {
         lookups
             .newest_build(&g.image, &g.policy.select(tags).candidates)
-            .await?
+            .await
+            .map_err(|e| e.to_string())?
             .filter(|n| Some(n.as_str()) != current)
             .map(|to| policy::Change {
                 to,
@@ -208,7 +212,10 @@ async fn select(
         return Ok(None);
     };
     let digest = if pin {
-        let d = lookups.digest(&g.image, &target).await?;
+        let d = lookups
+            .digest(&g.image, &target)
+            .await
+            .map_err(|e| e.to_string())?;
         if !is_digest(&d) {
             return Err(format!(
                 "the registry gave {:?} as the digest of {target}, which is not sha256:<64 hex>",

@@ -17,15 +17,30 @@ use crate::template::commit_message;
 /// The reference a commit waits under while it is pushed.
 const PENDING_REF: &str = "refs/image-updater/pending";
 
+/// Why a stopped run could not be completed ([`complete_stopped_run`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoppedRunError {
+    /// The work tree's state could not be read, or its branch not moved.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// A file HEAD holds could not be written to the work tree.
+    #[error("{}: a stopped run left it behind {head}, and it could not be written: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        head: Oid,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Finish what a run stopped between moving the branch and writing the files left undone:
 /// write HEAD's bytes to the files it did not reach ([`WorkTree::unwritten`]).
-pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), String> {
-    let files = wt.unwritten().map_err(|e| e.to_string())?;
+pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), StoppedRunError> {
+    let files = wt.unwritten()?;
     if !files.is_empty() {
-        let head = wt.head().map_err(|e| e.to_string())?;
+        let head = wt.head()?;
         let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-        wt.advance(branch, head, &paths)
-            .map_err(|e| e.to_string())?;
+        wt.advance(branch, head, &paths)?;
         let abs: Vec<PathBuf> = paths.iter().map(|p| wt.root().join(p)).collect();
         let list: Vec<(&Path, &[u8])> = abs
             .iter()
@@ -33,11 +48,10 @@ pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), St
             .map(|(a, (_, bytes))| (a.as_path(), bytes.as_slice()))
             .collect();
         for (path, result) in paths.iter().zip(write_all_atomic(&list)) {
-            result.map_err(|e| {
-                format!(
-                    "{}: a stopped run left it behind {head}, and it could not be written: {e}",
-                    path.display()
-                )
+            result.map_err(|source| StoppedRunError::Write {
+                path: path.clone(),
+                head,
+                source,
             })?;
         }
         tracing::info!(

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use super::{error, Delivered, FilePlan, PUSH_TRIES};
 use crate::config::{Delivery, Group};
 use crate::env::Env;
-use crate::forge::{self, Forge, NewPullRequest};
-use crate::git::{GitErrorKind, Oid, WorkTree};
+use crate::forge::{self, Forge, ForgeError, NewPullRequest};
+use crate::git::{GitError, GitErrorKind, Oid, WorkTree};
 use crate::manifest::edit::Edit;
 use crate::report::{ErrorEntry, PullRequest, Update};
 use crate::select::Change;
@@ -241,6 +241,16 @@ fn connect(delivery: &Delivery, wt: &WorkTree, env: &Env) -> Result<Box<dyn Forg
     forge::detect(&lookup, &remote, &cfg).map_err(|e| e.to_string())
 }
 
+/// Why one group's pull request could not be delivered: a git step (commit, fetch, push) or
+/// a forge API call, each in its own words.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+}
+
 async fn one(
     delivery: &Delivery,
     wt: &WorkTree,
@@ -249,7 +259,7 @@ async fn one(
     base_oid: Oid,
     branch: &str,
     batch: &Batch,
-) -> Result<PullRequest, String> {
+) -> Result<PullRequest, BatchError> {
     let c = &delivery.commit;
     let message = commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
     wt.commit_to_branch(
@@ -258,15 +268,14 @@ async fn one(
         &batch.contents,
         (&c.author.name, &c.author.email),
         &message,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // Race: two runs at once (a cron job overlapping itself, a re-run pipeline) push the same
     // branch. The other run may create or move it between our fetch and our push; the server
     // then refuses our push, as the branch no longer holds what it held when we looked. Fetch
     // again: a branch that now proposes exactly our change is delivered; else push over it.
     let mut pushed = false;
     for attempt in 1..=PUSH_TRIES {
-        let remote = wt.fetch(branch).map_err(|e| e.to_string())?;
+        let remote = wt.fetch(branch)?;
         if remote.is_some_and(|r| wt.holds(r, base_oid, &batch.contents)) {
             break;
         }
@@ -278,7 +287,7 @@ async fn one(
             Err(e) if e.kind == GitErrorKind::Rejected && attempt < PUSH_TRIES => {
                 tracing::info!("push of {branch} rejected, fetching and trying again: {e}");
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     let title = match &delivery.pull_request.title {
@@ -290,10 +299,7 @@ async fn one(
         &batch.updates,
         branch,
     );
-    let found = forge
-        .find_open(branch, base)
-        .await
-        .map_err(|e| e.to_string())?;
+    let found = forge.find_open(branch, base).await?;
     let p = &delivery.pull_request;
     let (pr, action) = match found {
         None => {
@@ -305,33 +311,17 @@ async fn one(
                     body: body.clone(),
                     draft: p.draft,
                 })
-                .await
-                .map_err(|e| e.to_string())?;
-            forge
-                .add_labels(pr.number, &p.labels)
-                .await
-                .map_err(|e| e.to_string())?;
-            forge
-                .request_reviewers(pr.number, &p.reviewers)
-                .await
-                .map_err(|e| e.to_string())?;
-            forge
-                .add_assignees(pr.number, &p.assignees)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
+            forge.add_labels(pr.number, &p.labels).await?;
+            forge.request_reviewers(pr.number, &p.reviewers).await?;
+            forge.add_assignees(pr.number, &p.assignees).await?;
             if p.auto_merge {
-                forge
-                    .enable_auto_merge(&pr)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                forge.enable_auto_merge(&pr).await?;
             }
             (pr, "created")
         }
         Some(pr) if pr.title != title || pr.body.trim() != body.trim() => {
-            let pr = forge
-                .update(pr.number, &title, &body)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pr = forge.update(pr.number, &title, &body).await?;
             (pr, "updated")
         }
         Some(pr) if pushed => (pr, "updated"),

@@ -197,7 +197,9 @@ pub fn read(root: &Node) -> Result<Option<ArgoApp>, AnnotationError> {
                     }
                 };
             }
-            "write-back-target" => target = Some((parse_target(value).map_err(bad)?, *line)),
+            "write-back-target" => {
+                target = Some((parse_target(value).map_err(|e| bad(e.to_string()))?, *line))
+            }
             k if NOT_NEEDED.contains(&k) => {}
             k => {
                 let Some((alias, setting)) = k.split_once('.') else {
@@ -219,7 +221,7 @@ pub fn read(root: &Node) -> Result<Option<ArgoApp>, AnnotationError> {
                         }
                     )));
                 };
-                set_alias_annotation(image, setting, value).map_err(bad)?;
+                set_alias_annotation(image, setting, value).map_err(|e| bad(e.to_string()))?;
             }
         }
     }
@@ -303,8 +305,60 @@ pub(super) fn source_of(spec: Option<&Node>) -> (Option<String>, SourceKind) {
     (path, kind)
 }
 
+/// A `write-back-target` that is neither `kustomization[:PATH]` nor `helmvalues[:PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{prefix}write-back-target {kind:?}: expected kustomization[:PATH] or helmvalues[:PATH]",
+    prefix = PREFIX
+)]
+pub struct UnknownTarget {
+    /// The word before the `:`.
+    pub kind: String,
+}
+
+/// An `<alias>.<setting>` annotation (or an `ImageUpdater`'s image setting) that cannot be
+/// honoured; `alias` is empty for an image without one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AliasSettingError {
+    #[error(
+        "{prefix}{alias}.update-strategy {value:?}: expected semver, newest-build (latest), \
+         alphabetical (name) or digest",
+        prefix = PREFIX
+    )]
+    Strategy { alias: String, value: String },
+    #[error(
+        "{prefix}{alias}.allow-tags: invalid regular expression: {source}",
+        prefix = PREFIX
+    )]
+    AllowTagsRegex {
+        alias: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error(
+        "{prefix}{alias}.allow-tags {value:?}: expected regexp:<expression> or any",
+        prefix = PREFIX
+    )]
+    AllowTags { alias: String, value: String },
+    #[error(
+        "{prefix}{alias}.platforms: {platform:?} is not os/arch[/variant]",
+        prefix = PREFIX
+    )]
+    Platform { alias: String, platform: String },
+    #[error(
+        "{prefix}{alias}.force-update {value:?}: expected true or false",
+        prefix = PREFIX
+    )]
+    ForceUpdate { alias: String, value: String },
+    #[error(
+        "unknown annotation {prefix}{alias}.{setting}: not one Argo CD Image Updater documents",
+        prefix = PREFIX
+    )]
+    Unknown { alias: String, setting: String },
+}
+
 /// `kustomization[:PATH]` or `helmvalues[:PATH]`.
-pub(super) fn parse_target(value: &str) -> Result<Target, String> {
+pub(super) fn parse_target(value: &str) -> Result<Target, UnknownTarget> {
     let value = value.trim();
     let (kind, path) = match value.split_once(':') {
         Some((k, p)) => (k, Some(p.trim().to_string()).filter(|p| !p.is_empty())),
@@ -313,10 +367,9 @@ pub(super) fn parse_target(value: &str) -> Result<Target, String> {
     match kind {
         "kustomization" => Ok(Target::Kustomization(path)),
         "helmvalues" => Ok(Target::HelmValues(path)),
-        other => Err(format!(
-            "{PREFIX}write-back-target {other:?}: expected kustomization[:PATH] or \
-             helmvalues[:PATH]"
-        )),
+        other => Err(UnknownTarget {
+            kind: other.to_string(),
+        }),
     }
 }
 
@@ -380,7 +433,7 @@ pub(super) fn set_alias_annotation(
     image: &mut AppImage,
     setting: &str,
     value: &str,
-) -> Result<(), String> {
+) -> Result<(), AliasSettingError> {
     let value = value.trim();
     let alias = image.alias.clone().unwrap_or_default();
     let list = |v: &str| -> Vec<String> {
@@ -398,10 +451,10 @@ pub(super) fn set_alias_annotation(
                 "alphabetical" | "name" => Strategy::Alphabetical,
                 "digest" => Strategy::Digest,
                 other => {
-                    return Err(format!(
-                        "{PREFIX}{alias}.update-strategy {other:?}: expected semver, \
-                         newest-build (latest), alphabetical (name) or digest"
-                    ))
+                    return Err(AliasSettingError::Strategy {
+                        alias,
+                        value: other.to_string(),
+                    })
                 }
             }
         }
@@ -409,14 +462,14 @@ pub(super) fn set_alias_annotation(
             image.allow_tags = if value == "any" {
                 None
             } else if let Some(re) = value.strip_prefix("regexp:") {
-                regex::Regex::new(re).map_err(|e| {
-                    format!("{PREFIX}{alias}.allow-tags: invalid regular expression: {e}")
-                })?;
+                regex::Regex::new(re)
+                    .map_err(|source| AliasSettingError::AllowTagsRegex { alias, source })?;
                 Some(re.to_string())
             } else {
-                return Err(format!(
-                    "{PREFIX}{alias}.allow-tags {value:?}: expected regexp:<expression> or any"
-                ));
+                return Err(AliasSettingError::AllowTags {
+                    alias,
+                    value: value.to_string(),
+                });
             }
         }
         "ignore-tags" => image.ignore_tags = list(value),
@@ -425,9 +478,10 @@ pub(super) fn set_alias_annotation(
             for p in &platforms {
                 let parts = p.split('/').count();
                 if !(2..=3).contains(&parts) || p.split('/').any(str::is_empty) {
-                    return Err(format!(
-                        "{PREFIX}{alias}.platforms: {p:?} is not os/arch[/variant]"
-                    ));
+                    return Err(AliasSettingError::Platform {
+                        alias,
+                        platform: p.clone(),
+                    });
                 }
             }
             image.platforms = platforms;
@@ -441,18 +495,19 @@ pub(super) fn set_alias_annotation(
                 "true" => true,
                 "false" => false,
                 other => {
-                    return Err(format!(
-                        "{PREFIX}{alias}.force-update {other:?}: expected true or false"
-                    ))
+                    return Err(AliasSettingError::ForceUpdate {
+                        alias,
+                        value: other.to_string(),
+                    })
                 }
             }
         }
         "pull-secret" => {}
         other => {
-            return Err(format!(
-                "unknown annotation {PREFIX}{alias}.{other}: not one Argo CD Image Updater \
-                 documents"
-            ))
+            return Err(AliasSettingError::Unknown {
+                alias,
+                setting: other.to_string(),
+            })
         }
     }
     Ok(())

@@ -24,9 +24,17 @@ pub fn override_file_name(app: &str) -> String {
     format!(".argocd-source-{app}.yaml")
 }
 
+/// A write-back target whose `..` leads out of the repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path:?} (from source path {source_path:?}) leaves the repository")]
+pub struct OutsideRepo {
+    pub path: String,
+    pub source_path: String,
+}
+
 /// Join `path` (a write-back target) to the application's `source_path`: relative to it, or to
 /// the repository root with a leading `/`; `..` is resolved and may not leave the repository.
-pub fn resolve(source_path: &str, path: &str) -> Result<String, String> {
+pub fn resolve(source_path: &str, path: &str) -> Result<String, OutsideRepo> {
     let joined = match path.strip_prefix('/') {
         Some(abs) => abs.to_string(),
         None => format!("{source_path}/{path}"),
@@ -37,9 +45,10 @@ pub fn resolve(source_path: &str, path: &str) -> Result<String, String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(format!(
-                        "{path:?} (from source path {source_path:?}) leaves the repository"
-                    ));
+                    return Err(OutsideRepo {
+                        path: path.to_string(),
+                        source_path: source_path.to_string(),
+                    });
                 }
             }
             p => parts.push(p),
@@ -213,7 +222,10 @@ mod tests {
         );
         assert_eq!(resolve("apps/web", ".").unwrap(), "apps/web");
         assert_eq!(resolve(".", "values.yaml").unwrap(), "values.yaml");
-        assert!(resolve("apps", "../../x").unwrap_err().contains("leaves"));
+        assert_eq!(
+            resolve("apps", "../../x").unwrap_err().to_string(),
+            r#""../../x" (from source path "apps") leaves the repository"#
+        );
         assert_eq!(override_file_name("web"), ".argocd-source-web.yaml");
     }
 

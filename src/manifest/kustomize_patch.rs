@@ -7,10 +7,12 @@
 //! line, so a patched range is never silently replaced by the base one.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::flux::{FluxPolicy, FluxPolicyKind, FluxSortOrder};
 use super::flux_automation::normalise_path;
 use super::scan::{self, Node};
+use super::ManifestError;
 
 /// What a patch sets on an ImagePolicy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -353,14 +355,46 @@ impl Kustomization {
     }
 }
 
+/// Why an overlay's patch cannot be applied to an ImagePolicy, at the file and line of the
+/// patch (or of its entry in the kustomization).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OverlayError {
+    /// `patches[].path` names a file that cannot be read.
+    #[error("{kustomization}:{line}: patch file {file} cannot be read")]
+    Unreadable {
+        kustomization: String,
+        line: usize,
+        file: String,
+    },
+    #[error("{file}:{line}: the patch is not YAML: {source}")]
+    NotYaml {
+        file: String,
+        line: usize,
+        #[source]
+        source: Arc<ManifestError>,
+    },
+    /// A target by label or annotation selector: which policies it hits is not known here.
+    #[error(
+        "{kustomization}:{line}: a patch target with labelSelector/annotationSelector may patch \
+         ImagePolicy objects; name them instead"
+    )]
+    Selector { kustomization: String, line: usize },
+    /// The patch changes what cannot be changed, or cannot be read as a patch.
+    #[error("{file}:{line}: {why}")]
+    Refused {
+        file: String,
+        line: usize,
+        why: String,
+    },
+}
+
 /// An ImagePolicy as an overlay renders it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Rendered {
     /// Index of the base policy (into the `policies` given to [`render`]).
     pub base: usize,
-    /// The policy after the overlay's patches, or why a patch cannot be applied
-    /// (`file:line: why`).
-    pub policy: Result<FluxPolicy, String>,
+    /// The policy after the overlay's patches, or why a patch cannot be applied.
+    pub policy: Result<FluxPolicy, OverlayError>,
     /// Whether any patch changed it on the way.
     pub patched: bool,
 }
@@ -426,7 +460,11 @@ fn apply_patch(k: &Kustomization, patch: &PatchRef, tree: &dyn Tree, out: &mut [
                     out,
                     patch,
                     None,
-                    &format!("{}:{}: patch file {f} cannot be read", k.file, patch.line),
+                    &OverlayError::Unreadable {
+                        kustomization: k.file.clone(),
+                        line: patch.line,
+                        file: f.clone(),
+                    },
                 );
                 return;
             }
@@ -443,10 +481,11 @@ fn apply_patch(k: &Kustomization, patch: &PatchRef, tree: &dyn Tree, out: &mut [
     let docs = match scan::parse_documents(&text) {
         Ok(d) => d,
         Err(e) => {
-            let why = format!(
-                "{file}:{}: the patch is not YAML: {e}",
-                at(e.line().unwrap_or(1))
-            );
+            let why = OverlayError::NotYaml {
+                file,
+                line: at(e.line().unwrap_or(1)),
+                source: Arc::new(e),
+            };
             fail_targets(out, patch, None, &why);
             return;
         }
@@ -483,11 +522,10 @@ fn apply_patch(k: &Kustomization, patch: &PatchRef, tree: &dyn Tree, out: &mut [
             continue;
         }
         if patch.target.as_ref().is_some_and(|t| t.selector) {
-            let why = format!(
-                "{}:{}: a patch target with labelSelector/annotationSelector may patch \
-                 ImagePolicy objects; name them instead",
-                k.file, patch.line
-            );
+            let why = OverlayError::Selector {
+                kustomization: k.file.clone(),
+                line: patch.line,
+            };
             for i in hits {
                 out[i].policy = Err(why.clone());
             }
@@ -505,13 +543,17 @@ fn apply_patch(k: &Kustomization, patch: &PatchRef, tree: &dyn Tree, out: &mut [
                     out[i].patched = true;
                     Ok(pp.apply(p))
                 }
-                Err((line, why)) => Err(format!("{file}:{}: {why}", at(*line))),
+                Err((line, why)) => Err(OverlayError::Refused {
+                    file: file.clone(),
+                    line: at(*line),
+                    why: why.clone(),
+                }),
             };
         }
     }
 }
 
-fn fail_targets(out: &mut [Rendered], patch: &PatchRef, _name: Option<&str>, why: &str) {
+fn fail_targets(out: &mut [Rendered], patch: &PatchRef, _name: Option<&str>, why: &OverlayError) {
     for r in out.iter_mut() {
         let hit = match (&r.policy, &patch.target) {
             (Ok(p), Some(t)) => t.matches(p),
@@ -520,7 +562,7 @@ fn fail_targets(out: &mut [Rendered], patch: &PatchRef, _name: Option<&str>, why
             (Err(_), _) => false,
         };
         if hit {
-            r.policy = Err(why.to_string());
+            r.policy = Err(why.clone());
         }
     }
 }
@@ -657,7 +699,13 @@ mod tests {
                 "resources: [../base/podinfo]\npatches:\n  - target: {labelSelector: app=podinfo}\n    patch: |\n      - op: replace\n        path: /spec/policy/semver/range\n        value: '1.x'\n",
             ),
         ]);
-        let err = |dir: &str| rendered(&tree, dir)[0].policy.clone().unwrap_err();
+        let err = |dir: &str| {
+            rendered(&tree, dir)[0]
+                .policy
+                .clone()
+                .unwrap_err()
+                .to_string()
+        };
         let a = err("apps/a");
         assert!(
             a.starts_with("apps/a/kustomization.yaml:5:")

@@ -4,8 +4,9 @@
 //! are looked at, and a tag whose time cannot be read is an error naming it, never a guess.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::TagSource;
+use super::{RegistryError, TagSource};
 
 /// The most candidate tags whose build times one policy reads; more is an error asking to
 /// narrow them (`allow-tags`, `ignore-tags`).
@@ -13,19 +14,52 @@ pub const MAX_CANDIDATES: usize = 100;
 
 /// Build times read this run, by canonical repository and tag: seconds and nanoseconds since
 /// the Unix epoch, or why there is none.
-pub type CreatedCache = HashMap<(String, String), Result<(i64, u32), String>>;
+pub type CreatedCache = HashMap<(String, String), Result<(i64, u32), BuildTimeError>>;
+
+/// Why a tag has no build time. Clone, as it is cached for the run ([`CreatedCache`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildTimeError {
+    #[error("image config is not valid JSON: {0}")]
+    NotJson(#[source] Arc<serde_json::Error>),
+    #[error("created {0:?} is not an RFC 3339 time")]
+    NotRfc3339(String),
+    #[error("its image config has no created time")]
+    NoCreated,
+    #[error("not a single image (an index or an artifact): no one build time")]
+    NotSingleImage,
+    /// The manifest or config could not be read from the registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Why [`newest_build`] cannot pick a tag.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NewestBuildError {
+    #[error(
+        "newest-build: {count} tags pass the filters, and the build times of at most \
+         {MAX_CANDIDATES} are read; narrow them with allow-tags or ignore-tags"
+    )]
+    TooManyCandidates { count: usize },
+    #[error("newest-build: tag {tag} of {canonical}: {source}")]
+    Tag {
+        tag: String,
+        canonical: String,
+        #[source]
+        source: BuildTimeError,
+    },
+}
 
 /// The `created` time of an image config: `Ok(None)` when it has none.
-pub fn config_created(config: &[u8]) -> Result<Option<(i64, u32)>, String> {
+pub fn config_created(config: &[u8]) -> Result<Option<(i64, u32)>, BuildTimeError> {
     #[derive(serde::Deserialize)]
     struct Config {
         created: Option<String>,
     }
-    let config: Config = serde_json::from_slice(config)
-        .map_err(|e| format!("image config is not valid JSON: {e}"))?;
+    let config: Config =
+        serde_json::from_slice(config).map_err(|e| BuildTimeError::NotJson(Arc::new(e)))?;
     config
         .created
-        .map(|c| parse_rfc3339(&c).ok_or_else(|| format!("created {c:?} is not an RFC 3339 time")))
+        .map(|c| parse_rfc3339(&c).ok_or(BuildTimeError::NotRfc3339(c)))
         .transpose()
 }
 
@@ -108,13 +142,11 @@ pub async fn newest_build(
     repository: &str,
     candidates: &[String],
     cache: &mut CreatedCache,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, NewestBuildError> {
     if candidates.len() > MAX_CANDIDATES {
-        return Err(format!(
-            "newest-build: {} tags pass the filters, and the build times of at most \
-             {MAX_CANDIDATES} are read; narrow them with allow-tags or ignore-tags",
-            candidates.len()
-        ));
+        return Err(NewestBuildError::TooManyCandidates {
+            count: candidates.len(),
+        });
     }
     let mut best: Option<(&String, (i64, u32))> = None;
     for tag in candidates {
@@ -123,20 +155,21 @@ pub async fn newest_build(
             Some(r) => r.clone(),
             None => {
                 let r = match source.image_config(repository, tag).await {
-                    Ok(Some(config)) => config_created(&config).and_then(|c| {
-                        c.ok_or_else(|| "its image config has no created time".to_string())
-                    }),
-                    Ok(None) => Err(
-                        "not a single image (an index or an artifact): no one build time".into(),
-                    ),
-                    Err(e) => Err(e.to_string()),
+                    Ok(Some(config)) => {
+                        config_created(&config).and_then(|c| c.ok_or(BuildTimeError::NoCreated))
+                    }
+                    Ok(None) => Err(BuildTimeError::NotSingleImage),
+                    Err(e) => Err(e.into()),
                 };
                 cache.insert(key, r.clone());
                 r
             }
         };
-        let created =
-            created.map_err(|why| format!("newest-build: tag {tag} of {canonical}: {why}"))?;
+        let created = created.map_err(|source| NewestBuildError::Tag {
+            tag: tag.clone(),
+            canonical: canonical.to_string(),
+            source,
+        })?;
         if best.is_none_or(|(_, t)| created > t) {
             best = Some((tag, created));
         }
@@ -182,9 +215,16 @@ mod tests {
             Some((1_714_557_600, 0))
         );
         assert_eq!(config_created(br#"{"os":"linux"}"#).unwrap(), None);
-        assert!(config_created(br#"{"created":"yesterday"}"#)
-            .unwrap_err()
-            .contains("yesterday"));
-        assert!(config_created(b"not json").is_err());
+        assert_eq!(
+            config_created(br#"{"created":"yesterday"}"#)
+                .unwrap_err()
+                .to_string(),
+            r#"created "yesterday" is not an RFC 3339 time"#
+        );
+        let e = config_created(b"not json").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("image config is not valid JSON: "));
+        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<Arc<serde_json::Error>>()));
     }
 }
