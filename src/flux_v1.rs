@@ -1,0 +1,141 @@
+//! Flux v1 annotations as policies, with no config of ours: part of the discover stage.
+//!
+//! Each container of a workload (or image of a helm-operator HelmRelease) annotated
+//! `fluxcd.io/automated: "true"` ([`manifest::flux_v1`]) becomes a governor of exactly that
+//! container's reference: `semver:` ranks by version; `glob:`, `regex:` and no filter take the
+//! most recently built tag (the image config's `created`, read at select through
+//! `Lookups::newest_build`, as fluxd orders by creation time). A workload locked with
+//! `fluxcd.io/locked: "true"` is held whatever governs it, reported as
+//! `locked: MSG (by USER)`. An `images:` entry of our config for the same repository
+//! overrides the annotations; a Flux marker names its own policy and keeps it.
+
+use std::collections::HashMap;
+
+use crate::config::Watched;
+use crate::discover::{Occurrence, Source};
+use crate::manifest::flux_v1::{TagFilter, Workload};
+use crate::policy::{Order, Policy, PolicyKind};
+
+/// Give the references of `workloads` (each with its file) their Flux v1 governors, or hold
+/// them when locked. `configured` governors (the first ones) come from our config and win.
+pub(crate) fn apply(
+    workloads: &[(String, Workload)],
+    sources: &[Source],
+    occurrences: &mut [Occurrence],
+    governors: &mut Vec<Watched>,
+    configured: usize,
+) {
+    if workloads.is_empty() {
+        return;
+    }
+    // One governor per (file, workload, container).
+    let mut made: HashMap<(usize, String), Result<usize, String>> = HashMap::new();
+    for occ in occurrences.iter_mut() {
+        let rel = &sources[occ.file].rel;
+        let starts: Vec<usize> = occ
+            .site
+            .parts
+            .scalars()
+            .iter()
+            .map(|f| f.span.start)
+            .collect();
+        let found = workloads.iter().enumerate().find_map(|(i, (file, w))| {
+            (file == rel).then_some(())?;
+            let c = w
+                .containers
+                .iter()
+                .find(|c| c.scalars.iter().any(|s| starts.contains(s)))?;
+            Some((i, w, c))
+        });
+        let Some((i, w, container)) = found else {
+            continue;
+        };
+        if let Some(lock) = &w.lock {
+            occ.governor = None;
+            occ.reason = Some(lock.reason());
+            continue;
+        }
+        let by_config = occ.governor.is_some_and(|g| g < configured);
+        if by_config || occ.site.policy.is_some() || occ.governor.is_some() {
+            continue;
+        }
+        if !w.automated {
+            occ.reason = Some(format!(
+                "no policy ({} {}: fluxcd.io/automated is not \"true\")",
+                w.kind,
+                w.id()
+            ));
+            continue;
+        }
+        let key = (i, container.name.clone());
+        let g = made
+            .entry(key)
+            .or_insert_with(|| {
+                let filter = w.filter(&container.name);
+                let line = w
+                    .filters
+                    .iter()
+                    .find(|(c, _, _)| *c == container.name)
+                    .map_or(w.line, |(_, _, l)| *l);
+                governor(w, &container.name, &filter, occ)
+                    .map(|g| {
+                        governors.push(g);
+                        governors.len() - 1
+                    })
+                    .map_err(|e| format!("{rel}:{line}: {e}"))
+            })
+            .clone();
+        match g {
+            Ok(g) => {
+                occ.governor = Some(g);
+                occ.reason = None;
+            }
+            Err(why) => occ.reason = Some(why),
+        }
+    }
+}
+
+/// The policy fluxd applies to `container` of `w`, watching the repository `occ` refers to.
+fn governor(
+    w: &Workload,
+    container: &str,
+    filter: &TagFilter,
+    occ: &Occurrence,
+) -> Result<Watched, String> {
+    let who = format!("{} {} container {container}", w.kind, w.id());
+    let kind = match filter {
+        TagFilter::Semver(range) => PolicyKind::Semver(range.clone()),
+        // Ranked by build time at select; the order here only breaks ties.
+        _ => PolicyKind::Alphabetical(Order::Asc),
+    };
+    let mut policy = Policy::new(kind, &[], false).map_err(|e| format!("{who}: {e}"))?;
+    if let Some(pattern) = filter.pattern() {
+        policy = policy
+            .with_filter(&pattern, None)
+            .map_err(|e| format!("{who}: {e}"))?;
+    }
+    let mut image = occ.image.clone();
+    image.tag = None;
+    image.digest = None;
+    Ok(Watched {
+        name: format!("{}:{container}", w.id()),
+        // Governs only the reference it is given: never matched by repository name.
+        namespace: Some(format!("flux-v1:{}", w.id())),
+        flux: true,
+        image,
+        policy,
+        files: None,
+        helm_keys: 0..0,
+        pin_digest: false,
+        platforms: Vec::new(),
+        newest_build: filter.by_build_time(),
+    })
+}
+
+/// Whether `governor` was made from Flux v1 annotations (for the commit message fluxd wrote).
+pub(crate) fn is_flux_v1(governor: &Watched) -> bool {
+    governor
+        .namespace
+        .as_deref()
+        .is_some_and(|n| n.starts_with("flux-v1:"))
+}
