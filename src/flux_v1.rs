@@ -139,3 +139,67 @@ pub(crate) fn is_flux_v1(governor: &Watched) -> bool {
         .as_deref()
         .is_some_and(|n| n.starts_with("flux-v1:"))
 }
+
+/// The commit message fluxd wrote for an automated release, when every update of `planned`
+/// comes from Flux v1 annotations and the config does not set `delivery:`: `Auto-release
+/// IMAGE:TAG`, or `Auto-release multiple (N) images` and a ` - IMAGE:TAG` line for each,
+/// sorted, as fluxd lists them.
+pub(crate) fn commit_message(
+    governors: &[Watched],
+    planned: &[crate::deliver::FilePlan<'_>],
+    config_file: &std::path::Path,
+) -> Option<String> {
+    let updates: Vec<&crate::report::Update> = planned
+        .iter()
+        .flat_map(|f| f.changes.iter().map(|c| &c.update))
+        .collect();
+    let ours = |u: &&crate::report::Update| {
+        governors
+            .iter()
+            .any(|g| is_flux_v1(g) && g.name == u.policy)
+    };
+    if updates.is_empty()
+        || !updates.iter().all(ours)
+        || crate::flux_repo::config_sets_delivery(config_file)
+    {
+        return None;
+    }
+    let mut images: Vec<String> = updates
+        .iter()
+        .map(|u| format!("{}:{}", u.image, u.to))
+        .collect();
+    images.sort();
+    images.dedup();
+    Some(fluxd_message(&images))
+}
+
+/// fluxd's automated-release message for `images` (sorted `IMAGE:TAG`s, at least one).
+fn fluxd_message(images: &[String]) -> String {
+    match images {
+        [one] => format!("Auto-release {one}\n"),
+        many => {
+            let mut out = format!("Auto-release multiple ({}) images\n\n", many.len());
+            for image in many {
+                out.push_str(&format!(" - {image}\n"));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_as_fluxd_wrote_them() {
+        assert_eq!(
+            fluxd_message(&["docker.io/acme/web:1.2.0".into()]),
+            "Auto-release docker.io/acme/web:1.2.0\n"
+        );
+        assert_eq!(
+            fluxd_message(&["a/x:1".into(), "b/y:2".into()]),
+            "Auto-release multiple (2) images\n\n - a/x:1\n - b/y:2\n"
+        );
+    }
+}
