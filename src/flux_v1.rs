@@ -187,6 +187,25 @@ fn fluxd_message(images: &[String]) -> String {
     }
 }
 
+/// A build-time lookup's error (`crate::registry::created`, worded for Argo CD's
+/// newest-build) in Flux v1's words when `governor` comes from Flux v1 annotations.
+pub(crate) fn build_time_error(governor: &Watched, error: String) -> String {
+    if !is_flux_v1(governor) {
+        return error;
+    }
+    let error = error.replace(
+        "narrow them with allow-tags or ignore-tags",
+        "narrow them with a fluxcd.io/tag.<container> filter",
+    );
+    match error.strip_prefix("newest-build: ") {
+        Some(rest) => format!(
+            "{}: the most recently built tag wins (glob:, regex: or no filter): {rest}",
+            governor.name
+        ),
+        None => error,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

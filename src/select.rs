@@ -174,7 +174,8 @@ async fn select(
     let change = if g.newest_build {
         lookups
             .newest_build(&g.image, &g.policy.select(tags).candidates)
-            .await?
+            .await
+            .map_err(|e| crate::flux_v1::build_time_error(g, e))?
             .filter(|n| Some(n.as_str()) != current)
             .map(|to| policy::Change {
                 to,

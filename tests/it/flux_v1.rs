@@ -289,12 +289,12 @@ fn getting_started_annotations_govern_as_fluxd_did() {
         let out = image_updater(&["plan", work, "--output", format]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let shown = String::from_utf8_lossy(&out.stdout);
-        let line = format!("workloads/db-locked.yaml:18");
+        let line = "workloads/db-locked.yaml:18";
         let reason = format!("locked: Halt updates for now (by {user})");
         assert!(
             shown
                 .lines()
-                .any(|l| l.contains(&line) && l.ends_with(&reason)),
+                .any(|l| l.contains(line) && l.ends_with(&reason)),
             "{format}:\n{shown}"
         );
     }
@@ -321,5 +321,59 @@ fn getting_started_annotations_govern_as_fluxd_did() {
         serde_json::json!([]),
         "{}",
         text(&again)
+    );
+}
+
+#[test]
+fn a_missing_build_time_is_reported_and_nothing_is_guessed() {
+    let registry = Registry::start();
+    push_built(&registry, "acme/web", "main-a", "2024-01-01T10:00:00Z");
+    // Pushed without a "created" time in its config.
+    registry.push_image("acme/web", &["main-b"]);
+    registry.push_image("acme/api", &["1.0.0", "1.1.0"]);
+    let reg = &registry.addr;
+    let deploy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    \
+         fluxcd.io/automated: \"true\"\n    fluxcd.io/tag.web: glob:main-*\n    \
+         fluxcd.io/tag.api: semver:~1\nspec:\n  template:\n    spec:\n      containers:\n      \
+         - name: web\n        image: {reg}/acme/web:main-a\n      - name: api\n        \
+         image: {reg}/acme/api:1.0.0\n"
+    );
+    let config = format!("registries:\n  - {{ host: \"{reg}\", insecure: true }}\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_repo_with_files(
+        &tmp.path().join("remote.git"),
+        &[
+            ("web.yaml", deploy.as_bytes()),
+            (".image-updater.yaml", config.as_bytes()),
+        ],
+    );
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let plan = image_updater(&["plan", work.to_str().unwrap(), "--output", "json"]);
+    // The semver container still moves; the glob one is an error naming the tag.
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan));
+    let report = json(&plan);
+    assert_eq!(
+        moves(&report),
+        [(
+            "web.yaml".to_string(),
+            16,
+            "default:deployment/web:api".to_string(),
+            "1.0.0".to_string(),
+            "1.1.0".to_string()
+        )],
+        "{report}"
+    );
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("default:deployment/web:web: the most recently built tag wins")
+            && message.contains("tag main-b of")
+            && message.contains("its image config has no created time"),
+        "{message}"
     );
 }
