@@ -335,9 +335,9 @@ fn a_missing_build_time_is_reported_and_nothing_is_guessed() {
     let deploy = format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    \
          fluxcd.io/automated: \"true\"\n    fluxcd.io/tag.web: glob:main-*\n    \
-         fluxcd.io/tag.api: semver:~1\nspec:\n  template:\n    spec:\n      containers:\n      \
+         fluxcd.io/tag.api: semver:~1\n    fluxcd.io/tag.bad: regex:main-(\nspec:\n  template:\n    spec:\n      containers:\n      \
          - name: web\n        image: {reg}/acme/web:main-a\n      - name: api\n        \
-         image: {reg}/acme/api:1.0.0\n"
+         image: {reg}/acme/api:1.0.0\n      - name: bad\n        image: {reg}/acme/api:1.0.0\n"
     );
     let config = format!("registries:\n  - {{ host: \"{reg}\", insecure: true }}\n");
     let tmp = tempfile::tempdir().unwrap();
@@ -360,11 +360,23 @@ fn a_missing_build_time_is_reported_and_nothing_is_guessed() {
         moves(&report),
         [(
             "web.yaml".to_string(),
-            16,
+            17,
             "default:deployment/web:api".to_string(),
             "1.0.0".to_string(),
             "1.1.0".to_string()
         )],
+        "{report}"
+    );
+    // An invalid filter leaves its container alone, naming the file and line.
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert!(
+        skipped[0].starts_with("web.yaml:9: Deployment default:deployment/web container bad: "),
         "{report}"
     );
     let errors = report["errors"].as_array().unwrap();
