@@ -209,6 +209,62 @@ pub(crate) fn build_time_error(governor: &Watched, error: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::{self, ScanOptions};
+    use std::path::{Path, PathBuf};
+
+    /// Discover `files` (name, text) with the config `config`: each reference's governor
+    /// name (or skip reason).
+    fn governed(files: &[(&str, &str)], config: &str) -> Vec<(String, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let config = crate::config::Config::parse(Path::new("c.yaml"), config).unwrap();
+        let watched = config.watched(Path::new("c.yaml")).unwrap();
+        let files = manifest::files::Discovered {
+            files: files.iter().map(|(n, _)| PathBuf::from(n)).collect(),
+            skipped: Vec::new(),
+        };
+        let d = crate::discover::discover(dir.path(), &files, &ScanOptions::default(), &watched);
+        d.occurrences
+            .iter()
+            .map(|o| {
+                let who = match o.governor {
+                    Some(g) => d.governors[g].name.clone(),
+                    None => o.reason.clone().unwrap_or_default(),
+                };
+                (o.image.to_string(), who)
+            })
+            .collect()
+    }
+
+    const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  \
+        namespace: demo\n  annotations:\n    fluxcd.io/automated: \"true\"\n    LOCK\nspec:\n  \
+        template:\n    spec:\n      containers:\n      - name: web\n        \
+        image: ghcr.io/acme/web:1.0.0\n      - name: side\n        image: nginx:1.25.0\n";
+
+    #[test]
+    fn a_config_image_overrides_the_annotations_and_a_lock_holds_all() {
+        let deploy = DEPLOY.replace("LOCK", "x: y");
+        let config = "images:\n  - name: web\n    image: ghcr.io/acme/web\n    \
+                      policy: { semver: \"^1\" }\n";
+        assert_eq!(
+            governed(&[("d.yaml", &deploy)], config),
+            [
+                ("ghcr.io/acme/web:1.0.0".to_string(), "web".to_string()),
+                (
+                    "docker.io/library/nginx:1.25.0".to_string(),
+                    "demo:deployment/web:side".to_string()
+                ),
+            ]
+        );
+        let locked = DEPLOY.replace("LOCK", "fluxcd.io/locked: \"true\"");
+        let held = governed(&[("d.yaml", &locked)], config);
+        assert!(held.iter().all(|(_, why)| why == "locked"), "{held:?}");
+        // No config: the annotations are the policies.
+        let free = governed(&[("d.yaml", &deploy)], "{}\n");
+        assert_eq!(free[0].1, "demo:deployment/web:web");
+    }
 
     #[test]
     fn messages_as_fluxd_wrote_them() {
