@@ -175,13 +175,7 @@ pub(crate) fn discover(
     // automation's update.path and suspend.
     flux.scope(&mut occurrences, |f| sources[f].rel.clone(), &governors);
     // Issue 21: Flux v1 annotations govern (or lock) their workloads' containers.
-    crate::flux_v1::apply(
-        &flux_v1,
-        &sources,
-        &mut occurrences,
-        &mut governors,
-        watched.len(),
-    );
+    crate::flux_v1::apply(&flux_v1, &sources, &mut occurrences, &mut governors);
     // argocd-image-updater: annotated Applications govern their write-back targets.
     let mut errors = Vec::new();
     let apps = crate::argocd_objects::read_apps(argocd_apps, &mut errors);

@@ -17,13 +17,12 @@ use crate::manifest::flux_v1::{TagFilter, Workload};
 use crate::policy::{Order, Policy, PolicyKind};
 
 /// Give the references of `workloads` (each with its file) their Flux v1 governors, or hold
-/// them when locked. `configured` governors (the first ones) come from our config and win.
+/// them when locked. A reference our config's `images:` already governs keeps that governor.
 pub(crate) fn apply(
     workloads: &[(String, Workload)],
     sources: &[Source],
     occurrences: &mut [Occurrence],
     governors: &mut Vec<Watched>,
-    configured: usize,
 ) {
     if workloads.is_empty() {
         return;
@@ -55,8 +54,8 @@ pub(crate) fn apply(
             occ.reason = Some(lock.reason());
             continue;
         }
-        let by_config = occ.governor.is_some_and(|g| g < configured);
-        if by_config || occ.site.policy.is_some() || occ.governor.is_some() {
+        // Our config's images and Flux markers keep what they govern.
+        if occ.governor.is_some() || occ.site.policy.is_some() {
             continue;
         }
         if !w.automated {
