@@ -551,6 +551,30 @@ mod tests {
     }
 
     #[test]
+    fn older_helm_operator_releases_are_scanned_too() {
+        let text = "apiVersion: flux.weave.works/v1beta1\nkind: HelmRelease\nmetadata:\n  \
+                    name: ghost\n  annotations:\n    flux.weave.works/automated: \"true\"\n    \
+                    flux.weave.works/tag.chart-image: glob:1.21.*\nspec:\n  values:\n    \
+                    image: bitnami/ghost:1.21.5-r0\n";
+        let scan = crate::manifest::scan_file(
+            std::path::Path::new("ghost.yaml"),
+            text,
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(scan.sites.len(), 1);
+        assert_eq!(scan.sites[0].format, Format::Helm);
+        let w = &scan.flux_v1[0];
+        assert_eq!(w.id(), "default:helmrelease/ghost");
+        assert_eq!(w.containers[0].name, CHART_IMAGE);
+        assert_eq!(w.filter(CHART_IMAGE), TagFilter::Glob("1.21.*".into()));
+        // A HelmRelease of another group is not the helm-operator's.
+        assert!(!is_helm_operator_release(&root(
+            "apiVersion: example.com/v1\nkind: HelmRelease\n"
+        )));
+    }
+
+    #[test]
     fn helm_release_images_are_named_as_fluxd_names_them() {
         let r = root(
             "apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata:\n  name: r\n  annotations:\n    \
