@@ -81,6 +81,7 @@ pub(crate) fn discover(
     let mut flux_policies: Vec<(String, FluxPolicy)> = Vec::new();
     let mut flux_repositories = Vec::new();
     let mut argocd_apps = Vec::new(); // argocd-image-updater
+    let mut flux_v1 = Vec::new(); // issue 21: Flux v1 annotated workloads
     let prefilter = Prefilter::new(options);
     let gitlab = manifest::ci_yaml::gitlab_included(&files.files, |f| {
         std::fs::read_to_string(root.join(f)).ok()
@@ -113,6 +114,7 @@ pub(crate) fn discover(
         for app in scan.argocd_apps {
             argocd_apps.push((rel.clone(), app));
         }
+        flux_v1.extend(scan.flux_v1.into_iter().map(|w| (rel.clone(), w)));
         if scan.sites.is_empty() {
             continue;
         }
@@ -188,6 +190,8 @@ pub(crate) fn discover(
     // Issue 16 (flux_repo): each marker's ImagePolicy as the cluster sees it, and the
     // automation's update.path and suspend.
     flux.scope(&mut occurrences, |f| sources[f].rel.clone(), &governors);
+    // Issue 21: Flux v1 annotations govern (or lock) their workloads' containers.
+    crate::flux_v1::apply(&flux_v1, &sources, &mut occurrences, &mut governors);
     // argocd-image-updater: annotated Applications govern their write-back targets.
     let mut errors = Vec::new();
     let apps = crate::argocd_objects::read_apps(argocd_apps, &mut errors);

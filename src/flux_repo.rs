@@ -986,7 +986,7 @@ fn same_git_settings(a: &Automation, b: &Automation) -> bool {
 }
 
 /// Whether the config file exists and sets `delivery:` at its top level.
-fn config_sets_delivery(config_file: &Path) -> bool {
+pub(crate) fn config_sets_delivery(config_file: &Path) -> bool {
     std::fs::read_to_string(config_file)
         .ok()
         .and_then(|t| scan::parse_documents(&t).ok())

@@ -33,6 +33,8 @@ pub mod config;
 mod flux_repo;
 /// Flux's `messageTemplate`: a Go text/template subset.
 mod flux_template;
+/// Issue 21: Flux v1 annotations as policies.
+mod flux_v1;
 /// Forges: GitHub, GitLab and Gitea pull requests.
 pub mod forge;
 /// Git: open or clone, commit, push, credentials and host keys.

@@ -599,10 +599,15 @@ async fn deliver_commit(
         let commit = &ctx.config.delivery.commit;
         let plan = pass.plan();
         // An ImageUpdateAutomation's push branch, author and message (Flux).
-        let flux = match flux_repo::commit_plan(&pass.found, &plan, branch, &ctx.config_file) {
+        let mut flux = match flux_repo::commit_plan(&pass.found, &plan, branch, &ctx.config_file) {
             Ok(settings) => settings.unwrap_or_default(),
             Err(e) => break Delivered::nothing(e.to_string()),
         };
+        // Issue 21: updates Flux v1 annotations govern get the message fluxd wrote.
+        if flux.message.is_none() {
+            flux.message =
+                crate::flux_v1::commit_message(&pass.found.governors, &plan, &ctx.config_file);
+        }
         match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
             Ok(delivered) => break delivered,
             Err(e) if e.kind == git::GitErrorKind::Rejected && tries < deliver::PUSH_TRIES => {

@@ -178,7 +178,7 @@ async fn select(
         lookups
             .newest_build(&g.image, &g.policy.select(tags).candidates)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| crate::flux_v1::build_time_error(g, e.to_string()))?
             .filter(|n| Some(n.as_str()) != current)
             .map(|to| policy::Change {
                 to,

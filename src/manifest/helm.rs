@@ -32,10 +32,12 @@ pub fn is_values_file(path: &FsPath) -> bool {
         .is_some_and(|n| n.starts_with("values") && (n.ends_with(".yaml") || n.ends_with(".yml")))
 }
 
-/// The `spec.values` of a Flux HelmRelease document, if it is one.
+/// The `spec.values` of a Flux HelmRelease document (or of a Flux v1 helm-operator one), if
+/// it is one.
 pub fn helm_release_values(root: &Node) -> Option<&Node> {
     let (api, kind) = scan::api_version_kind(root);
-    if scan::in_group(api, HELM_RELEASE_GROUP) && kind == Some("HelmRelease") {
+    let v1 = super::flux_v1::is_helm_operator_release(root);
+    if (v1 || scan::in_group(api, HELM_RELEASE_GROUP)) && kind == Some("HelmRelease") {
         root.get_path(&["spec", "values"])
     } else {
         None

@@ -22,6 +22,7 @@ pub mod edit;
 pub mod files;
 pub mod flux;
 pub mod flux_automation; // issue 16: Flux ImageUpdateAutomation objects
+pub mod flux_v1; // issue 21: Flux v1 annotations as policies
 pub mod helm;
 pub mod image_volume;
 pub mod k8s;
@@ -288,6 +289,9 @@ pub struct FileScan {
     /// Argo CD Applications with Image Updater annotations, or why their annotations cannot
     /// be honoured (argocd-image-updater; read by `crate::argocd_objects`).
     pub argocd_apps: Vec<Result<argocd_crd::ArgoObject, argocd_annotations::AnnotationError>>,
+    /// Workloads and HelmReleases with Flux v1 annotations (issue 21; read by
+    /// `crate::flux_v1`).
+    pub flux_v1: Vec<flux_v1::Workload>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.

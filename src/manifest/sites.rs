@@ -97,6 +97,13 @@ pub fn scan_file_as(
                 scan.argocd_apps.push(u.map(ArgoObject::Updater));
             }
         }
+        // Issue 21: Flux v1 annotations, and the helm-operator's image paths (claimed first).
+        match super::flux_v1::read(root) {
+            Ok(Some(w)) => scan.flux_v1.push(w),
+            Ok(None) => {}
+            Err(problem) => scan.problems.push(problem),
+        }
+        super::flux_v1::helm_sites(root, &mut format_sites, &mut scan.problems);
         if values_file {
             helm::values_sites(root, &Path::default(), &opts.helm, &mut format_sites);
         }

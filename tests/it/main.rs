@@ -17,6 +17,7 @@ mod ci_static;
 mod downgrade;
 mod e2e;
 mod flux_objects;
+mod flux_v1;
 mod fuzz_regressions;
 mod manifests;
 mod observability;
