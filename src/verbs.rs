@@ -795,3 +795,45 @@ fn in_root(root: &Path, file: &Path) -> Option<String> {
     let rel = rel.strip_prefix(&root).ok()?;
     Some(rel.to_string_lossy().replace('\\', "/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_versions_are_read_leniently_and_other_tags_never_are() {
+        assert!(lower_version("1.0.0", "1.1.0"));
+        assert!(lower_version("v1.9", "v1.10.0"));
+        assert!(lower_version("1.2.0-rc.1", "1.2.0"));
+        assert!(!lower_version("1.2.0", "1.1.9"));
+        assert!(!lower_version("1.1.0", "1.1.0"));
+        assert!(!lower_version("main-abc", "1.0.0"));
+        assert!(!lower_version("1.0.0", "latest"));
+    }
+
+    #[test]
+    fn arguments_are_checked_before_any_work() {
+        let set = |image: &str, files: Option<&str>| {
+            Args::parse(&Verb::Set {
+                image: image.into(),
+                files: files.map(String::from),
+                no_lock: false,
+            })
+        };
+        assert!(set("ghcr.io/acme/web:1.2.0", Some("apps/**")).is_ok());
+        for bad in [
+            set("ghcr.io/acme/web", None),
+            set("ghcr.io/acme/web:1", Some("a/[")),
+            set(&format!("ghcr.io/acme/web@sha256:{}", "a".repeat(64)), None),
+        ] {
+            assert_eq!(bad.err().map(|e| e.exit_code()), Some(2));
+        }
+        let lock = Args::parse(&Verb::Lock {
+            image: "nginx".into(),
+            reason: None,
+        })
+        .unwrap();
+        assert_eq!(lock.group(), "lock-nginx");
+        assert_eq!(lock.reason.as_deref(), Some(""));
+    }
+}

@@ -451,3 +451,110 @@ fn mode_none_shows_the_diff_and_writes_nothing() {
     assert_eq!(s.head(), before);
     s.assert_tree("../input");
 }
+
+#[test]
+fn lock_in_a_repo_without_a_config_creates_it_with_the_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let deploy: &[u8] = b"kind: Pod\nspec:\n  containers:\n    - image: nginx:1.27\n";
+    bare_repo_with_files(&tmp.path().join("remote.git"), &[("pod.yaml", deploy)]);
+    let server = GitHttpServer::start(tmp.path(), None);
+    let work = common::clone(
+        &format!("{}/remote.git", server.base_url),
+        &tmp.path().join("work"),
+    );
+    let out = Command::new(BIN)
+        .args(["lock", "nginx", "--reason", "pinned by hand"])
+        .arg(&work)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env_remove("IMAGE_UPDATER_CONFIG")
+        .env_remove("IMAGE_UPDATER_MODE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let want = "locks:\n  - { image: docker.io/library/nginx, reason: \"pinned by hand\", since: \"2026-12-06T17:20:20Z\" }\n";
+    assert_eq!(
+        std::fs::read_to_string(work.join(".image-updater.yaml")).unwrap(),
+        want
+    );
+    let bare = tmp.path().join("remote.git");
+    assert_eq!(git(&bare, &["show", "main:.image-updater.yaml"]), want);
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_file_with_uncommitted_changes_is_not_touched() {
+    let s = scenario();
+    let before = s.head();
+    let path = s.work.join("clusters/staging/worker.yaml");
+    let edited = std::fs::read_to_string(&path).unwrap() + "# my edit\n";
+    std::fs::write(&path, &edited).unwrap();
+    let out = s.run(&["set", &format!("{WEB}:1.2.0")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("clusters/staging/worker.yaml has uncommitted changes"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+    assert_eq!(s.head(), before);
+    let web = std::fs::read(s.work.join("apps/web.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(web).unwrap(),
+        String::from_utf8(std::fs::read(fixture().join("input/apps/web.yaml")).unwrap()).unwrap()
+    );
+}
+
+#[test]
+fn help_lists_the_verbs_and_their_flags() {
+    let top = Command::new(BIN).arg("--help").output().unwrap();
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    for verb in ["set", "lock", "unlock"] {
+        assert!(
+            top.lines().any(|l| l.trim_start().starts_with(verb)),
+            "{verb}: {top}"
+        );
+    }
+    for (verb, flags) in [
+        ("set", &["--files", "--no-lock", "--mode"][..]),
+        ("lock", &["--reason", "--mode"][..]),
+        ("unlock", &["--mode"][..]),
+    ] {
+        let out = Command::new(BIN).args([verb, "--help"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for f in flags {
+            assert!(help.contains(f), "{verb} --help lacks {f}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn a_rollback_of_a_flux_v1_workload_locks_it_in_the_same_file() {
+    let s = scenario();
+    let out = s.run(&["set", &format!("{LEGACY}:2.1.0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = s.run(&["set", &format!("{LEGACY}:2.0.0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let input = std::fs::read_to_string(fixture().join("input/apps/legacy.yaml")).unwrap();
+    let want = input.replace(
+        "    fluxcd.io/tag.legacy: semver:~2\n",
+        "    fluxcd.io/tag.legacy: semver:~2\n    fluxcd.io/locked: \"true\"\n    \
+         fluxcd.io/locked_msg: \"rolled back from 2.1.0 to 2.0.0 by image-updater set\"\n",
+    );
+    assert_ne!(want, input);
+    assert_eq!(
+        std::fs::read_to_string(s.work.join("apps/legacy.yaml")).unwrap(),
+        want
+    );
+    assert_eq!(git(&s.bare, &["show", "main:apps/legacy.yaml"]), want);
+    // The config is left as it was: the workload holds the lock.
+    assert_eq!(
+        std::fs::read(s.work.join(".image-updater.yaml")).unwrap(),
+        filled(&fixture().join("input"), &s.registry.addr)
+            .into_iter()
+            .find(|(p, _)| p == ".image-updater.yaml")
+            .unwrap()
+            .1
+    );
+}
