@@ -558,3 +558,87 @@ fn a_rollback_of_a_flux_v1_workload_locks_it_in_the_same_file() {
             .1
     );
 }
+
+/// `mode: pull-request` (GitHub's API, faked statefully): `set` and `lock` each push their own
+/// branch and open a pull request; main is not touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn set_and_lock_open_pull_requests() {
+    use common::forges::{fixture_remote, seed_registry, Forge, ForgeFake};
+    const TOKEN: &str = "forge-test-token-never-printed";
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let (_fake, server) = ForgeFake::start(Forge::Github, TOKEN).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let delivery = Forge::Github.delivery(&server.uri(), "");
+    let bare = fixture_remote(tmp.path(), &registry.addr, &delivery);
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    let main_before = git(&bare, &["rev-parse", "main"]);
+    let verb = |args: Vec<String>| {
+        let work = work.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(&args)
+                .arg(&work)
+                .args(["--output", "json"])
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .env("GITHUB_TOKEN", TOKEN);
+            for v in [
+                "IMAGE_UPDATER_CONFIG",
+                "IMAGE_UPDATER_MODE",
+                "GITHUB_ACTIONS",
+            ] {
+                cmd.env_remove(v);
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let out = verb(vec!["set".into(), format!("{WEB}:1.1.0")])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(
+        report["pull_requests"][0]["branch"],
+        "image-updater/set-web"
+    );
+    assert_eq!(report["pull_requests"][0]["action"], "created");
+    assert!(!out
+        .stdout
+        .windows(TOKEN.len())
+        .any(|w| w == TOKEN.as_bytes()));
+    let shown = git(&bare, &["show", "image-updater/set-web:apps/web.yaml"]);
+    assert!(
+        shown.contains("registry.example.com/acme/web:1.1.0 # plain"),
+        "{shown}"
+    );
+
+    let out = verb(vec![
+        "lock".into(),
+        API.into(),
+        "--reason".into(),
+        "r".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(
+        report["pull_requests"][0]["branch"],
+        "image-updater/lock-api"
+    );
+    let config = git(
+        &bare,
+        &["show", "image-updater/lock-api:.image-updater.yaml"],
+    );
+    assert!(
+        config.ends_with(&format!(
+            "locks:\n  - {{ image: {API}, reason: \"r\", since: \"2026-12-06T17:20:20Z\" }}\n"
+        )),
+        "{config}"
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+}
