@@ -63,6 +63,14 @@ pub struct JobArgs {
     pub branch: Option<String>,
 }
 
+/// What `set`, `lock` and `unlock` take beyond their arguments.
+#[derive(Debug, Default, Args)]
+pub struct VerbArgs {
+    /// Deliver this way instead of the config's delivery.mode (none: show the diff, write nothing)
+    #[arg(long, env = "IMAGE_UPDATER_MODE", value_enum)]
+    pub mode: Option<crate::config::DeliveryMode>,
+}
+
 /// How log events are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -96,6 +104,46 @@ pub enum Cmd {
         /// The directory whose manifests are listed (a git work tree or not)
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
+    },
+    /// Set every reference of IMAGE to TAG (the tag must be in the registry) and deliver; a move to a lower version also locks the image
+    Set {
+        /// IMAGE:TAG, e.g. ghcr.io/acme/web:1.4.2
+        #[arg(value_name = "IMAGE:TAG")]
+        image: String,
+        /// The git work tree whose references are set
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+        /// Only the references in files matching this glob (relative to PATH)
+        #[arg(long, value_name = "GLOB")]
+        files: Option<String>,
+        /// Do not lock the image when the new tag is a lower version
+        #[arg(long)]
+        no_lock: bool,
+        #[command(flatten)]
+        verb: VerbArgs,
+    },
+    /// Hold IMAGE where it is: no run moves it until `unlock` (the lock is committed to Git)
+    Lock {
+        /// The image repository, without a tag (ghcr.io/acme/web)
+        image: String,
+        /// The git work tree holding the lock
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+        /// Why, shown by every run that leaves the image alone
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[command(flatten)]
+        verb: VerbArgs,
+    },
+    /// Release the lock of IMAGE
+    Unlock {
+        /// The image repository, without a tag (ghcr.io/acme/web)
+        image: String,
+        /// The git work tree holding the lock
+        #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+        #[command(flatten)]
+        verb: VerbArgs,
     },
     /// List the tags of IMAGE that pass a policy, best first, marking the pick (-v: why the others were dropped)
     Tags {

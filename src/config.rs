@@ -33,6 +33,9 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     /// Bounds on what a run reads from registries and how long it waits for them.
     pub limits: Limits,
+    /// Images held where they are (`image-updater lock`); every run leaves them alone.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub locks: Vec<crate::locks::LockEntry>,
 }
 
 /// `limits:` — what one run reads at most from registries, and how long it waits for them.

@@ -25,6 +25,7 @@ mod resolve;
 mod select;
 /// The `tags` command: one image's tags that pass a policy.
 pub mod tags;
+pub mod verbs;
 
 // What the stages are made of.
 /// `.image-updater.yaml`: the schema and its validation.
@@ -65,6 +66,7 @@ pub mod escape;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+pub mod locks;
 /// Logging of the stages and the progress line.
 pub mod observe;
 mod parallel;

@@ -118,6 +118,33 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             exit_code,
         } => (Command::Plan, path, Some(job), exit_code),
         Cmd::Scan { path } => (Command::Scan, path, None, false),
+        Cmd::Set {
+            image,
+            path,
+            files,
+            no_lock,
+            verb,
+        } => {
+            let verb_cmd = image_updater::verbs::Verb::Set {
+                image,
+                files,
+                no_lock,
+            };
+            return run_verb(verb_cmd, path, verb.mode, config, format, env).await;
+        }
+        Cmd::Lock {
+            image,
+            path,
+            reason,
+            verb,
+        } => {
+            let verb_cmd = image_updater::verbs::Verb::Lock { image, reason };
+            return run_verb(verb_cmd, path, verb.mode, config, format, env).await;
+        }
+        Cmd::Unlock { image, path, verb } => {
+            let verb_cmd = image_updater::verbs::Verb::Unlock { image };
+            return run_verb(verb_cmd, path, verb.mode, config, format, env).await;
+        }
         Cmd::Tags {
             image,
             policy,
@@ -216,6 +243,47 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
         3
     } else {
         0
+    })
+}
+
+/// `set`, `lock`, `unlock`: run the verb, print its report (and, with `mode: none`, the diff)
+/// and the summary line; exit 1 when the delivery failed.
+async fn run_verb(
+    verb: image_updater::verbs::Verb,
+    root: std::path::PathBuf,
+    mode: Option<image_updater::config::DeliveryMode>,
+    config: Option<std::path::PathBuf>,
+    format: Format,
+    env: Env,
+) -> Result<u8, Error> {
+    let outcome = image_updater::verbs::execute_verb(&image_updater::verbs::VerbRequest {
+        verb,
+        root: root.clone(),
+        config,
+        mode,
+        env: env.clone(),
+    })
+    .await?;
+    let mut out = outcome.report.render(format);
+    if format != Format::Json && !outcome.diff.is_empty() {
+        out.push('\n');
+        if format == Format::Markdown {
+            out.push_str(&markdown_diff(&outcome.diff));
+        } else {
+            out.push_str(&outcome.diff);
+        }
+    }
+    match format {
+        Format::Text => out.push_str(&format!("\n{}\n", escape::text_line(&outcome.summary))),
+        Format::Markdown => out.push_str(&format!("\n{}\n", escape::md_text(&outcome.summary))),
+        Format::Json => tracing::info!("{}", outcome.summary),
+    }
+    print(&out);
+    image_updater::ci::publish(&outcome.report, &root, &env)?;
+    Ok(if outcome.report.errors.is_empty() {
+        0
+    } else {
+        1
     })
 }
 

@@ -311,7 +311,9 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let started = std::time::Instant::now();
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
-    let found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    let mut found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    // Locked images (config `locks:`, Flux v1 `fluxcd.io/locked`) are left alone.
+    crate::locks::mark_locked(&mut found, &ctx.config.locks);
     tracing::info!(
         files = files.files.len(),
         with_references = found.sources.len(),

@@ -70,7 +70,15 @@ fn batches(plan: &[FilePlan<'_>], group: Group, errors: &mut Vec<ErrorEntry>) ->
                 .flat_map(|c| c.edits.iter().cloned())
                 .collect();
             let path = std::path::Path::new(f.rel);
-            match crate::manifest::apply_file_edits(path, f.text, &edits) {
+            // A group holding every change of the file takes the file's new text as planned
+            // (it may hold changes beyond scalar edits: a lock's inserted lines, `set`).
+            let whole = changes.len() == f.changes.len();
+            let built = if whole {
+                Ok(f.new_text.to_string())
+            } else {
+                crate::manifest::apply_file_edits(path, f.text, &edits)
+            };
+            match built {
                 Ok(text) => batch
                     .contents
                     .push((PathBuf::from(f.rel), text.into_bytes())),

@@ -28,6 +28,7 @@ pub mod image_volume;
 pub mod k8s;
 pub mod kustomize;
 pub mod kustomize_patch; // issue 16: overlays patching Flux ImagePolicies
+pub mod locks; // issue 21: lock entries and Flux v1 lock annotations, written byte-exactly
 pub mod markers;
 pub mod scan;
 pub mod sites;

@@ -38,3 +38,4 @@ mod security_output;
 mod security_secrets;
 mod security_worktree;
 mod surface;
+mod verbs;
