@@ -143,6 +143,7 @@ impl PolicyArgs {
             alphabetical: self.alphabetical.clone(),
             numerical: self.numerical.clone(),
             digest: None,
+            update: None,
         }
     }
 }

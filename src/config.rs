@@ -33,6 +33,8 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     /// Bounds on what a run reads from registries and how long it waits for them.
     pub limits: Limits,
+    /// Report references no policy governs that have a newer tag (`outdated`); default on.
+    pub outdated: Option<bool>,
 }
 
 /// `limits:` — what one run reads at most from registries, and how long it waits for them.
@@ -145,6 +147,9 @@ pub struct PolicySpec {
     /// Follow one mutable tag (`latest`, `stable`).
     #[serde(default)]
     pub digest: Option<String>,
+    /// Docker versioning within a level: `patch`, `minor` or `major`.
+    #[serde(default)]
+    pub update: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +189,13 @@ impl PolicySpec {
         }
         if let Some(t) = &self.digest {
             kinds.push(Ok(PolicyKind::Digest(t.clone())));
+        }
+        if let Some(l) = &self.update {
+            kinds.push(
+                l.parse()
+                    .map(PolicyKind::Update)
+                    .map_err(PolicyError::InvalidLevel),
+            );
         }
         match kinds.len() {
             0 => Err(PolicyError::NoKind),
@@ -491,6 +503,10 @@ impl Config {
         }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
         for img in &self.images {
+            // `image: "*"` is compiled by `wildcard`.
+            if img.image.value == WILDCARD {
+                continue;
+            }
             let name = img.name.value.trim();
             if name.is_empty() {
                 return Err(ConfigError::at(
@@ -581,6 +597,120 @@ impl Config {
             }
         }
         Ok(out)
+    }
+}
+
+/// `images[].image` that governs every image no other entry governs.
+pub const WILDCARD: &str = "*";
+
+/// The `image: "*"` entry, compiled: a [`Watched`] for each image it comes to govern.
+#[derive(Debug, Clone)]
+pub struct Wildcard {
+    pub name: String,
+    pub policy: Policy,
+    pub files: Option<globset::GlobSet>,
+    pub pin_digest: bool,
+    pub platforms: Vec<String>,
+}
+
+impl Wildcard {
+    /// The entry as the governor of `image` (a repository, without tag): named
+    /// `NAME/REPOSITORY`, so each image has its own policy name (and pull request).
+    pub fn govern(&self, image: ImageRef) -> Watched {
+        Watched {
+            name: format!("{}/{}", self.name, image.canonical_name()),
+            namespace: None,
+            flux: false,
+            image,
+            policy: self.policy.clone(),
+            files: self.files.clone(),
+            helm_keys: 0..0,
+            pin_digest: self.pin_digest,
+            platforms: self.platforms.clone(),
+            newest_build: false,
+        }
+    }
+}
+
+impl Config {
+    /// Whether the `outdated` report is on (`outdated: false` turns it off).
+    pub fn outdated_report(&self) -> bool {
+        self.outdated.unwrap_or(true)
+    }
+
+    /// The `image: "*"` entry compiled, if there is one; at most one, without `helm` keys.
+    pub fn wildcard(&self, file: &Path) -> Result<Option<Wildcard>, ConfigError> {
+        let mut found = None;
+        for img in self.images.iter().filter(|i| i.image.value == WILDCARD) {
+            let name = img.name.value.trim();
+            if found.is_some() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.image.referenced,
+                    "only one images[] entry may have image \"*\"",
+                ));
+            }
+            if name.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    "images[].name must not be empty",
+                ));
+            }
+            if self
+                .images
+                .iter()
+                .any(|o| o.image.value != WILDCARD && o.name.value.trim() == name)
+            {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    format!("duplicate image name {name:?}: each images[].name must be unique"),
+                ));
+            }
+            if !img.helm.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    "images[].helm names one image's keys; it cannot be used with image \"*\"",
+                ));
+            }
+            let at = &img.policy.referenced;
+            let kind = img
+                .policy
+                .value
+                .kind()
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            if let Some(f) = &img.filter {
+                policy = policy
+                    .with_filter(&f.value.pattern, f.value.extract.as_deref())
+                    .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
+            }
+            for g in &img.files {
+                inside_repo(g).map_err(|e| {
+                    ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
+                        .with_source(e)
+                })?;
+            }
+            let files = if img.files.is_empty() {
+                None
+            } else {
+                Some(
+                    glob_set(&img.files)
+                        .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
+                )
+            };
+            found = Some(Wildcard {
+                name: name.to_string(),
+                policy,
+                files,
+                pin_digest: img.pin_digest,
+                platforms: img.platforms.clone(),
+            });
+        }
+        Ok(found)
     }
 }
 
