@@ -65,10 +65,7 @@ pub(crate) fn govern_unwatched(found: &mut Discovery, wildcard: &Wildcard) {
 
 /// The references the `outdated` report looks at: no policy governs them, and their tag is a
 /// Docker version. `owns` says whether this job handles an image (`--shard`).
-pub(crate) fn candidates<'a>(
-    found: &'a Discovery,
-    owns: impl Fn(&ImageRef) -> bool,
-) -> Vec<&'a Occurrence> {
+pub(crate) fn candidates(found: &Discovery, owns: impl Fn(&ImageRef) -> bool) -> Vec<&Occurrence> {
     found
         .occurrences
         .iter()
