@@ -195,7 +195,8 @@ mod tests {
     #[test]
     fn tags_read_as_versions() {
         // (tag, prefix, numbers, suffix); None: not a version.
-        let cases: &[(&str, Option<(&str, &[u64], &str)>)] = &[
+        type Parsed<'a> = Option<(&'a str, &'a [u64], &'a str)>;
+        let cases: &[(&str, Parsed)] = &[
             ("1", Some(("", &[1], ""))),
             ("1.25", Some(("", &[1, 25], ""))),
             ("1.25.3", Some(("", &[1, 25, 3], ""))),
