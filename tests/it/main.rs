@@ -20,6 +20,7 @@ mod flux_objects;
 mod fuzz_regressions;
 mod manifests;
 mod observability;
+mod outdated;
 mod pull_requests;
 mod pull_requests_remotes;
 mod registry_auth;
