@@ -1152,4 +1152,47 @@ delivery:
         assert!(e.starts_with("cfg.yaml:3:"), "{e}");
         assert!(e.contains("duplicate"), "{e}");
     }
+
+    #[test]
+    fn the_wildcard_entry_is_compiled_apart_and_outdated_defaults_on() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "outdated: false\nimages:\n  - {name: api, image: ghcr.io/a/api, policy: {update: patch}}\n  - {name: all, image: '*', policy: {update: minor}}\n",
+        )
+        .unwrap();
+        assert!(!c.outdated_report());
+        let watched = c.watched(file).unwrap();
+        assert_eq!(watched.len(), 1);
+        assert!(watched[0].policy.is_relative());
+        let w = c.wildcard(file).unwrap().expect("the * entry");
+        let g = w.govern(ImageRef::parse("docker.io/library/nginx").unwrap());
+        assert_eq!(g.name, "all/docker.io/library/nginx");
+        assert!(g.policy.is_relative());
+        assert!(parse("").unwrap().outdated_report());
+        assert!(parse("").unwrap().wildcard(file).unwrap().is_none());
+
+        for (yaml, want) in [
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minor}}\n  - {name: b, image: '*', policy: {update: major}}\n",
+                "cfg.yaml:3:",
+            ),
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minor}, helm: [{tag: image.tag}]}\n",
+                "helm",
+            ),
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minro}}\n",
+                "\"minro\"",
+            ),
+            (
+                "images:\n  - {name: a, image: ghcr.io/a/a, policy: {semver: '*'}}\n  - {name: a, image: '*', policy: {update: minor}}\n",
+                "duplicate",
+            ),
+        ] {
+            let e = parse(yaml).unwrap().wildcard(file).unwrap_err().to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+        let e = parse("outdated: maybe\n").unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:1:"), "{e}");
+    }
 }
