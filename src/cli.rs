@@ -191,6 +191,7 @@ impl PolicyArgs {
             alphabetical: self.alphabetical.clone(),
             numerical: self.numerical.clone(),
             digest: None,
+            update: None,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Config {
     /// Images held where they are (`image-updater lock`); every run leaves them alone.
     #[serde(deserialize_with = "null_as_empty")]
     pub locks: Vec<crate::locks::LockEntry>,
+    /// Report references no policy governs that have a newer tag (`outdated`); default on.
+    pub outdated: Option<bool>,
 }
 
 /// `limits:` — what one run reads at most from registries, and how long it waits for them.
@@ -148,6 +150,9 @@ pub struct PolicySpec {
     /// Follow one mutable tag (`latest`, `stable`).
     #[serde(default)]
     pub digest: Option<String>,
+    /// Docker versioning within a level: `patch`, `minor` or `major`.
+    #[serde(default)]
+    pub update: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +192,13 @@ impl PolicySpec {
         }
         if let Some(t) = &self.digest {
             kinds.push(Ok(PolicyKind::Digest(t.clone())));
+        }
+        if let Some(l) = &self.update {
+            kinds.push(
+                l.parse()
+                    .map(PolicyKind::Update)
+                    .map_err(PolicyError::InvalidLevel),
+            );
         }
         match kinds.len() {
             0 => Err(PolicyError::NoKind),
@@ -494,6 +506,10 @@ impl Config {
         }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
         for img in &self.images {
+            // `image: "*"` is compiled by `wildcard`.
+            if img.image.value == WILDCARD {
+                continue;
+            }
             let name = img.name.value.trim();
             if name.is_empty() {
                 return Err(ConfigError::at(
@@ -584,6 +600,120 @@ impl Config {
             }
         }
         Ok(out)
+    }
+}
+
+/// `images[].image` that governs every image no other entry governs.
+pub const WILDCARD: &str = "*";
+
+/// The `image: "*"` entry, compiled: a [`Watched`] for each image it comes to govern.
+#[derive(Debug, Clone)]
+pub struct Wildcard {
+    pub name: String,
+    pub policy: Policy,
+    pub files: Option<globset::GlobSet>,
+    pub pin_digest: bool,
+    pub platforms: Vec<String>,
+}
+
+impl Wildcard {
+    /// The entry as the governor of `image` (a repository, without tag): named
+    /// `NAME/REPOSITORY`, so each image has its own policy name (and pull request).
+    pub fn govern(&self, image: ImageRef) -> Watched {
+        Watched {
+            name: format!("{}/{}", self.name, image.canonical_name()),
+            namespace: None,
+            flux: false,
+            image,
+            policy: self.policy.clone(),
+            files: self.files.clone(),
+            helm_keys: 0..0,
+            pin_digest: self.pin_digest,
+            platforms: self.platforms.clone(),
+            newest_build: false,
+        }
+    }
+}
+
+impl Config {
+    /// Whether the `outdated` report is on (`outdated: false` turns it off).
+    pub fn outdated_report(&self) -> bool {
+        self.outdated.unwrap_or(true)
+    }
+
+    /// The `image: "*"` entry compiled, if there is one; at most one, without `helm` keys.
+    pub fn wildcard(&self, file: &Path) -> Result<Option<Wildcard>, ConfigError> {
+        let mut found = None;
+        for img in self.images.iter().filter(|i| i.image.value == WILDCARD) {
+            let name = img.name.value.trim();
+            if found.is_some() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.image.referenced,
+                    "only one images[] entry may have image \"*\"",
+                ));
+            }
+            if name.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    "images[].name must not be empty",
+                ));
+            }
+            if self
+                .images
+                .iter()
+                .any(|o| o.image.value != WILDCARD && o.name.value.trim() == name)
+            {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    format!("duplicate image name {name:?}: each images[].name must be unique"),
+                ));
+            }
+            if !img.helm.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &img.name.referenced,
+                    "images[].helm names one image's keys; it cannot be used with image \"*\"",
+                ));
+            }
+            let at = &img.policy.referenced;
+            let kind = img
+                .policy
+                .value
+                .kind()
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            if let Some(f) = &img.filter {
+                policy = policy
+                    .with_filter(&f.value.pattern, f.value.extract.as_deref())
+                    .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
+            }
+            for g in &img.files {
+                inside_repo(g).map_err(|e| {
+                    ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
+                        .with_source(e)
+                })?;
+            }
+            let files = if img.files.is_empty() {
+                None
+            } else {
+                Some(
+                    glob_set(&img.files)
+                        .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
+                )
+            };
+            found = Some(Wildcard {
+                name: name.to_string(),
+                policy,
+                files,
+                pin_digest: img.pin_digest,
+                platforms: img.platforms.clone(),
+            });
+        }
+        Ok(found)
     }
 }
 
@@ -1024,5 +1154,48 @@ delivery:
         let e = c.watched(Path::new("cfg.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:3:"), "{e}");
         assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn the_wildcard_entry_is_compiled_apart_and_outdated_defaults_on() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "outdated: false\nimages:\n  - {name: api, image: ghcr.io/a/api, policy: {update: patch}}\n  - {name: all, image: '*', policy: {update: minor}}\n",
+        )
+        .unwrap();
+        assert!(!c.outdated_report());
+        let watched = c.watched(file).unwrap();
+        assert_eq!(watched.len(), 1);
+        assert!(watched[0].policy.is_relative());
+        let w = c.wildcard(file).unwrap().expect("the * entry");
+        let g = w.govern(ImageRef::parse("docker.io/library/nginx").unwrap());
+        assert_eq!(g.name, "all/docker.io/library/nginx");
+        assert!(g.policy.is_relative());
+        assert!(parse("").unwrap().outdated_report());
+        assert!(parse("").unwrap().wildcard(file).unwrap().is_none());
+
+        for (yaml, want) in [
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minor}}\n  - {name: b, image: '*', policy: {update: major}}\n",
+                "cfg.yaml:3:",
+            ),
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minor}, helm: [{tag: image.tag}]}\n",
+                "helm",
+            ),
+            (
+                "images:\n  - {name: a, image: '*', policy: {update: minro}}\n",
+                "\"minro\"",
+            ),
+            (
+                "images:\n  - {name: a, image: ghcr.io/a/a, policy: {semver: '*'}}\n  - {name: a, image: '*', policy: {update: minor}}\n",
+                "duplicate",
+            ),
+        ] {
+            let e = parse(yaml).unwrap().wildcard(file).unwrap_err().to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+        let e = parse("outdated: maybe\n").unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:1:"), "{e}");
     }
 }

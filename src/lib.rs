@@ -17,6 +17,8 @@ mod argocd_objects;
 mod deliver;
 /// Discover: read the files, find the references and the policy governing each.
 mod discover;
+/// The `outdated` report and the `image: "*"` entry: references no policy governs.
+mod outdated;
 /// Executing a request: the stages in order, and the report built from what they found.
 pub mod pipeline;
 /// Resolve: the watched repositories' tag lists, digests and platforms.

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, ConfigError, DeliveryMode, Watched};
+use crate::config::{Config, ConfigError, DeliveryMode, Watched, Wildcard};
 use crate::deliver::{self, Delivered, FilePlan};
 use crate::discover::{self, Discovery, Occurrence};
 use crate::env::Env;
@@ -29,10 +29,10 @@ use crate::error::Error;
 use crate::reference::ImageRef;
 use crate::registry::Registries;
 use crate::report::{self, ErrorEntry, Reference, Report, ScanReport, Skipped};
-use crate::resolve::{self, Lookups, TagCache};
+use crate::resolve::{self, Lookups, RepoKey, TagCache};
 use crate::select::{self, Change, FileId};
 use crate::shard::Shard;
-use crate::{escape, flux_repo, git, manifest, observe, parallel};
+use crate::{escape, flux_repo, git, manifest, observe, outdated, parallel};
 
 /// Which of the repo-wide commands to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,8 @@ struct Ctx<'a> {
     config: Config,
     config_file: PathBuf,
     watched: Vec<Watched>,
+    /// `images: [{ image: "*" }]`: governs what no other entry governs.
+    wildcard: Option<Wildcard>,
     registries: Registries,
 }
 
@@ -158,6 +160,7 @@ impl<'a> Ctx<'a> {
             config.delivery.mode = mode;
         }
         let watched = config.watched(&config_file)?;
+        let wildcard = config.wildcard(&config_file)?;
         // Flux ImageRepository.spec.insecure hosts the config does not set.
         let flux_hosts = flux_repo::insecure_registries(root, &config);
         config.registries.extend(flux_hosts);
@@ -167,6 +170,7 @@ impl<'a> Ctx<'a> {
             config,
             config_file,
             watched,
+            wildcard,
             registries,
         })
     }
@@ -221,6 +225,8 @@ struct Pass {
     /// Images that occur, with a policy: how many, and how many of them belong to other
     /// shards (`--shard`).
     images: Shares,
+    /// References no policy governs that have a newer tag.
+    outdated: Vec<report::Outdated>,
 }
 
 /// One file rewritten in memory: its new text and the verified changes that made it,
@@ -276,6 +282,7 @@ impl Pass {
         let mut report = Report {
             skipped: self.skipped,
             errors: self.errors,
+            outdated: self.outdated,
             ..Report::new()
         };
         match delivered {
@@ -312,6 +319,9 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
     let mut found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    if let Some(w) = &ctx.wildcard {
+        outdated::govern_unwatched(&mut found, w);
+    }
     // Locked images (config `locks:`, Flux v1 `fluxcd.io/locked`) are left alone.
     crate::locks::mark_locked(&mut found, &ctx.config.locks);
     tracing::info!(
@@ -358,6 +368,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         rewritten: Vec::new(),
         current: Vec::new(),
         images: Shares::default(),
+        outdated: Vec::new(),
     })
 }
 
@@ -395,9 +406,29 @@ async fn full_pass(
     // resolve: only the watched repositories that occur, each once, all at once.
     let live: Vec<(&Occurrence, &Watched)> =
         governed().filter(|(_, g)| ctx.owns(&g.image)).collect();
-    let images: Vec<&ImageRef> = live.iter().map(|(_, g)| &g.image).collect();
+    // The references no policy governs, for `outdated`: their repositories are listed too,
+    // once each; one that cannot be listed is a warning, not an error of the run.
+    let unwatched = match ctx.config.outdated_report() {
+        true => outdated::candidates(found, |i| ctx.owns(i)),
+        false => Vec::new(),
+    };
+    let images: Vec<&ImageRef> = live
+        .iter()
+        .map(|(_, g)| &g.image)
+        .chain(unwatched.iter().map(|o| &o.image))
+        .collect();
     resolve::resolve(&ctx.registries, prefetch, &images, tags, counted, started).await;
-    pass.errors.extend(resolve::failures(tags));
+    let governed_repos: HashSet<RepoKey> =
+        live.iter().map(|(_, g)| RepoKey::of(&g.image)).collect();
+    for e in resolve::failures(tags) {
+        match &e.image {
+            Some(name) if !governed_repos.iter().any(|k| k.as_str() == name) => {
+                tracing::warn!("outdated: {}", e.message)
+            }
+            _ => pass.errors.push(e),
+        }
+    }
+    pass.outdated = outdated::report(found, &unwatched, tags);
 
     // select
     let started = std::time::Instant::now();
@@ -789,6 +820,7 @@ mod tests {
                 .collect(),
             current: Vec::new(),
             images: Shares::default(),
+            outdated: Vec::new(),
         }
     }
 

@@ -16,6 +16,8 @@ use crate::escape::{md_code, md_text, text_line};
 pub struct Report {
     pub version: u32,
     pub updates: Vec<Update>,
+    /// References no policy governs that have a newer tag (empty with `outdated: false`).
+    pub outdated: Vec<Outdated>,
     pub skipped: Vec<Skipped>,
     pub errors: Vec<ErrorEntry>,
     pub commit: Option<String>,
@@ -35,6 +37,21 @@ pub struct Update {
     /// the policy, or a downgrade was allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A reference no policy governs, with the newer tags of its shape (suffix and precision
+/// kept; see [`crate::policy::docker`]).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outdated {
+    pub file: String,
+    pub line: usize,
+    /// The repository, canonical (`registry/path`).
+    pub image: String,
+    pub current: String,
+    /// The newest tag in the current major, when newer than `current`.
+    pub minor: Option<String>,
+    /// The newest tag of a newer major, when there is one.
+    pub major: Option<String>,
 }
 
 /// A reference, a file, a marker or a Flux object left alone, and why.
@@ -217,6 +234,22 @@ impl Report {
             .collect()
     }
 
+    fn outdated_rows(&self) -> Vec<Vec<String>> {
+        let or_dash = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+        self.outdated
+            .iter()
+            .map(|o| {
+                vec![
+                    o.image.clone(),
+                    format!("{}:{}", o.file, o.line),
+                    o.current.clone(),
+                    or_dash(&o.minor),
+                    or_dash(&o.major),
+                ]
+            })
+            .collect()
+    }
+
     /// The text table: updates, then what was skipped, errors, and the delivery.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -228,6 +261,18 @@ impl Report {
             out.push_str(&table(
                 &["POLICY", "IMAGE", "FILE:LINE", "FROM", "TO"],
                 &self.update_rows(),
+            ));
+        }
+        if !self.outdated.is_empty() {
+            let n = self.outdated.len();
+            let _ = writeln!(
+                out,
+                "\nOutdated ({n} reference{} no policy governs; newer tags exist):",
+                if n == 1 { "" } else { "s" }
+            );
+            out.push_str(&table(
+                &["IMAGE", "FILE:LINE", "CURRENT", "MINOR", "MAJOR"],
+                &self.outdated_rows(),
             ));
         }
         if !self.skipped.is_empty() {
@@ -273,6 +318,23 @@ impl Report {
                         r.into_iter()
                             .enumerate()
                             .map(|(i, c)| if i == 0 { md_text(&c) } else { md_code(&c) })
+                            .collect()
+                    })
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        if !self.outdated.is_empty() {
+            out.push_str(
+                "\n### Outdated\n\nNo policy governs these references; newer tags exist.\n\n",
+            );
+            out.push_str(&md_table(
+                &["Image", "File", "Current", "Minor", "Major"],
+                &self
+                    .outdated_rows()
+                    .into_iter()
+                    .map(|r| {
+                        r.into_iter()
+                            .map(|c| if c == "-" { c } else { md_code(&c) })
                             .collect()
                     })
                     .collect::<Vec<_>>(),

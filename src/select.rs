@@ -119,8 +119,9 @@ pub(crate) fn written(o: &Occurrence) -> String {
 /// Each policy's best tag: its repository's list is ranked once, not once a reference.
 #[derive(Default)]
 struct Ranking {
-    /// By governor: two Flux ImagePolicies may share `NS:NAME` (in two cluster trees).
-    best: HashMap<Option<usize>, Option<String>>,
+    /// By governor: two Flux ImagePolicies may share `NS:NAME` (in two cluster trees); and
+    /// by current tag for a policy relative to it (`update:`).
+    best: HashMap<(Option<usize>, Option<String>), Option<String>>,
     ranked: usize,
 }
 
@@ -143,21 +144,25 @@ async fn select(
     tags: &[String],
 ) -> Result<Option<Selected>, String> {
     let current = occ.image.tag.as_deref();
+    // An `update:` policy passes the tags of the current tag's shape within its level.
+    let policy = g.policy.relative_to(current);
+    let policy = policy.as_ref();
     // Platforms narrow the candidates: from the best down, the first that covers them all.
     let mut narrowed = Vec::new();
     let candidates: &[String] = if g.platforms.is_empty() {
         // Only the best tag matters to `update_from`: rank the list once per policy.
-        let key = occ.governor;
+        let relative = policy.is_relative().then(|| current.map(str::to_string));
+        let key = (occ.governor, relative.flatten());
         let ranked = &mut ranking.ranked;
         let best = ranking.best.entry(key).or_insert_with(|| {
             *ranked += tags.len();
-            g.policy.select(tags).latest
+            policy.select(tags).latest
         });
         narrowed.extend(best.iter().cloned());
         &narrowed
     } else {
         ranking.ranked += tags.len();
-        for tag in g.policy.select(tags).candidates {
+        for tag in policy.select(tags).candidates {
             if Some(tag.as_str()) == current {
                 narrowed.push(tag);
                 break;
@@ -176,7 +181,7 @@ async fn select(
     // newest-build (Argo CD Image Updater) takes the candidate built last, whatever its name.
     let change = if g.newest_build {
         lookups
-            .newest_build(&g.image, &g.policy.select(tags).candidates)
+            .newest_build(&g.image, &policy.select(tags).candidates)
             .await
             .map_err(|e| crate::flux_v1::build_time_error(g, e.to_string()))?
             .filter(|n| Some(n.as_str()) != current)
@@ -185,10 +190,10 @@ async fn select(
                 reason: policy::ChangeReason::Newer,
             })
     } else {
-        g.policy.update_from(current, candidates)
+        policy.update_from(current, candidates)
     };
     if change.is_none() {
-        if let Some(why) = g.policy.held(current, candidates) {
+        if let Some(why) = policy.held(current, candidates) {
             return Ok(Some(Selected::Held(why)));
         }
     }
@@ -201,7 +206,7 @@ async fn select(
         }
     );
     let pin = g.pin_digest
-        || g.policy.followed_tag().is_some()
+        || policy.followed_tag().is_some()
         || occ.image.digest.is_some()
         || digest_part;
     let Some(target) = change

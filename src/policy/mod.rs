@@ -21,6 +21,7 @@
 //! always wins a tie.
 
 pub mod digest;
+pub mod docker;
 pub mod filter;
 pub mod order;
 pub mod semver;
@@ -92,11 +93,14 @@ pub enum PolicyError {
     #[error("invalid digest tag {tag:?}: {reason}")]
     InvalidDigestTag { tag: String, reason: String },
     /// A policy spec naming none of the kinds.
-    #[error("policy needs one of semver, alphabetical, numerical, digest")]
+    #[error("policy needs one of semver, alphabetical, numerical, digest, update")]
     NoKind,
     /// A policy spec naming more than one kind.
-    #[error("policy takes exactly one of semver, alphabetical, numerical, digest")]
+    #[error("policy takes exactly one of semver, alphabetical, numerical, digest, update")]
     SeveralKinds,
+    /// An `update:` level other than patch, minor, major.
+    #[error("{0}")]
+    InvalidLevel(String),
 }
 
 /// How tags are ranked and which are allowed.
@@ -111,6 +115,9 @@ pub enum PolicyKind {
     Numerical(Order),
     /// Follows one mutable tag: the only candidate is this tag, when listed.
     Digest(String),
+    /// Docker versioning ([`docker`]): newer tags of the current tag's shape within the
+    /// level (`update: patch | minor | major`).
+    Update(docker::Level),
 }
 
 /// The compiled form of a [`PolicyKind`].
@@ -120,6 +127,11 @@ enum Rule {
     Alphabetical(Order),
     Numerical(Order),
     Digest(String),
+    /// `base` is the current tag (see [`Policy::relative_to`]); without one, nothing passes.
+    Update {
+        level: docker::Level,
+        base: Option<docker::Version>,
+    },
 }
 
 /// A compiled policy: its rule, exclusions, filter and downgrade setting.
@@ -230,6 +242,7 @@ enum Key<'t> {
     Text(Cow<'t, str>),
     Number(Number),
     Followed,
+    Docker(docker::Version),
 }
 
 /// Why a tag is not a candidate, rendered by [`Policy::reason`].
@@ -244,6 +257,12 @@ enum Rejection {
     Range(Miss, Version),
     NotNumber(Option<String>),
     NotFollowed(Option<String>),
+    /// `update:` with no current version to start from.
+    NoBase,
+    /// `update:`: not a version of the current tag's shape (prefix, precision, suffix).
+    Shape,
+    /// `update:`: a version of another minor or major than the level allows.
+    Level,
 }
 
 /// Every distinct tag of a list, judged once: candidates best first, then the
@@ -270,6 +289,7 @@ impl Policy {
                 digest::validate_tag(&tag)?;
                 Rule::Digest(tag)
             }
+            PolicyKind::Update(level) => Rule::Update { level, base: None },
         };
         let globs: Vec<String> = ALWAYS_EXCLUDED
             .iter()
@@ -348,6 +368,27 @@ impl Policy {
         match &self.rule {
             Rule::Digest(tag) => Some(tag),
             _ => None,
+        }
+    }
+
+    /// Whether which tags pass depends on the current tag (`update:`): select with the
+    /// policy [`Policy::relative_to`] gives.
+    pub fn is_relative(&self) -> bool {
+        matches!(self.rule, Rule::Update { .. })
+    }
+
+    /// This policy as seen from `current` (the tag in the manifest): an `update:` policy
+    /// passes only tags of its shape within its level; any other policy is itself.
+    pub fn relative_to(&self, current: Option<&str>) -> Cow<'_, Policy> {
+        match &self.rule {
+            Rule::Update { level, .. } => Cow::Owned(Policy {
+                rule: Rule::Update {
+                    level: *level,
+                    base: current.and_then(docker::Version::parse),
+                },
+                ..self.clone()
+            }),
+            _ => Cow::Borrowed(self),
         }
     }
 
@@ -535,6 +576,18 @@ impl Policy {
                     Err(Rejection::NotFollowed(extracted(&value)))
                 }
             }
+            Rule::Update { level, base } => {
+                let base = base.as_ref().ok_or(Rejection::NoBase)?;
+                let version = docker::Version::parse(&value)
+                    .ok_or_else(|| Rejection::NotVersion(extracted(&value)))?;
+                if !base.compatible(&version) {
+                    Err(Rejection::Shape)
+                } else if !base.within(&version, *level) {
+                    Err(Rejection::Level)
+                } else {
+                    Ok(Key::Docker(version))
+                }
+            }
         }
     }
 
@@ -544,6 +597,7 @@ impl Policy {
             (Rule::Semver(_), Key::Version(a), Key::Version(b)) => precedence(a, b),
             (Rule::Alphabetical(order), Key::Text(a), Key::Text(b)) => order.rank(&**a, &**b),
             (Rule::Numerical(order), Key::Number(a), Key::Number(b)) => order.rank(a, b),
+            (Rule::Update { .. }, Key::Docker(a), Key::Docker(b)) => a.cmp_numbers(b),
             _ => Ordering::Equal,
         }
     }
@@ -569,6 +623,26 @@ impl Policy {
             Rejection::NotFollowed(value) => match &self.rule {
                 Rule::Digest(tag) => format!("not the followed tag {tag}{}", from(value)),
                 _ => "not the followed tag".to_string(),
+            },
+            Rejection::NoBase => "no current version to update from".to_string(),
+            Rejection::Shape => match &self.rule {
+                Rule::Update {
+                    base: Some(base), ..
+                } => format!(
+                    "not of the current tag's shape ({} part{}{})",
+                    base.numbers.len(),
+                    if base.numbers.len() == 1 { "" } else { "s" },
+                    if base.suffix.is_empty() {
+                        ", no suffix".to_string()
+                    } else {
+                        format!(", suffix -{}", base.suffix)
+                    }
+                ),
+                _ => "not of the current tag's shape".to_string(),
+            },
+            Rejection::Level => match &self.rule {
+                Rule::Update { level, .. } => format!("beyond update: {level}"),
+                _ => "beyond the update level".to_string(),
             },
         }
     }

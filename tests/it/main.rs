@@ -21,6 +21,7 @@ mod flux_v1;
 mod fuzz_regressions;
 mod manifests;
 mod observability;
+mod outdated;
 mod pull_requests;
 mod pull_requests_remotes;
 mod registry_auth;
