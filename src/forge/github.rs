@@ -115,7 +115,7 @@ impl Dialect for Github {
         format!("/issues/{number}/comments")
     }
 
-    fn create_body(pr: &NewPullRequest, title: &str, draft: bool) -> Value {
+    fn create_body(&self, pr: &NewPullRequest, title: &str, draft: bool) -> Value {
         json!({
             "title": title,
             "head": pr.head,

@@ -153,7 +153,7 @@ impl Dialect for Gitlab {
         format!("/merge_requests/{number}/notes")
     }
 
-    fn create_body(pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
+    fn create_body(&self, pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
         json!({
             "source_branch": pr.head,
             "target_branch": pr.base,
