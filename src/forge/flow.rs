@@ -441,7 +441,10 @@ pub(crate) fn owner_and_name(
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{Forge as Which, ForgeFake};
-    use super::super::{gitea::Gitea, github::Github, gitlab::Gitlab};
+    use super::super::{
+        azure::Azure, bitbucket::Bitbucket, bitbucket_dc::BitbucketDc, gitea::Gitea,
+        github::Github, gitlab::Gitlab,
+    };
     use super::*;
 
     const TOKEN: &str = "flow_TESTTOKEN123456";
@@ -454,6 +457,9 @@ mod tests {
             Which::Github => Box::new(Github::connect(&api, repo, token).unwrap()),
             Which::Gitlab => Box::new(Gitlab::connect(&api, repo, token).unwrap()),
             Which::Gitea => Box::new(Gitea::connect(&api, repo, token).unwrap()),
+            Which::BitbucketCloud => Box::new(Bitbucket::connect(&api, repo, token).unwrap()),
+            Which::BitbucketDc => Box::new(BitbucketDc::connect(&api, repo, token).unwrap()),
+            Which::Azure => Box::new(Azure::connect(&api, repo, token).unwrap()),
         }
     }
 
