@@ -1804,11 +1804,10 @@ impl BitbucketDcFake {
         id
     }
 
-    /// Whether `call` names the version `p` is at; a 409 to answer if not.
-    fn out_of_date(call: &Call, p: &Value, version: Option<u64>) -> Option<ResponseTemplate> {
+    /// The 409 to answer an edit naming `version` when `p` is at another one.
+    fn out_of_date(p: &Value, version: Option<u64>) -> Option<ResponseTemplate> {
         let current = p["version"].as_u64().unwrap_or(0);
         (version != Some(current)).then(|| {
-            let _ = call;
             ResponseTemplate::new(409).set_body_json(json!({"errors": [{"context": null,
                 "message": "You are attempting to modify a pull request based on out-of-date information.",
                 "exceptionName": "com.atlassian.bitbucket.pull.PullRequestOutOfDateException",
@@ -1973,10 +1972,14 @@ impl Respond for BitbucketDcFake {
                 }
                 let version = call.body["version"].as_u64();
                 let body = call.body.clone();
-                match dc.pulls.iter_mut().find(|p| p["id"].to_string() == *n) {
+                match dc
+                    .pulls
+                    .iter_mut()
+                    .find(|p| p["id"].as_u64() == n.parse().ok())
+                {
                     None => not_found(n),
                     Some(p) if m == "GET" => ResponseTemplate::new(200).set_body_json(p.clone()),
-                    Some(p) => match Self::out_of_date(&call, p, version) {
+                    Some(p) => match Self::out_of_date(p, version) {
                         Some(refused) => {
                             problems.push(format!(
                                 "{}: version {version:?}, at {}",
@@ -1999,9 +2002,13 @@ impl Respond for BitbucketDcFake {
             }
             ("POST", [n, "decline"]) => {
                 let version = call.q("version").and_then(|v| v.parse().ok());
-                match dc.pulls.iter_mut().find(|p| p["id"].to_string() == *n) {
+                match dc
+                    .pulls
+                    .iter_mut()
+                    .find(|p| p["id"].as_u64() == n.parse().ok())
+                {
                     None => not_found(n),
-                    Some(p) => match Self::out_of_date(&call, p, version) {
+                    Some(p) => match Self::out_of_date(p, version) {
                         Some(refused) => {
                             problems.push(format!(
                                 "{}: version {version:?}, at {}",
