@@ -206,8 +206,8 @@ pub struct Delivery {
     pub branch: String,
     pub commit: CommitConfig,
     pub pull_request: PullRequestConfig,
-    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket` (Cloud), `bitbucket-dc` (Data
-    /// Center, Server), `azure` (DevOps), any case; `None` for `auto` (the default):
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket` (Cloud), `bitbucket-server` (Data
+    /// Center), `azure-devops`, any case; `None` for `auto` (the default):
     /// from the CI environment, else the remote's host. Anything else is a config error.
     #[serde(deserialize_with = "forge_setting")]
     pub forge: Option<ForgeKind>,
@@ -976,7 +976,7 @@ delivery:
         let e = forge("sourcehut").unwrap_err().to_string();
         assert_eq!(
             e,
-            "cfg.yaml:2:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-dc (or bitbucket-server, bitbucket-datacenter), azure (or azure-devops) or auto"
+            "cfg.yaml:2:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure) or auto"
         );
     }
 

@@ -1,9 +1,9 @@
 //! Azure DevOps Repos (REST API 7.1, `https://dev.azure.com/ORGANIZATION`).
 //!
-//! The API URL is the organization (collection) URL; the repository is `PROJECT/REPO`. The
-//! token (Azure Pipelines' `System.AccessToken`, or a personal access token with Code read &
-//! write) goes in `Authorization: Basic` as the password of an empty user, which Azure DevOps
-//! takes for both. Every request carries `api-version=7.1`. Open pull requests are listed by
+//! The API URL is the organization (collection) URL; the repository is `PROJECT/REPO`. Azure
+//! Pipelines' `System.AccessToken` (an OAuth token) goes in `Authorization: Bearer`; a personal
+//! access token (Code: read & write) in `Authorization: Basic` as the password of an empty
+//! user. Every request carries `api-version=7.1`. Open pull requests are listed by
 //! `searchCriteria.sourceRefName` and `searchCriteria.status=active`. Drafts are `isDraft`.
 //! Labels (pull request tags) are added by name; reviewers are identities by id (a GUID),
 //! put one by one with no vote; assignees do not exist (left out with a warning). Auto-merge
@@ -30,15 +30,18 @@ const TOP: &str = "100";
 pub(crate) struct Azure {
     /// `/PROJECT/_apis/git/repositories/REPO`, each segment encoded.
     repo: String,
+    /// Whether the token is an OAuth token (`Bearer`) rather than a PAT (`Basic`).
+    bearer: bool,
 }
 
 impl Azure {
     /// `api_url` is the organization URL (`https://dev.azure.com/ORG`); `repository` is
-    /// `PROJECT/REPO`.
+    /// `PROJECT/REPO`; `bearer` for an OAuth token (`System.AccessToken`), else a PAT.
     pub(crate) fn connect(
         api_url: &str,
         repository: &str,
         token: Secret,
+        bearer: bool,
     ) -> Result<Flow<Azure>, ForgeError> {
         let (project, name) = owner_and_name(ForgeKind::Azure, repository)?;
         let repo = format!(
@@ -46,7 +49,7 @@ impl Azure {
             encode_segment(project),
             encode_segment(name)
         );
-        Flow::new(Azure { repo }, api_url, token)
+        Flow::new(Azure { repo, bearer }, api_url, token)
     }
 }
 
@@ -67,7 +70,10 @@ impl Dialect for Azure {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
+        if self.bearer {
+            return (AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!(":{}", token.expose()));
         (AUTHORIZATION, format!("Basic {basic}"))
@@ -273,10 +279,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn basic_auth_is_an_empty_user_and_the_token() {
-        let (name, value) = Azure::auth(&Secret::new("pat"));
+    fn a_pat_is_basic_with_an_empty_user_and_an_oauth_token_bearer() {
+        let pat = Azure {
+            repo: String::new(),
+            bearer: false,
+        };
+        let (name, value) = pat.auth(&Secret::new("pat"));
         assert_eq!(name, AUTHORIZATION);
         assert_eq!(value, "Basic OnBhdA==");
+        let oauth = Azure {
+            repo: String::new(),
+            bearer: true,
+        };
+        assert_eq!(oauth.auth(&Secret::new("oauth")).1, "Bearer oauth");
     }
 
     #[test]

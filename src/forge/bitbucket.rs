@@ -73,7 +73,7 @@ impl Dialect for Bitbucket {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("Bearer {}", token.expose()))
     }
 

@@ -1,4 +1,4 @@
-//! Bitbucket Data Center (and Server): REST API 1.0, `https://HOST/rest/api/latest`.
+//! Bitbucket Data Center (and Server): REST API 1.0, `https://HOST/rest/api/1.0`.
 //!
 //! The repository is `PROJECT/repo_slug` (a personal repository: `~USER/repo_slug`); the
 //! token (an HTTP access token) goes in `Authorization: Bearer`. Open pull requests are
@@ -34,7 +34,7 @@ pub(crate) struct BitbucketDc {
 }
 
 impl BitbucketDc {
-    /// `api_url` is the API root (`https://HOST/rest/api/latest`); `repository` is
+    /// `api_url` is the API root (`https://HOST/rest/api/1.0`); `repository` is
     /// `PROJECT/repo_slug`.
     pub(crate) fn connect(
         api_url: &str,
@@ -86,7 +86,7 @@ impl Dialect for BitbucketDc {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("Bearer {}", token.expose()))
     }
 

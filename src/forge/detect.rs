@@ -19,14 +19,14 @@
 //! (`https://api.bitbucket.org/2.0`), `dev.azure.com` (and `ssh.dev.azure.com`,
 //! `*.visualstudio.com`) Azure DevOps (the organization URL; repository `PROJECT/REPO` from
 //! `…/PROJECT/_git/REPO`); another host needs `delivery.forge`, and then its API URL follows
-//! the forge (`/api/v3` for GitHub Enterprise Server, `/rest/api/latest` below the context
+//! the forge (`/api/v3` for GitHub Enterprise Server, `/rest/api/1.0` below the context
 //! path for Bitbucket Data Center, whose `scm/PROJECT/repo` remotes name `PROJECT/repo`).
 //!
 //! The token: `IMAGE_UPDATER_FORGE_TOKEN`, else the forge's own variable — `GITHUB_TOKEN` (or
 //! `GH_TOKEN`), `GITLAB_TOKEN`, `GITEA_TOKEN` (or `FORGEJO_TOKEN`; `GITHUB_TOKEN` inside Gitea
 //! and Forgejo Actions), `BITBUCKET_ACCESS_TOKEN` (or `BITBUCKET_TOKEN`) for Bitbucket Cloud,
-//! `BITBUCKET_TOKEN` for Bitbucket Data Center, `SYSTEM_ACCESSTOKEN` (or `AZURE_DEVOPS_EXT_PAT`)
-//! for Azure DevOps. A token meant for one forge is never sent to another. GitLab's
+//! `BITBUCKET_ACCESS_TOKEN` (or `BITBUCKET_TOKEN`) for Bitbucket Data Center, `SYSTEM_ACCESSTOKEN`
+//! (sent as `Bearer`) or `AZURE_DEVOPS_EXT_PAT` (a PAT, sent as `Basic`) for Azure DevOps. A token meant for one forge is never sent to another. GitLab's
 //! `CI_JOB_TOKEN` cannot open merge requests: it gets an error that says what to use instead.
 
 use super::azure::Azure;
@@ -77,7 +77,10 @@ impl Target {
             ForgeKind::Gitea => Box::new(Gitea::connect(api, repo, token)?),
             ForgeKind::BitbucketCloud => Box::new(Bitbucket::connect(api, repo, token)?),
             ForgeKind::BitbucketDc => Box::new(BitbucketDc::connect(api, repo, token)?),
-            ForgeKind::Azure => Box::new(Azure::connect(api, repo, token)?),
+            ForgeKind::Azure => {
+                let oauth = self.token_var == "SYSTEM_ACCESSTOKEN";
+                Box::new(Azure::connect(api, repo, token, oauth)?)
+            }
         })
     }
 }
@@ -191,7 +194,11 @@ fn token(
             "BITBUCKET_ACCESS_TOKEN",
             "BITBUCKET_TOKEN",
         ],
-        ForgeKind::BitbucketDc => &["IMAGE_UPDATER_FORGE_TOKEN", "BITBUCKET_TOKEN"],
+        ForgeKind::BitbucketDc => &[
+            "IMAGE_UPDATER_FORGE_TOKEN",
+            "BITBUCKET_ACCESS_TOKEN",
+            "BITBUCKET_TOKEN",
+        ],
         ForgeKind::Azure => &[
             "IMAGE_UPDATER_FORGE_TOKEN",
             "SYSTEM_ACCESSTOKEN",
@@ -476,8 +483,8 @@ impl Remote {
             ForgeKind::BitbucketCloud => format!("{root}/2.0"),
             // `https://HOST/CONTEXT/scm/PROJECT/repo.git`; SSH remotes have no context path.
             ForgeKind::BitbucketDc => match self.path.rsplit_once("scm/") {
-                Some((context, _)) => format!("{root}/{context}rest/api/latest"),
-                None => format!("{root}/rest/api/latest"),
+                Some((context, _)) => format!("{root}/{context}rest/api/1.0"),
+                None => format!("{root}/rest/api/1.0"),
             },
             ForgeKind::Azure => {
                 let collection = self.azure_parts().map(|(c, _)| c).unwrap_or_default();
@@ -908,16 +915,13 @@ mod tests {
             &cfg,
         )
         .unwrap();
-        assert_eq!(
-            t.api_url,
-            "https://git.example.com/bitbucket/rest/api/latest"
-        );
+        assert_eq!(t.api_url, "https://git.example.com/bitbucket/rest/api/1.0");
         assert_eq!(
             (t.repository.as_str(), t.token.expose()),
             ("OPS/infra", "bbdc")
         );
         let t = resolve(&e, "ssh://git@git.example.com:7999/ops/infra.git", &cfg).unwrap();
-        assert_eq!(t.api_url, "https://git.example.com/rest/api/latest");
+        assert_eq!(t.api_url, "https://git.example.com/rest/api/1.0");
         assert_eq!(t.repository, "ops/infra");
     }
 

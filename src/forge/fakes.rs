@@ -1398,6 +1398,8 @@ pub struct PullState {
     pub hidden: HashMap<String, usize>,
     /// How long a listing takes to answer, as [`GithubState::list_delay`].
     pub list_delay: Duration,
+    /// The auth scheme of every call (`Basic`, `Bearer`), in order (Azure DevOps).
+    pub schemes: Vec<String>,
 }
 
 /// [`unhidden`] for items whose branch is at JSON `pointer`.
@@ -1834,7 +1836,7 @@ impl Respond for BitbucketDcFake {
         }
         let Some(rest) = call
             .path
-            .strip_prefix("/rest/api/latest/projects/ACME/repos/infra/pull-requests")
+            .strip_prefix("/rest/api/1.0/projects/ACME/repos/infra/pull-requests")
         else {
             dc.problems.push(format!("unexpected {}", call.line()));
             return bitbucket_dc_error(
@@ -2083,8 +2085,9 @@ impl Respond for BitbucketDcFake {
 // --- Azure DevOps ------------------------------------------------------------------------------
 
 /// Azure DevOps' REST API 7.1 for the repository `infra` of project `platform` in the
-/// organization `acme` (`Authorization: Basic` of an empty user and the token; every request
-/// names `api-version=7.1`).
+/// organization `acme` (`Authorization: Basic` of an empty user and a PAT, or `Bearer` and an
+/// OAuth token, each scheme noted in [`PullState::schemes`]; every request names
+/// `api-version=7.1`).
 #[derive(Clone)]
 pub struct AzureFake {
     state: Arc<Mutex<PullState>>,
@@ -2165,7 +2168,8 @@ impl Respond for AzureFake {
         let mut az = self.state.lock().unwrap();
         az.calls.push(call.line());
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(":{}", self.token));
-        if call.h("authorization") != format!("Basic {basic}") {
+        let auth = call.h("authorization").to_string();
+        if auth != format!("Basic {basic}") && auth != format!("Bearer {}", self.token) {
             return azure_error(
                 401,
                 "TF400813: The user '' is not authorized to access this resource.",
@@ -2176,6 +2180,8 @@ impl Respond for AzureFake {
             az.problems
                 .push(format!("{} without User-Agent", call.line()));
         }
+        let scheme = auth.split(' ').next().unwrap_or_default().to_string();
+        az.schemes.push(scheme);
         if call.q("api-version").as_deref() != Some("7.1") {
             az.problems
                 .push(format!("{}: api-version is not 7.1", call.line()));
@@ -2450,8 +2456,8 @@ impl Forge {
             Forge::Gitlab => "gitlab",
             Forge::Gitea => "gitea",
             Forge::BitbucketCloud => "bitbucket",
-            Forge::BitbucketDc => "bitbucket-dc",
-            Forge::Azure => "azure",
+            Forge::BitbucketDc => "bitbucket-server",
+            Forge::Azure => "azure-devops",
         }
     }
 
@@ -2462,7 +2468,7 @@ impl Forge {
             Forge::Gitlab => format!("{uri}/api/v4"),
             Forge::Gitea => format!("{uri}/api/v1"),
             Forge::BitbucketCloud => format!("{uri}/2.0"),
-            Forge::BitbucketDc => format!("{uri}/rest/api/latest"),
+            Forge::BitbucketDc => format!("{uri}/rest/api/1.0"),
             Forge::Azure => format!("{uri}/acme"),
         }
     }
@@ -2484,8 +2490,9 @@ impl Forge {
             Forge::Gitlab => "GITLAB_TOKEN",
             Forge::Gitea => "GITEA_TOKEN",
             Forge::BitbucketCloud => "BITBUCKET_ACCESS_TOKEN",
-            Forge::BitbucketDc => "BITBUCKET_TOKEN",
-            Forge::Azure => "SYSTEM_ACCESSTOKEN",
+            Forge::BitbucketDc => "BITBUCKET_ACCESS_TOKEN",
+            // A PAT, sent as Basic (Azure Pipelines' SYSTEM_ACCESSTOKEN is sent as Bearer).
+            Forge::Azure => "AZURE_DEVOPS_EXT_PAT",
         }
     }
 

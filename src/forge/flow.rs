@@ -55,7 +55,7 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     type Pull: DeserializeOwned + Send;
 
     /// The header that carries the token, and its value.
-    fn auth(token: &Secret) -> (HeaderName, String);
+    fn auth(&self, token: &Secret) -> (HeaderName, String);
 
     /// The repository's path below the API root: `/repos/acme/infra`, `/projects/42`.
     fn repo(&self) -> &str;
@@ -205,7 +205,7 @@ pub(crate) struct Flow<D> {
 impl<D: Dialect> Flow<D> {
     /// A client for `api_url` (the API root) speaking `dialect`, authenticated with `token`.
     pub(crate) fn new(dialect: D, api_url: &str, token: Secret) -> Result<Flow<D>, ForgeError> {
-        let auth = D::auth(&token);
+        let auth = dialect.auth(&token);
         let api = Api::new(D::KIND, api_url, token, auth, D::HEADERS)?.with_query(D::QUERY);
         Ok(Flow { api, dialect })
     }
@@ -459,7 +459,7 @@ mod tests {
             Which::Gitea => Box::new(Gitea::connect(&api, repo, token).unwrap()),
             Which::BitbucketCloud => Box::new(Bitbucket::connect(&api, repo, token).unwrap()),
             Which::BitbucketDc => Box::new(BitbucketDc::connect(&api, repo, token).unwrap()),
-            Which::Azure => Box::new(Azure::connect(&api, repo, token).unwrap()),
+            Which::Azure => Box::new(Azure::connect(&api, repo, token, false).unwrap()),
         }
     }
 

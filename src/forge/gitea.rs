@@ -98,7 +98,7 @@ impl Dialect for Gitea {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("token {}", token.expose()))
     }
 

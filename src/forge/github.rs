@@ -94,7 +94,7 @@ impl Dialect for Github {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("Bearer {}", token.expose()))
     }
 

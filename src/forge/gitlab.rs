@@ -129,7 +129,7 @@ impl Dialect for Gitlab {
 
     type Pull = MergeRequest;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (
             HeaderName::from_static("private-token"),
             token.expose().to_string(),

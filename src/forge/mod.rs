@@ -46,9 +46,10 @@ pub enum ForgeKind {
     #[serde(rename = "bitbucket")]
     BitbucketCloud,
     /// Bitbucket Data Center and Server.
-    #[serde(rename = "bitbucket-dc")]
+    #[serde(rename = "bitbucket-server")]
     BitbucketDc,
     /// Azure DevOps Repos (Services and Server).
+    #[serde(rename = "azure-devops")]
     Azure,
 }
 
@@ -65,7 +66,7 @@ impl ForgeKind {
 
     /// What `delivery.forge` accepts, for messages.
     pub const EXPECTED: &'static str =
-        "github, gitlab, gitea (or forgejo), bitbucket, bitbucket-dc (or bitbucket-server, bitbucket-datacenter), azure (or azure-devops)";
+        "github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure)";
 
     /// The forge's name for messages: `GitHub`, `GitLab`, `Gitea`, `Bitbucket Cloud`, ….
     pub fn name(self) -> &'static str {
@@ -87,8 +88,8 @@ impl fmt::Display for ForgeKind {
             ForgeKind::Gitlab => "gitlab",
             ForgeKind::Gitea => "gitea",
             ForgeKind::BitbucketCloud => "bitbucket",
-            ForgeKind::BitbucketDc => "bitbucket-dc",
-            ForgeKind::Azure => "azure",
+            ForgeKind::BitbucketDc => "bitbucket-server",
+            ForgeKind::Azure => "azure-devops",
         })
     }
 }
@@ -96,8 +97,8 @@ impl fmt::Display for ForgeKind {
 impl std::str::FromStr for ForgeKind {
     type Err = String;
 
-    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket`, `bitbucket-dc` (or
-    /// `bitbucket-server`, `bitbucket-datacenter`), `azure` (or `azure-devops`), any case.
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket`, `bitbucket-server` (or
+    /// `bitbucket-dc`, `bitbucket-datacenter`), `azure-devops` (or `azure`), any case.
     fn from_str(s: &str) -> Result<ForgeKind, String> {
         match s.to_ascii_lowercase().as_str() {
             "github" => Ok(ForgeKind::Github),
@@ -295,13 +296,10 @@ mod tests {
             assert_eq!(kind.to_string().parse::<ForgeKind>().unwrap(), kind);
         }
         assert_eq!(
-            "Bitbucket-Server".parse::<ForgeKind>().unwrap(),
+            "Bitbucket-DC".parse::<ForgeKind>().unwrap(),
             ForgeKind::BitbucketDc
         );
-        assert_eq!(
-            "azure-devops".parse::<ForgeKind>().unwrap(),
-            ForgeKind::Azure
-        );
+        assert_eq!("azure".parse::<ForgeKind>().unwrap(), ForgeKind::Azure);
         assert_eq!(ForgeKind::Gitlab.to_string(), "gitlab");
     }
 

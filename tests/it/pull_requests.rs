@@ -296,8 +296,10 @@ async fn lifecycle(forge: Forge) {
             );
         }
         ForgeFake::Azure(az) => {
-            // Every call named the API version and the repository by project and name.
+            // Every call named the API version and the repository by project and name, and
+            // sent the PAT as Basic.
             let az = az.state();
+            assert!(az.schemes.iter().all(|s| s == "Basic"), "{:?}", az.schemes);
             assert!(
                 az.calls.iter().all(|c| c.contains("api-version=7.1")
                     && c.contains("/acme/platform/_apis/git/repositories/infra/")),
@@ -565,6 +567,11 @@ async fn ci_environment(forge: Forge) {
                 .all(|c| c.contains("/api/v4/projects/42/")),
             "{calls:#?}"
         );
+    }
+    if let ForgeFake::Azure(az) = fake {
+        // Azure Pipelines' System.AccessToken is an OAuth token: sent as Bearer.
+        let schemes = az.state().schemes.clone();
+        assert!(schemes.iter().all(|s| s == "Bearer"), "{schemes:?}");
     }
     let show = git(&s.bare, &["show", "deps/images:apps/web.yaml"]);
     assert!(show.contains("acme/web:1.2.0"), "{show}");

@@ -201,7 +201,7 @@ fn unknown_forge_is_a_config_error_before_any_registry_work() {
     );
     let work = common::clone(bare.to_str().unwrap(), &tmp.path().join("work"));
     let pushed = registry.log().len();
-    let want = "./.image-updater.yaml:10:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-dc (or bitbucket-server, bitbucket-datacenter), azure (or azure-devops) or auto";
+    let want = "./.image-updater.yaml:10:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure) or auto";
     for command in ["run", "plan", "scan"] {
         let out = bin(&work, &[command]);
         assert_eq!(out.status.code(), Some(2), "{command}: {}", show(&out));
@@ -211,7 +211,7 @@ fn unknown_forge_is_a_config_error_before_any_registry_work() {
     let asked = &log[pushed..];
     assert!(!asked.contains("/v2/"), "the registry was asked:\n{asked}");
     assert_eq!(common::git(&work, &["status", "--porcelain"]), "");
-    for forge in ["bitbucket", "bitbucket-dc", "azure"] {
+    for forge in ["bitbucket", "bitbucket-server", "azure-devops"] {
         let known = config.replace("forge: sourcehut", &format!("forge: {forge}"));
         std::fs::write(work.join(".image-updater.yaml"), &known).unwrap();
         let out = bin(&work, &["scan"]);
