@@ -19,7 +19,6 @@ use common::forges::{
 };
 use common::{git, Registry};
 use futures::FutureExt;
-use serde_json::Value;
 use wiremock::MockServer;
 
 const TOKEN: &str = "forge-test-token-never-printed";
@@ -690,7 +689,8 @@ async fn refused_token(forge: Forge) {
 }
 
 /// GitLab CI with only `CI_JOB_TOKEN`: it cannot open merge requests, so the run stops with
-/// an error that names the token to use instead; exit 1, nothing pushed, GitLab not called.
+/// an error that names the token to use instead; exit 2 before any registry request, nothing
+/// pushed, GitLab not called.
 #[tokio::test(flavor = "multi_thread")]
 async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
     let registry = Registry::start();
@@ -713,17 +713,18 @@ async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
         ("CI_SERVER_HOST", "127.0.0.1"),
         ("CI_JOB_TOKEN", JOB_TOKEN),
     ];
+    let asked = registry.log().len();
     let o = run(&work, &env).await;
     let all = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert_eq!(o.status.code(), Some(2), "{all}");
     assert!(!all.contains(JOB_TOKEN), "the job token leaked:\n{all}");
     assert!(all.contains("CI_JOB_TOKEN"), "{all}");
     assert!(all.contains("project access token"), "{all}");
     assert!(all.contains("GITLAB_TOKEN"), "{all}");
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let log = registry.log();
     assert!(
-        report["pull_requests"].as_array().unwrap().is_empty(),
-        "{report}"
+        !log[asked..].contains("/v2/"),
+        "the registry was asked:\n{log}"
     );
     assert_eq!(
         git(
@@ -735,4 +736,44 @@ async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
         "nothing pushed"
     );
     assert!(fake.state().calls.is_empty(), "{:#?}", fake.state().calls);
+}
+
+/// No token for the forge the run is pointed at: exit 2, naming the variables to set, before
+/// any registry request; nothing pushed, the forge not called.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_token_is_a_config_error_before_any_registry_request() {
+    on_every_forge(missing_token).await;
+}
+
+async fn missing_token(forge: Forge) {
+    let s = setup(forge, |uri| forge.delivery(uri, "")).await;
+    let asked = s.registry.log().len();
+    // Another forge's token is never taken for this one's.
+    let other = if forge == Forge::Github {
+        "GITLAB_TOKEN"
+    } else {
+        "GITHUB_TOKEN"
+    };
+    let o = run(&s.work, &[(other, TOKEN)]).await;
+    let all = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(!all.contains(TOKEN), "a token leaked:\n{all}");
+    assert!(all.contains(".image-updater.yaml"), "{all}");
+    assert!(all.contains("no token for the"), "{all}");
+    assert!(all.contains(forge.token_env()), "{all}");
+    let log = s.registry.log();
+    assert!(
+        !log[asked..].contains("/v2/"),
+        "the registry was asked:\n{log}"
+    );
+    assert!(s.fake.calls().is_empty(), "{:#?}", s.fake.calls());
+    assert_eq!(
+        git(
+            &s.bare,
+            &["for-each-ref", "--format=%(refname)", "refs/heads"]
+        )
+        .trim(),
+        "refs/heads/main",
+        "nothing pushed"
+    );
 }
