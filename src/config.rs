@@ -221,7 +221,8 @@ pub struct Delivery {
     pub branch: String,
     pub commit: CommitConfig,
     pub pull_request: PullRequestConfig,
-    /// `github`, `gitlab`, `gitea` (or `forgejo`), any case; `None` for `auto` (the default):
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket` (Cloud), `bitbucket-server` (Data
+    /// Center), `azure-devops`, any case; `None` for `auto` (the default):
     /// from the CI environment, else the remote's host. Anything else is a config error.
     #[serde(deserialize_with = "forge_setting")]
     pub forge: Option<ForgeKind>,
@@ -900,7 +901,8 @@ where
         "" | "auto" => Ok(None),
         other => other.parse().map(Some).map_err(|_| {
             serde::de::Error::custom(format!(
-                "delivery.forge {name:?}: expected github, gitlab, gitea (or forgejo) or auto"
+                "delivery.forge {name:?}: expected {} or auto",
+                ForgeKind::EXPECTED
             ))
         }),
     }
@@ -1098,10 +1100,16 @@ delivery:
             parse("delivery: {mode: none}\n").unwrap().delivery.forge,
             None
         );
-        let e = forge("bitbucket").unwrap_err().to_string();
+        assert_eq!(forge("bitbucket").unwrap(), Some(ForgeKind::BitbucketCloud));
+        assert_eq!(
+            forge("bitbucket-server").unwrap(),
+            Some(ForgeKind::BitbucketDc)
+        );
+        assert_eq!(forge("Azure").unwrap(), Some(ForgeKind::Azure));
+        let e = forge("sourcehut").unwrap_err().to_string();
         assert_eq!(
             e,
-            "cfg.yaml:2:10: delivery.forge \"bitbucket\": expected github, gitlab, gitea (or forgejo) or auto"
+            "cfg.yaml:2:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure) or auto"
         );
     }
 

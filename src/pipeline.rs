@@ -208,6 +208,11 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
         deliver::commit::complete_stopped_run(&wt, &branch)
             .map_err(|e| Error::Failed(e.to_string()))?;
     }
+    if ctx.config.delivery.mode == DeliveryMode::PullRequest {
+        // The forge and its token are settled before any registry is asked (exit 2).
+        deliver::pull_request::check_forge(&ctx.config.delivery, &wt, &req.env)
+            .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
+    }
     Ok(Some((wt, branch)))
 }
 

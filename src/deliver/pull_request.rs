@@ -238,6 +238,13 @@ pub(crate) async fn deliver(
     delivered
 }
 
+/// Decide the forge, its API URL, the repository and the token, and build the client, without
+/// calling the forge: what `run` checks before any registry is asked, so that a forge it cannot
+/// talk to (no token for it, no way to tell which it is) stops the run first.
+pub(crate) fn check_forge(delivery: &Delivery, wt: &WorkTree, env: &Env) -> Result<(), String> {
+    connect(delivery, wt, env).map(|_| ())
+}
+
 fn connect(delivery: &Delivery, wt: &WorkTree, env: &Env) -> Result<Box<dyn Forge>, String> {
     let cfg = forge::ForgeConfig {
         forge: delivery.forge,

@@ -11,16 +11,27 @@
 //! | GitHub Actions | `GITHUB_ACTIONS=true` | `GITHUB_API_URL` (`GITHUB_GRAPHQL_URL`) | `GITHUB_REPOSITORY` |
 //! | GitLab CI | `GITLAB_CI=true` | `CI_API_V4_URL` | `CI_PROJECT_ID`, else `CI_PROJECT_PATH` |
 //! | Gitea / Forgejo Actions | `GITEA_ACTIONS=true` / `FORGEJO_ACTIONS=true` | `GITEA_API_URL`, `FORGEJO_API_URL`, else `*_SERVER_URL` + `/api/v1` | `GITEA_REPOSITORY`, `FORGEJO_REPOSITORY`, `GITHUB_REPOSITORY` |
+//! | Bitbucket Pipelines | `BITBUCKET_BUILD_NUMBER` set | `https://api.bitbucket.org/2.0` | `BITBUCKET_REPO_FULL_NAME`, else `BITBUCKET_WORKSPACE`/`BITBUCKET_REPO_SLUG` |
+//! | Azure Pipelines (Azure Repos) | `TF_BUILD=True`, `BUILD_REPOSITORY_PROVIDER` `TfsGit` or unset | `SYSTEM_COLLECTIONURI` | `SYSTEM_TEAMPROJECT`/`BUILD_REPOSITORY_NAME` |
 //!
 //! From the remote: `github.com` is GitHub (`https://api.github.com`), `gitlab.com` GitLab
-//! (`/api/v4`), `codeberg.org` Forgejo (`/api/v1`); another host needs `delivery.forge`, and
-//! then its API URL follows the forge (`/api/v3` for GitHub Enterprise Server).
+//! (`/api/v4`), `codeberg.org` Forgejo (`/api/v1`), `bitbucket.org` Bitbucket Cloud
+//! (`https://api.bitbucket.org/2.0`), `dev.azure.com` (and `ssh.dev.azure.com`,
+//! `*.visualstudio.com`) Azure DevOps (the organization URL; repository `PROJECT/REPO` from
+//! `…/PROJECT/_git/REPO`); another host needs `delivery.forge`, and then its API URL follows
+//! the forge (`/api/v3` for GitHub Enterprise Server, `/rest/api/1.0` below the context
+//! path for Bitbucket Data Center, whose `scm/PROJECT/repo` remotes name `PROJECT/repo`).
 //!
 //! The token: `IMAGE_UPDATER_FORGE_TOKEN`, else the forge's own variable — `GITHUB_TOKEN` (or
 //! `GH_TOKEN`), `GITLAB_TOKEN`, `GITEA_TOKEN` (or `FORGEJO_TOKEN`; `GITHUB_TOKEN` inside Gitea
-//! and Forgejo Actions). A token meant for one forge is never sent to another. GitLab's
+//! and Forgejo Actions), `BITBUCKET_ACCESS_TOKEN` (or `BITBUCKET_TOKEN`) for Bitbucket Cloud,
+//! `BITBUCKET_ACCESS_TOKEN` (or `BITBUCKET_TOKEN`) for Bitbucket Data Center, `SYSTEM_ACCESSTOKEN`
+//! (sent as `Bearer`) or `AZURE_DEVOPS_EXT_PAT` (a PAT, sent as `Basic`) for Azure DevOps. A token meant for one forge is never sent to another. GitLab's
 //! `CI_JOB_TOKEN` cannot open merge requests: it gets an error that says what to use instead.
 
+use super::azure::Azure;
+use super::bitbucket::Bitbucket;
+use super::bitbucket_dc::BitbucketDc;
 use super::gitea::Gitea;
 use super::github::Github;
 use super::gitlab::Gitlab;
@@ -64,6 +75,12 @@ impl Target {
             }
             ForgeKind::Gitlab => Box::new(Gitlab::connect(api, repo, token)?),
             ForgeKind::Gitea => Box::new(Gitea::connect(api, repo, token)?),
+            ForgeKind::BitbucketCloud => Box::new(Bitbucket::connect(api, repo, token)?),
+            ForgeKind::BitbucketDc => Box::new(BitbucketDc::connect(api, repo, token)?),
+            ForgeKind::Azure => {
+                let oauth = self.token_var == "SYSTEM_ACCESSTOKEN";
+                Box::new(Azure::connect(api, repo, token, oauth)?)
+            }
         })
     }
 }
@@ -94,16 +111,17 @@ pub fn resolve(
         _ => true,
     });
 
-    let kind = cfg
-        .forge
-        .or(ci.as_ref().map(|c| c.kind))
-        .or(remote.as_ref().and_then(Remote::known_kind))
-        .ok_or_else(|| {
-            ForgeError::setup(format!(
-                "cannot tell which forge hosts {}: set delivery.forge (github, gitlab or gitea) and delivery.api_url",
-                remote.as_ref().map_or_else(|| format!("{remote_url:?}"), Remote::display)
+    let kind =
+        cfg.forge
+            .or(ci.as_ref().map(|c| c.kind))
+            .or(remote.as_ref().and_then(Remote::known_kind))
+            .ok_or_else(|| {
+                ForgeError::setup(format!(
+                "cannot tell which forge hosts {}: set delivery.forge ({}) and delivery.api_url",
+                remote.as_ref().map_or_else(|| format!("{remote_url:?}"), Remote::display),
+                ForgeKind::EXPECTED
             ))
-        })?;
+            })?;
     let ci = ci.filter(|c| c.kind == kind);
 
     let (api_url, graphql_url) = match (&cfg.api_url, &ci) {
@@ -128,11 +146,13 @@ pub fn resolve(
             // The job's own repository, unless the remote is another one on the same host.
             let from_ci = c.repository.clone().unwrap_or_default();
             match (remote, &c.repository_path) {
-                (Some(r), Some(path)) if !r.path.eq_ignore_ascii_case(path) => r.path.clone(),
+                (Some(r), Some(path)) if !r.repository(kind).eq_ignore_ascii_case(path) => {
+                    r.repository(kind)
+                }
                 _ => from_ci,
             }
         }
-        (None, _, Some(r)) if !r.path.is_empty() => r.path.clone(),
+        (None, _, Some(r)) if !r.repository(kind).is_empty() => r.repository(kind),
         _ => {
             return Err(ForgeError::setup(format!(
                 "no {} repository: set delivery.repository",
@@ -169,6 +189,21 @@ fn token(
             "GITHUB_TOKEN",
         ],
         ForgeKind::Gitea => &["IMAGE_UPDATER_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
+        ForgeKind::BitbucketCloud => &[
+            "IMAGE_UPDATER_FORGE_TOKEN",
+            "BITBUCKET_ACCESS_TOKEN",
+            "BITBUCKET_TOKEN",
+        ],
+        ForgeKind::BitbucketDc => &[
+            "IMAGE_UPDATER_FORGE_TOKEN",
+            "BITBUCKET_ACCESS_TOKEN",
+            "BITBUCKET_TOKEN",
+        ],
+        ForgeKind::Azure => &[
+            "IMAGE_UPDATER_FORGE_TOKEN",
+            "SYSTEM_ACCESSTOKEN",
+            "AZURE_DEVOPS_EXT_PAT",
+        ],
     };
     let found = candidates
         .iter()
@@ -253,6 +288,44 @@ impl Ci {
                 repository_path: path,
             });
         }
+        if var("BITBUCKET_BUILD_NUMBER").is_some() {
+            let repository = var("BITBUCKET_REPO_FULL_NAME").or_else(|| {
+                Some(format!(
+                    "{}/{}",
+                    var("BITBUCKET_WORKSPACE")?,
+                    var("BITBUCKET_REPO_SLUG")?
+                ))
+            });
+            return Some(Ci {
+                kind: ForgeKind::BitbucketCloud,
+                host: Some("bitbucket.org".to_string()),
+                api_url: Some(BITBUCKET_API.to_string()),
+                graphql_url: None,
+                repository_path: repository.clone(),
+                repository,
+            });
+        }
+        let azure_repos = var("BUILD_REPOSITORY_PROVIDER").is_none_or(|p| p == "TfsGit");
+        if var("TF_BUILD").is_some_and(|v| v.eq_ignore_ascii_case("true")) && azure_repos {
+            let collection = var("SYSTEM_COLLECTIONURI");
+            let repository = Some(format!(
+                "{}/{}",
+                var("SYSTEM_TEAMPROJECT")?,
+                var("BUILD_REPOSITORY_NAME")?
+            ));
+            return Some(Ci {
+                kind: ForgeKind::Azure,
+                host: collection
+                    .as_deref()
+                    .or(var("BUILD_REPOSITORY_URI").as_deref())
+                    .and_then(url_host)
+                    .map(|h| azure_host(&h).to_string()),
+                api_url: collection.map(|c| c.trim_end_matches('/').to_string()),
+                graphql_url: None,
+                repository_path: repository.clone(),
+                repository,
+            });
+        }
         if is("GITHUB_ACTIONS") {
             let repository = var("GITHUB_REPOSITORY");
             return Some(Ci {
@@ -270,6 +343,19 @@ impl Ci {
             });
         }
         None
+    }
+}
+
+/// Bitbucket Cloud's API root.
+const BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
+
+/// Azure DevOps' web host for its SSH host: a remote on `ssh.dev.azure.com` lives on
+/// `dev.azure.com`.
+fn azure_host(host: &str) -> &str {
+    if host == "ssh.dev.azure.com" {
+        "dev.azure.com"
+    } else {
+        host
     }
 }
 
@@ -337,7 +423,37 @@ impl Remote {
     }
 
     fn hostname(&self) -> &str {
-        strip_port(&self.host)
+        azure_host(strip_port(&self.host))
+    }
+
+    /// Azure DevOps: the collection (`ORG` on dev.azure.com, `tfs/Collection` on a server)
+    /// and `PROJECT/REPO` of a path `…/PROJECT/_git/REPO` (SSH: `v3/ORG/PROJECT/REPO`).
+    fn azure_parts(&self) -> Option<(String, String)> {
+        let segs: Vec<&str> = self.path.split('/').collect();
+        if let Some(i) = segs.iter().position(|s| *s == "_git") {
+            let (project, repo) = (segs.get(i.checked_sub(1)?)?, segs.get(i + 1)?);
+            let collection = segs[..i - 1].join("/");
+            return Some((collection, format!("{project}/{repo}")));
+        }
+        match segs.as_slice() {
+            ["v3", org, project, repo] => Some((org.to_string(), format!("{project}/{repo}"))),
+            _ => None,
+        }
+    }
+
+    /// The repository as the forge's API names it: the path, except Azure DevOps
+    /// (`PROJECT/REPO`) and Bitbucket Data Center (`PROJECT/repo` of `scm/PROJECT/repo`).
+    fn repository(&self, kind: ForgeKind) -> String {
+        match kind {
+            ForgeKind::Azure => self
+                .azure_parts()
+                .map_or_else(|| self.path.clone(), |(_, r)| r),
+            ForgeKind::BitbucketDc => match self.path.rsplit_once("scm/") {
+                Some((_, r)) => r.to_string(),
+                None => self.path.clone(),
+            },
+            _ => self.path.clone(),
+        }
     }
 
     fn known_kind(&self) -> Option<ForgeKind> {
@@ -345,6 +461,9 @@ impl Remote {
             "github.com" | "www.github.com" => Some(ForgeKind::Github),
             "gitlab.com" => Some(ForgeKind::Gitlab),
             "codeberg.org" => Some(ForgeKind::Gitea),
+            "bitbucket.org" => Some(ForgeKind::BitbucketCloud),
+            "dev.azure.com" => Some(ForgeKind::Azure),
+            h if h.ends_with(".visualstudio.com") => Some(ForgeKind::Azure),
             _ => None,
         }
     }
@@ -358,6 +477,24 @@ impl Remote {
             ForgeKind::Github => format!("{root}/api/v3"),
             ForgeKind::Gitlab => format!("{root}/api/v4"),
             ForgeKind::Gitea => format!("{root}/api/v1"),
+            ForgeKind::BitbucketCloud if self.hostname() == "bitbucket.org" => {
+                BITBUCKET_API.to_string()
+            }
+            ForgeKind::BitbucketCloud => format!("{root}/2.0"),
+            // `https://HOST/CONTEXT/scm/PROJECT/repo.git`; SSH remotes have no context path.
+            ForgeKind::BitbucketDc => match self.path.rsplit_once("scm/") {
+                Some((context, _)) => format!("{root}/{context}rest/api/1.0"),
+                None => format!("{root}/rest/api/1.0"),
+            },
+            ForgeKind::Azure => {
+                let collection = self.azure_parts().map(|(c, _)| c).unwrap_or_default();
+                let host = azure_host(strip_port(&self.host));
+                if collection.is_empty() || host.ends_with(".visualstudio.com") {
+                    format!("{}://{host}", self.scheme)
+                } else {
+                    format!("{}://{host}/{collection}", self.scheme)
+                }
+            }
         }
     }
 
@@ -679,6 +816,113 @@ mod tests {
             ..cfg
         };
         assert!(detect(&e, "", &cfg).is_err());
+    }
+
+    #[test]
+    fn bitbucket_pipelines() {
+        let e = env(&[
+            ("BITBUCKET_BUILD_NUMBER", "17"),
+            ("BITBUCKET_WORKSPACE", "acme"),
+            ("BITBUCKET_REPO_SLUG", "infra"),
+            ("BITBUCKET_ACCESS_TOKEN", "bbat"),
+        ]);
+        let t = resolve(&e, "git@bitbucket.org:acme/infra.git", &auto()).unwrap();
+        assert_eq!(t.kind, ForgeKind::BitbucketCloud);
+        assert_eq!(t.api_url, "https://api.bitbucket.org/2.0");
+        assert_eq!(t.repository, "acme/infra");
+        assert_eq!(
+            (t.token.expose(), t.token_var),
+            ("bbat", "BITBUCKET_ACCESS_TOKEN")
+        );
+        // Outside Pipelines the remote says Bitbucket Cloud; without a token, it says which.
+        let e = env(&[("GITHUB_TOKEN", "ghs")]);
+        let err = resolve(&e, "https://bitbucket.org/acme/infra.git", &auto()).unwrap_err();
+        assert!(
+            err.message().contains(
+                "no token for the Bitbucket Cloud API: set IMAGE_UPDATER_FORGE_TOKEN or BITBUCKET_ACCESS_TOKEN or BITBUCKET_TOKEN"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn azure_pipelines() {
+        let e = env(&[
+            ("TF_BUILD", "True"),
+            ("SYSTEM_COLLECTIONURI", "https://dev.azure.com/acme/"),
+            ("SYSTEM_TEAMPROJECT", "platform"),
+            ("BUILD_REPOSITORY_NAME", "infra"),
+            ("BUILD_REPOSITORY_PROVIDER", "TfsGit"),
+            ("SYSTEM_ACCESSTOKEN", "oauth"),
+        ]);
+        let remote = "https://acme@dev.azure.com/acme/platform/_git/infra";
+        let t = resolve(&e, remote, &auto()).unwrap();
+        assert_eq!(t.kind, ForgeKind::Azure);
+        assert_eq!(t.api_url, "https://dev.azure.com/acme");
+        assert_eq!(t.repository, "platform/infra");
+        assert_eq!(t.token_var, "SYSTEM_ACCESSTOKEN");
+        // A GitHub repository built by Azure Pipelines is GitHub's.
+        let e = env(&[
+            ("TF_BUILD", "True"),
+            ("BUILD_REPOSITORY_PROVIDER", "GitHub"),
+            ("GITHUB_TOKEN", "ghs"),
+        ]);
+        let t = resolve(&e, "https://github.com/acme/infra.git", &auto()).unwrap();
+        assert_eq!(t.kind, ForgeKind::Github);
+    }
+
+    #[test]
+    fn azure_and_bitbucket_dc_remotes() {
+        let e = env(&[("AZURE_DEVOPS_EXT_PAT", "pat"), ("BITBUCKET_TOKEN", "bbdc")]);
+        for (remote, api, repo) in [
+            (
+                "git@ssh.dev.azure.com:v3/acme/platform/infra",
+                "https://dev.azure.com/acme",
+                "platform/infra",
+            ),
+            (
+                "https://acme.visualstudio.com/platform/_git/infra",
+                "https://acme.visualstudio.com",
+                "platform/infra",
+            ),
+        ] {
+            let t = resolve(&e, remote, &auto()).unwrap();
+            assert_eq!(
+                (t.kind, t.api_url.as_str(), t.repository.as_str()),
+                (ForgeKind::Azure, api, repo),
+                "{remote}"
+            );
+        }
+        let cfg = ForgeConfig {
+            forge: Some(ForgeKind::Azure),
+            ..auto()
+        };
+        let t = resolve(
+            &e,
+            "https://tfs.example.com/tfs/Main/platform/_git/infra",
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(t.api_url, "https://tfs.example.com/tfs/Main");
+        assert_eq!(t.repository, "platform/infra");
+        let cfg = ForgeConfig {
+            forge: Some(ForgeKind::BitbucketDc),
+            ..auto()
+        };
+        let t = resolve(
+            &e,
+            "https://git.example.com/bitbucket/scm/OPS/infra.git",
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(t.api_url, "https://git.example.com/bitbucket/rest/api/1.0");
+        assert_eq!(
+            (t.repository.as_str(), t.token.expose()),
+            ("OPS/infra", "bbdc")
+        );
+        let t = resolve(&e, "ssh://git@git.example.com:7999/ops/infra.git", &cfg).unwrap();
+        assert_eq!(t.api_url, "https://git.example.com/rest/api/1.0");
+        assert_eq!(t.repository, "ops/infra");
     }
 
     #[test]

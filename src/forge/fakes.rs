@@ -1,18 +1,24 @@
-//! Stateful fakes of the three forge APIs (wiremock responders), shared by the forge unit
+//! Stateful fakes of the six forge APIs (wiremock responders), shared by the forge unit
 //! tests (`cfg(test)` in the library) and the integration tests (`tests/common/forges.rs`
 //! includes this file).
 //!
 //! Each fake remembers its pull/merge requests, notes its calls, and checks every call against
 //! the forge's documented API: method, path (GitLab's URL-encoded project path or numeric id),
 //! query, auth header and JSON body. What a real forge would refuse is answered with that
-//! forge's error shape (GitHub 422, GitLab 409, Gitea 409 on a duplicate; 401; 404) and, when
+//! forge's error shape (GitHub 422, GitLab, Gitea, Bitbucket Data Center and Azure DevOps 409,
+//! Bitbucket Cloud 400 on a duplicate; 401; 404) and, when
 //! the client is at fault, written down in `problems` for the test to assert empty.
 //!
 //! - [`GithubFake`]: REST v3 (`Authorization: Bearer`, `User-Agent`, `Accept: application/vnd.github+json`)
 //!   and the GraphQL auto-merge mutation, repository `acme/infra`.
 //! - [`GitlabFake`]: API v4 (`PRIVATE-TOKEN` or `Authorization: Bearer`), project `acme/platform/infra` = id 42.
 //! - [`GiteaFake`]: API v1 (`Authorization: token`), repository `acme/infra`.
-//! - [`ForgeFake`]: any of the three, read in one shape, for scenarios run on every forge.
+//! - [`BitbucketFake`]: Bitbucket Cloud API 2.0 (`Authorization: Bearer`), repository `acme/infra`.
+//! - [`BitbucketDcFake`]: Bitbucket Data Center REST (`Authorization: Bearer`, versioned edits),
+//!   repository `ACME/infra`.
+//! - [`AzureFake`]: Azure DevOps REST 7.1 (`Authorization: Basic`, `api-version`), organization
+//!   `acme`, project `platform`, repository `infra`.
+//! - [`ForgeFake`]: any of the six, read in one shape, for scenarios run on every forge.
 //!
 //! Only external crates are used here, so the file compiles in both places.
 
@@ -1340,7 +1346,1086 @@ impl Respond for GiteaFake {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Any of the three, for scenarios that run on every forge
+// Bitbucket Cloud, Bitbucket Data Center, Azure DevOps: one state shape
+// ---------------------------------------------------------------------------------------------
+
+/// The users the Bitbucket and Azure DevOps fakes know: (name, Bitbucket Cloud account uuid,
+/// Azure DevOps identity id).
+pub const USERS: [(&str, &str, &str); 3] = [
+    (
+        "alice",
+        "{7a1c0de0-0000-4000-8000-00000000a11c}",
+        "3f1b2c4d-0000-4000-8000-00000000a11c",
+    ),
+    (
+        "bob",
+        "{7a1c0de0-0000-4000-8000-000000000b0b}",
+        "3f1b2c4d-0000-4000-8000-000000000b0b",
+    ),
+    (
+        "carol",
+        "{7a1c0de0-0000-4000-8000-0000000ca201}",
+        "3f1b2c4d-0000-4000-8000-0000000ca201",
+    ),
+];
+
+/// The Azure DevOps identity of the token (the pull requests' creator).
+pub const AZURE_BOT_ID: &str = "9b0e0000-0000-4000-8000-0000000000b0";
+
+/// The name of the user with this Bitbucket uuid or Azure DevOps id.
+fn user_named(id: &str) -> Option<&'static str> {
+    USERS
+        .iter()
+        .find(|(_, u, a)| *u == id || a.eq_ignore_ascii_case(id))
+        .map(|(n, _, _)| *n)
+}
+
+/// What the Bitbucket Cloud, Bitbucket Data Center and Azure DevOps fakes hold.
+#[derive(Default)]
+pub struct PullState {
+    /// The pull requests, in the forge's own JSON.
+    pub pulls: Vec<Value>,
+    pub comments: Vec<(u64, String)>,
+    /// (number, label names) of every label call (Azure DevOps).
+    pub labels: Vec<(u64, Vec<String>)>,
+    /// (number, user names) of every reviewer call.
+    pub reviewers: Vec<(u64, Vec<String>)>,
+    /// Numbers of the pull requests whose auto-merge (Azure DevOps: auto-complete) was set.
+    pub auto_merge: Vec<u64>,
+    pub calls: Vec<String>,
+    pub problems: Vec<String>,
+    /// Source branches left out of the next N listings that would show them.
+    pub hidden: HashMap<String, usize>,
+    /// How long a listing takes to answer, as [`GithubState::list_delay`].
+    pub list_delay: Duration,
+    /// The auth scheme of every call (`Basic`, `Bearer`), in order (Azure DevOps).
+    pub schemes: Vec<String>,
+}
+
+/// [`unhidden`] for items whose branch is at JSON `pointer`.
+fn unhidden_at(hidden: &mut HashMap<String, usize>, list: Vec<Value>, pointer: &str) -> Vec<Value> {
+    let flat: Vec<Value> = list
+        .into_iter()
+        .map(|mut p| {
+            let b = p.pointer(pointer).cloned().unwrap_or(Value::Null);
+            let b = b.as_str().unwrap_or_default();
+            p["__head"] = json!(b.strip_prefix("refs/heads/").unwrap_or(b));
+            p
+        })
+        .collect();
+    unhidden(hidden, flat, "__head")
+        .into_iter()
+        .map(|mut p| {
+            if let Some(m) = p.as_object_mut() {
+                m.remove("__head");
+            }
+            p
+        })
+        .collect()
+}
+
+/// The value of `key = "…"` in a Bitbucket Cloud query (`\"` and `\\` unescaped).
+fn bbql_value(q: &str, key: &str) -> Option<String> {
+    let start = q.find(&format!("{key} = \""))? + key.len() + 4;
+    let mut out = String::new();
+    let mut chars = q[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return Some(out),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+// --- Bitbucket Cloud ---------------------------------------------------------------------------
+
+/// Bitbucket Cloud's API 2.0 for the repository `acme/infra` (`Authorization: Bearer`).
+#[derive(Clone)]
+pub struct BitbucketFake {
+    state: Arc<Mutex<PullState>>,
+    token: String,
+}
+
+fn bitbucket_repo(full_name: &str) -> Value {
+    json!({"type": "repository", "full_name": full_name, "name": "infra",
+           "uuid": if full_name == "acme/infra" { "{b1}" } else { "{b2}" }})
+}
+
+fn bitbucket_pull(id: u64, source: &str, dest: &str, title: &str, description: &str) -> Value {
+    json!({
+        "type": "pullrequest",
+        "id": id,
+        "title": title,
+        "description": description,
+        "state": "OPEN",
+        "draft": false,
+        "author": {"type": "user", "display_name": "image-updater", "uuid": "{bot}"},
+        "source": {"branch": {"name": source}, "commit": {"hash": "0000000"}, "repository": bitbucket_repo("acme/infra")},
+        "destination": {"branch": {"name": dest}, "commit": {"hash": "0000000"}, "repository": bitbucket_repo("acme/infra")},
+        "reviewers": [],
+        "participants": [],
+        "close_source_branch": false,
+        "comment_count": 0,
+        "links": {
+            "self": {"href": format!("https://api.bitbucket.example/2.0/repositories/acme/infra/pullrequests/{id}")},
+            "html": {"href": format!("https://bitbucket.example/acme/infra/pull-requests/{id}")}
+        },
+        "created_on": "2024-05-01T10:00:00.000000+00:00",
+        "updated_on": "2024-05-01T10:00:00.000000+00:00"
+    })
+}
+
+fn bitbucket_error(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"type": "error", "error": {"message": message}}))
+}
+
+impl BitbucketFake {
+    pub fn new(token: &str) -> BitbucketFake {
+        BitbucketFake {
+            state: Arc::default(),
+            token: token.to_string(),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, PullState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn open(&self, head: &str, base: &str, title: &str, body: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        s.pulls.push(bitbucket_pull(id, head, base, title, body));
+        id
+    }
+
+    /// A pull request from the fork `contributor/infra`: listed with ours, not ours.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        let mut p = bitbucket_pull(id, head, base, title, "a contributor's change");
+        p["source"]["repository"] = bitbucket_repo("contributor/infra");
+        s.pulls.push(p);
+        id
+    }
+}
+
+impl Respond for BitbucketFake {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let call = Call::of(req);
+        let mut bb = self.state.lock().unwrap();
+        bb.calls.push(call.line());
+        if call.h("authorization") != format!("Bearer {}", self.token) {
+            return bitbucket_error(
+                401,
+                "Token is invalid, expired, or not supported for this endpoint.",
+            );
+        }
+        if call.h("user-agent").is_empty() {
+            bb.problems
+                .push(format!("{} without User-Agent", call.line()));
+        }
+        let Some(rest) = call
+            .path
+            .strip_prefix("/2.0/repositories/acme/infra/pullrequests")
+        else {
+            bb.problems.push(format!("unexpected {}", call.line()));
+            return bitbucket_error(404, "Resource not found");
+        };
+        let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        let mut problems = Vec::new();
+        let answer = match (call.method.as_str(), segs.as_slice()) {
+            ("GET", [""]) => {
+                let q = call.q("q").unwrap_or_default();
+                let source = bbql_value(&q, "source.branch.name");
+                if source.is_none() || bbql_value(&q, "state").as_deref() != Some("OPEN") {
+                    problems.push(format!(
+                        "{}: not filtered by source branch and state OPEN",
+                        call.line()
+                    ));
+                }
+                let dest = bbql_value(&q, "destination.branch.name");
+                let pagelen: usize = call.q("pagelen").and_then(|p| p.parse().ok()).unwrap_or(10);
+                if pagelen == 0 || pagelen > 50 {
+                    problems.push(format!("{}: pagelen {pagelen}", call.line()));
+                }
+                let list: Vec<Value> = bb
+                    .pulls
+                    .iter()
+                    .filter(|p| p["state"] == "OPEN")
+                    .filter(|p| {
+                        source
+                            .as_deref()
+                            .is_none_or(|s| p["source"]["branch"]["name"] == s)
+                    })
+                    .filter(|p| {
+                        dest.as_deref()
+                            .is_none_or(|d| p["destination"]["branch"]["name"] == d)
+                    })
+                    .cloned()
+                    .collect();
+                let list = unhidden_at(&mut bb.hidden, list, "/source/branch/name");
+                ResponseTemplate::new(200)
+                    .set_body_json(
+                        json!({"pagelen": pagelen, "page": 1, "size": list.len(), "values": list}),
+                    )
+                    .set_delay(bb.list_delay)
+            }
+            ("POST", [""]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &["title"],
+                    &[
+                        "title",
+                        "description",
+                        "source",
+                        "destination",
+                        "reviewers",
+                        "close_source_branch",
+                        "draft",
+                        "summary",
+                    ],
+                );
+                let source = call.body["source"]["branch"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let dest = call.body["destination"]["branch"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if source.is_empty() || dest.is_empty() {
+                    problems.push(format!(
+                        "{}: no source or destination branch: {}",
+                        call.line(),
+                        call.body
+                    ));
+                }
+                if bb.pulls.iter().any(|p| {
+                    p["state"] == "OPEN"
+                        && p["source"]["branch"]["name"] == source.as_str()
+                        && p["source"]["repository"]["full_name"] == "acme/infra"
+                }) {
+                    bitbucket_error(
+                        400,
+                        &format!("There is already an open pull request from {source}."),
+                    )
+                } else {
+                    let id = bb.pulls.len() as u64 + 1;
+                    let mut p = bitbucket_pull(
+                        id,
+                        &source,
+                        &dest,
+                        call.str_field("title").unwrap_or_default(),
+                        call.str_field("description").unwrap_or_default(),
+                    );
+                    p["draft"] = json!(call.body["draft"].as_bool().unwrap_or(false));
+                    bb.pulls.push(p.clone());
+                    ResponseTemplate::new(201).set_body_json(p)
+                }
+            }
+            (m @ ("GET" | "PUT"), [n]) => {
+                if m == "PUT" {
+                    check_body(
+                        &mut problems,
+                        &call,
+                        &[],
+                        &[
+                            "title",
+                            "description",
+                            "reviewers",
+                            "destination",
+                            "close_source_branch",
+                            "draft",
+                        ],
+                    );
+                }
+                let n: u64 = n.parse().unwrap_or(0);
+                let body = call.body.clone();
+                let mut named = None;
+                let answer = match bb.pulls.iter_mut().find(|p| p["id"] == n) {
+                    None => bitbucket_error(404, "Resource not found"),
+                    Some(p) if m == "GET" => ResponseTemplate::new(200).set_body_json(p.clone()),
+                    Some(p) if p["state"] != "OPEN" => {
+                        bitbucket_error(400, "Only open pull requests can be updated")
+                    }
+                    Some(p) => {
+                        for key in ["title", "description"] {
+                            if let Some(v) = body[key].as_str() {
+                                p[key] = json!(v);
+                            }
+                        }
+                        if let Some(list) = body["reviewers"].as_array() {
+                            let mut names = Vec::new();
+                            let mut accounts = Vec::new();
+                            for r in list {
+                                let uuid = r["uuid"].as_str().unwrap_or_default();
+                                match user_named(uuid) {
+                                    Some(name) => {
+                                        names.push(name.to_string());
+                                        accounts.push(json!({"type": "user", "uuid": uuid, "display_name": name}));
+                                    }
+                                    None => problems
+                                        .push(format!("{}: unknown reviewer {r}", call.line())),
+                                }
+                            }
+                            p["reviewers"] = Value::Array(accounts);
+                            named = Some(names);
+                        }
+                        ResponseTemplate::new(200).set_body_json(p.clone())
+                    }
+                };
+                if let Some(names) = named {
+                    bb.reviewers.retain(|(k, _)| *k != n);
+                    bb.reviewers.push((n, names));
+                }
+                answer
+            }
+            ("POST", [n, "decline"]) => {
+                if !call.body.is_null() && call.body != json!({}) {
+                    problems.push(format!(
+                        "{}: decline with a body {}",
+                        call.line(),
+                        call.body
+                    ));
+                }
+                let n: u64 = n.parse().unwrap_or(0);
+                match bb.pulls.iter_mut().find(|p| p["id"] == n) {
+                    None => bitbucket_error(404, "Resource not found"),
+                    Some(p) => {
+                        p["state"] = json!("DECLINED");
+                        ResponseTemplate::new(200).set_body_json(p.clone())
+                    }
+                }
+            }
+            ("POST", [n, "comments"]) => {
+                check_body(&mut problems, &call, &[], &["content", "inline", "parent"]);
+                let text = call.body["content"]["raw"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if text.is_empty() {
+                    problems.push(format!(
+                        "{}: comment without content.raw: {}",
+                        call.line(),
+                        call.body
+                    ));
+                }
+                let n: u64 = n.parse().unwrap_or(0);
+                bb.comments.push((n, text.clone()));
+                ResponseTemplate::new(201).set_body_json(json!({"type": "pullrequest_comment", "id": 700 + bb.comments.len(), "content": {"raw": text, "markup": "markdown"}}))
+            }
+            _ => {
+                problems.push(format!("unexpected {}", call.line()));
+                bitbucket_error(404, "Resource not found")
+            }
+        };
+        bb.problems.extend(problems);
+        answer
+    }
+}
+
+// --- Bitbucket Data Center ---------------------------------------------------------------------
+
+/// Bitbucket Data Center's REST API for the repository `ACME/infra` (repository id 1;
+/// `Authorization: Bearer`).
+#[derive(Clone)]
+pub struct BitbucketDcFake {
+    state: Arc<Mutex<PullState>>,
+    token: String,
+}
+
+fn bitbucket_dc_ref(branch: &str, repo_id: u64) -> Value {
+    let (key, slug) = if repo_id == 1 {
+        ("ACME", "infra")
+    } else {
+        ("~CONTRIBUTOR", "infra")
+    };
+    json!({"id": format!("refs/heads/{branch}"), "displayId": branch, "latestCommit": "0000000000000000000000000000000000000000",
+           "repository": {"id": repo_id, "slug": slug, "name": slug, "project": {"key": key}}})
+}
+
+fn bitbucket_dc_pull(id: u64, from: &str, to: &str, title: &str, description: &str) -> Value {
+    json!({
+        "id": id,
+        "version": 0,
+        "title": title,
+        "description": description,
+        "state": "OPEN",
+        "open": true,
+        "closed": false,
+        "draft": false,
+        "locked": false,
+        "createdDate": 1714557600000u64,
+        "updatedDate": 1714557600000u64,
+        "fromRef": bitbucket_dc_ref(from, 1),
+        "toRef": bitbucket_dc_ref(to, 1),
+        "author": {"user": {"name": "image-updater", "slug": "image-updater"}, "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+        "reviewers": [],
+        "participants": [],
+        "links": {"self": [{"href": format!("https://bitbucket.example.com/projects/ACME/repos/infra/pull-requests/{id}")}]}
+    })
+}
+
+fn bitbucket_dc_error(status: u16, message: &str, exception: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(
+        json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]}),
+    )
+}
+
+impl BitbucketDcFake {
+    pub fn new(token: &str) -> BitbucketDcFake {
+        BitbucketDcFake {
+            state: Arc::default(),
+            token: token.to_string(),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, PullState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn open(&self, head: &str, base: &str, title: &str, body: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        s.pulls.push(bitbucket_dc_pull(id, head, base, title, body));
+        id
+    }
+
+    /// A pull request from a personal fork (repository id 2): not one of this repository's
+    /// outgoing pull requests.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        let mut p = bitbucket_dc_pull(id, head, base, title, "a contributor's change");
+        p["fromRef"] = bitbucket_dc_ref(head, 2);
+        s.pulls.push(p);
+        id
+    }
+
+    /// The 409 to answer an edit naming `version` when `p` is at another one.
+    fn out_of_date(p: &Value, version: Option<u64>) -> Option<ResponseTemplate> {
+        let current = p["version"].as_u64().unwrap_or(0);
+        (version != Some(current)).then(|| {
+            ResponseTemplate::new(409).set_body_json(json!({"errors": [{"context": null,
+                "message": "You are attempting to modify a pull request based on out-of-date information.",
+                "exceptionName": "com.atlassian.bitbucket.pull.PullRequestOutOfDateException",
+                "currentVersion": current}]}))
+        })
+    }
+}
+
+impl Respond for BitbucketDcFake {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let call = Call::of(req);
+        let mut dc = self.state.lock().unwrap();
+        dc.calls.push(call.line());
+        if call.h("authorization") != format!("Bearer {}", self.token) {
+            return bitbucket_dc_error(
+                401,
+                "Authentication failed. Please check your credentials and try again.",
+                "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+            );
+        }
+        if call.h("user-agent").is_empty() {
+            dc.problems
+                .push(format!("{} without User-Agent", call.line()));
+        }
+        let Some(rest) = call
+            .path
+            .strip_prefix("/rest/api/1.0/projects/ACME/repos/infra/pull-requests")
+        else {
+            dc.problems.push(format!("unexpected {}", call.line()));
+            return bitbucket_dc_error(
+                404,
+                "Repository ACME/infra does not exist.",
+                "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+            );
+        };
+        let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        let mut problems = Vec::new();
+        let not_found = |n: &str| {
+            bitbucket_dc_error(
+                404,
+                &format!("Pull request {n} does not exist in ACME/infra."),
+                "com.atlassian.bitbucket.pull.NoSuchPullRequestException",
+            )
+        };
+        let answer = match (call.method.as_str(), segs.as_slice()) {
+            ("GET", [""]) => {
+                let at = call.q("at").unwrap_or_default();
+                if !at.starts_with("refs/heads/")
+                    || call.q("direction").as_deref() != Some("OUTGOING")
+                    || call.q("state").as_deref() != Some("OPEN")
+                {
+                    problems.push(format!(
+                        "{}: not listed by source ref, OUTGOING, OPEN",
+                        call.line()
+                    ));
+                }
+                let limit: usize = call.q("limit").and_then(|p| p.parse().ok()).unwrap_or(25);
+                let start: usize = call.q("start").and_then(|p| p.parse().ok()).unwrap_or(0);
+                let all: Vec<Value> = dc
+                    .pulls
+                    .iter()
+                    .filter(|p| {
+                        p["state"] == "OPEN"
+                            && p["fromRef"]["repository"]["id"] == 1
+                            && p["fromRef"]["id"] == at.as_str()
+                    })
+                    .cloned()
+                    .collect();
+                let total = all.len();
+                let page: Vec<Value> = all.into_iter().skip(start).take(limit.max(1)).collect();
+                let last = start + page.len() >= total;
+                let n = page.len();
+                let page = unhidden_at(&mut dc.hidden, page, "/fromRef/id");
+                let mut body = json!({"size": n, "limit": limit, "start": start, "isLastPage": last, "values": page});
+                if !last {
+                    body["nextPageStart"] = json!(start + n);
+                }
+                ResponseTemplate::new(200)
+                    .set_body_json(body)
+                    .set_delay(dc.list_delay)
+            }
+            ("POST", [""]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &["title"],
+                    &[
+                        "title",
+                        "description",
+                        "fromRef",
+                        "toRef",
+                        "reviewers",
+                        "draft",
+                        "state",
+                        "open",
+                        "closed",
+                        "locked",
+                    ],
+                );
+                let from = call.body["fromRef"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let to = call.body["toRef"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                for (which, r) in [
+                    ("fromRef", &call.body["fromRef"]),
+                    ("toRef", &call.body["toRef"]),
+                ] {
+                    if !r["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with("refs/heads/")
+                        || r["repository"]["slug"] != "infra"
+                        || r["repository"]["project"]["key"] != "ACME"
+                    {
+                        problems.push(format!("{}: {which} {r}", call.line()));
+                    }
+                }
+                let branch = |r: &str| r.strip_prefix("refs/heads/").unwrap_or(r).to_string();
+                if let Some(dup) = dc.pulls.iter().find(|p| {
+                    p["state"] == "OPEN"
+                        && p["fromRef"]["repository"]["id"] == 1
+                        && p["fromRef"]["id"] == from.as_str()
+                        && p["toRef"]["id"] == to.as_str()
+                }) {
+                    ResponseTemplate::new(409).set_body_json(json!({"errors": [{"context": null,
+                        "message": "Only one pull request may be open for a given source and target branch",
+                        "exceptionName": "com.atlassian.bitbucket.pull.DuplicatePullRequestException",
+                        "existingPullRequest": dup}]}))
+                } else {
+                    let id = dc.pulls.len() as u64 + 1;
+                    let mut p = bitbucket_dc_pull(
+                        id,
+                        &branch(&from),
+                        &branch(&to),
+                        call.str_field("title").unwrap_or_default(),
+                        call.str_field("description").unwrap_or_default(),
+                    );
+                    p["draft"] = json!(call.body["draft"].as_bool().unwrap_or(false));
+                    dc.pulls.push(p.clone());
+                    ResponseTemplate::new(201).set_body_json(p)
+                }
+            }
+            (m @ ("GET" | "PUT"), [n]) => {
+                if m == "PUT" {
+                    check_body(
+                        &mut problems,
+                        &call,
+                        &[],
+                        &[
+                            "title",
+                            "description",
+                            "version",
+                            "reviewers",
+                            "toRef",
+                            "draft",
+                        ],
+                    );
+                }
+                let version = call.body["version"].as_u64();
+                let body = call.body.clone();
+                match dc
+                    .pulls
+                    .iter_mut()
+                    .find(|p| p["id"].as_u64() == n.parse().ok())
+                {
+                    None => not_found(n),
+                    Some(p) if m == "GET" => ResponseTemplate::new(200).set_body_json(p.clone()),
+                    Some(p) => match Self::out_of_date(p, version) {
+                        Some(refused) => {
+                            problems.push(format!(
+                                "{}: version {version:?}, at {}",
+                                call.line(),
+                                p["version"]
+                            ));
+                            refused
+                        }
+                        None => {
+                            for key in ["title", "description"] {
+                                if let Some(v) = body[key].as_str() {
+                                    p[key] = json!(v);
+                                }
+                            }
+                            p["version"] = json!(p["version"].as_u64().unwrap_or(0) + 1);
+                            ResponseTemplate::new(200).set_body_json(p.clone())
+                        }
+                    },
+                }
+            }
+            ("POST", [n, "decline"]) => {
+                let version = call.q("version").and_then(|v| v.parse().ok());
+                match dc
+                    .pulls
+                    .iter_mut()
+                    .find(|p| p["id"].as_u64() == n.parse().ok())
+                {
+                    None => not_found(n),
+                    Some(p) => match Self::out_of_date(p, version) {
+                        Some(refused) => {
+                            problems.push(format!(
+                                "{}: version {version:?}, at {}",
+                                call.line(),
+                                p["version"]
+                            ));
+                            refused
+                        }
+                        None => {
+                            p["state"] = json!("DECLINED");
+                            p["open"] = json!(false);
+                            p["closed"] = json!(true);
+                            p["version"] = json!(p["version"].as_u64().unwrap_or(0) + 1);
+                            ResponseTemplate::new(200).set_body_json(p.clone())
+                        }
+                    },
+                }
+            }
+            ("POST", [n, "comments"]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &["text"],
+                    &["text", "parent", "anchor", "severity", "state"],
+                );
+                let text = call.str_field("text").unwrap_or_default().to_string();
+                dc.comments.push((n.parse().unwrap_or(0), text.clone()));
+                ResponseTemplate::new(201).set_body_json(
+                    json!({"id": 800 + dc.comments.len(), "version": 0, "text": text}),
+                )
+            }
+            ("POST", [n, "participants"]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &["role"],
+                    &["user", "role", "status", "approved", "lastReviewedCommit"],
+                );
+                let name = call.body["user"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if call.str_field("role") != Some("REVIEWER") {
+                    problems.push(format!("{}: role {:?}", call.line(), call.body["role"]));
+                }
+                let n: u64 = n.parse().unwrap_or(0);
+                if !USERS.iter().any(|(u, _, _)| *u == name) {
+                    bitbucket_dc_error(
+                        404,
+                        &format!("User {name} does not exist."),
+                        "com.atlassian.bitbucket.user.NoSuchUserException",
+                    )
+                } else {
+                    if let Some(p) = dc.pulls.iter_mut().find(|p| p["id"] == n) {
+                        let reviewers = p["reviewers"].as_array_mut().unwrap();
+                        reviewers.push(json!({"user": {"name": name, "slug": name}, "role": "REVIEWER", "approved": false, "status": "UNAPPROVED"}));
+                    }
+                    dc.reviewers.push((n, vec![name.clone()]));
+                    ResponseTemplate::new(200).set_body_json(json!({"user": {"name": name, "slug": name}, "role": "REVIEWER", "approved": false, "status": "UNAPPROVED"}))
+                }
+            }
+            _ => {
+                problems.push(format!("unexpected {}", call.line()));
+                not_found("?")
+            }
+        };
+        dc.problems.extend(problems);
+        answer
+    }
+}
+
+// --- Azure DevOps ------------------------------------------------------------------------------
+
+/// Azure DevOps' REST API 7.1 for the repository `infra` of project `platform` in the
+/// organization `acme` (`Authorization: Basic` of an empty user and a PAT, or `Bearer` and an
+/// OAuth token, each scheme noted in [`PullState::schemes`]; every request names
+/// `api-version=7.1`).
+#[derive(Clone)]
+pub struct AzureFake {
+    state: Arc<Mutex<PullState>>,
+    token: String,
+}
+
+fn azure_pull(id: u64, source: &str, target: &str, title: &str, description: &str) -> Value {
+    json!({
+        "pullRequestId": id,
+        "codeReviewId": id,
+        "status": "active",
+        "createdBy": {"id": AZURE_BOT_ID, "displayName": "Project Collection Build Service (acme)", "uniqueName": "build@acme"},
+        "creationDate": "2024-05-01T10:00:00.000Z",
+        "title": title,
+        "description": description,
+        "sourceRefName": format!("refs/heads/{source}"),
+        "targetRefName": format!("refs/heads/{target}"),
+        "mergeStatus": "succeeded",
+        "isDraft": false,
+        "mergeId": "00000000-0000-0000-0000-000000000000",
+        "reviewers": [],
+        "labels": [],
+        "url": format!("https://dev.azure.example/acme/6ce954b1-0000-4000-8000-000000000001/_apis/git/repositories/2f3d0000-0000-4000-8000-000000000002/pullRequests/{id}"),
+        "repository": {
+            "id": "2f3d0000-0000-4000-8000-000000000002",
+            "name": "infra",
+            "url": "https://dev.azure.example/acme/6ce954b1-0000-4000-8000-000000000001/_apis/git/repositories/2f3d0000-0000-4000-8000-000000000002",
+            "project": {"id": "6ce954b1-0000-4000-8000-000000000001", "name": "platform", "state": "wellFormed"},
+            "webUrl": "https://dev.azure.example/acme/platform/_git/infra"
+        },
+        "supportsIterations": true
+    })
+}
+
+fn azure_error(status: u16, message: &str, type_key: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "$id": "1", "innerException": null, "message": message,
+        "typeName": format!("Microsoft.TeamFoundation.Git.Server.{type_key}, Microsoft.TeamFoundation.Git.Server"),
+        "typeKey": type_key, "errorCode": 0, "eventId": 3000
+    }))
+}
+
+impl AzureFake {
+    pub fn new(token: &str) -> AzureFake {
+        AzureFake {
+            state: Arc::default(),
+            token: token.to_string(),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, PullState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn open(&self, head: &str, base: &str, title: &str, body: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        s.pulls.push(azure_pull(id, head, base, title, body));
+        id
+    }
+
+    /// A pull request from a fork (`forkSource` set): listed with ours, not ours.
+    pub fn open_from_fork(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut s = self.state();
+        let id = s.pulls.len() as u64 + 1;
+        let mut p = azure_pull(id, head, base, title, "a contributor's change");
+        p["forkSource"] = json!({"name": format!("refs/heads/{head}"), "repository": {"id": "f0f0", "name": "infra-fork"}});
+        p["createdBy"] = json!({"id": "c0c0", "displayName": "A Contributor"});
+        s.pulls.push(p);
+        id
+    }
+}
+
+impl Respond for AzureFake {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        use base64::Engine as _;
+        let call = Call::of(req);
+        let mut az = self.state.lock().unwrap();
+        az.calls.push(call.line());
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(":{}", self.token));
+        let auth = call.h("authorization").to_string();
+        if auth != format!("Basic {basic}") && auth != format!("Bearer {}", self.token) {
+            return azure_error(
+                401,
+                "TF400813: The user '' is not authorized to access this resource.",
+                "UnauthorizedRequestException",
+            );
+        }
+        if call.h("user-agent").is_empty() {
+            az.problems
+                .push(format!("{} without User-Agent", call.line()));
+        }
+        let scheme = auth.split(' ').next().unwrap_or_default().to_string();
+        az.schemes.push(scheme);
+        if call.q("api-version").as_deref() != Some("7.1") {
+            az.problems
+                .push(format!("{}: api-version is not 7.1", call.line()));
+            return azure_error(
+                400,
+                "No api-version was supplied for the request.",
+                "VssVersionNotSpecifiedException",
+            );
+        }
+        let lower = call.path.to_ascii_lowercase();
+        let Some(rest) =
+            lower.strip_prefix("/acme/platform/_apis/git/repositories/infra/pullrequests")
+        else {
+            az.problems.push(format!("unexpected {}", call.line()));
+            return azure_error(404, "TF401019: The Git repository with name or identifier infra does not exist or you do not have permissions for the operation you are attempting.", "GitRepositoryNotFoundException");
+        };
+        // Ids keep their case: take them from the path as sent.
+        let sent = &call.path[call.path.len() - rest.len()..];
+        let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        let sent_segs: Vec<&str> = sent.trim_start_matches('/').split('/').collect();
+        let mut problems = Vec::new();
+        let not_found = |n: &str| {
+            azure_error(
+                404,
+                &format!("TF401180: The requested pull request {n} was not found."),
+                "GitPullRequestNotFoundException",
+            )
+        };
+        let answer = match (call.method.as_str(), segs.as_slice()) {
+            ("GET", [""]) => {
+                let source = call.q("searchCriteria.sourceRefName");
+                if source.is_none() || call.q("searchCriteria.status").as_deref() != Some("active")
+                {
+                    problems.push(format!(
+                        "{}: not listed by source ref and status active",
+                        call.line()
+                    ));
+                }
+                let target = call.q("searchCriteria.targetRefName");
+                let list: Vec<Value> = az
+                    .pulls
+                    .iter()
+                    .filter(|p| p["status"] == "active")
+                    .filter(|p| source.as_deref().is_none_or(|s| p["sourceRefName"] == s))
+                    .filter(|p| target.as_deref().is_none_or(|t| p["targetRefName"] == t))
+                    .cloned()
+                    .collect();
+                let list = unhidden_at(&mut az.hidden, list, "/sourceRefName");
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"value": list, "count": list.len()}))
+                    .set_delay(az.list_delay)
+            }
+            ("POST", [""]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &["sourceRefName", "targetRefName", "title"],
+                    &[
+                        "sourceRefName",
+                        "targetRefName",
+                        "title",
+                        "description",
+                        "isDraft",
+                        "reviewers",
+                        "labels",
+                        "workItemRefs",
+                        "completionOptions",
+                        "mergeOptions",
+                        "forkSource",
+                    ],
+                );
+                let source = call
+                    .str_field("sourceRefName")
+                    .unwrap_or_default()
+                    .to_string();
+                let target = call
+                    .str_field("targetRefName")
+                    .unwrap_or_default()
+                    .to_string();
+                if !source.starts_with("refs/heads/") || !target.starts_with("refs/heads/") {
+                    problems.push(format!("{}: refs {source:?} {target:?}", call.line()));
+                }
+                if az.pulls.iter().any(|p| {
+                    p["status"] == "active"
+                        && p["forkSource"].is_null()
+                        && p["sourceRefName"] == source.as_str()
+                        && p["targetRefName"] == target.as_str()
+                }) {
+                    azure_error(409, "TF401179: An active pull request for the source and target branch already exists.", "GitPullRequestExistsException")
+                } else {
+                    let id = az.pulls.len() as u64 + 1;
+                    let branch = |r: &str| r.strip_prefix("refs/heads/").unwrap_or(r).to_string();
+                    let mut p = azure_pull(
+                        id,
+                        &branch(&source),
+                        &branch(&target),
+                        call.str_field("title").unwrap_or_default(),
+                        call.str_field("description").unwrap_or_default(),
+                    );
+                    p["isDraft"] = json!(call.body["isDraft"].as_bool().unwrap_or(false));
+                    az.pulls.push(p.clone());
+                    ResponseTemplate::new(201).set_body_json(p)
+                }
+            }
+            (m @ ("GET" | "PATCH"), [n]) => {
+                if m == "PATCH" {
+                    check_body(
+                        &mut problems,
+                        &call,
+                        &[],
+                        &[
+                            "title",
+                            "description",
+                            "status",
+                            "isDraft",
+                            "autoCompleteSetBy",
+                            "completionOptions",
+                            "mergeOptions",
+                            "targetRefName",
+                        ],
+                    );
+                }
+                let body = call.body.clone();
+                let id: u64 = n.parse().unwrap_or(0);
+                let mut auto = false;
+                let answer = match az.pulls.iter_mut().find(|p| p["pullRequestId"] == id) {
+                    None => not_found(n),
+                    Some(p) if m == "GET" => ResponseTemplate::new(200).set_body_json(p.clone()),
+                    Some(p) => {
+                        for key in ["title", "description"] {
+                            if let Some(v) = body[key].as_str() {
+                                p[key] = json!(v);
+                            }
+                        }
+                        match body["status"].as_str() {
+                            Some(s @ ("abandoned" | "active" | "completed")) => {
+                                p["status"] = json!(s)
+                            }
+                            Some(other) => {
+                                problems.push(format!("{}: status {other:?}", call.line()))
+                            }
+                            None => {}
+                        }
+                        if let Some(by) = body.get("autoCompleteSetBy") {
+                            if by["id"] != p["createdBy"]["id"] {
+                                problems.push(format!(
+                                    "{}: auto-complete set by {by}, not the creator",
+                                    call.line()
+                                ));
+                            }
+                            p["autoCompleteSetBy"] = by.clone();
+                            auto = true;
+                        }
+                        ResponseTemplate::new(200).set_body_json(p.clone())
+                    }
+                };
+                if auto {
+                    az.auto_merge.push(id);
+                }
+                answer
+            }
+            ("POST", [n, "threads"]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &[],
+                    &[
+                        "comments",
+                        "status",
+                        "properties",
+                        "threadContext",
+                        "pullRequestThreadContext",
+                    ],
+                );
+                let text = call.body["comments"][0]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if text.is_empty() {
+                    problems.push(format!(
+                        "{}: thread without a comment: {}",
+                        call.line(),
+                        call.body
+                    ));
+                }
+                az.comments.push((n.parse().unwrap_or(0), text.clone()));
+                ResponseTemplate::new(200).set_body_json(json!({"id": 900 + az.comments.len(), "status": call.body["status"], "comments": [{"id": 1, "parentCommentId": 0, "content": text, "commentType": "text"}]}))
+            }
+            ("POST", [n, "labels"]) => {
+                check_body(&mut problems, &call, &["name"], &["name"]);
+                let name = call.str_field("name").unwrap_or_default().to_string();
+                let id: u64 = n.parse().unwrap_or(0);
+                if let Some(p) = az.pulls.iter_mut().find(|p| p["pullRequestId"] == id) {
+                    p["labels"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"id": format!("label-{name}"), "name": name, "active": true}));
+                }
+                az.labels.push((id, vec![name.clone()]));
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"id": format!("label-{name}"), "name": name, "active": true}),
+                )
+            }
+            ("PUT", [n, "reviewers", _]) => {
+                check_body(
+                    &mut problems,
+                    &call,
+                    &[],
+                    &["vote", "isRequired", "isFlagged", "hasDeclined", "id"],
+                );
+                let reviewer = sent_segs[2];
+                let id: u64 = n.parse().unwrap_or(0);
+                match user_named(reviewer) {
+                    None => azure_error(
+                        400,
+                        &format!("The identity {reviewer} could not be found."),
+                        "IdentityNotFoundException",
+                    ),
+                    Some(name) => {
+                        if let Some(p) = az.pulls.iter_mut().find(|p| p["pullRequestId"] == id) {
+                            p["reviewers"]
+                                .as_array_mut()
+                                .unwrap()
+                                .push(json!({"id": reviewer, "displayName": name, "vote": 0}));
+                        }
+                        az.reviewers.push((id, vec![name.to_string()]));
+                        ResponseTemplate::new(200).set_body_json(
+                            json!({"id": reviewer, "displayName": name, "vote": call.body["vote"]}),
+                        )
+                    }
+                }
+            }
+            _ => {
+                problems.push(format!("unexpected {}", call.line()));
+                not_found("?")
+            }
+        };
+        az.problems.extend(problems);
+        answer
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any of them, for scenarios that run on every forge
 // ---------------------------------------------------------------------------------------------
 
 /// Which forge a scenario runs against.
@@ -1349,10 +2434,20 @@ pub enum Forge {
     Github,
     Gitlab,
     Gitea,
+    BitbucketCloud,
+    BitbucketDc,
+    Azure,
 }
 
 impl Forge {
-    pub const ALL: [Forge; 3] = [Forge::Github, Forge::Gitlab, Forge::Gitea];
+    pub const ALL: [Forge; 6] = [
+        Forge::Github,
+        Forge::Gitlab,
+        Forge::Gitea,
+        Forge::BitbucketCloud,
+        Forge::BitbucketDc,
+        Forge::Azure,
+    ];
 
     /// The name `delivery.forge` takes.
     pub fn name(self) -> &'static str {
@@ -1360,6 +2455,9 @@ impl Forge {
             Forge::Github => "github",
             Forge::Gitlab => "gitlab",
             Forge::Gitea => "gitea",
+            Forge::BitbucketCloud => "bitbucket",
+            Forge::BitbucketDc => "bitbucket-server",
+            Forge::Azure => "azure-devops",
         }
     }
 
@@ -1369,14 +2467,19 @@ impl Forge {
             Forge::Github => uri.to_string(),
             Forge::Gitlab => format!("{uri}/api/v4"),
             Forge::Gitea => format!("{uri}/api/v1"),
+            Forge::BitbucketCloud => format!("{uri}/2.0"),
+            Forge::BitbucketDc => format!("{uri}/rest/api/1.0"),
+            Forge::Azure => format!("{uri}/acme"),
         }
     }
 
-    /// The repository (GitLab: project path) the fake serves.
+    /// The repository (GitLab: project path; Azure DevOps: project/repository) the fake serves.
     pub fn repository(self) -> &'static str {
         match self {
             Forge::Gitlab => "acme/platform/infra",
-            Forge::Github | Forge::Gitea => "acme/infra",
+            Forge::Github | Forge::Gitea | Forge::BitbucketCloud => "acme/infra",
+            Forge::BitbucketDc => "ACME/infra",
+            Forge::Azure => "platform/infra",
         }
     }
 
@@ -1386,15 +2489,19 @@ impl Forge {
             Forge::Github => "GITHUB_TOKEN",
             Forge::Gitlab => "GITLAB_TOKEN",
             Forge::Gitea => "GITEA_TOKEN",
+            Forge::BitbucketCloud => "BITBUCKET_ACCESS_TOKEN",
+            Forge::BitbucketDc => "BITBUCKET_ACCESS_TOKEN",
+            // A PAT, sent as Basic (Azure Pipelines' SYSTEM_ACCESSTOKEN is sent as Bearer).
+            Forge::Azure => "AZURE_DEVOPS_EXT_PAT",
         }
     }
 
-    /// How a draft's title starts on this forge (GitHub marks drafts with a field instead).
+    /// How a draft's title starts on this forge (the others mark drafts with a field).
     pub fn draft_prefix(self) -> &'static str {
         match self {
-            Forge::Github => "",
             Forge::Gitlab => "Draft: ",
             Forge::Gitea => "WIP: ",
+            _ => "",
         }
     }
 
@@ -1404,7 +2511,36 @@ impl Forge {
             Forge::Github => "Bad credentials",
             Forge::Gitlab => "401 Unauthorized",
             Forge::Gitea => "token is required",
+            Forge::BitbucketCloud => "Token is invalid",
+            Forge::BitbucketDc => "Authentication failed",
+            Forge::Azure => "TF400813",
         }
+    }
+
+    /// How the config names the user called `name` as a reviewer: the name, a Bitbucket Cloud
+    /// account uuid, an Azure DevOps identity id.
+    pub fn reviewer(self, name: &str) -> String {
+        let user = USERS.iter().find(|(n, _, _)| *n == name);
+        match (self, user) {
+            (Forge::BitbucketCloud, Some((_, uuid, _))) => uuid.to_string(),
+            (Forge::Azure, Some((_, _, id))) => id.to_string(),
+            _ => name.to_string(),
+        }
+    }
+
+    /// Whether the forge has pull request labels.
+    pub fn has_labels(self) -> bool {
+        !matches!(self, Forge::BitbucketCloud | Forge::BitbucketDc)
+    }
+
+    /// Whether the forge has pull request assignees.
+    pub fn has_assignees(self) -> bool {
+        matches!(self, Forge::Github | Forge::Gitlab | Forge::Gitea)
+    }
+
+    /// Whether the forge merges a pull request once its checks pass, when asked.
+    pub fn has_auto_merge(self) -> bool {
+        !matches!(self, Forge::BitbucketCloud | Forge::BitbucketDc)
     }
 
     /// `delivery:` lines pointing a run at this forge's fake on `uri`, then `extra` lines.
@@ -1440,6 +2576,9 @@ pub enum ForgeFake {
     Github(GithubFake),
     Gitlab(GitlabFake),
     Gitea(GiteaFake),
+    BitbucketCloud(BitbucketFake),
+    BitbucketDc(BitbucketDcFake),
+    Azure(AzureFake),
 }
 
 /// The strings of a JSON array (of strings, or of objects' `key`); none for anything else.
@@ -1471,11 +2610,17 @@ impl ForgeFake {
             Forge::Github => ForgeFake::Github(GithubFake::new(token)),
             Forge::Gitlab => ForgeFake::Gitlab(GitlabFake::new(token)),
             Forge::Gitea => ForgeFake::Gitea(GiteaFake::new(token)),
+            Forge::BitbucketCloud => ForgeFake::BitbucketCloud(BitbucketFake::new(token)),
+            Forge::BitbucketDc => ForgeFake::BitbucketDc(BitbucketDcFake::new(token)),
+            Forge::Azure => ForgeFake::Azure(AzureFake::new(token)),
         };
         match &fake {
             ForgeFake::Github(f) => mount_fake(&server, f.clone()).await,
             ForgeFake::Gitlab(f) => mount_fake(&server, f.clone()).await,
             ForgeFake::Gitea(f) => mount_fake(&server, f.clone()).await,
+            ForgeFake::BitbucketCloud(f) => mount_fake(&server, f.clone()).await,
+            ForgeFake::BitbucketDc(f) => mount_fake(&server, f.clone()).await,
+            ForgeFake::Azure(f) => mount_fake(&server, f.clone()).await,
         }
         (fake, server)
     }
@@ -1542,6 +2687,82 @@ impl ForgeFake {
                     })
                     .collect()
             }
+            ForgeFake::BitbucketCloud(f) => {
+                let s = f.state();
+                s.pulls
+                    .iter()
+                    .map(|p| {
+                        let n = p["id"].as_u64().unwrap_or(0);
+                        Pr {
+                            number: n,
+                            head: p["source"]["branch"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
+                            base: p["destination"]["branch"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
+                            title: p["title"].as_str().unwrap_or_default().into(),
+                            body: p["description"].as_str().unwrap_or_default().into(),
+                            open: p["state"] == "OPEN",
+                            draft: p["draft"] == true,
+                            labels: Vec::new(),
+                            reviewers: names(&p["reviewers"], Some("display_name")),
+                            assignees: Vec::new(),
+                        }
+                    })
+                    .collect()
+            }
+            ForgeFake::BitbucketDc(f) => {
+                let s = f.state();
+                s.pulls
+                    .iter()
+                    .map(|p| {
+                        let n = p["id"].as_u64().unwrap_or(0);
+                        Pr {
+                            number: n,
+                            head: p["fromRef"]["displayId"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
+                            base: p["toRef"]["displayId"].as_str().unwrap_or_default().into(),
+                            title: p["title"].as_str().unwrap_or_default().into(),
+                            body: p["description"].as_str().unwrap_or_default().into(),
+                            open: p["state"] == "OPEN",
+                            draft: p["draft"] == true,
+                            labels: Vec::new(),
+                            reviewers: logged(&s.reviewers, n),
+                            assignees: Vec::new(),
+                        }
+                    })
+                    .collect()
+            }
+            ForgeFake::Azure(f) => {
+                let s = f.state();
+                s.pulls
+                    .iter()
+                    .map(|p| {
+                        let n = p["pullRequestId"].as_u64().unwrap_or(0);
+                        let branch = |r: &Value| {
+                            let r = r.as_str().unwrap_or_default();
+                            r.strip_prefix("refs/heads/").unwrap_or(r).to_string()
+                        };
+                        Pr {
+                            number: n,
+                            head: branch(&p["sourceRefName"]),
+                            base: branch(&p["targetRefName"]),
+                            title: p["title"].as_str().unwrap_or_default().into(),
+                            body: p["description"].as_str().unwrap_or_default().into(),
+                            open: p["status"] == "active",
+                            draft: p["isDraft"] == true,
+                            labels: names(&p["labels"], Some("name")),
+                            reviewers: names(&p["reviewers"], Some("displayName")),
+                            assignees: Vec::new(),
+                        }
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -1561,6 +2782,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().comments.clone(),
             ForgeFake::Gitlab(f) => f.state().notes.clone(),
             ForgeFake::Gitea(f) => f.state().comments.clone(),
+            ForgeFake::BitbucketCloud(f) => f.state().comments.clone(),
+            ForgeFake::BitbucketDc(f) => f.state().comments.clone(),
+            ForgeFake::Azure(f) => f.state().comments.clone(),
         }
     }
 
@@ -1570,6 +2794,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().auto_merge.clone(),
             ForgeFake::Gitlab(f) => f.state().auto_merge.clone(),
             ForgeFake::Gitea(f) => f.state().auto_merge.iter().map(|(n, _)| *n).collect(),
+            ForgeFake::BitbucketCloud(f) => f.state().auto_merge.clone(),
+            ForgeFake::BitbucketDc(f) => f.state().auto_merge.clone(),
+            ForgeFake::Azure(f) => f.state().auto_merge.clone(),
         }
     }
 
@@ -1579,6 +2806,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().calls.clone(),
             ForgeFake::Gitlab(f) => f.state().calls.clone(),
             ForgeFake::Gitea(f) => f.state().calls.clone(),
+            ForgeFake::BitbucketCloud(f) => f.state().calls.clone(),
+            ForgeFake::BitbucketDc(f) => f.state().calls.clone(),
+            ForgeFake::Azure(f) => f.state().calls.clone(),
         }
     }
 
@@ -1588,6 +2818,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().problems.clone(),
             ForgeFake::Gitlab(f) => f.state().problems.clone(),
             ForgeFake::Gitea(f) => f.state().problems.clone(),
+            ForgeFake::BitbucketCloud(f) => f.state().problems.clone(),
+            ForgeFake::BitbucketDc(f) => f.state().problems.clone(),
+            ForgeFake::Azure(f) => f.state().problems.clone(),
         }
     }
 
@@ -1597,6 +2830,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.open(head, base, title, body),
             ForgeFake::Gitlab(f) => f.open(head, base, title, body),
             ForgeFake::Gitea(f) => f.open(head, base, title, body),
+            ForgeFake::BitbucketCloud(f) => f.open(head, base, title, body),
+            ForgeFake::BitbucketDc(f) => f.open(head, base, title, body),
+            ForgeFake::Azure(f) => f.open(head, base, title, body),
         }
     }
 
@@ -1606,6 +2842,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.open_from_fork(head, base, title),
             ForgeFake::Gitlab(f) => f.open_from_fork(head, base, title),
             ForgeFake::Gitea(f) => f.open_from_fork(head, base, title),
+            ForgeFake::BitbucketCloud(f) => f.open_from_fork(head, base, title),
+            ForgeFake::BitbucketDc(f) => f.open_from_fork(head, base, title),
+            ForgeFake::Azure(f) => f.open_from_fork(head, base, title),
         }
     }
 
@@ -1615,6 +2854,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().list_delay = delay,
             ForgeFake::Gitlab(f) => f.state().list_delay = delay,
             ForgeFake::Gitea(f) => f.state().list_delay = delay,
+            ForgeFake::BitbucketCloud(f) => f.state().list_delay = delay,
+            ForgeFake::BitbucketDc(f) => f.state().list_delay = delay,
+            ForgeFake::Azure(f) => f.state().list_delay = delay,
         }
     }
 
@@ -1625,6 +2867,9 @@ impl ForgeFake {
             ForgeFake::Github(f) => f.state().hidden.insert(branch.into(), listings),
             ForgeFake::Gitlab(f) => f.state().hidden.insert(branch.into(), listings),
             ForgeFake::Gitea(f) => f.state().hidden.insert(branch.into(), listings),
+            ForgeFake::BitbucketCloud(f) => f.state().hidden.insert(branch.into(), listings),
+            ForgeFake::BitbucketDc(f) => f.state().hidden.insert(branch.into(), listings),
+            ForgeFake::Azure(f) => f.state().hidden.insert(branch.into(), listings),
         };
         assert!(hidden.is_none(), "{branch} was hidden already");
     }

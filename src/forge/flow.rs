@@ -45,6 +45,8 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     const BODY: &'static str;
     /// The field and value an edit closes with: `state: closed`, GitLab `state_event: close`.
     const CLOSE: (&'static str, &'static str);
+    /// Query parameters every request carries (Azure DevOps: `api-version`).
+    const QUERY: &'static [(&'static str, &'static str)] = &[];
     /// Whether a duplicate is looked up by head and base first, then by head alone (GitHub);
     /// otherwise by head alone, preferring the one with the same base.
     const ADOPT_BY_BASE_FIRST: bool = false;
@@ -53,7 +55,7 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     type Pull: DeserializeOwned + Send;
 
     /// The header that carries the token, and its value.
-    fn auth(token: &Secret) -> (HeaderName, String);
+    fn auth(&self, token: &Secret) -> (HeaderName, String);
 
     /// The repository's path below the API root: `/repos/acme/infra`, `/projects/42`.
     fn repo(&self) -> &str;
@@ -65,7 +67,7 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
     fn comments(number: u64) -> String;
 
     /// The create request for `pr`, with `title` already marked as a draft where titles do so.
-    fn create_body(pr: &NewPullRequest, title: &str, draft: bool) -> serde_json::Value;
+    fn create_body(&self, pr: &NewPullRequest, title: &str, draft: bool) -> serde_json::Value;
 
     /// Whether a refused create means "one is open for this branch already".
     fn is_duplicate(e: &ForgeError) -> bool;
@@ -98,6 +100,39 @@ pub(crate) trait Dialect: Send + Sync + Sized + 'static {
         query: &[(&str, &str)],
     ) -> impl Future<Output = Result<Vec<Self::Pull>, ForgeError>> + Send {
         api.json(Method::GET, path, query, None)
+    }
+
+    /// Edit pull request `number` with the fields of `req` (title and description, or the
+    /// close field): [`Dialect::EDIT`] on [`Dialect::pull`]. Bitbucket Data Center also sends
+    /// the version it edits.
+    fn edit(
+        &self,
+        api: &Api,
+        number: u64,
+        req: serde_json::Value,
+    ) -> impl Future<Output = Result<Self::Pull, ForgeError>> + Send {
+        let path = self.pull(number);
+        async move { api.json(Self::EDIT, &path, &[], Some(&req)).await }
+    }
+
+    /// Comment `text` on pull request `number`: `{"body": text}` to [`Dialect::comments`].
+    fn comment(
+        &self,
+        api: &Api,
+        number: u64,
+        text: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send {
+        let path = format!("{}{}", self.repo(), Self::comments(number));
+        let body = json!({ "body": text });
+        async move { api.send(Method::POST, &path, Some(&body)).await }
+    }
+
+    /// Close pull request `number` unmerged: an edit with [`Dialect::CLOSE`]; Bitbucket
+    /// declines instead.
+    fn close(&self, api: &Api, number: u64) -> impl Future<Output = Result<(), ForgeError>> + Send {
+        let (field, value) = Self::CLOSE;
+        let edit = self.edit(api, number, json!({ field: value }));
+        async move { edit.await.map(|_| ()) }
     }
 
     /// Add `labels` (not empty) by name.
@@ -170,8 +205,8 @@ pub(crate) struct Flow<D> {
 impl<D: Dialect> Flow<D> {
     /// A client for `api_url` (the API root) speaking `dialect`, authenticated with `token`.
     pub(crate) fn new(dialect: D, api_url: &str, token: Secret) -> Result<Flow<D>, ForgeError> {
-        let auth = D::auth(&token);
-        let api = Api::new(D::KIND, api_url, token, auth, D::HEADERS)?;
+        let auth = dialect.auth(&token);
+        let api = Api::new(D::KIND, api_url, token, auth, D::HEADERS)?.with_query(D::QUERY);
         Ok(Flow { api, dialect })
     }
 
@@ -207,7 +242,7 @@ impl<D: Dialect> Flow<D> {
             Drafts::TitlePrefix(prefix) if draft => format!("{prefix}{}", pr.title),
             _ => pr.title.clone(),
         };
-        let body = D::create_body(pr, &title, draft);
+        let body = self.dialect.create_body(pr, &title, draft);
         let path = format!("{}{}", self.dialect.repo(), D::PULLS);
         let p: D::Pull = self.api.json(Method::POST, &path, &[], Some(&body)).await?;
         Ok(D::read(p))
@@ -256,7 +291,7 @@ impl<D: Dialect> Flow<D> {
             }
         };
         let req = json!({ "title": title, D::BODY: body });
-        let p: D::Pull = self.api.json(D::EDIT, &path, &[], Some(&req)).await?;
+        let p = self.dialect.edit(&self.api, number, req).await?;
         Ok(D::read(p))
     }
 
@@ -303,19 +338,9 @@ impl<D: Dialect> Flow<D> {
 
     pub(crate) async fn close(&self, number: u64, comment: &str) -> Result<(), ForgeError> {
         if !comment.is_empty() {
-            let path = format!("{}{}", self.dialect.repo(), D::comments(number));
-            self.api
-                .send(Method::POST, &path, Some(&json!({ "body": comment })))
-                .await?;
+            self.dialect.comment(&self.api, number, comment).await?;
         }
-        let (field, value) = D::CLOSE;
-        self.api
-            .send(
-                D::EDIT,
-                &self.dialect.pull(number),
-                Some(&json!({ field: value })),
-            )
-            .await
+        self.dialect.close(&self.api, number).await
     }
 }
 
@@ -385,6 +410,16 @@ impl<D: Dialect> Forge for Flow<D> {
     }
 }
 
+/// Say, once per call, that `kind` has no `what` (labels, assignees, auto-merge), so the
+/// setting that asked for it is left out; the pull request itself is delivered.
+pub(crate) fn not_on(kind: ForgeKind, what: &str, setting: &str) -> Result<(), ForgeError> {
+    tracing::warn!(
+        "{} pull requests have no {what}: delivery.pull_request.{setting} is not applied",
+        kind.name()
+    );
+    Ok(())
+}
+
 /// `owner/name` split in two, or an error naming the forge.
 pub(crate) fn owner_and_name(
     kind: ForgeKind,
@@ -406,7 +441,10 @@ pub(crate) fn owner_and_name(
 #[cfg(test)]
 mod tests {
     use super::super::fakes::{Forge as Which, ForgeFake};
-    use super::super::{gitea::Gitea, github::Github, gitlab::Gitlab};
+    use super::super::{
+        azure::Azure, bitbucket::Bitbucket, bitbucket_dc::BitbucketDc, gitea::Gitea,
+        github::Github, gitlab::Gitlab,
+    };
     use super::*;
 
     const TOKEN: &str = "flow_TESTTOKEN123456";
@@ -419,6 +457,9 @@ mod tests {
             Which::Github => Box::new(Github::connect(&api, repo, token).unwrap()),
             Which::Gitlab => Box::new(Gitlab::connect(&api, repo, token).unwrap()),
             Which::Gitea => Box::new(Gitea::connect(&api, repo, token).unwrap()),
+            Which::BitbucketCloud => Box::new(Bitbucket::connect(&api, repo, token).unwrap()),
+            Which::BitbucketDc => Box::new(BitbucketDc::connect(&api, repo, token).unwrap()),
+            Which::Azure => Box::new(Azure::connect(&api, repo, token, false).unwrap()),
         }
     }
 

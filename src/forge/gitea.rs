@@ -98,7 +98,7 @@ impl Dialect for Gitea {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("token {}", token.expose()))
     }
 
@@ -124,7 +124,7 @@ impl Dialect for Gitea {
         format!("/issues/{number}/comments")
     }
 
-    fn create_body(pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
+    fn create_body(&self, pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
         json!({
             "head": pr.head,
             "base": pr.base,

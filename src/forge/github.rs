@@ -94,7 +94,7 @@ impl Dialect for Github {
 
     type Pull = Pull;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (AUTHORIZATION, format!("Bearer {}", token.expose()))
     }
 
@@ -115,7 +115,7 @@ impl Dialect for Github {
         format!("/issues/{number}/comments")
     }
 
-    fn create_body(pr: &NewPullRequest, title: &str, draft: bool) -> Value {
+    fn create_body(&self, pr: &NewPullRequest, title: &str, draft: bool) -> Value {
         json!({
             "title": title,
             "head": pr.head,

@@ -129,7 +129,7 @@ impl Dialect for Gitlab {
 
     type Pull = MergeRequest;
 
-    fn auth(token: &Secret) -> (HeaderName, String) {
+    fn auth(&self, token: &Secret) -> (HeaderName, String) {
         (
             HeaderName::from_static("private-token"),
             token.expose().to_string(),
@@ -153,7 +153,7 @@ impl Dialect for Gitlab {
         format!("/merge_requests/{number}/notes")
     }
 
-    fn create_body(pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
+    fn create_body(&self, pr: &NewPullRequest, title: &str, _draft: bool) -> Value {
         json!({
             "source_branch": pr.head,
             "target_branch": pr.base,

@@ -23,6 +23,8 @@ pub(crate) struct Api {
     base: String,
     kind: ForgeKind,
     token: Secret,
+    /// Query parameters every request carries.
+    fixed_query: &'static [(&'static str, &'static str)],
 }
 
 impl Api {
@@ -81,7 +83,14 @@ impl Api {
             base,
             kind,
             token,
+            fixed_query: &[],
         })
+    }
+
+    /// The same client, adding `query` to every request (Azure DevOps' `api-version`).
+    pub(crate) fn with_query(mut self, query: &'static [(&'static str, &'static str)]) -> Api {
+        self.fixed_query = query;
+        self
     }
 
     /// Call `path` (relative to the API root, or an absolute URL) and decode the JSON answer.
@@ -165,6 +174,9 @@ impl Api {
         let mut req = self.client.request(method.clone(), &url);
         if !query.is_empty() {
             req = req.query(query);
+        }
+        if !self.fixed_query.is_empty() && !url.contains('?') {
+            req = req.query(self.fixed_query);
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -7,11 +7,15 @@
 //! find, create or adopt, update keeping the draft, label, review, assign, auto-merge, close),
 //! spoken in its own REST dialect: [`github`] (REST v3, GraphQL for auto-merge; api.github.com
 //! and GHES), [`gitlab`] (API v4; gitlab.com and self-managed), [`gitea`] (API v1; Gitea and
-//! Forgejo).
+//! Forgejo), [`bitbucket`] (Bitbucket Cloud API 2.0), [`bitbucket_dc`] (Bitbucket Data Center
+//! REST 1.0), [`azure`] (Azure DevOps Repos REST 7.1).
 //!
 //! Errors quote the forge's answer (status and message) and never the token: the token lives in
 //! a [`Secret`] that prints as `***`, and every message is scrubbed of it before it leaves.
 
+pub mod azure;
+pub mod bitbucket;
+pub mod bitbucket_dc;
 pub mod detect;
 #[cfg(test)]
 #[allow(dead_code)]
@@ -38,15 +42,41 @@ pub enum ForgeKind {
     Gitlab,
     /// Gitea and Forgejo (the same API).
     Gitea,
+    /// Bitbucket Cloud (bitbucket.org).
+    #[serde(rename = "bitbucket")]
+    BitbucketCloud,
+    /// Bitbucket Data Center and Server.
+    #[serde(rename = "bitbucket-server")]
+    BitbucketDc,
+    /// Azure DevOps Repos (Services and Server).
+    #[serde(rename = "azure-devops")]
+    Azure,
 }
 
 impl ForgeKind {
-    /// The forge's name for messages: `GitHub`, `GitLab`, `Gitea`.
+    /// Every forge, in the order messages list them.
+    pub const ALL: [ForgeKind; 6] = [
+        ForgeKind::Github,
+        ForgeKind::Gitlab,
+        ForgeKind::Gitea,
+        ForgeKind::BitbucketCloud,
+        ForgeKind::BitbucketDc,
+        ForgeKind::Azure,
+    ];
+
+    /// What `delivery.forge` accepts, for messages.
+    pub const EXPECTED: &'static str =
+        "github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure)";
+
+    /// The forge's name for messages: `GitHub`, `GitLab`, `Gitea`, `Bitbucket Cloud`, ….
     pub fn name(self) -> &'static str {
         match self {
             ForgeKind::Github => "GitHub",
             ForgeKind::Gitlab => "GitLab",
             ForgeKind::Gitea => "Gitea",
+            ForgeKind::BitbucketCloud => "Bitbucket Cloud",
+            ForgeKind::BitbucketDc => "Bitbucket Data Center",
+            ForgeKind::Azure => "Azure DevOps",
         }
     }
 }
@@ -57,6 +87,9 @@ impl fmt::Display for ForgeKind {
             ForgeKind::Github => "github",
             ForgeKind::Gitlab => "gitlab",
             ForgeKind::Gitea => "gitea",
+            ForgeKind::BitbucketCloud => "bitbucket",
+            ForgeKind::BitbucketDc => "bitbucket-server",
+            ForgeKind::Azure => "azure-devops",
         })
     }
 }
@@ -64,14 +97,21 @@ impl fmt::Display for ForgeKind {
 impl std::str::FromStr for ForgeKind {
     type Err = String;
 
-    /// `github`, `gitlab`, `gitea` (or `forgejo`), any case.
+    /// `github`, `gitlab`, `gitea` (or `forgejo`), `bitbucket`, `bitbucket-server` (or
+    /// `bitbucket-dc`, `bitbucket-datacenter`), `azure-devops` (or `azure`), any case.
     fn from_str(s: &str) -> Result<ForgeKind, String> {
         match s.to_ascii_lowercase().as_str() {
             "github" => Ok(ForgeKind::Github),
             "gitlab" => Ok(ForgeKind::Gitlab),
             "gitea" | "forgejo" => Ok(ForgeKind::Gitea),
+            "bitbucket" | "bitbucket-cloud" => Ok(ForgeKind::BitbucketCloud),
+            "bitbucket-dc" | "bitbucket-server" | "bitbucket-datacenter" => {
+                Ok(ForgeKind::BitbucketDc)
+            }
+            "azure" | "azure-devops" => Ok(ForgeKind::Azure),
             other => Err(format!(
-                "unknown forge {other:?}: expected github, gitlab or gitea"
+                "unknown forge {other:?}: expected {}",
+                ForgeKind::EXPECTED
             )),
         }
     }
@@ -251,7 +291,15 @@ mod tests {
     fn forge_kind_parses_and_prints() {
         assert_eq!("GitHub".parse::<ForgeKind>().unwrap(), ForgeKind::Github);
         assert_eq!("forgejo".parse::<ForgeKind>().unwrap(), ForgeKind::Gitea);
-        assert!("bitbucket".parse::<ForgeKind>().is_err());
+        assert!("sourcehut".parse::<ForgeKind>().is_err());
+        for kind in ForgeKind::ALL {
+            assert_eq!(kind.to_string().parse::<ForgeKind>().unwrap(), kind);
+        }
+        assert_eq!(
+            "Bitbucket-DC".parse::<ForgeKind>().unwrap(),
+            ForgeKind::BitbucketDc
+        );
+        assert_eq!("azure".parse::<ForgeKind>().unwrap(), ForgeKind::Azure);
         assert_eq!(ForgeKind::Gitlab.to_string(), "gitlab");
     }
 

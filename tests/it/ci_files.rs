@@ -252,18 +252,44 @@ fn the_readmes_ci_examples_are_valid_workflows_and_pipelines() {
         .iter()
         .filter(|b| b.contains("\non:\n") && b.contains("\njobs:\n"))
         .collect();
-    let pipelines: Vec<&String> = blocks.iter().filter(|b| b.contains("include:")).collect();
+    let pipelines: Vec<&String> = blocks
+        .iter()
+        .filter(|b| b.contains("include:") && !b.starts_with("# azure-pipelines.yml\n"))
+        .collect();
     assert!(
         !workflows.is_empty() && !pipelines.is_empty(),
         "{blocks:#?}"
     );
-    for (kind, list) in [("github-workflows", &workflows), ("gitlab-ci", &pipelines)] {
+    let named = |file: &str| -> Vec<&String> {
+        blocks
+            .iter()
+            .filter(|b| b.starts_with(&format!("# {file}\n")))
+            .collect()
+    };
+    let (bitbucket, azure) = (
+        named("bitbucket-pipelines.yml"),
+        named("azure-pipelines.yml"),
+    );
+    assert!(
+        bitbucket.len() == 1 && azure.len() == 1,
+        "one Bitbucket Pipelines and one Azure Pipelines example: {blocks:#?}"
+    );
+    for (kind, list) in [
+        ("github-workflows", &workflows),
+        ("gitlab-ci", &pipelines),
+        ("bitbucket-pipelines", &bitbucket),
+        ("azure-pipelines", &azure),
+    ] {
         for (i, block) in list.iter().enumerate() {
             let file = dir.path().join(format!("{kind}-{i}.yml"));
             std::fs::write(&file, block).unwrap();
+            let mut cmd = Command::new(check_jsonschema());
+            // Azure Pipelines' schema has patterns only Python's regex dialect reads.
+            if kind == "azure-pipelines" {
+                cmd.args(["--regex-variant", "python"]);
+            }
             run_ok(
-                Command::new(check_jsonschema())
-                    .args(["--builtin-schema", &format!("vendor.{kind}")])
+                cmd.args(["--builtin-schema", &format!("vendor.{kind}")])
                     .arg(&file),
             );
         }
@@ -276,6 +302,13 @@ fn the_readmes_ci_examples_are_valid_workflows_and_pipelines() {
     );
     assert!(workflow["on"]["schedule"].is_array());
     assert!(workflow["on"]["repository_dispatch"].is_object());
+    // Bitbucket's and Azure's hand the API token to the run and push with it.
+    assert!(bitbucket[0].contains("IMAGE_UPDATER_GIT_TOKEN=\"$BITBUCKET_ACCESS_TOKEN\""));
+    let azure: serde_json::Value = serde_saphyr::from_str(azure[0]).unwrap();
+    assert_eq!(
+        azure["steps"][1]["env"]["SYSTEM_ACCESSTOKEN"],
+        "$(System.AccessToken)"
+    );
     // Its `uses:` names this version.
     assert!(workflows[0].contains(&format!(
         "uses: image-updater/image-updater@v{}",

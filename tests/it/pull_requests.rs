@@ -1,8 +1,11 @@
 //! `mode: pull-request` end to end on every forge: the real registry, a real git remote over
 //! smart HTTP (as production pushes), and a stateful fake of the forge's API ([`common::forges::ForgeFake`]: GitHub REST
-//! v3, GitLab API v4, Gitea API v1) that checks every call's method, path, query, auth header
-//! and JSON body and answers in that forge's shapes (GitHub 422, GitLab and Gitea 409 on a
-//! duplicate). Each scenario runs once per forge; a failure names the forge.
+//! v3, GitLab API v4, Gitea API v1, Bitbucket Cloud API 2.0, Bitbucket Data Center REST, Azure
+//! DevOps REST 7.1) that checks every call's method, path, query, auth header and JSON body and
+//! answers in that forge's shapes (GitHub 422, Bitbucket Cloud 400, the others 409 on a
+//! duplicate). Each scenario runs once per forge; a failure names the forge. What a forge does
+//! not have (labels, assignees, auto-merge on Bitbucket; assignees on Azure DevOps) is left out
+//! with a warning, and the scenarios check exactly that.
 
 use crate::common;
 
@@ -16,13 +19,12 @@ use common::forges::{
 };
 use common::{git, GitHttpServer, Registry};
 use futures::FutureExt;
-use serde_json::Value;
 use wiremock::MockServer;
 
 const TOKEN: &str = "forge-test-token-never-printed";
 const JOB_TOKEN: &str = "glcbt-job-token-never-printed";
 
-/// Run `scenario` for each of the three forges (all of them, even after a failure) and fail
+/// Run `scenario` for each of the six forges (all of them, even after a failure) and fail
 /// naming the forges it failed on.
 async fn on_every_forge<F, Fut>(scenario: F)
 where
@@ -88,19 +90,76 @@ fn pr_url(forge: Forge, n: u64) -> String {
             format!("https://gitlab.example.com/acme/platform/infra/-/merge_requests/{n}")
         }
         Forge::Gitea => format!("https://git.example.com/acme/infra/pulls/{n}"),
+        Forge::BitbucketCloud => format!("https://bitbucket.example/acme/infra/pull-requests/{n}"),
+        Forge::BitbucketDc => {
+            format!("https://bitbucket.example.com/projects/ACME/repos/infra/pull-requests/{n}")
+        }
+        Forge::Azure => {
+            format!("https://dev.azure.example/acme/platform/_git/infra/pullrequest/{n}")
+        }
     }
 }
 
 /// Whether `call` is a write to pull request `n` (or its issue).
 fn writes_to(call: &str, n: u64) -> bool {
-    !call.starts_with("GET ")
+    let call = call
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    !call.starts_with("get ")
         && [
             format!("/pulls/{n}"),
             format!("/issues/{n}"),
             format!("/merge_requests/{n}"),
+            format!("/pullrequests/{n}"),
+            format!("/pull-requests/{n}"),
         ]
         .iter()
         .any(|p| call.contains(&format!("{p}/")) || call.ends_with(p.as_str()))
+}
+
+/// Whether `call` (as a fake notes it) opens a pull request.
+fn creates(call: &str) -> bool {
+    let path = call.split('?').next().unwrap_or_default();
+    call.starts_with("POST ")
+        && [
+            "/pulls",
+            "/merge_requests",
+            "/pullrequests",
+            "/pull-requests",
+        ]
+        .iter()
+        .any(|p| path.ends_with(p))
+}
+
+/// Whether `call` comments on pull request `n`.
+fn comments_on(call: &str, n: u64) -> bool {
+    let path = call.split('?').next().unwrap_or_default();
+    call.starts_with("POST ")
+        && [
+            format!("/issues/{n}/comments"),
+            format!("/{n}/notes"),
+            format!("/pullrequests/{n}/comments"),
+            format!("/pull-requests/{n}/comments"),
+            format!("/pullRequests/{n}/threads"),
+        ]
+        .iter()
+        .any(|p| path.ends_with(p.as_str()))
+}
+
+/// Whether `call` closes (Bitbucket: declines) pull request `n`.
+fn closes(call: &str, n: u64) -> bool {
+    let path = call.split('?').next().unwrap_or_default();
+    let edit = (call.starts_with("PATCH ") || call.starts_with("PUT "))
+        && [
+            format!("/pulls/{n}"),
+            format!("/merge_requests/{n}"),
+            format!("/pullrequests/{n}"),
+        ]
+        .iter()
+        .any(|p| path.ends_with(p.as_str()));
+    edit || (call.starts_with("POST ") && path.ends_with(&format!("/{n}/decline")))
 }
 
 /// Five runs against one stateful forge: two draft pull requests are created with labels,
@@ -117,7 +176,7 @@ async fn lifecycle(forge: Forge) {
     let s = setup(forge, |uri| {
         forge.delivery(
             uri,
-            "  pull_request: { labels: [dependencies, images], reviewers: [alice], assignees: [bob], draft: true, auto_merge: true }\n",
+            &format!("  pull_request: {{ labels: [dependencies, images], reviewers: [\"{}\"], assignees: [bob], draft: true, auto_merge: true }}\n", forge.reviewer("alice")),
         )
     })
     .await;
@@ -128,7 +187,8 @@ async fn lifecycle(forge: Forge) {
 
     // 1: two pull requests, one per image, with labels, reviewer, assignee and auto-merge;
     // main untouched.
-    let r = ok_report(&run(work, &env).await, &[TOKEN]);
+    let o = run(work, &env).await;
+    let r = ok_report(&o, &[TOKEN]);
     assert_eq!(
         pr_actions(&r),
         expect_actions(&[
@@ -136,6 +196,19 @@ async fn lifecycle(forge: Forge) {
             ("image-updater/web", 2, "created")
         ])
     );
+    // What the forge does not have is said, not done.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for (has, setting) in [
+        (forge.has_labels(), "delivery.pull_request.labels"),
+        (forge.has_assignees(), "delivery.pull_request.assignees"),
+        (forge.has_auto_merge(), "delivery.pull_request.auto_merge"),
+    ] {
+        assert_eq!(
+            stderr.contains(&format!("{setting} is not applied")),
+            !has,
+            "{setting}:\n{stderr}"
+        );
+    }
     let urls: Vec<&str> = r["pull_requests"]
         .as_array()
         .unwrap()
@@ -181,12 +254,24 @@ async fn lifecycle(forge: Forge) {
     assert!(web.draft);
     assert!(web.body.contains("| `registry.example.com/acme/web` | `1.0.0` | `1.2.0` | `apps/web.yaml:11`, `apps/web.yaml:14` |"), "{}", web.body);
     assert!(web.body.contains("<!-- image-updater -->"), "{}", web.body);
+    let none: &[&str] = &[];
     for pr in &prs {
-        assert_eq!(pr.labels, ["dependencies", "images"], "{pr:?}");
+        let labels: &[&str] = if forge.has_labels() {
+            &["dependencies", "images"]
+        } else {
+            none
+        };
+        assert_eq!(pr.labels, labels, "{pr:?}");
         assert_eq!(pr.reviewers, ["alice"], "{pr:?}");
-        assert_eq!(pr.assignees, ["bob"], "{pr:?}");
+        let assignees: &[&str] = if forge.has_assignees() {
+            &["bob"]
+        } else {
+            none
+        };
+        assert_eq!(pr.assignees, assignees, "{pr:?}");
     }
-    assert_eq!(fake.auto_merge(), [1, 2]);
+    let merged: &[u64] = if forge.has_auto_merge() { &[1, 2] } else { &[] };
+    assert_eq!(fake.auto_merge(), merged);
     match fake {
         ForgeFake::Gitlab(gl) => {
             // Every call named the project by its URL-encoded path.
@@ -214,7 +299,29 @@ async fn lifecycle(forge: Forge) {
                 "the repository's default merge style"
             );
         }
-        ForgeFake::Github(_) => {}
+        ForgeFake::Azure(az) => {
+            // Every call named the API version and the repository by project and name, and
+            // sent the PAT as Basic.
+            let az = az.state();
+            assert!(az.schemes.iter().all(|s| s == "Basic"), "{:?}", az.schemes);
+            assert!(
+                az.calls.iter().all(|c| c.contains("api-version=7.1")
+                    && c.contains("/acme/platform/_apis/git/repositories/infra/")),
+                "{:#?}",
+                az.calls
+            );
+        }
+        ForgeFake::BitbucketDc(dc) => {
+            // Reviewers are participants with role REVIEWER, one call each.
+            assert_eq!(
+                dc.state().reviewers,
+                [
+                    (1, vec!["alice".to_string()]),
+                    (2, vec!["alice".to_string()])
+                ]
+            );
+        }
+        ForgeFake::Github(_) | ForgeFake::BitbucketCloud(_) => {}
     }
     let web_tip = git(bare, &["rev-parse", "image-updater/web"]);
 
@@ -292,8 +399,8 @@ async fn lifecycle(forge: Forge) {
     assert!(web.draft, "{web:?}");
     assert!(web.body.contains("| `1.0.0` | `1.2.1` |"), "{}", web.body);
     assert_eq!(
-        fake.auto_merge().len(),
-        2,
+        fake.auto_merge(),
+        merged,
         "auto-merge is set once, at creation"
     );
 
@@ -326,13 +433,8 @@ async fn lifecycle(forge: Forge) {
     );
     // The comment comes before the close.
     let calls = fake.calls();
-    let comment = calls.iter().position(|c| {
-        c.starts_with("POST ") && (c.ends_with("/issues/2/comments") || c.ends_with("/2/notes"))
-    });
-    let close = calls.iter().rposition(|c| {
-        (c.starts_with("PATCH ") || c.starts_with("PUT "))
-            && (c.ends_with("/pulls/2") || c.ends_with("/merge_requests/2"))
-    });
+    let comment = calls.iter().position(|c| comments_on(c, 2));
+    let close = calls.iter().rposition(|c| closes(c, 2));
     assert!(comment.is_some() && comment < close, "{calls:#?}");
 
     // 5: a newer tag again, but a concurrent run opened web's pull request a moment ago and the
@@ -367,10 +469,7 @@ async fn lifecycle(forge: Forge) {
         "no pull request beside the concurrent one"
     );
     assert!(
-        fake.calls()
-            .iter()
-            .any(|c| c.starts_with("POST ")
-                && (c.ends_with("/pulls") || c.ends_with("/merge_requests"))),
+        fake.calls().iter().any(|c| creates(c)),
         "the create was tried: {:#?}",
         fake.calls()
     );
@@ -379,16 +478,29 @@ async fn lifecycle(forge: Forge) {
 
 /// Inside the forge's own CI the API URL, repository and token come from the job's
 /// environment (GitHub Actions; GitLab CI with the numeric `CI_PROJECT_ID` and `GITLAB_TOKEN`,
-/// not the job token; Forgejo Actions with `GITHUB_*` names); one grouped pull request with
-/// a templated title gets auto-merge, asked for once.
+/// not the job token; Forgejo Actions with `GITHUB_*` names; Azure Pipelines with
+/// `SYSTEM_COLLECTIONURI`, `SYSTEM_TEAMPROJECT`, `BUILD_REPOSITORY_NAME` and
+/// `SYSTEM_ACCESSTOKEN`; Bitbucket Pipelines with `BITBUCKET_WORKSPACE`/`BITBUCKET_REPO_SLUG`
+/// and an access token, the API URL from the config since Pipelines names none; Bitbucket Data
+/// Center has no CI of its own: the config names forge, API and repository, the token is
+/// `BITBUCKET_TOKEN`); one grouped pull request with a templated title gets auto-merge where
+/// the forge has it, asked for once.
 #[tokio::test(flavor = "multi_thread")]
 async fn ci_environment_names_api_repository_and_token() {
     on_every_forge(ci_environment).await;
 }
 
 async fn ci_environment(forge: Forge) {
-    let s = setup(forge, |_| {
-        "  mode: pull-request\n  group: all\n  branch: \"deps/images\"\n  pull_request: { auto_merge: true, title: \"Update {{ count }} images\" }\n".to_string()
+    let s = setup(forge, |uri| {
+        let grouped = "  group: all\n  branch: \"deps/images\"\n  pull_request: { auto_merge: true, title: \"Update {{ count }} images\" }\n";
+        match forge {
+            Forge::BitbucketCloud => format!(
+                "  mode: pull-request\n  api_url: {}\n{grouped}",
+                forge.api_url(uri)
+            ),
+            Forge::BitbucketDc => forge.delivery(uri, grouped),
+            _ => format!("  mode: pull-request\n{grouped}"),
+        }
     })
     .await;
     // A remote on 127.0.0.1 would name the repository itself (its host is the forge's, as
@@ -398,6 +510,7 @@ async fn ci_environment(forge: Forge) {
     let uri = s.server.uri();
     let api = forge.api_url(&uri);
     let graphql = format!("{uri}/graphql");
+    let collection = format!("{api}/");
     let env: Vec<(&str, &str)> = match forge {
         Forge::Github => vec![
             ("GITHUB_ACTIONS", "true"),
@@ -423,6 +536,21 @@ async fn ci_environment(forge: Forge) {
             ("GITHUB_REPOSITORY", "acme/infra"),
             ("GITHUB_TOKEN", TOKEN),
         ],
+        Forge::BitbucketCloud => vec![
+            ("BITBUCKET_BUILD_NUMBER", "7"),
+            ("BITBUCKET_WORKSPACE", "acme"),
+            ("BITBUCKET_REPO_SLUG", "infra"),
+            ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+        ],
+        Forge::BitbucketDc => vec![("BITBUCKET_TOKEN", TOKEN)],
+        Forge::Azure => vec![
+            ("TF_BUILD", "True"),
+            ("SYSTEM_COLLECTIONURI", &collection),
+            ("SYSTEM_TEAMPROJECT", "platform"),
+            ("BUILD_REPOSITORY_NAME", "infra"),
+            ("BUILD_REPOSITORY_PROVIDER", "TfsGit"),
+            ("SYSTEM_ACCESSTOKEN", TOKEN),
+        ],
     };
     let fake = &s.fake;
     let r = ok_report(&run(&s.work, &env).await, &[TOKEN, JOB_TOKEN]);
@@ -435,7 +563,8 @@ async fn ci_environment(forge: Forge) {
     assert_eq!(prs.len(), 1);
     assert_eq!(prs[0].title, "Update 3 images");
     assert!(!prs[0].draft);
-    assert_eq!(fake.auto_merge(), [1]);
+    let merged: &[u64] = if forge.has_auto_merge() { &[1] } else { &[] };
+    assert_eq!(fake.auto_merge(), merged);
     if forge == Forge::Gitlab {
         let calls = fake.calls();
         assert!(
@@ -446,6 +575,11 @@ async fn ci_environment(forge: Forge) {
             "{calls:#?}"
         );
     }
+    if let ForgeFake::Azure(az) = fake {
+        // Azure Pipelines' System.AccessToken is an OAuth token: sent as Bearer.
+        let schemes = az.state().schemes.clone();
+        assert!(schemes.iter().all(|s| s == "Bearer"), "{schemes:?}");
+    }
     let show = git(&s.bare, &["show", "deps/images:apps/web.yaml"]);
     assert!(show.contains("acme/web:1.2.0"), "{show}");
 
@@ -455,12 +589,12 @@ async fn ci_environment(forge: Forge) {
         pr_actions(&r),
         expect_actions(&[("deps/images", 1, "unchanged")])
     );
-    assert_eq!(fake.auto_merge(), [1]);
+    assert_eq!(fake.auto_merge(), merged);
     assert_eq!(fake.prs().len(), 1);
 }
 
-/// A draft alone is marked the forge's way (GitHub's `draft` field, GitLab's `Draft:`, Gitea's
-/// `WIP:` title), kept as it is on the next run, and nothing else is asked for: no labels,
+/// A draft alone is marked the forge's way (GitHub's and Bitbucket's `draft` field, Azure
+/// DevOps' `isDraft`, GitLab's `Draft:`, Gitea's `WIP:` title), kept as it is on the next run, and nothing else is asked for: no labels,
 /// reviewers, assignees or auto-merge.
 #[tokio::test(flavor = "multi_thread")]
 async fn drafts_alone_are_marked_the_forge_way() {
@@ -563,7 +697,8 @@ async fn refused_token(forge: Forge) {
 }
 
 /// GitLab CI with only `CI_JOB_TOKEN`: it cannot open merge requests, so the run stops with
-/// an error that names the token to use instead; exit 1, nothing pushed, GitLab not called.
+/// an error that names the token to use instead; exit 2 before any registry request, nothing
+/// pushed, GitLab not called.
 #[tokio::test(flavor = "multi_thread")]
 async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
     let registry = Registry::start();
@@ -586,17 +721,18 @@ async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
         ("CI_SERVER_HOST", "127.0.0.1"),
         ("CI_JOB_TOKEN", JOB_TOKEN),
     ];
+    let asked = registry.log().len();
     let o = run(&work, &env).await;
     let all = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert_eq!(o.status.code(), Some(2), "{all}");
     assert!(!all.contains(JOB_TOKEN), "the job token leaked:\n{all}");
     assert!(all.contains("CI_JOB_TOKEN"), "{all}");
     assert!(all.contains("project access token"), "{all}");
     assert!(all.contains("GITLAB_TOKEN"), "{all}");
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let log = registry.log();
     assert!(
-        report["pull_requests"].as_array().unwrap().is_empty(),
-        "{report}"
+        !log[asked..].contains("/v2/"),
+        "the registry was asked:\n{log}"
     );
     assert_eq!(
         git(
@@ -608,4 +744,44 @@ async fn gitlab_job_token_alone_is_refused_with_what_to_use() {
         "nothing pushed"
     );
     assert!(fake.state().calls.is_empty(), "{:#?}", fake.state().calls);
+}
+
+/// No token for the forge the run is pointed at: exit 2, naming the variables to set, before
+/// any registry request; nothing pushed, the forge not called.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_token_is_a_config_error_before_any_registry_request() {
+    on_every_forge(missing_token).await;
+}
+
+async fn missing_token(forge: Forge) {
+    let s = setup(forge, |uri| forge.delivery(uri, "")).await;
+    let asked = s.registry.log().len();
+    // Another forge's token is never taken for this one's.
+    let other = if forge == Forge::Github {
+        "GITLAB_TOKEN"
+    } else {
+        "GITHUB_TOKEN"
+    };
+    let o = run(&s.work, &[(other, TOKEN)]).await;
+    let all = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(!all.contains(TOKEN), "a token leaked:\n{all}");
+    assert!(all.contains(".image-updater.yaml"), "{all}");
+    assert!(all.contains("no token for the"), "{all}");
+    assert!(all.contains(forge.token_env()), "{all}");
+    let log = s.registry.log();
+    assert!(
+        !log[asked..].contains("/v2/"),
+        "the registry was asked:\n{log}"
+    );
+    assert!(s.fake.calls().is_empty(), "{:#?}", s.fake.calls());
+    assert_eq!(
+        git(
+            &s.bare,
+            &["for-each-ref", "--format=%(refname)", "refs/heads"]
+        )
+        .trim(),
+        "refs/heads/main",
+        "nothing pushed"
+    );
 }

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::{bare_repo_with_files, clone, git, try_git};
 
-const BIN: &str = env!("CARGO_BIN_EXE_image-updater");
-
 const ITERATIONS: usize = 50;
 
 const CONFIG: &str = r#"registries:
@@ -55,7 +53,7 @@ fn layout(dir: &Path) {
 }
 
 fn command(work: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::test_bin());
     cmd.args(["run", work.to_str().unwrap(), "--output", "json"])
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

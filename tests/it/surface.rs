@@ -96,7 +96,7 @@ fn help_lists_only_the_flags_each_command_takes() {
 fn global_flags_go_before_or_after_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("elsewhere.yaml");
-    std::fs::write(&cfg, "delivery: { forge: bitbucket }\n").unwrap();
+    std::fs::write(&cfg, "delivery: { forge: sourcehut }\n").unwrap();
     let cfg = cfg.to_str().unwrap();
     let repo = dir.path().to_str().unwrap();
     for args in [
@@ -179,15 +179,16 @@ fn images_with_no_items_is_an_empty_list() {
     }
 }
 
-/// `forge: bitbucket` used to be found out only when the pull request was to be opened, after
-/// every registry lookup (exit 1); it is a config error now, before anything is asked.
+/// An unknown forge (`forge: sourcehut`) used to be found out only when the pull request was
+/// to be opened, after every registry lookup (exit 1); it is a config error now, before
+/// anything is asked. The five forges are known: `forge: bitbucket` (Bitbucket Cloud) loads.
 #[test]
 fn unknown_forge_is_a_config_error_before_any_registry_work() {
     let registry = Registry::start();
     registry.push_image("acme/web", &["1.0.0", "1.1.0"]);
     let addr = &registry.addr;
     let config = format!(
-        "registries:\n  - host: {addr}\n    insecure: true\nimages:\n  - name: web\n    image: {addr}/acme/web\n    policy: {{ semver: '^1' }}\ndelivery:\n  mode: pull-request\n  forge: bitbucket\n  api_url: http://127.0.0.1:9/api\n  repository: acme/infra\n"
+        "registries:\n  - host: {addr}\n    insecure: true\nimages:\n  - name: web\n    image: {addr}/acme/web\n    policy: {{ semver: '^1' }}\ndelivery:\n  mode: pull-request\n  forge: sourcehut\n  api_url: http://127.0.0.1:9/api\n  repository: acme/infra\n"
     );
     let deploy = format!("kind: Pod\nspec:\n  containers:\n    - image: {addr}/acme/web:1.0.0\n");
     let tmp = tempfile::tempdir().unwrap();
@@ -200,7 +201,7 @@ fn unknown_forge_is_a_config_error_before_any_registry_work() {
     );
     let work = common::clone(bare.to_str().unwrap(), &tmp.path().join("work"));
     let pushed = registry.log().len();
-    let want = "./.image-updater.yaml:10:10: delivery.forge \"bitbucket\": expected github, gitlab, gitea (or forgejo) or auto";
+    let want = "./.image-updater.yaml:10:10: delivery.forge \"sourcehut\": expected github, gitlab, gitea (or forgejo), bitbucket, bitbucket-server (or bitbucket-dc, bitbucket-datacenter), azure-devops (or azure) or auto";
     for command in ["run", "plan", "scan"] {
         let out = bin(&work, &[command]);
         assert_eq!(out.status.code(), Some(2), "{command}: {}", show(&out));
@@ -210,6 +211,12 @@ fn unknown_forge_is_a_config_error_before_any_registry_work() {
     let asked = &log[pushed..];
     assert!(!asked.contains("/v2/"), "the registry was asked:\n{asked}");
     assert_eq!(common::git(&work, &["status", "--porcelain"]), "");
+    for forge in ["bitbucket", "bitbucket-server", "azure-devops"] {
+        let known = config.replace("forge: sourcehut", &format!("forge: {forge}"));
+        std::fs::write(work.join(".image-updater.yaml"), &known).unwrap();
+        let out = bin(&work, &["scan"]);
+        assert_eq!(out.status.code(), Some(0), "{forge}: {}", show(&out));
+    }
 }
 
 /// In JSON, `kind` says what each skipped entry left alone, and `image: null` no longer

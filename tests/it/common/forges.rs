@@ -15,7 +15,7 @@ pub use fakes::*;
 use super::{bare_repo_with_files, Registry};
 
 /// Every variable that could steer a run's forge, token or git credentials from outside.
-const CLEARED_ENV: [&str; 35] = [
+const CLEARED_ENV: [&str; 49] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "IMAGE_UPDATER_FORGE_TOKEN",
     "IMAGE_UPDATER_SSH_KEY",
@@ -51,6 +51,20 @@ const CLEARED_ENV: [&str; 35] = [
     "FORGEJO_REPOSITORY",
     "CI_SERVER_URL",
     "SSH_AUTH_SOCK",
+    "BITBUCKET_ACCESS_TOKEN",
+    "BITBUCKET_TOKEN",
+    "BITBUCKET_BUILD_NUMBER",
+    "BITBUCKET_WORKSPACE",
+    "BITBUCKET_REPO_SLUG",
+    "BITBUCKET_REPO_FULL_NAME",
+    "TF_BUILD",
+    "SYSTEM_ACCESSTOKEN",
+    "SYSTEM_COLLECTIONURI",
+    "SYSTEM_TEAMPROJECT",
+    "BUILD_REPOSITORY_NAME",
+    "BUILD_REPOSITORY_PROVIDER",
+    "BUILD_REPOSITORY_URI",
+    "AZURE_DEVOPS_EXT_PAT",
 ];
 
 // ---------------------------------------------------------------------------------------------
