@@ -188,6 +188,11 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
     }
     let mut wt =
         git::WorkTree::open(&req.root, &req.env).map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(signer) = git::signing::Signer::from_env(ctx.config.delivery.commit.sign, &req.env)
+        .map_err(|e| Error::Usage(format!("delivery.commit.sign: {e}")))?
+    {
+        wt.set_signer(signer);
+    }
     wt.lock_runs().map_err(|e| Error::Failed(e.to_string()))?;
     let branch = wt
         .current_branch()

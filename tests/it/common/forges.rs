@@ -51,6 +51,9 @@ const CLEARED_ENV: [&str; 35] = [
     "FORGEJO_REPOSITORY",
     "CI_SERVER_URL",
     "SSH_AUTH_SOCK",
+    "IMAGE_UPDATER_SIGNING_KEY",
+    "IMAGE_UPDATER_SIGNING_PASSPHRASE",
+    "IMAGE_UPDATER_SIGNING_PUBLIC_KEY",
 ];
 
 // ---------------------------------------------------------------------------------------------
