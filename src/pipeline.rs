@@ -591,6 +591,10 @@ async fn deliver_commit(
 ) -> Result<Delivered, Error> {
     let started = std::time::Instant::now();
     observe::waiting(Some(format!("committing and pushing to {branch}")));
+    let api = match deliver::commit::api_target(&ctx.config.delivery, wt, &ctx.req.env) {
+        Ok(api) => api,
+        Err(e) => return Ok(Delivered::nothing(e)),
+    };
     let mut tries = 1;
     let delivered = loop {
         // A run stopped while writing left its temporary files beside the files it read.
@@ -607,7 +611,7 @@ async fn deliver_commit(
             Ok(settings) => settings.unwrap_or_default(),
             Err(e) => break Delivered::nothing(e),
         };
-        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
+        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan, api.as_ref()) {
             Ok(delivered) => break delivered,
             Err(e) if e.kind == git::GitErrorKind::Rejected && tries < deliver::PUSH_TRIES => {
                 tracing::info!("push rejected, fetching and trying again: {e}");

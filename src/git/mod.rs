@@ -73,6 +73,20 @@ impl GitError {
         GitError::plain(credentials::redact(&format!("{context}: {e}")))
     }
 
+    /// The remote's branch moved on before our commit landed (a commit through the forge's
+    /// API whose expected head is stale): retried as a rejected push is.
+    pub fn rejected(message: String) -> GitError {
+        GitError {
+            kind: GitErrorKind::Rejected,
+            message: credentials::redact(&message),
+        }
+    }
+
+    /// A failure described by `message`.
+    pub fn other(message: String) -> GitError {
+        GitError::plain(credentials::redact(&message))
+    }
+
     fn plain(message: String) -> GitError {
         GitError {
             kind: GitErrorKind::Other,

@@ -458,3 +458,477 @@ fn bad_signing_settings_stop_the_run() {
     );
     assert_eq!(git(&bare, &["rev-parse", "main"]), before, "nothing pushed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `commit.via: api`: GitHub makes the commit (createCommitOnBranch)
+// ---------------------------------------------------------------------------------------------
+
+/// GitHub's GraphQL commit API over a bare repository: checks each call's documented shape
+/// (bearer token, `CreateCommitOnBranchInput` with `branch.repositoryNameWithOwner` and
+/// `branchName`, `message.headline`, a 40-hex `expectedHeadOid`, `fileChanges.additions` of
+/// `{path, contents}` with base64 contents; `CreateRefInput`, `UpdateRefInput` with `force`)
+/// and makes the commit in the bare repository as GitHub would, refusing a stale head with
+/// GitHub's message. Problems with a request are collected, and answered as GraphQL errors.
+#[derive(Clone)]
+struct CommitApiFake {
+    bare: PathBuf,
+    token: String,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The committer GitHub's API commits are made by.
+const WEB_FLOW: &str = "GitHub";
+
+impl CommitApiFake {
+    fn new(bare: &Path, token: &str) -> CommitApiFake {
+        CommitApiFake {
+            bare: bare.to_path_buf(),
+            token: token.to_string(),
+            calls: Default::default(),
+            problems: Default::default(),
+        }
+    }
+
+    async fn mount(&self, server: &MockServer) {
+        for op in [
+            "createCommitOnBranch",
+            "createRef(",
+            "updateRef(",
+            "ref(qualifiedName",
+        ] {
+            wiremock::Mock::given(wiremock::matchers::method("POST"))
+                .and(wiremock::matchers::path("/graphql"))
+                .and(wiremock::matchers::body_string_contains(op))
+                .respond_with(self.clone())
+                .with_priority(1)
+                .mount(server)
+                .await;
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.problems.lock().unwrap().clone()
+    }
+
+    fn git(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .current_dir(&self.bare)
+            .envs(env.iter().copied())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or_default())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn head(&self, branch: &str) -> Option<String> {
+        try_rev(&self.bare, &format!("refs/heads/{branch}"))
+    }
+
+    /// Commit `additions` on `branch` (whose head is `parent`) as GitHub's web flow.
+    fn commit(
+        &self,
+        branch: &str,
+        parent: &str,
+        message: &str,
+        additions: &[(String, Vec<u8>)],
+    ) -> String {
+        let index = tempfile::NamedTempFile::new().unwrap();
+        let idx = index.path().to_str().unwrap();
+        let env = [("GIT_INDEX_FILE", idx)];
+        self.git(&["read-tree", parent], &env, None);
+        for (path, bytes) in additions {
+            let blob = self.git(&["hash-object", "-w", "--stdin"], &[], Some(bytes));
+            self.git(
+                &[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("100644,{blob},{path}"),
+                ],
+                &env,
+                None,
+            );
+        }
+        let tree = self.git(&["write-tree"], &env, None);
+        let who = [
+            ("GIT_AUTHOR_NAME", "token-owner"),
+            ("GIT_AUTHOR_EMAIL", "token-owner@users.noreply.example"),
+            ("GIT_COMMITTER_NAME", WEB_FLOW),
+            ("GIT_COMMITTER_EMAIL", "noreply@github.example"),
+        ];
+        let oid = self.git(
+            &["commit-tree", &tree, "-p", parent, "-F", "-"],
+            &who,
+            Some(message.as_bytes()),
+        );
+        self.git(
+            &["update-ref", &format!("refs/heads/{branch}"), &oid, parent],
+            &[],
+            None,
+        );
+        oid
+    }
+
+    fn answer(&self, req: &wiremock::Request) -> Result<serde_json::Value, String> {
+        use base64::Engine as _;
+        use serde_json::json;
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if auth != Some(format!("Bearer {}", self.token).as_str()) {
+            return Err("no bearer token".into());
+        }
+        if req.headers.get("user-agent").is_none() {
+            return Err("no User-Agent".into());
+        }
+        let body: serde_json::Value =
+            serde_json::from_slice(&req.body).map_err(|e| e.to_string())?;
+        let query = body["query"].as_str().ok_or("no query")?;
+        let vars = &body["variables"];
+        let input = &vars["input"];
+        let is_oid = |v: &serde_json::Value| {
+            v.as_str()
+                .is_some_and(|s| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        if query.contains("createCommitOnBranch(input: $input)") {
+            self.calls
+                .lock()
+                .unwrap()
+                .push("createCommitOnBranch".into());
+            if input["branch"]["repositoryNameWithOwner"] != "acme/infra" {
+                return Err(format!(
+                    "branch.repositoryNameWithOwner: {}",
+                    input["branch"]
+                ));
+            }
+            let branch = input["branch"]["branchName"]
+                .as_str()
+                .ok_or("no branch.branchName")?;
+            let headline = input["message"]["headline"]
+                .as_str()
+                .ok_or("no message.headline")?;
+            if headline.is_empty() || headline.contains('\n') {
+                return Err(format!("message.headline {headline:?}"));
+            }
+            if !is_oid(&input["expectedHeadOid"]) {
+                return Err(format!("expectedHeadOid {}", input["expectedHeadOid"]));
+            }
+            let expected = input["expectedHeadOid"].as_str().unwrap();
+            if input["fileChanges"]
+                .get("deletions")
+                .is_some_and(|d| !d.as_array().is_some_and(Vec::is_empty))
+            {
+                return Err("unexpected deletions".into());
+            }
+            let mut additions = Vec::new();
+            for a in input["fileChanges"]["additions"]
+                .as_array()
+                .ok_or("no fileChanges.additions")?
+            {
+                let path = a["path"].as_str().ok_or("addition without path")?;
+                let contents = a["contents"].as_str().ok_or("addition without contents")?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(contents)
+                    .map_err(|e| format!("contents of {path} not base64: {e}"))?;
+                additions.push((path.to_string(), bytes));
+            }
+            if additions.is_empty() {
+                return Err("no additions".into());
+            }
+            let current = self.head(branch);
+            if current.as_deref() != Some(expected) {
+                return Ok(json!({
+                    "data": { "createCommitOnBranch": null },
+                    "errors": [{ "type": "STALE_DATA", "message": format!("Expected branch to point to \"{expected}\" but it did not. Pull and try again.") }]
+                }));
+            }
+            let mut message = headline.to_string();
+            if let Some(b) = input["message"]["body"].as_str() {
+                message.push_str("\n\n");
+                message.push_str(b);
+            }
+            let oid = self.commit(branch, expected, &message, &additions);
+            return Ok(
+                json!({ "data": { "createCommitOnBranch": { "commit": { "oid": oid, "url": format!("https://github.example/acme/infra/commit/{oid}") } } } }),
+            );
+        }
+        if query.contains("ref(qualifiedName: $ref)") {
+            if vars["owner"] != "acme" || vars["name"] != "infra" {
+                return Err(format!("repository {} {}", vars["owner"], vars["name"]));
+            }
+            let qualified = vars["ref"].as_str().ok_or("no ref")?;
+            let branch = qualified
+                .strip_prefix("refs/heads/")
+                .ok_or("ref not qualified")?;
+            let reference = self
+                .head(branch)
+                .map(|oid| json!({ "id": format!("REF_{branch}"), "target": { "oid": oid } }));
+            return Ok(json!({ "data": { "repository": { "id": "R_infra", "ref": reference } } }));
+        }
+        if query.contains("createRef(input: $input)") {
+            self.calls.lock().unwrap().push("createRef".into());
+            let name = input["name"].as_str().ok_or("no name")?;
+            if input["repositoryId"] != "R_infra"
+                || !name.starts_with("refs/heads/")
+                || !is_oid(&input["oid"])
+            {
+                return Err(format!("CreateRefInput {input}"));
+            }
+            self.git(
+                &[
+                    "update-ref",
+                    name,
+                    input["oid"].as_str().unwrap(),
+                    &"0".repeat(40),
+                ],
+                &[],
+                None,
+            );
+            return Ok(
+                json!({ "data": { "createRef": { "ref": { "id": format!("REF_{}", &name[11..]) } } } }),
+            );
+        }
+        if query.contains("updateRef(input: $input)") {
+            self.calls.lock().unwrap().push("updateRef".into());
+            let branch = input["refId"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("REF_"))
+                .ok_or("unknown refId")?;
+            if input["force"] != true || !is_oid(&input["oid"]) {
+                return Err(format!("UpdateRefInput {input}"));
+            }
+            self.git(
+                &[
+                    "update-ref",
+                    &format!("refs/heads/{branch}"),
+                    input["oid"].as_str().unwrap(),
+                ],
+                &[],
+                None,
+            );
+            return Ok(
+                json!({ "data": { "updateRef": { "ref": { "id": format!("REF_{branch}") } } } }),
+            );
+        }
+        Err(format!("unexpected query {query}"))
+    }
+}
+
+impl wiremock::Respond for CommitApiFake {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        match self.answer(req) {
+            Ok(v) => wiremock::ResponseTemplate::new(200).set_body_json(v),
+            Err(problem) => {
+                self.problems.lock().unwrap().push(problem.clone());
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({ "errors": [{ "message": problem }] }))
+            }
+        }
+    }
+}
+
+fn try_rev(repo: &Path, rev: &str) -> Option<String> {
+    common::try_git(repo, &["rev-parse", "--verify", "-q", rev])
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// `mode: commit` with `via: api`: GitHub's API makes the one commit on main (its committer,
+/// not a push of ours), the work tree follows it, and a second run calls nothing. A branch
+/// that moved before the API call (a rival's push) is refused as stale, caught up, and the
+/// commit made on the new head.
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_via_the_github_api() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let server = MockServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (bare, work) = remote_and_clone(
+        root.path(),
+        &registry,
+        &format!(
+            "  mode: commit\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    via: api\n",
+            server.uri()
+        ),
+    );
+    let fake = CommitApiFake::new(&bare, FORGE_TOKEN);
+    fake.mount(&server).await;
+    // Someone else pushes to main after our clone: our first call names a stale head.
+    let rival = common::clone(
+        &format!("file://{}", bare.display()),
+        &root.path().join("rival"),
+    );
+    std::fs::write(rival.join("NOTES.md"), "a rival's change\n").unwrap();
+    git(&rival, &["add", "NOTES.md"]);
+    git(&rival, &["commit", "-qm", "a rival's commit"]);
+    git(&rival, &["push", "-q", "origin", "main"]);
+    let before = git(&bare, &["rev-parse", "main"]).trim().to_string();
+
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    let report = ok_report(&o, &[FORGE_TOKEN]);
+    assert_eq!(fake.problems(), Vec::<String>::new(), "{}", output_text(&o));
+    assert_eq!(
+        fake.calls(),
+        ["createCommitOnBranch", "createCommitOnBranch"],
+        "a stale head, then the commit on the caught-up head"
+    );
+    let main = git(&bare, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(report["commit"].as_str(), Some(main.as_str()), "{report}");
+    assert_eq!(git(&bare, &["rev-parse", "main~1"]).trim(), before);
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%cn", "main"]).trim(),
+        WEB_FLOW
+    );
+    for f in ["apps/web.yaml", "apps/multi.yaml"] {
+        assert_eq!(
+            git(&bare, &["show", &format!("main:{f}")]).as_bytes(),
+            std::fs::read(common::forges::fixture(&format!(
+                "commit-basic/expected/{f}"
+            )))
+            .unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(git(&work, &["rev-parse", "HEAD"]).trim(), main);
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+
+    // Nothing newer: no call.
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    ok_report(&o, &[FORGE_TOKEN]);
+    assert_eq!(fake.calls().len(), 2);
+}
+
+/// `mode: pull-request` with `via: api`: each branch is created at the base (`createRef`) and
+/// GitHub commits the group's files on it; the pull requests open as usual; a second run
+/// calls no mutation; after a newer tag the existing branch is reset (`updateRef`, forced) and
+/// committed on again.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_request_branches_via_the_github_api() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let server = MockServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (bare, work) = remote_and_clone(
+        root.path(),
+        &registry,
+        &format!(
+            "  mode: pull-request\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    via: api\n",
+            server.uri()
+        ),
+    );
+    let api_fake = CommitApiFake::new(&bare, FORGE_TOKEN);
+    api_fake.mount(&server).await;
+    let fake = GithubFake::new(FORGE_TOKEN);
+    mount_fake(&server, fake.clone()).await;
+    let base = git(&bare, &["rev-parse", "main"]).trim().to_string();
+
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    let report = ok_report(&o, &[FORGE_TOKEN]);
+    assert!(api_fake.problems().is_empty(), "{:#?}", api_fake.problems());
+    assert_eq!(
+        pr_actions(&report),
+        common::forges::expect_actions(&[
+            ("image-updater/api", 1, "created"),
+            ("image-updater/web", 2, "created")
+        ])
+    );
+    assert_eq!(
+        api_fake.calls(),
+        [
+            "createRef",
+            "createCommitOnBranch",
+            "createRef",
+            "createCommitOnBranch"
+        ]
+    );
+    for branch in ["image-updater/api", "image-updater/web"] {
+        assert_eq!(
+            git(&bare, &["rev-parse", &format!("{branch}~1")]).trim(),
+            base
+        );
+        assert_eq!(
+            git(&bare, &["log", "-1", "--format=%cn", branch]).trim(),
+            WEB_FLOW
+        );
+    }
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]).trim(),
+        base,
+        "the base is left alone"
+    );
+
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    let report = ok_report(&o, &[FORGE_TOKEN]);
+    assert_eq!(
+        api_fake.calls().len(),
+        4,
+        "no mutation when nothing changed"
+    );
+    assert!(
+        pr_actions(&report).iter().all(|(_, _, a)| a == "unchanged"),
+        "{report}"
+    );
+
+    registry.push_image("acme/web", &["1.3.0"]);
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    let report = ok_report(&o, &[FORGE_TOKEN]);
+    assert_eq!(
+        &api_fake.calls()[4..],
+        ["updateRef", "createCommitOnBranch"]
+    );
+    assert!(
+        git(&bare, &["show", "image-updater/web:apps/web.yaml"]).contains("acme/web:1.3.0"),
+        "{report}"
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", "image-updater/web~1"]).trim(),
+        base
+    );
+    assert!(api_fake.problems().is_empty(), "{:#?}", api_fake.problems());
+    assert!(
+        fake.state().problems.is_empty(),
+        "{:#?}",
+        fake.state().problems
+    );
+}
+
+/// `via: api` on another forge is refused before anything is committed.
+#[test]
+fn via_api_on_another_forge_is_refused() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let root = tempfile::tempdir().unwrap();
+    let (bare, work) = remote_and_clone(
+        root.path(),
+        &registry,
+        "  mode: commit\n  forge: gitlab\n  api_url: http://127.0.0.1:9/api/v4\n  repository: acme/infra\n  commit:\n    via: api\n",
+    );
+    let before = git(&bare, &["rev-parse", "main"]);
+    let o = run_in(&work, &[("GITLAB_TOKEN", FORGE_TOKEN)]);
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("only GitHub"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before);
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+}

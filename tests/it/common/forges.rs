@@ -15,7 +15,7 @@ pub use fakes::*;
 use super::{bare_repo_with_files, Registry};
 
 /// Every variable that could steer a run's forge, token or git credentials from outside.
-const CLEARED_ENV: [&str; 35] = [
+const CLEARED_ENV: [&str; 38] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "IMAGE_UPDATER_FORGE_TOKEN",
     "IMAGE_UPDATER_SSH_KEY",
