@@ -199,7 +199,7 @@ fn pgp_sign(
     payload: &[u8],
 ) -> Result<String, String> {
     use pgp::composed::{ArmorOptions, DetachedSignature};
-    use pgp::types::{KeyDetails, Password};
+    use pgp::types::{Password, PublicKeyTrait, SecretKeyTrait};
     let password = passphrase
         .map(|p| Password::from(p.expose()))
         .unwrap_or_else(Password::empty);
@@ -209,9 +209,9 @@ fn pgp_sign(
         .filter(|sk| {
             sk.signatures
                 .iter()
-                .any(|s| s.key_flags().sign() && sk.key.is_signing_key())
+                .any(|s| s.key_flags().sign())
         })
-        .max_by_key(|sk| *sk.key.created_at());
+        .max_by_key(|sk| *sk.key.public_key().created_at());
     let mut rng = rand::rngs::OsRng;
     let signed = match signing_subkey {
         Some(sk) => DetachedSignature::sign_binary_data(
