@@ -206,11 +206,7 @@ fn pgp_sign(
     let signing_subkey = key
         .secret_subkeys
         .iter()
-        .filter(|sk| {
-            sk.signatures
-                .iter()
-                .any(|s| s.key_flags().sign())
-        })
+        .filter(|sk| sk.signatures.iter().any(|s| s.key_flags().sign()))
         .max_by_key(|sk| *sk.key.public_key().created_at());
     let mut rng = rand::rngs::OsRng;
     let signed = match signing_subkey {

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use common::forges::{
-    fixture_remote, mount_fake, ok_report, output_text, pr_actions, run_async, run_in,
-    seed_registry, GithubFake,
+    mount_fake, ok_report, output_text, pr_actions, run_async, run_in, seed_registry, GithubFake,
 };
 use common::{git, GitHttpServer, Registry};
 use wiremock::MockServer;
@@ -82,9 +81,32 @@ fn commit_object(repo: &Path, rev: &str) -> String {
     git(repo, &["cat-file", "commit", rev])
 }
 
-/// A bare remote with the `commit-basic` fixture and `delivery_lines`, and a clone of it.
-fn remote_and_clone(dir: &Path, registry: &Registry, delivery_lines: &str) -> (PathBuf, PathBuf) {
-    let bare = fixture_remote(dir, &registry.addr, delivery_lines);
+/// A bare remote with the `commit-basic` fixture, `delivery_lines` in place of its
+/// `mode: commit` and `commit_lines` (indented by four spaces) added to its `commit:` block,
+/// and a clone of it.
+fn remote_and_clone(
+    dir: &Path,
+    registry: &Registry,
+    delivery_lines: &str,
+    commit_lines: &str,
+) -> (PathBuf, PathBuf) {
+    let message = "    message: \"chore(images): {{ summary }}\"\n";
+    let config = std::fs::read_to_string(common::forges::fixture("commit-basic/config.yaml"))
+        .unwrap()
+        .replace("{{REGISTRY}}", &registry.addr)
+        .replace(
+            "delivery:\n  mode: commit\n",
+            &format!("delivery:\n{delivery_lines}"),
+        )
+        .replace(message, &format!("{message}{commit_lines}"));
+    assert!(config.contains(commit_lines), "{config}");
+    let mut files = common::forges::files_of(&common::forges::fixture("commit-basic/input"));
+    files.push((".image-updater.yaml".into(), config.into_bytes()));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let bare = common::bare_repo_with_files(&dir.join("remote.git"), &refs);
     let work = common::clone(&format!("file://{}", bare.display()), &dir.join("work"));
     (bare, work)
 }
@@ -101,7 +123,8 @@ fn ssh_signed_commit_pushed_over_smart_http_verifies() {
     let (bare, work) = remote_and_clone(
         root.path(),
         &registry,
-        "  mode: commit\n  commit:\n    author: { name: image-updater-test, email: bot@example.invalid }\n    sign: ssh\n",
+        "  mode: commit\n",
+        "    sign: ssh\n",
     );
     git(
         &work,
@@ -169,9 +192,10 @@ async fn ssh_signed_pull_request_branches_verify() {
         root.path(),
         &registry,
         &format!(
-            "  mode: pull-request\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    author: {{ name: image-updater-test, email: bot@example.invalid }}\n",
+            "  mode: pull-request\n  forge: github\n  api_url: {}\n  repository: acme/infra\n",
             server.uri()
         ),
+        "",
     );
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = ssh_key(keys.path(), "signer", PASSPHRASE);
@@ -272,7 +296,8 @@ fn ssh_agent_signs_with_the_chosen_key() {
     let (bare, work) = remote_and_clone(
         root.path(),
         &registry,
-        "  mode: commit\n  commit:\n    author: { name: image-updater-test, email: bot@example.invalid }\n    sign: ssh\n",
+        "  mode: commit\n",
+        "    sign: ssh\n",
     );
     let keys = tempfile::tempdir().unwrap();
     let (first, _) = ssh_key(keys.path(), "first", "");
@@ -371,7 +396,8 @@ fn openpgp_signed_commit_verifies_with_gpg() {
     let (bare, work) = remote_and_clone(
         root.path(),
         &registry,
-        "  mode: commit\n  commit:\n    author: { name: image-updater-test, email: bot@example.invalid }\n    sign: openpgp\n",
+        "  mode: commit\n",
+        "    sign: openpgp\n",
     );
     git(
         &work,
@@ -427,7 +453,8 @@ fn bad_signing_settings_stop_the_run() {
     let (bare, work) = remote_and_clone(
         root.path(),
         &registry,
-        "  mode: commit\n  commit:\n    sign: gpg\n",
+        "  mode: commit\n",
+        "    sign: gpg\n",
     );
     let before = git(&bare, &["rev-parse", "main"]);
     let o = run_in(&work, &[]);
@@ -765,9 +792,10 @@ async fn commit_via_the_github_api() {
         root.path(),
         &registry,
         &format!(
-            "  mode: commit\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    via: api\n",
+            "  mode: commit\n  forge: github\n  api_url: {}\n  repository: acme/infra\n",
             server.uri()
         ),
+        "    via: api\n",
     );
     let fake = CommitApiFake::new(&bare, FORGE_TOKEN);
     fake.mount(&server).await;
@@ -830,9 +858,10 @@ async fn pull_request_branches_via_the_github_api() {
         root.path(),
         &registry,
         &format!(
-            "  mode: pull-request\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    via: api\n",
+            "  mode: pull-request\n  forge: github\n  api_url: {}\n  repository: acme/infra\n",
             server.uri()
         ),
+        "    via: api\n",
     );
     let api_fake = CommitApiFake::new(&bare, FORGE_TOKEN);
     api_fake.mount(&server).await;
@@ -919,7 +948,8 @@ fn via_api_on_another_forge_is_refused() {
     let (bare, work) = remote_and_clone(
         root.path(),
         &registry,
-        "  mode: commit\n  forge: gitlab\n  api_url: http://127.0.0.1:9/api/v4\n  repository: acme/infra\n  commit:\n    via: api\n",
+        "  mode: commit\n  forge: gitlab\n  api_url: http://127.0.0.1:9/api/v4\n  repository: acme/infra\n",
+        "    via: api\n",
     );
     let before = git(&bare, &["rev-parse", "main"]);
     let o = run_in(&work, &[("GITLAB_TOKEN", FORGE_TOKEN)]);
