@@ -208,17 +208,16 @@ fn pgp_sign(
         .iter()
         .filter(|sk| sk.signatures.iter().any(|s| s.key_flags().sign()))
         .max_by_key(|sk| *sk.key.public_key().created_at());
-    let mut rng = rand::rngs::OsRng;
     let signed = match signing_subkey {
         Some(sk) => DetachedSignature::sign_binary_data(
-            &mut rng,
+            rand::rngs::OsRng,
             &sk.key,
             &password,
             sk.key.hash_alg(),
             payload,
         ),
         None => DetachedSignature::sign_binary_data(
-            &mut rng,
+            rand::rngs::OsRng,
             &key.primary_key,
             &password,
             key.primary_key.hash_alg(),
