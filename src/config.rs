@@ -291,6 +291,48 @@ pub struct CommitConfig {
     pub message: String,
     /// Add a `Signed-off-by:` trailer with the author.
     pub signoff: bool,
+    /// Sign each commit (`IMAGE_UPDATER_SIGNING_KEY`, [`crate::git::signing`]).
+    pub sign: Sign,
+    /// How commits are made: by git and pushed, or by the forge's API (GitHub only).
+    pub via: Via,
+}
+
+/// `delivery.commit.sign`: which signature each commit carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sign {
+    /// Sign when `IMAGE_UPDATER_SIGNING_KEY` is set, in the format its armour tells.
+    #[default]
+    Auto,
+    /// An SSH signature (`gpg.format ssh`): from the key, else the SSH agent.
+    Ssh,
+    /// An OpenPGP signature from an armoured secret key.
+    Openpgp,
+    /// Never sign.
+    None,
+}
+
+impl Sign {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sign::Auto => "auto",
+            Sign::Ssh => "ssh",
+            Sign::Openpgp => "openpgp",
+            Sign::None => "none",
+        }
+    }
+}
+
+/// `delivery.commit.via`: who makes the commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// git, here, pushed to the remote.
+    #[default]
+    Git,
+    /// GitHub's API (`createCommitOnBranch`): signed by GitHub, shown as verified.
+    Api,
 }
 
 impl Default for CommitConfig {
@@ -299,6 +341,8 @@ impl Default for CommitConfig {
             author: Author::default(),
             message: "chore(images): {{ summary }}".to_string(),
             signoff: false,
+            sign: Sign::default(),
+            via: Via::default(),
         }
     }
 }

@@ -192,6 +192,11 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
     }
     let mut wt =
         git::WorkTree::open(&req.root, &req.env).map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(signer) = git::signing::Signer::from_env(ctx.config.delivery.commit.sign, &req.env)
+        .map_err(|e| Error::Usage(format!("delivery.commit.sign: {e}")))?
+    {
+        wt.set_signer(signer);
+    }
     wt.lock_runs().map_err(|e| Error::Failed(e.to_string()))?;
     let branch = wt
         .current_branch()
@@ -625,6 +630,10 @@ async fn deliver_commit(
 ) -> Result<Delivered, Error> {
     let started = std::time::Instant::now();
     observe::waiting(Some(format!("committing and pushing to {branch}")));
+    let api = match deliver::commit::api_target(&ctx.config.delivery, wt, &ctx.req.env) {
+        Ok(api) => api,
+        Err(e) => return Ok(Delivered::nothing(e)),
+    };
     let mut tries = 1;
     let delivered = loop {
         // A run stopped while writing left its temporary files beside the files it read.
@@ -646,7 +655,7 @@ async fn deliver_commit(
             flux.message =
                 crate::flux_v1::commit_message(&pass.found.governors, &plan, &ctx.config_file);
         }
-        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan) {
+        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan, api.as_ref()) {
             Ok(delivered) => break delivered,
             Err(e) if e.kind == git::GitErrorKind::Rejected && tries < deliver::PUSH_TRIES => {
                 tracing::info!("push rejected, fetching and trying again: {e}");

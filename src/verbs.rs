@@ -204,6 +204,7 @@ pub async fn execute_verb(req: &VerbRequest) -> Result<Outcome, Error> {
                             branch,
                             &dirs,
                             &plan,
+                            None,
                         ) {
                             Ok(d) => Some(d),
                             Err(e)

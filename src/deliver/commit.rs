@@ -7,8 +7,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{all_updates, error, Delivered, FilePlan};
-use crate::config::CommitConfig;
+use crate::config::{CommitConfig, Delivery, Via};
+use crate::env::Env;
 use crate::flux_repo::CommitPlan;
+use crate::forge::github_commit::{ApiCommitError, ApiCommits};
+use crate::forge::Target;
 use crate::git::{GitError, Oid, WorkTree};
 use crate::manifest::edit::{remove_stale_temps, write_all_atomic};
 use crate::report::ErrorEntry;
@@ -69,7 +72,8 @@ pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), St
 /// `dirs` are the directories the run read files in: a stopped run's temporary files there
 /// are taken away first. A push the remote rejects (someone pushed first) is an
 /// [`crate::git::GitErrorKind::Rejected`] error: [`catch_up`], compute the edits again, and
-/// deliver again.
+/// deliver again. With `api` (`commit.via: api`) GitHub makes the commit
+/// ([`commit_via_api`]) and the work tree fetches it.
 pub(crate) fn deliver(
     config: &CommitConfig,
     flux: &CommitPlan,
@@ -77,6 +81,7 @@ pub(crate) fn deliver(
     branch: &str,
     dirs: &BTreeSet<&Path>,
     plan: &[FilePlan<'_>],
+    api: Option<&Target>,
 ) -> Result<Delivered, GitError> {
     for dir in dirs {
         remove_stale_temps(dir);
@@ -110,13 +115,19 @@ pub(crate) fn deliver(
         )
     });
     if let Some(to) = &flux.push_to {
-        return to_push_branch(wt, parent, &contents, author, &message, to, delivered);
+        return to_push_branch(wt, parent, &contents, author, &message, to, api, delivered);
     }
     if !wt.holds_files(parent, &contents) {
-        let oid = wt.commit_to_ref(parent, PENDING_REF, &contents, author, &message)?;
-        let pushed = wt.push_ref(PENDING_REF, branch, false);
-        wt.delete_ref(PENDING_REF);
-        pushed?;
+        let oid = match api {
+            Some(target) => commit_via_api(wt, target, branch, parent, false, &contents, &message)?,
+            None => {
+                let oid = wt.commit_to_ref(parent, PENDING_REF, &contents, author, &message)?;
+                let pushed = wt.push_ref(PENDING_REF, branch, false);
+                wt.delete_ref(PENDING_REF);
+                pushed?;
+                oid
+            }
+        };
         delivered.commit = Some(oid.to_string());
         let followed = wt
             .mark_unwritten(oid)
@@ -161,6 +172,7 @@ pub(crate) fn deliver(
 /// top of that branch as the remote has it (Flux works on the push branch when it exists),
 /// else on `head`; the checked-out branch and the work tree do not move. When the push branch
 /// already holds these files nothing is delivered.
+#[allow(clippy::too_many_arguments)]
 fn to_push_branch(
     wt: &WorkTree,
     head: Oid,
@@ -168,20 +180,109 @@ fn to_push_branch(
     author: (&str, &str),
     message: &str,
     push_to: &str,
+    api: Option<&Target>,
     mut delivered: Delivered,
 ) -> Result<Delivered, GitError> {
     const PENDING: &str = "refs/image-updater/pending-push-branch";
-    let parent = wt.fetch(push_to)?.unwrap_or(head);
+    let remote = wt.fetch(push_to)?;
+    let parent = remote.unwrap_or(head);
     if wt.holds_files(parent, contents) {
         delivered.updates.clear();
         return Ok(delivered);
     }
-    let oid = wt.commit_to_ref(parent, PENDING, contents, author, message)?;
-    let pushed = wt.push_ref(PENDING, push_to, false);
-    wt.delete_ref(PENDING);
-    pushed?;
+    let oid = match api {
+        Some(target) => commit_via_api(
+            wt,
+            target,
+            push_to,
+            parent,
+            remote.is_none(),
+            contents,
+            message,
+        )?,
+        None => {
+            let oid = wt.commit_to_ref(parent, PENDING, contents, author, message)?;
+            let pushed = wt.push_ref(PENDING, push_to, false);
+            wt.delete_ref(PENDING);
+            pushed?;
+            oid
+        }
+    };
     delivered.commit = Some(oid.to_string());
     Ok(delivered)
+}
+
+/// The forge target `commit.via: api` commits through (GitHub only); `None` for `via: git`.
+pub(crate) fn api_target(
+    delivery: &Delivery,
+    wt: &WorkTree,
+    env: &Env,
+) -> Result<Option<Target>, String> {
+    if delivery.commit.via != Via::Api {
+        return Ok(None);
+    }
+    let cfg = crate::forge::ForgeConfig {
+        forge: delivery.forge,
+        api_url: delivery.api_url.clone(),
+        repository: delivery.repository.clone(),
+    };
+    let remote = wt.remote_url().map_err(|e| e.to_string())?;
+    let lookup = |k: &str| env.raw(k).map(str::to_string);
+    let target = crate::forge::resolve(&lookup, &remote, &cfg)
+        .map_err(|e| format!("delivery.commit.via: api: {e}"))?;
+    // Refuse a forge without the API before anything is committed.
+    ApiCommits::connect(&target).map_err(|e| e.to_string())?;
+    Ok(Some(target))
+}
+
+/// Commit `contents` on `branch` (whose head must be `parent`; created there first when
+/// `create`) through GitHub's API, then fetch the new commit so the work tree can follow it.
+/// A branch that moved meanwhile is a [`crate::git::GitErrorKind::Rejected`] error, as a rejected push is.
+pub(crate) fn commit_via_api(
+    wt: &WorkTree,
+    target: &Target,
+    branch: &str,
+    parent: Oid,
+    create: bool,
+    contents: &[(PathBuf, Vec<u8>)],
+    message: &str,
+) -> Result<Oid, GitError> {
+    // The pipeline runs on an async runtime that this synchronous stage must not block on:
+    // the calls run on a thread of their own, with a runtime of their own.
+    let made = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ApiCommitError::Failed(format!("starting the API client: {e}")))?;
+            rt.block_on(async {
+                let api = ApiCommits::connect(target).map_err(ApiCommitError::from)?;
+                if create {
+                    api.reset_branch(branch, &parent.to_string()).await?;
+                }
+                api.commit(branch, &parent.to_string(), message, contents)
+                    .await
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err(ApiCommitError::Failed("the API client stopped".into())))
+    });
+    let oid = match made {
+        Ok(oid) => oid,
+        Err(ApiCommitError::Moved(m)) => return Err(GitError::rejected(m)),
+        Err(ApiCommitError::Failed(m)) => return Err(GitError::other(m)),
+    };
+    let fetched = wt.fetch(branch)?;
+    match fetched {
+        Some(f) if f.to_string() == oid => {
+            tracing::info!("GitHub committed {oid} on {branch}");
+            Ok(f)
+        }
+        other => Err(GitError::other(format!(
+            "GitHub committed {oid} on {branch}, but fetching {branch} gave {}",
+            other.map_or_else(|| "nothing".to_string(), |o| o.to_string())
+        ))),
+    }
 }
 
 /// After a rejected push: take what the remote's `branch` holds now (fast-forward to it).

@@ -169,6 +169,10 @@ pub(crate) async fn deliver(
         Ok(f) => f,
         Err(message) => return Delivered::nothing(message),
     };
+    let api = match super::commit::api_target(delivery, wt, env) {
+        Ok(api) => api,
+        Err(message) => return Delivered::nothing(message),
+    };
     let base_oid = match wt.head() {
         Ok(o) => o,
         Err(e) => return Delivered::nothing(e.to_string()),
@@ -181,6 +185,7 @@ pub(crate) async fn deliver(
             delivery,
             wt,
             forge.as_ref(),
+            api.as_ref(),
             base,
             base_oid,
             &branch,
@@ -266,10 +271,12 @@ enum BatchError {
     Forge(#[from] ForgeError),
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one(
     delivery: &Delivery,
     wt: &WorkTree,
     forge: &dyn Forge,
+    api: Option<&forge::Target>,
     base: &str,
     base_oid: Oid,
     branch: &str,
@@ -277,34 +284,10 @@ async fn one(
 ) -> Result<PullRequest, BatchError> {
     let c = &delivery.commit;
     let message = commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
-    wt.commit_to_branch(
-        base_oid,
-        branch,
-        &batch.contents,
-        (&c.author.name, &c.author.email),
-        &message,
-    )?;
-    // Race: two runs at once (a cron job overlapping itself, a re-run pipeline) push the same
-    // branch. The other run may create or move it between our fetch and our push; the server
-    // then refuses our push, as the branch no longer holds what it held when we looked. Fetch
-    // again: a branch that now proposes exactly our change is delivered; else push over it.
-    let mut pushed = false;
-    for attempt in 1..=PUSH_TRIES {
-        let remote = wt.fetch(branch)?;
-        if remote.is_some_and(|r| wt.holds(r, base_oid, &batch.contents)) {
-            break;
-        }
-        match wt.push(branch, true) {
-            Ok(()) => {
-                pushed = true;
-                break;
-            }
-            Err(e) if e.kind == GitErrorKind::Rejected && attempt < PUSH_TRIES => {
-                tracing::info!("push of {branch} rejected, fetching and trying again: {e}");
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let pushed = match api {
+        Some(target) => via_api(wt, target, base_oid, branch, batch, &message)?,
+        None => push_branch(delivery, wt, base_oid, branch, batch, &message)?,
+    };
     let title = match &delivery.pull_request.title {
         Some(t) => fill_template(t, &batch.updates),
         None => message.lines().next().unwrap_or_default().to_string(),
@@ -348,6 +331,83 @@ async fn one(
         url: pr.url,
         action: action.into(),
     })
+}
+
+/// `commit.via: api`: unless the remote branch already proposes exactly this change, start it
+/// again at the base and have GitHub commit the group's files on it
+/// ([`crate::deliver::commit::commit_via_api`]); whether it moved.
+fn via_api(
+    wt: &WorkTree,
+    target: &forge::Target,
+    base_oid: Oid,
+    branch: &str,
+    batch: &Batch,
+    message: &str,
+) -> Result<bool, GitError> {
+    for attempt in 1..=PUSH_TRIES {
+        let remote = wt.fetch(branch)?;
+        if remote.is_some_and(|r| wt.holds(r, base_oid, &batch.contents)) {
+            return Ok(false);
+        }
+        match super::commit::commit_via_api(
+            wt,
+            target,
+            branch,
+            base_oid,
+            true,
+            &batch.contents,
+            message,
+        ) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind == GitErrorKind::Rejected && attempt < PUSH_TRIES => {
+                tracing::info!("{branch} moved while GitHub committed, trying again: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Commit the group's files on the base as the tip of `branch` and force-push it, unless the
+/// remote branch already proposes exactly this change; whether it was pushed.
+fn push_branch(
+    delivery: &Delivery,
+    wt: &WorkTree,
+    base_oid: Oid,
+    branch: &str,
+    batch: &Batch,
+    message: &str,
+) -> Result<bool, GitError> {
+    let c = &delivery.commit;
+    wt.commit_to_branch(
+        base_oid,
+        branch,
+        &batch.contents,
+        (&c.author.name, &c.author.email),
+        message,
+    )?;
+    // Race: two runs at once (a cron job overlapping itself, a re-run pipeline) push the same
+    // branch. The other run may create or move it between our fetch and our push; the server
+    // then refuses our push, as the branch no longer holds what it held when we looked. Fetch
+    // again: a branch that now proposes exactly our change is delivered; else push over it.
+    let mut pushed = false;
+    for attempt in 1..=PUSH_TRIES {
+        let remote = wt.fetch(branch)?;
+        if remote.is_some_and(|r| wt.holds(r, base_oid, &batch.contents)) {
+            break;
+        }
+        match wt.push(branch, true) {
+            Ok(()) => {
+                pushed = true;
+                break;
+            }
+            Err(e) if e.kind == GitErrorKind::Rejected && attempt < PUSH_TRIES => {
+                tracing::info!("push of {branch} rejected, fetching and trying again: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(pushed)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub(crate) mod fakes;
 mod flow;
 pub mod gitea;
 pub mod github;
+pub mod github_commit;
 pub mod gitlab;
 mod http;
 

@@ -8,6 +8,7 @@
 
 pub mod credentials;
 pub mod hostkeys;
+pub mod signing;
 
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,20 @@ impl GitError {
         GitError::plain(credentials::redact(&format!("{context}: {e}")))
     }
 
+    /// The remote's branch moved on before our commit landed (a commit through the forge's
+    /// API whose expected head is stale): retried as a rejected push is.
+    pub fn rejected(message: String) -> GitError {
+        GitError {
+            kind: GitErrorKind::Rejected,
+            message: credentials::redact(&message),
+        }
+    }
+
+    /// A failure described by `message`.
+    pub fn other(message: String) -> GitError {
+        GitError::plain(credentials::redact(&message))
+    }
+
     fn plain(message: String) -> GitError {
         GitError {
             kind: GitErrorKind::Other,
@@ -91,6 +106,8 @@ pub struct WorkTree {
     last_pack: std::cell::RefCell<Option<(Oid, Vec<u8>)>>,
     /// The run's environment: credentials and host keys for the remote.
     env: Env,
+    /// Signs every commit made ([`WorkTree::set_signer`]); `None`: unsigned.
+    signer: Option<signing::Signer>,
 }
 
 impl WorkTree {
@@ -119,6 +136,7 @@ impl WorkTree {
             run_lock: None,
             last_pack: Default::default(),
             env: env.clone(),
+            signer: None,
         })
     }
 
@@ -155,6 +173,11 @@ impl WorkTree {
         }
         self.run_lock = Some(file);
         Ok(())
+    }
+
+    /// Sign every commit this work tree makes from now on (`delivery.commit.sign`).
+    pub fn set_signer(&mut self, signer: signing::Signer) {
+        self.signer = Some(signer);
     }
 
     /// The checked-out branch's short name.
@@ -299,9 +322,21 @@ impl WorkTree {
         let tree = tree_with(&scratch, &parent, contents)?;
         let sig = Signature::now(author.0, author.1)
             .map_err(|e| GitError::new("commit author", e.message()))?;
-        let oid = scratch
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
-            .map_err(|e| GitError::new("committing", e.message()))?;
+        let oid = match &self.signer {
+            None => scratch.commit(None, &sig, &sig, message, &tree, &[&parent]),
+            Some(signer) => {
+                let content = scratch
+                    .commit_create_buffer(&sig, &sig, message, &tree, &[&parent])
+                    .map_err(|e| GitError::new("committing", e.message()))?;
+                let signature = signer.sign(&content).map_err(|e| {
+                    GitError::plain(format!("signing the commit ({}): {e}", signer.describe()))
+                })?;
+                let content = std::str::from_utf8(&content)
+                    .map_err(|e| GitError::new("signing the commit", e))?;
+                scratch.commit_signed(content, &signature, Some("gpgsig"))
+            }
+        }
+        .map_err(|e| GitError::new("committing", e.message()))?;
         let pack = pack_of(&scratch, oid, &[parent.id()])
             .map_err(|e| GitError::new("packing the commit", e.message()))?;
         Ok((oid, pack))

@@ -38,5 +38,6 @@ mod security_kill;
 mod security_output;
 mod security_secrets;
 mod security_worktree;
+mod signing;
 mod surface;
 mod verbs;

@@ -15,7 +15,7 @@ pub use fakes::*;
 use super::{bare_repo_with_files, Registry};
 
 /// Every variable that could steer a run's forge, token or git credentials from outside.
-const CLEARED_ENV: [&str; 49] = [
+const CLEARED_ENV: [&str; 52] = [
     "IMAGE_UPDATER_GIT_TOKEN",
     "IMAGE_UPDATER_FORGE_TOKEN",
     "IMAGE_UPDATER_SSH_KEY",
@@ -65,6 +65,9 @@ const CLEARED_ENV: [&str; 49] = [
     "BUILD_REPOSITORY_PROVIDER",
     "BUILD_REPOSITORY_URI",
     "AZURE_DEVOPS_EXT_PAT",
+    "IMAGE_UPDATER_SIGNING_KEY",
+    "IMAGE_UPDATER_SIGNING_PASSPHRASE",
+    "IMAGE_UPDATER_SIGNING_PUBLIC_KEY",
 ];
 
 // ---------------------------------------------------------------------------------------------
