@@ -459,6 +459,27 @@ pub struct Watched {
     pub newest_build: bool,
 }
 
+impl ImageConfig {
+    /// The entry's policy with its `exclude`, `allow_downgrade` and `filter`; an error names
+    /// the line of the key at fault.
+    fn compiled_policy(&self, file: &Path) -> Result<Policy, ConfigError> {
+        let at = &self.policy.referenced;
+        let kind = self
+            .policy
+            .value
+            .kind()
+            .map_err(|e| ConfigError::caused_at(file, at, e))?;
+        let mut policy = Policy::new(kind, &self.exclude, self.allow_downgrade)
+            .map_err(|e| ConfigError::caused_at(file, at, e))?;
+        if let Some(f) = &self.filter {
+            policy = policy
+                .with_filter(&f.value.pattern, f.value.extract.as_deref())
+                .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
+        }
+        Ok(policy)
+    }
+}
+
 impl Config {
     /// Read `file`; a missing file is an empty config when `required` is false. Only a
     /// regular file of at most [`MAX_CONFIG_FILE`] bytes is read (a FIFO never blocks).
@@ -582,19 +603,7 @@ impl Config {
                     ),
                 ));
             }
-            let at = &img.policy.referenced;
-            let kind = img
-                .policy
-                .value
-                .kind()
-                .map_err(|e| ConfigError::caused_at(file, at, e))?;
-            let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
-                .map_err(|e| ConfigError::caused_at(file, at, e))?;
-            if let Some(f) = &img.filter {
-                policy = policy
-                    .with_filter(&f.value.pattern, f.value.extract.as_deref())
-                    .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
-            }
+            let policy = img.compiled_policy(file)?;
             for p in &img.platforms {
                 let parts: Vec<&str> = p.split('/').collect();
                 if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
@@ -723,19 +732,7 @@ impl Config {
                     "images[].helm names one image's keys; it cannot be used with image \"*\"",
                 ));
             }
-            let at = &img.policy.referenced;
-            let kind = img
-                .policy
-                .value
-                .kind()
-                .map_err(|e| ConfigError::caused_at(file, at, e))?;
-            let mut policy = Policy::new(kind, &img.exclude, img.allow_downgrade)
-                .map_err(|e| ConfigError::caused_at(file, at, e))?;
-            if let Some(f) = &img.filter {
-                policy = policy
-                    .with_filter(&f.value.pattern, f.value.extract.as_deref())
-                    .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
-            }
+            let policy = img.compiled_policy(file)?;
             for g in &img.files {
                 inside_repo(g).map_err(|e| {
                     ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))

@@ -185,19 +185,29 @@ impl<'a> Ctx<'a> {
 
 /// For a delivering `run`: the work tree, taken for this run, and its checked-out branch
 /// (the base); a stopped run's unwritten files completed first (`mode: commit`).
-fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, Error> {
-    let req = ctx.req;
-    if req.command != Command::Run || ctx.config.delivery.mode == DeliveryMode::None {
-        return Ok(None);
-    }
-    let mut wt =
-        git::WorkTree::open(&req.root, &req.env).map_err(|e| Error::Usage(e.to_string()))?;
-    if let Some(signer) = git::signing::Signer::from_env(ctx.config.delivery.commit.sign, &req.env)
+/// The work tree at `root` for a delivering command: its commits signed as `sign` says (a
+/// key that cannot sign is a usage error, before any work), and taken for this run alone.
+pub(crate) fn take_work_tree(
+    root: &Path,
+    env: &Env,
+    sign: crate::config::Sign,
+) -> Result<git::WorkTree, Error> {
+    let mut wt = git::WorkTree::open(root, env).map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(signer) = git::signing::Signer::from_env(sign, env)
         .map_err(|e| Error::Usage(format!("delivery.commit.sign: {e}")))?
     {
         wt.set_signer(signer);
     }
     wt.lock_runs().map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(wt)
+}
+
+fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, Error> {
+    let req = ctx.req;
+    if req.command != Command::Run || ctx.config.delivery.mode == DeliveryMode::None {
+        return Ok(None);
+    }
+    let wt = take_work_tree(&req.root, &req.env, ctx.config.delivery.commit.sign)?;
     let branch = wt
         .current_branch()
         .map_err(|e| Error::Usage(e.to_string()))?;

@@ -332,8 +332,8 @@ fn open_for_delivery(
     if config.delivery.mode == DeliveryMode::None {
         return Ok(None);
     }
-    let mut wt = WorkTree::open(&req.root, &req.env).map_err(|e| Error::Usage(e.to_string()))?;
-    wt.lock_runs().map_err(|e| Error::Failed(e.to_string()))?;
+    // Signed like `run`'s commits, and one command at a time in this work tree.
+    let wt = crate::pipeline::take_work_tree(&req.root, &req.env, config.delivery.commit.sign)?;
     let branch = wt
         .current_branch()
         .map_err(|e| Error::Usage(e.to_string()))?;

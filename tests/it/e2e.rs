@@ -4,6 +4,7 @@
 //! `{{REGISTRY}}` for the test registry's address) and `tags.txt` (what the registry holds).
 
 use crate::common;
+use common::{output_json as json, output_text as text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,19 +132,6 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
 }
 
 fn remote_head(bare: &Path) -> String {

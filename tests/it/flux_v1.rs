@@ -11,9 +11,9 @@
 //! the test registry's address.
 
 use crate::common;
+use common::{image_updater, output_json as json, output_text as text};
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::{bare_repo_with_files, git, Registry};
 
@@ -115,35 +115,6 @@ fn scenario(case: &str) -> Scenario {
         bare,
         work,
     }
-}
-
-fn image_updater(args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(common::test_bin());
-    cmd.args(args).env("NO_COLOR", "1");
-    for v in [
-        "IMAGE_UPDATER_GIT_TOKEN",
-        "GITHUB_TOKEN",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-        "IMAGE_UPDATER_CONFIG",
-        "IMAGE_UPDATER_OUTPUT",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
 }
 
 fn assert_tree(work: &Path, expected: &Path, registry: &str) {

@@ -5,6 +5,7 @@
 //! byte for byte).
 
 use crate::common;
+use common::{output_json as json, output_text as text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -137,19 +138,6 @@ impl Scenario {
     fn last_message(&self) -> String {
         git(&self.bare, &["log", "-1", "--format=%an <%ae>%n%B", "main"])
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(o)))
 }
 
 /// (file, line, from, to) of each update in a report.

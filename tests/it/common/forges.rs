@@ -178,15 +178,7 @@ pub async fn run_async(work: &Path, env: &[(&str, &str)]) -> Output {
     .unwrap()
 }
 
-/// stdout and stderr of a run, for messages.
-pub fn output_text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+pub use super::output_text;
 
 /// A run the forge refused: exit 1, the forge's answer (`needle`) quoted, none of `tokens`
 /// printed, no pull request reported and no undelivered update reported.

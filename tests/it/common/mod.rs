@@ -150,3 +150,37 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// The built binary run with `args`, without the CI, token and setting variables of the
+/// environment the tests run in.
+pub fn image_updater(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(test_bin());
+    cmd.args(args).env("NO_COLOR", "1");
+    for v in [
+        "IMAGE_UPDATER_GIT_TOKEN",
+        "GITHUB_TOKEN",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "IMAGE_UPDATER_CONFIG",
+        "IMAGE_UPDATER_OUTPUT",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.output().unwrap()
+}
+
+/// A command's exit code, stdout and stderr, for a failure message.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A command's stdout as JSON; a failure shows the whole output.
+pub fn output_json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", output_text(o)))
+}
