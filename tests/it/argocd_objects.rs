@@ -52,27 +52,6 @@ fn tree_with(dir: &Path, subs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Push one image under `tag` whose config says it was built at `created` (RFC 3339).
-fn push_built(registry: &Registry, repo: &str, tag: &str, created: &str) {
-    let layer = format!("layer of {repo}:{tag}");
-    let layer_digest = registry.upload_blob(repo, layer.as_bytes());
-    let config = format!(
-        r#"{{"created":"{created}","architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
-    );
-    let config_digest = registry.upload_blob(repo, config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    registry.put_manifest(
-        repo,
-        tag,
-        "application/vnd.oci.image.manifest.v1+json",
-        &manifest,
-    );
-}
-
 struct Scenario {
     _tmp: tempfile::TempDir,
     registry: Registry,
@@ -100,7 +79,7 @@ fn scenario_with(case: &str, extra: &str) -> Scenario {
         };
         let rest: Vec<&str> = parts.collect();
         match rest.as_slice() {
-            [tag, created] if created.contains('T') => push_built(&registry, repo, tag, created),
+            [tag, created] if created.contains('T') => registry.push_built(repo, tag, created),
             tags => {
                 registry.push_image(repo, tags);
             }

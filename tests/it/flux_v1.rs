@@ -48,27 +48,6 @@ fn tree(dir: &Path, registry: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Push one image under `tag` whose config says it was built at `created` (RFC 3339).
-fn push_built(registry: &Registry, repo: &str, tag: &str, created: &str) {
-    let layer = format!("layer of {repo}:{tag}");
-    let layer_digest = registry.upload_blob(repo, layer.as_bytes());
-    let config = format!(
-        r#"{{"created":"{created}","architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
-    );
-    let config_digest = registry.upload_blob(repo, config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    registry.put_manifest(
-        repo,
-        tag,
-        "application/vnd.oci.image.manifest.v1+json",
-        &manifest,
-    );
-}
-
 struct Scenario {
     _tmp: tempfile::TempDir,
     registry: Registry,
@@ -87,7 +66,7 @@ fn scenario(case: &str) -> Scenario {
     {
         if let [repo, tag, created] = line.split_whitespace().collect::<Vec<_>>()[..] {
             if !repo.starts_with('#') {
-                push_built(&registry, repo, tag, created);
+                registry.push_built(repo, tag, created);
             }
         }
     }
@@ -298,7 +277,7 @@ fn getting_started_annotations_govern_as_fluxd_did() {
 #[test]
 fn a_missing_build_time_is_reported_and_nothing_is_guessed() {
     let registry = Registry::start();
-    push_built(&registry, "acme/web", "main-a", "2024-01-01T10:00:00Z");
+    registry.push_built("acme/web", "main-a", "2024-01-01T10:00:00Z");
     // Pushed without a "created" time in its config.
     registry.push_image("acme/web", &["main-b"]);
     registry.push_image("acme/api", &["1.0.0", "1.1.0"]);

@@ -28,6 +28,27 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Push one image under `tag` whose config says it was built at `created` (RFC 3339).
+    pub fn push_built(&self, repo: &str, tag: &str, created: &str) {
+        let layer = format!("layer of {repo}:{tag}");
+        let layer_digest = self.upload_blob(repo, layer.as_bytes());
+        let config = format!(
+            r#"{{"created":"{created}","architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+        );
+        let config_digest = self.upload_blob(repo, config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        self.put_manifest(
+            repo,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        );
+    }
+
     /// An anonymous registry.
     pub fn start() -> Registry {
         Self::start_inner(None)
