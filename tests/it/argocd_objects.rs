@@ -13,7 +13,7 @@ use common::{image_updater, output_json as json, output_text as text};
 use std::path::{Path, PathBuf};
 
 use common::forges::{ok_report, pr_actions, run_async, GithubFake};
-use common::{bare_repo_with_files, git, Registry};
+use common::{git, Registry};
 
 fn fixture(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,16 +91,7 @@ fn scenario_with(case: &str, extra: &str) -> Scenario {
         .replace("{{REGISTRY}}", &registry.addr)
         + extra;
     files.push((".image-updater.yaml".into(), config.into_bytes()));
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
-    let work = common::clone(
-        &format!("file://{}", bare.display()),
-        &tmp.path().join("work"),
-    );
+    let (tmp, bare, work) = common::remote_and_clone(&files);
     Scenario {
         _tmp: tmp,
         registry,

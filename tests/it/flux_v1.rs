@@ -78,16 +78,7 @@ fn scenario(case: &str) -> Scenario {
         .unwrap()
         .replace("{{REGISTRY}}", &registry.addr);
     files.push((".image-updater.yaml".into(), config.into_bytes()));
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
-    let work = common::clone(
-        &format!("file://{}", bare.display()),
-        &tmp.path().join("work"),
-    );
+    let (tmp, bare, work) = common::remote_and_clone(&files);
     Scenario {
         _tmp: tmp,
         registry,

@@ -14,7 +14,7 @@ use common::{image_updater, output_json as json, output_text as text};
 
 use std::path::{Path, PathBuf};
 
-use common::{bare_repo_with_files, git, Registry};
+use common::{git, Registry};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/outdated")
@@ -77,16 +77,7 @@ fn scenario(config: &str, extra: &str) -> Scenario {
         .replace("{{REGISTRY}}", &registry.addr)
         + extra;
     files.push((".image-updater.yaml".into(), config));
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_bytes()))
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
-    let work = common::clone(
-        &format!("file://{}", bare.display()),
-        &tmp.path().join("work"),
-    );
+    let (tmp, bare, work) = common::remote_and_clone(&files);
     Scenario {
         _tmp: tmp,
         registry,

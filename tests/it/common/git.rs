@@ -597,6 +597,24 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     try_git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A temporary directory holding a bare repository `remote.git` with `files` on `main`, and
+/// `work`, a clone of it over file://: (the directory, the bare repository, the clone).
+pub fn remote_and_clone<B: AsRef<[u8]>>(
+    files: &[(String, B)],
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_ref()))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_repo_with_files(&tmp.path().join("remote.git"), &refs);
+    let work = clone(
+        &format!("file://{}", bare.display()),
+        &tmp.path().join("work"),
+    );
+    (tmp, bare, work)
+}
+
 /// Create a bare repository at `path` (with `http.receivepack=true`) whose branch `main` (also
 /// its HEAD) holds one commit by "Test <test@example.invalid>" with `files` (relative path ->
 /// contents). Returns `path`.

@@ -34,7 +34,10 @@ mod tls;
 mod token;
 
 pub use faults::{Fault, FaultProxy};
-pub use git::{bare_repo_with_files, clone, git, try_git, GitHttpServer, GitRequest, SeenAuth};
+pub use git::{
+    bare_repo_with_files, clone, git, remote_and_clone, try_git, GitHttpServer, GitRequest,
+    SeenAuth,
+};
 pub use hostile::{HostileRequest, HostileServer, Reply, Stream as HostileStream};
 pub use http::{http_request, try_http_request, HttpResponse};
 pub use paging::PagingFront;
