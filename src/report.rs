@@ -22,6 +22,46 @@ pub struct Report {
     pub errors: Vec<ErrorEntry>,
     pub commit: Option<String>,
     pub pull_requests: Vec<PullRequest>,
+    /// The promotion stages in config order (issue 22); empty, and not written, without
+    /// `stages:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageReport>,
+}
+
+/// One promotion stage: what it holds and what waits to move into it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageReport {
+    pub name: String,
+    /// The upstream stage, `None` for a first stage (its candidates come from the policies).
+    pub from: Option<String>,
+    pub images: Vec<StageImage>,
+    pub pending: Vec<StagePending>,
+}
+
+/// The version a stage holds of one image, and since when (committer time of the first-parent
+/// commit that brought it into the stage's files).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageImage {
+    /// `images[].name`, or the Flux policy's name.
+    pub name: String,
+    /// The repository, canonical (`registry/path`).
+    pub image: String,
+    pub version: String,
+    /// RFC 3339; `None` when history does not reach back to the commit that brought it.
+    pub since: Option<String>,
+    /// The commit that brought `version` into the stage's files (the soak evidence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// A version waiting to move into a stage, or moving in this run, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StagePending {
+    pub name: String,
+    pub version: String,
+    /// `promoted`, or what holds it back (`soaking until 2026-12-07T10:00:00Z`, `min_age`,
+    /// `together: api not ready`, ...).
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
