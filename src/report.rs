@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use crate::escape::{md_code, md_text, text_line};
 
+mod stages_render;
+pub use stages_render::{stages_markdown, stages_markdown_at};
+
 /// The result of `run` or `plan`, schema version 1.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -315,6 +318,10 @@ impl Report {
                 &self.outdated_rows(),
             ));
         }
+        if !self.stages.is_empty() {
+            out.push('\n');
+            out.push_str(&stages_render::text(&self.stages));
+        }
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nSkipped:");
             for s in &self.skipped {
@@ -379,6 +386,10 @@ impl Report {
                     })
                     .collect::<Vec<_>>(),
             ));
+        }
+        if !self.stages.is_empty() {
+            out.push('\n');
+            out.push_str(&stages_markdown(&self.stages));
         }
         if !self.errors.is_empty() {
             out.push_str("\n### Errors\n\n");
