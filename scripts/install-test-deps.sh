@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages with apt-get, the musl target with rustup, the
-# CI file checkers with pip into a venv), and nothing that is already there.
+# CI file checkers with pip into a venv, mermaid with npm into the target dir), and nothing that
+# is already there.
 # Idempotent: a second run installs nothing. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
@@ -23,6 +24,9 @@ have_cmd unshare || need+=(util-linux)                # the empty root the stati
 have_cmd curl || need+=(curl)                         # action.yml's download, run by a test
 have_cmd tmux || need+=(tmux)                         # a terminal, for the progress line's test
 have_pkg ca-certificates || need+=(ca-certificates)   # the CA bundle put into the image
+have_cmd chromium || need+=(chromium)                 # headless: Mermaid parse check, report PNG
+have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)  # text in the rendered report PNG
+have_cmd npm || need+=(npm)                           # mermaid from the npm registry, below
 
 # A python3 without venv (Debian's own) needs python3-venv for the CI file checkers below.
 if have_cmd python3 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -58,4 +62,34 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${python_tools[*]}" ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${python_tools[@]}"
   echo "${python_tools[*]}" > "$stamp"
+fi
+
+# mermaid from the npm registry, pinned: its self-contained browser bundle
+# (dist/mermaid.min.js) is all that the Mermaid parse check of the tests (tests/it/common/
+# mermaid.rs) and scripts/render-report.sh load in chromium, so only that, its package.json and
+# its licence are unpacked (not the 200 MB of dependencies the bundle already contains), under
+# the target dir where both look for it.
+mermaid_version=12.4.0
+mermaid_integrity=sha512-j2gvsGUFeS/53WdYLl9H5G2YtMZX9G/PlCvV3E5Pf4j5XSnK19DwazU6wki7OTcKeYKed7+qujRDLhy8NV2zBg==
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+mermaid_pkg="$target/mermaid/node_modules/mermaid"
+installed="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$mermaid_pkg/package.json" 2>/dev/null || true)"
+if [ "$installed" != "$mermaid_version" ] || [ ! -s "$mermaid_pkg/dist/mermaid.min.js" ]; then
+  echo "install-test-deps: npm pack mermaid@$mermaid_version into $mermaid_pkg"
+  mkdir -p "$target/mermaid"
+  tmp="$(mktemp -d "$target/mermaid/pack.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --json --silent "mermaid@$mermaid_version" > pack.json)
+  if ! grep -q "\"integrity\": \"$mermaid_integrity\"" "$tmp/pack.json"; then
+    echo "install-test-deps: mermaid@$mermaid_version from the registry is not the pinned one" >&2
+    exit 1
+  fi
+  mkdir -p "$tmp/mermaid"
+  tar -xzf "$tmp/mermaid-$mermaid_version.tgz" -C "$tmp/mermaid" --strip-components=1 \
+    package/package.json package/LICENSE package/dist/mermaid.min.js
+  rm -rf "$mermaid_pkg"
+  mkdir -p "$(dirname "$mermaid_pkg")"
+  mv "$tmp/mermaid" "$mermaid_pkg"
 fi

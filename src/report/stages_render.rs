@@ -238,10 +238,12 @@ fn mermaid(stages: &[StageReport]) -> String {
 
 /// Text inside a quoted Mermaid label: one line ([`text_line`]), then every character other
 /// than an ASCII letter, a digit, a space and `.-_/+@,` as a numeric entity (`#34;` for `"`),
-/// which Mermaid turns back into the character when it draws the label, as text.
+/// which Mermaid turns back into the character when it draws the label, as text. Mermaid
+/// draws `fa:fa-NAME` (after decoding entities) as an icon: an invisible word joiner after
+/// each `:` before `fa-` keeps that text.
 fn label_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in text_line(s).chars() {
+    for c in text_line(s).replace(":fa-", ":\u{2060}fa-").chars() {
         if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/' | '+' | '@' | ',') {
             out.push(c);
         } else {

@@ -20,6 +20,7 @@ mod flux_objects;
 mod flux_v1;
 mod fuzz_regressions;
 mod manifests;
+mod mermaid_report;
 mod observability;
 mod outdated;
 mod pull_requests;

@@ -15,6 +15,8 @@
 //!   cut-off bodies, and counts requests, concurrency and arrival times.
 //! - [`forges`]: stateful fakes of the GitHub, GitLab and Gitea APIs, and the helpers of the
 //!   pull-request tests (a remote holding a fixture, a run with a clean environment).
+//! - [`mermaid`]: mermaid's own parser (and renderer) in headless chromium, over every
+//!   ```` ```mermaid ```` block of a Markdown text ([`mermaid::assert_parses`]).
 //! - [`free_port`], [`wait_until`], [`http_request`]: the small pieces the above are built on.
 //!
 //! Everything is blocking std code; tests are plain `#[test]` functions. A program that is
@@ -26,6 +28,7 @@ pub mod forges;
 mod git;
 mod hostile;
 mod http;
+pub mod mermaid;
 mod paging;
 mod registry;
 mod sources;

@@ -1,0 +1,190 @@
+//! The Mermaid flowchart of the promotion stages (issue 22), checked by mermaid itself in
+//! headless chromium (`common::mermaid`): the Markdown report of three stages parses, stage and
+//! image names built to break out of their labels still parse and draw no link, and the check
+//! can fail — a broken flowchart does not pass.
+use crate::common;
+
+use common::mermaid;
+use image_updater::report::{Report, StageImage, StagePending, StageReport};
+
+fn image(name: &str, version: &str, since: &str, commit: &str) -> StageImage {
+    StageImage {
+        name: name.into(),
+        image: format!("ghcr.io/acme/{name}"),
+        version: version.into(),
+        since: Some(since.into()),
+        commit: Some(commit.into()),
+    }
+}
+
+fn pending(name: &str, version: &str, reason: &str) -> StagePending {
+    StagePending {
+        name: name.into(),
+        version: version.into(),
+        reason: reason.into(),
+    }
+}
+
+/// dev → staging → prod, with a promotion moving into staging and one soaking before prod.
+fn three_stages() -> Report {
+    let mut r = Report::new();
+    r.stages = vec![
+        StageReport {
+            name: "dev".into(),
+            from: None,
+            images: vec![
+                image("web", "1.4.0", "2026-12-05T10:00:00Z", "4e1f0c2a9b3d"),
+                image("api", "2.1.0", "2026-12-04T08:00:00Z", "77aa01bb02cc"),
+            ],
+            pending: vec![],
+        },
+        StageReport {
+            name: "staging".into(),
+            from: Some("dev".into()),
+            images: vec![
+                image("web", "1.3.0", "2026-12-03T09:00:00Z", "0c0ffee12345"),
+                image("api", "2.0.0", "2026-12-01T12:00:00Z", "abcdef012345"),
+            ],
+            pending: vec![
+                pending("web", "1.4.0", "promoted"),
+                pending("api", "2.1.0", "soaking until 2026-12-05T08:00:00Z"),
+            ],
+        },
+        StageReport {
+            name: "prod".into(),
+            from: Some("staging".into()),
+            images: vec![
+                image("web", "1.2.0", "2026-11-28T15:00:00Z", "feedface0001"),
+                image("api", "2.0.0", "2026-12-02T12:00:00Z", "feedface0002"),
+            ],
+            pending: vec![pending(
+                "web",
+                "1.3.0",
+                "soaking until 2026-12-05T09:00:00Z",
+            )],
+        },
+    ];
+    r
+}
+
+/// Stage, image and version names that try to close a label, start a statement of their own
+/// (`click … href "javascript:…"`, `style`, a directive), or bring markup, an icon or a line.
+const HOSTILE: &[&str] = &[
+    "x\"] --> evil[\"y",
+    "a\nclick s0 href \"javascript:alert(1)\"",
+    "b\"]\nclick s1 call alert(1)\n%%",
+    "<a href=\"javascript:alert(1)\">x</a><img src=x onerror=alert(1)>",
+    "`**md**`",
+    "#quot;#lt;script#gt;",
+    "fa:fa-car",
+    "%%{init: {\"securityLevel\": \"loose\"}}%%",
+    "style s0 fill:#f00;",
+    "x|y] | [z",
+    "end",
+    "```",
+];
+
+fn hostile() -> Report {
+    let mut r = Report::new();
+    r.stages = HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(n, evil)| StageReport {
+            name: evil.to_string(),
+            from: (n > 0).then(|| HOSTILE[n - 1].to_string()),
+            images: vec![image(evil, evil, "2026-12-01T00:00:00Z", evil)],
+            pending: vec![pending(evil, evil, evil), pending(evil, evil, "promoted")],
+        })
+        .collect();
+    r
+}
+
+#[test]
+fn blocks_are_the_mermaid_fences_only() {
+    let md = "# x\n```mermaid\nflowchart LR\n  a --> b\n```\n\n```diff\n-a\n```\n\
+              ````mermaid\ngraph TD\n```\nx\n````\n  ```mermaid\nopen\n";
+    assert_eq!(
+        mermaid::blocks(md),
+        ["flowchart LR\n  a --> b\n", "graph TD\n```\nx\n", "open\n"]
+    );
+}
+
+#[test]
+fn the_markdown_report_of_three_stages_parses() {
+    let md = three_stages().to_markdown();
+    assert_eq!(mermaid::blocks(&md).len(), 1, "{md}");
+    assert!(md.contains("flowchart LR"), "{md}");
+    mermaid::assert_parses(&md);
+}
+
+#[test]
+fn a_broken_flowchart_fails_the_check() {
+    let good = "flowchart LR\n  s0[\"dev\"] --> s1[\"prod\"]\n".to_string();
+    let broken = "flowchart LR\n  s0[\"dev\"] -->\n  s1[[[\"prod\"\n".to_string();
+    let unclosed = "flowchart LR\n  s0[\"dev\" --> s1\n".to_string();
+    let outcomes = mermaid::parse(&[good, broken, unclosed]);
+    assert_eq!(outcomes[0], Ok(()));
+    for o in &outcomes[1..] {
+        let e = o.as_ref().unwrap_err();
+        assert!(e.contains("Parse error"), "{e}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "mermaid does not parse 1 of 2 blocks")]
+fn assert_parses_fails_on_a_broken_block() {
+    mermaid::assert_parses(
+        "```mermaid\nflowchart LR\n  a --> b\n```\n\n```mermaid\nflowchart LR\n  a -->\n```\n",
+    );
+}
+
+#[test]
+#[should_panic(expected = "no ```mermaid block")]
+fn assert_parses_fails_without_a_block() {
+    mermaid::assert_parses("## image-updater\n\nNo updates.\n");
+}
+
+#[test]
+fn hostile_names_parse_and_draw_as_text_with_no_link() {
+    let md = hostile().to_markdown();
+    let blocks = mermaid::blocks(&md);
+    assert_eq!(blocks.len(), 1, "{md}");
+    let svg = match &mermaid::render(&blocks)[0] {
+        Ok(svg) => svg.clone(),
+        Err(e) => panic!("mermaid: {e}\n{}", blocks[0]),
+    };
+    // One node per stage and the source of new tags: no name made a node of its own.
+    let nodes = svg.matches("class=\"node ").count();
+    assert_eq!(nodes, HOSTILE.len() + 1, "{svg}");
+    // Nothing is a link, a handler, an icon or any element a name brought: no tag of the
+    // drawing has them (what names hold of markup is text, `&lt;a href=…`).
+    let tags: String = svg
+        .split('<')
+        .skip(1)
+        .map(|t| format!("<{}> ", t.split('>').next().unwrap()))
+        .collect();
+    for bad in [
+        "<a ",
+        "<a>",
+        "href",
+        "javascript",
+        "onerror",
+        "<img",
+        "<script",
+        "<i ",
+    ] {
+        assert!(!tags.contains(bad), "{bad} in the drawing's tags: {tags}");
+    }
+    // The names are there, as text.
+    for text in [
+        "x\"] --&gt; evil[\"y",
+        "click s0 href \"javascript:alert(1)\"",
+        "&lt;a href=\"javascript:alert(1)\"&gt;x&lt;/a&gt;&lt;img src=x onerror=alert(1)&gt;",
+        "#quot;#lt;script#gt;",
+        "fa:\u{2060}fa-car",
+        "style s0 fill:#f00;",
+        "%%{init: {\"securityLevel\": \"loose\"}}%%",
+    ] {
+        assert!(svg.contains(text), "{text} not in the drawing: {svg}");
+    }
+}
