@@ -146,11 +146,7 @@ fn evidence(
     };
     let commit = i.commit.as_deref().map_or_else(dash, |c| md_code(short(c)));
     match i.since.as_deref().and_then(parse_rfc3339) {
-        Some((secs, _)) => [
-            commit,
-            format!("{} UTC", minutes(secs)),
-            duration(now - secs),
-        ],
+        Some((secs, _)) => [commit, minutes(secs), duration(now - secs)],
         None => [commit, "unknown (history too short)".into(), dash()],
     }
 }
@@ -165,13 +161,13 @@ fn short(commit: &str) -> &str {
 /// reasons when one is held back; a stage with a pending promotion is of class `pending`.
 fn mermaid(stages: &[StageReport]) -> String {
     let mut out = String::from("```mermaid\nflowchart LR\n");
-    out.push_str("  classDef pending stroke-dasharray: 5 5,stroke-width:2px\n");
+    out.push_str("  classDef pending stroke:#d97706,stroke-dasharray:5 5,stroke-width:2px\n");
     let firsts = stages.iter().any(|s| s.from.is_none());
     if firsts {
         out.push_str("  new([\"new tags\"])\n");
     }
     for (n, s) in stages.iter().enumerate() {
-        let mut label = label_text(&s.name);
+        let mut label = format!("<b>{}</b>", label_text(&s.name));
         for i in &s.images {
             let _ = write!(
                 label,
@@ -415,11 +411,11 @@ prod     web    1.3.0    together: api not ready
             "{m}"
         );
         let flow = "```mermaid\nflowchart LR\n\
-            \x20 classDef pending stroke-dasharray: 5 5,stroke-width:2px\n\
+            \x20 classDef pending stroke:#d97706,stroke-dasharray:5 5,stroke-width:2px\n\
             \x20 new([\"new tags\"])\n\
-            \x20 s0[\"dev<br/>web 1.4.0<br/>api 2.1.0\"]\n\
-            \x20 s1[\"staging<br/>web 1.3.0<br/>api 2.0.0\"]\n\
-            \x20 s2[\"prod<br/>web 1.2.0<br/>api 2.0.0\"]\n\
+            \x20 s0[\"<b>dev</b><br/>web 1.4.0<br/>api 2.1.0\"]\n\
+            \x20 s1[\"<b>staging</b><br/>web 1.3.0<br/>api 2.0.0\"]\n\
+            \x20 s2[\"<b>prod</b><br/>web 1.2.0<br/>api 2.0.0\"]\n\
             \x20 new --> s0\n\
             \x20 s0 ==>|\"promoting api 2.1.0\"| s1\n\
             \x20 s0 -.->|\"pending web 1.4.0 #40;soaking until 2026-12-07T18#58;00#58;00Z#41;\"| s1\n\
@@ -430,11 +426,11 @@ prod     web    1.3.0    together: api not ready
         assert!(m.contains(flow), "{m}");
         // Staging waits for web 1.4.0, which dev took 16 hours before NOW.
         assert!(
-            m.contains("| staging | web | `1.4.0` | soaking until 2026-12-07T18:00:00Z | `dddddddddddd` | 2026-12-06 18:00 UTC | 16h 0m |"),
+            m.contains("| staging | web | `1.4.0` | soaking until 2026-12-07T18:00:00Z | `dddddddddddd` | 2026-12-06 18:00 | 16h 0m |"),
             "{m}"
         );
         assert!(
-            m.contains("| prod | web | `1.3.0` | together: api not ready | `515151515151` | 2026-12-03 09:00 UTC | 4d 1h |"),
+            m.contains("| prod | web | `1.3.0` | together: api not ready | `515151515151` | 2026-12-03 09:00 | 4d 1h |"),
             "{m}"
         );
     }
@@ -528,7 +524,10 @@ prod     web    1.3.0    together: api not ready
             let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
             assert_eq!(line.matches('"').count() % 2, 0, "{line}");
             for q in quoted {
-                let plain = q.replace("<br/>", "");
+                let plain = q
+                    .replace("<br/>", "")
+                    .replace("<b>", "")
+                    .replace("</b>", "");
                 assert!(
                     plain
                         .chars()

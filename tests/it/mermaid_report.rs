@@ -5,7 +5,9 @@
 use crate::common;
 
 use common::mermaid;
-use image_updater::report::{Report, StageImage, StagePending, StageReport};
+use image_updater::report::{
+    stages_markdown_at, Report, StageImage, StagePending, StageReport, Update,
+};
 
 fn image(name: &str, version: &str, since: &str, commit: &str) -> StageImage {
     StageImage {
@@ -25,16 +27,28 @@ fn pending(name: &str, version: &str, reason: &str) -> StagePending {
     }
 }
 
-/// dev → staging → prod, with a promotion moving into staging and one soaking before prod.
+/// dev → staging (soak 24h) → prod (soak 48h) at 2026-12-06 10:00 UTC: staging takes web
+/// 1.4.0, which dev has held for two days, and waits for api 2.1.0 (dev has held it for 20
+/// hours); prod waits for web 1.3.0 (staging has held it for 16 hours).
 fn three_stages() -> Report {
     let mut r = Report::new();
+    r.updates.push(Update {
+        policy: "web".into(),
+        image: "ghcr.io/acme/web".into(),
+        file: "clusters/staging/web.yaml".into(),
+        line: 19,
+        from: "1.3.0".into(),
+        to: "1.4.0".into(),
+        digest: None,
+        note: None,
+    });
     r.stages = vec![
         StageReport {
             name: "dev".into(),
             from: None,
             images: vec![
-                image("web", "1.4.0", "2026-12-05T10:00:00Z", "4e1f0c2a9b3d"),
-                image("api", "2.1.0", "2026-12-04T08:00:00Z", "77aa01bb02cc"),
+                image("web", "1.4.0", "2026-12-04T09:00:00Z", "4e1f0c2a9b3d5e6f"),
+                image("api", "2.1.0", "2026-12-05T14:00:00Z", "77aa01bb02cc03dd"),
             ],
             pending: vec![],
         },
@@ -42,29 +56,45 @@ fn three_stages() -> Report {
             name: "staging".into(),
             from: Some("dev".into()),
             images: vec![
-                image("web", "1.3.0", "2026-12-03T09:00:00Z", "0c0ffee12345"),
-                image("api", "2.0.0", "2026-12-01T12:00:00Z", "abcdef012345"),
+                image("web", "1.3.0", "2026-12-05T18:00:00Z", "0c0ffee123456789"),
+                image("api", "2.0.0", "2026-12-01T12:00:00Z", "abcdef0123456789"),
             ],
             pending: vec![
                 pending("web", "1.4.0", "promoted"),
-                pending("api", "2.1.0", "soaking until 2026-12-05T08:00:00Z"),
+                pending("api", "2.1.0", "soaking until 2026-12-06T14:00:00Z"),
             ],
         },
         StageReport {
             name: "prod".into(),
             from: Some("staging".into()),
             images: vec![
-                image("web", "1.2.0", "2026-11-28T15:00:00Z", "feedface0001"),
-                image("api", "2.0.0", "2026-12-02T12:00:00Z", "feedface0002"),
+                image("web", "1.2.0", "2026-11-28T15:00:00Z", "feedface00000001"),
+                image("api", "2.0.0", "2026-12-03T12:00:00Z", "feedface00000002"),
             ],
             pending: vec![pending(
                 "web",
                 "1.3.0",
-                "soaking until 2026-12-05T09:00:00Z",
+                "soaking until 2026-12-07T18:00:00Z",
             )],
         },
     ];
     r
+}
+
+/// 2026-12-06T10:00:00Z, the time of [`three_stages`].
+const NOW: i64 = 1_796_551_200;
+
+/// The Markdown the README's picture is drawn from: the report of [`three_stages`] as
+/// `to_markdown` writes it, with the time held counted to [`NOW`] instead of the clock.
+fn readme_report() -> String {
+    let mut r = three_stages();
+    let stages = std::mem::take(&mut r.stages);
+    format!(
+        "{}
+{}",
+        r.to_markdown(),
+        stages_markdown_at(&stages, NOW)
+    )
 }
 
 /// Stage, image and version names that try to close a label, start a statement of their own
@@ -115,6 +145,27 @@ fn the_markdown_report_of_three_stages_parses() {
     assert_eq!(mermaid::blocks(&md).len(), 1, "{md}");
     assert!(md.contains("flowchart LR"), "{md}");
     mermaid::assert_parses(&md);
+}
+
+/// docs/stages-report.md, from which scripts/render-report.sh draws docs/stages.png for the
+/// README, is what the report renders now, and mermaid parses it.
+/// `IMAGE_UPDATER_BLESS=1` rewrites it (then redraw the picture).
+#[test]
+fn the_readme_pictures_report_is_the_current_rendering() {
+    let md = readme_report();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/stages-report.md");
+    if std::env::var_os("IMAGE_UPDATER_BLESS").is_some() {
+        std::fs::write(&path, &md).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == md,
+        "docs/stages-report.md is not what the report renders now: rewrite it with \
+         `IMAGE_UPDATER_BLESS=1 cargo test --test it mermaid_report::the_readme`, then redraw \
+         the picture with `scripts/render-report.sh docs/stages-report.md docs/stages.png`\n\
+         now:\n{md}"
+    );
+    mermaid::assert_parses(&committed);
 }
 
 #[test]
