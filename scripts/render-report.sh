@@ -87,7 +87,7 @@ s.onload = async () => {{
     }}
     status.textContent = 'height:' + Math.ceil(document.documentElement.scrollHeight);
   }} catch (e) {{
-    status.textContent = 'error: ' + ((e && e.message) || e);
+    status.textContent = 'error: ' + String((e && e.message) || e).replace(/\s+/g, ' ');
   }}
 }};
 document.head.appendChild(s);
@@ -103,16 +103,17 @@ chrome() {
 
 # First the height (and whether mermaid drew every block), then the picture at that height.
 status="$(chrome --window-size="$width,800" --dump-dom |
-  sed -n 's/.*<div id="render-status" hidden="">\([^<]*\)<\/div>.*/\1/p')"
+  sed -n 's/.*<div id="render-status" hidden="">\([^<]*\)<\/div>.*/\1/p' |
+  sed 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&amp;/\&/g')"
 case "$status" in
   height:*) height="${status#height:}" ;;
   *)
     echo "$0: the page did not render: ${status:-no status}" >&2
-    tail -5 "$tmp/chromium.log" >&2
+    grep -v -e dbus -e "^/usr/bin/chromium:" "$tmp/chromium.log" | tail -5 >&2
     exit 1
     ;;
 esac
 chrome --window-size="$width,$height" --screenshot="$tmp/out.png" >/dev/null
-[ -s "$tmp/out.png" ] || { echo "$0: chromium wrote no picture" >&2; tail -5 "$tmp/chromium.log" >&2; exit 1; }
+[ -s "$tmp/out.png" ] || { echo "$0: chromium wrote no picture" >&2; grep -v -e dbus -e "^/usr/bin/chromium:" "$tmp/chromium.log" | tail -5 >&2; exit 1; }
 mv "$tmp/out.png" "$out"
 echo "$out: ${width}x${height}"

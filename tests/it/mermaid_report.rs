@@ -239,3 +239,59 @@ fn hostile_names_parse_and_draw_as_text_with_no_link() {
         assert!(svg.contains(text), "{text} not in the drawing: {svg}");
     }
 }
+
+/// The width and height in a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// scripts/render-report.sh draws the README picture's report (tables and the flowchart) at
+/// the width asked, as tall as the page; a report whose flowchart mermaid cannot draw fails
+/// the script, and no picture is written.
+#[test]
+fn render_report_draws_the_report_and_fails_on_a_broken_flowchart() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("report.png");
+    let o = std::process::Command::new(root.join("scripts/render-report.sh"))
+        .arg(root.join("docs/stages-report.md"))
+        .arg(&png)
+        .arg("800")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{log}");
+    let bytes = std::fs::read(&png).unwrap();
+    let (w, h) = png_size(&bytes);
+    assert_eq!(w, 800, "{log}");
+    // Two tables, the flowchart and the pending table stand taller than one screen line.
+    assert!(h > 500, "{h}: {log}");
+    // A blank page compresses to almost nothing; text and a drawing do not.
+    assert!(bytes.len() > 30_000, "{} bytes: {log}", bytes.len());
+
+    let broken = dir.path().join("broken.md");
+    std::fs::write(
+        &broken,
+        "## image-updater\n\n```mermaid\nflowchart LR\n  a -->\n```\n",
+    )
+    .unwrap();
+    let out = dir.path().join("broken.png");
+    let o = std::process::Command::new(root.join("scripts/render-report.sh"))
+        .arg(&broken)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("did not render") && err.contains("Parse error"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
