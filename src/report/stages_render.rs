@@ -177,7 +177,7 @@ fn mermaid(stages: &[StageReport]) -> String {
             );
         }
         if s.images.is_empty() {
-            label.push_str("<br/>(nothing yet)");
+            label.push_str(&format!("<br/>{}", label_text("(nothing yet)")));
         }
         let _ = writeln!(out, "  s{n}[\"{label}\"]");
     }
@@ -329,7 +329,7 @@ mod tests {
 
     /// dev → staging → prod: dev has web 1.4.0 and api 2.1.0; staging takes api now and waits
     /// for web; prod waits for web (together with api).
-    pub(crate) fn three() -> Vec<StageReport> {
+    fn three() -> Vec<StageReport> {
         vec![
             StageReport {
                 name: "dev".into(),

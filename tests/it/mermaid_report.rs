@@ -126,6 +126,13 @@ fn hostile() -> Report {
             pending: vec![pending(evil, evil, evil), pending(evil, evil, "promoted")],
         })
         .collect();
+    // A stage that holds nothing yet, below one that is not a stage.
+    r.stages.push(StageReport {
+        name: "canary".into(),
+        from: Some("nowhere".into()),
+        images: vec![],
+        pending: vec![],
+    });
     r
 }
 
@@ -206,7 +213,8 @@ fn hostile_names_parse_and_draw_as_text_with_no_link() {
     };
     // One node per stage and the source of new tags: no name made a node of its own.
     let nodes = svg.matches("class=\"node ").count();
-    assert_eq!(nodes, HOSTILE.len() + 1, "{svg}");
+    assert_eq!(nodes, HOSTILE.len() + 2, "{svg}");
+    assert!(svg.contains("(nothing yet)"), "{svg}");
     // Nothing is a link, a handler, an icon or any element a name brought: no tag of the
     // drawing has them (what names hold of markup is text, `&lt;a href=…`).
     let tags: String = svg
