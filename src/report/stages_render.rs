@@ -136,12 +136,12 @@ fn evidence(
     let Some(from) = &stage.from else {
         return [dash(), dash(), dash()];
     };
-    let upstream = stages
-        .iter()
-        .find(|s| &s.name == from)
-        .and_then(|s| held(s, &p.name))
-        .filter(|i| i.version == p.version);
-    let Some(i) = upstream else {
+    // An upstream left out of `stages` (a pull request's body may show one stage) has no
+    // evidence here; one that does not hold the version says so.
+    let Some(upstream) = stages.iter().find(|s| &s.name == from) else {
+        return [dash(), dash(), dash()];
+    };
+    let Some(i) = held(upstream, &p.name).filter(|i| i.version == p.version) else {
         return [format!("not held by {}", md_text(from)), dash(), dash()];
     };
     let commit = i.commit.as_deref().map_or_else(dash, |c| md_code(short(c)));
@@ -157,11 +157,14 @@ fn short(commit: &str) -> &str {
 }
 
 /// The flowchart: one node per stage (its name and the versions it holds), an edge from each
-/// upstream, plain when nothing waits, thick for a promotion this run makes, dashed with the
-/// reasons when one is held back; a stage with a pending promotion is of class `pending`.
+/// upstream (from a `new tags` node for a first stage): plain when nothing waits, thick for
+/// what moves in this run (`promoted`, or `ready` when the run delivers nothing), dashed with
+/// the reasons for what is held back. A stage with a promotion held back is of class
+/// `pending` (amber, dashed), one that only takes promotions of class `moving` (green).
 fn mermaid(stages: &[StageReport]) -> String {
     let mut out = String::from("```mermaid\nflowchart LR\n");
     out.push_str("  classDef pending stroke:#d97706,stroke-dasharray:5 5,stroke-width:2px\n");
+    out.push_str("  classDef moving stroke:#1a7f37,stroke-width:2px\n");
     let firsts = stages.iter().any(|s| s.from.is_none());
     if firsts {
         out.push_str("  new([\"new tags\"])\n");
@@ -190,16 +193,8 @@ fn mermaid(stages: &[StageReport]) -> String {
                 None => continue,
             },
         };
-        let promoted: Vec<&StagePending> = s
-            .pending
-            .iter()
-            .filter(|p| p.reason == "promoted")
-            .collect();
-        let held: Vec<&StagePending> = s
-            .pending
-            .iter()
-            .filter(|p| p.reason != "promoted")
-            .collect();
+        // Moving: landed in this run (`promoted`) or would be (`ready`, without delivery).
+        let moving = |p: &&StagePending| matches!(p.reason.as_str(), "promoted" | "ready");
         let list = |ps: &[&StagePending], reason: bool| {
             ps.iter()
                 .map(|p| {
@@ -212,20 +207,20 @@ fn mermaid(stages: &[StageReport]) -> String {
                 .collect::<Vec<_>>()
                 .join("<br/>")
         };
-        if !promoted.is_empty() {
-            let _ = writeln!(
-                out,
-                "  {from} ==>|\"promoting {}\"| s{n}",
-                list(&promoted, false)
-            );
+        for word in ["promoted", "ready"] {
+            let ps: Vec<&StagePending> = s.pending.iter().filter(|p| p.reason == word).collect();
+            if !ps.is_empty() {
+                let _ = writeln!(out, "  {from} ==>|\"{word} {}\"| s{n}", list(&ps, false));
+            }
         }
+        let held: Vec<&StagePending> = s.pending.iter().filter(|p| !moving(p)).collect();
         if !held.is_empty() {
             let _ = writeln!(out, "  {from} -.->|\"pending {}\"| s{n}", list(&held, true));
-        }
-        if s.pending.is_empty() {
-            let _ = writeln!(out, "  {from} --> s{n}");
-        } else {
             let _ = writeln!(out, "  class s{n} pending");
+        } else if !s.pending.is_empty() {
+            let _ = writeln!(out, "  class s{n} moving");
+        } else {
+            let _ = writeln!(out, "  {from} --> s{n}");
         }
     }
     out.push_str("```\n");
@@ -412,12 +407,13 @@ prod     web    1.3.0    together: api not ready
         );
         let flow = "```mermaid\nflowchart LR\n\
             \x20 classDef pending stroke:#d97706,stroke-dasharray:5 5,stroke-width:2px\n\
+            \x20 classDef moving stroke:#1a7f37,stroke-width:2px\n\
             \x20 new([\"new tags\"])\n\
             \x20 s0[\"<b>dev</b><br/>web 1.4.0<br/>api 2.1.0\"]\n\
             \x20 s1[\"<b>staging</b><br/>web 1.3.0<br/>api 2.0.0\"]\n\
             \x20 s2[\"<b>prod</b><br/>web 1.2.0<br/>api 2.0.0\"]\n\
             \x20 new --> s0\n\
-            \x20 s0 ==>|\"promoting api 2.1.0\"| s1\n\
+            \x20 s0 ==>|\"promoted api 2.1.0\"| s1\n\
             \x20 s0 -.->|\"pending web 1.4.0 #40;soaking until 2026-12-07T18#58;00#58;00Z#41;\"| s1\n\
             \x20 class s1 pending\n\
             \x20 s1 -.->|\"pending web 1.3.0 #40;together#58; api not ready#41;\"| s2\n\
@@ -450,10 +446,33 @@ prod     web    1.3.0    together: api not ready
             m.contains("| prod | api | `2.0.0` | y | - | unknown (history too short) | - |"),
             "{m}"
         );
+        // A pull request's body may show its stage alone: no upstream, no evidence.
+        let m = stages_markdown_at(&stages[2..], NOW);
+        assert!(
+            m.contains("| prod | web | `9.9.9` | x | - | - | - |"),
+            "{m}"
+        );
         stages.iter_mut().for_each(|s| s.pending.clear());
         let m = stages_markdown_at(&stages, NOW);
         assert!(m.ends_with("```\n\nNo promotion pending.\n"), "{m}");
         assert!(m.contains("  s1 --> s2\n"), "{m}");
+    }
+
+    #[test]
+    fn what_moves_is_a_thick_edge_into_a_moving_stage() {
+        let mut stages = three();
+        stages[1].pending = vec![pend("api", "2.1.0", "ready"), pend("web", "1.4.0", "ready")];
+        stages[2].pending = vec![pend("web", "1.3.0", "promoted")];
+        let m = stages_markdown_at(&stages, NOW);
+        assert!(
+            m.contains("  s0 ==>|\"ready api 2.1.0<br/>web 1.4.0\"| s1\n  class s1 moving\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("  s1 ==>|\"promoted web 1.3.0\"| s2\n  class s2 moving\n"),
+            "{m}"
+        );
+        assert!(!m.contains("-.->"), "{m}");
     }
 
     #[test]
@@ -504,16 +523,9 @@ prod     web    1.3.0    together: api not ready
             let line = line.trim_start();
             // Every line is one we write: no name starts one.
             assert!(
-                [
-                    "flowchart LR",
-                    "classDef pending ",
-                    "new([",
-                    "s",
-                    "new ",
-                    "class s"
-                ]
-                .iter()
-                .any(|p| line.starts_with(p)),
+                ["flowchart LR", "classDef ", "new([", "s", "new ", "class s"]
+                    .iter()
+                    .any(|p| line.starts_with(p)),
                 "{line}"
             );
             assert!(

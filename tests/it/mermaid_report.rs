@@ -27,9 +27,9 @@ fn pending(name: &str, version: &str, reason: &str) -> StagePending {
     }
 }
 
-/// dev → staging (soak 24h) → prod (soak 48h) at 2026-12-06 10:00 UTC: staging takes web
-/// 1.4.0, which dev has held for two days, and waits for api 2.1.0 (dev has held it for 20
-/// hours); prod waits for web 1.3.0 (staging has held it for 16 hours).
+/// `plan` of dev → staging (soak 24h) → prod (soak 48h) at 2026-12-06 10:00 UTC: staging is
+/// ready to take web 1.4.0, which dev has held for two days, and waits for api 2.1.0 (dev has
+/// held it for 20 hours); prod waits for web 1.3.0 (staging has held it for 16 hours).
 fn three_stages() -> Report {
     let mut r = Report::new();
     r.updates.push(Update {
@@ -60,7 +60,7 @@ fn three_stages() -> Report {
                 image("api", "2.0.0", "2026-12-01T12:00:00Z", "abcdef0123456789"),
             ],
             pending: vec![
-                pending("web", "1.4.0", "promoted"),
+                pending("web", "1.4.0", "ready"),
                 pending("api", "2.1.0", "soaking until 2026-12-06T14:00:00Z"),
             ],
         },
