@@ -7,6 +7,9 @@
 #   - `plan` and `run` (commit mode, pushing to a local bare remote) with hyperfine: median
 #     wall time, user+sys CPU; peak RSS with /usr/bin/time -v; HTTP requests from the
 #     registry's access log; the update count checked against the generator's;
+#   - `run` in pull-request mode (one branch and pull request per policy with updates, labels
+#     added) against a stateful fake of GitHub's REST API (scripts/bench-github-fake.py), next
+#     to the commit-mode run: the difference of the medians is what a pull-request run adds;
 #   - the floor: reading every YAML file once (bench-gen read), and fetching every tag list
 #     with the same concurrency (8) in one curl process (curl --parallel).
 # Prints a summary table; raw hyperfine JSON stays in target/bench-work/SIZE/results/.
@@ -99,10 +102,32 @@ for _ in $(seq 1 100); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"
 
+# The forge of the pull-request run: a stateful fake of the GitHub REST calls a run makes.
+forge_token=bench-forge-token
+rm -f "$work/forge.port"
+python3 scripts/bench-github-fake.py --token "$forge_token" --port-file "$work/forge.port" &
+forge_pid=$!
+trap 'kill $registry_pid $forge_pid 2>/dev/null || true; git -C "$work/repo" reset -q --hard "$base" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  [ -s "$work/forge.port" ] && break
+  sleep 0.1
+done
+forge=http://127.0.0.1:$(cat "$work/forge.port")
+curl -fsS -o /dev/null "$forge/_state"
+sed -e "s|http://@API@|http://127.0.0.1:$port|" \
+  -e "s|^  mode: commit\$|  mode: pull-request\n  forge: github\n  api_url: $forge\n  repository: bench/infra\n  pull_request: { labels: [dependencies] }|" \
+  "$work/config.template.yaml" >"$work/config-pr.yaml"
+grep -q 'mode: pull-request' "$work/config-pr.yaml"
+
 # The reset rewrites the changed files; `sync` keeps their write-back out of the timed run.
 reset_cmd="git -C '$work/repo' reset -q --hard $base && git -C '$work/repo' push -q -f origin $base:refs/heads/main && sync"
 plan_cmd="'$bin' plan '$work/repo' --config '$work/config.yaml'"
 run_cmd="'$bin' run '$work/repo' --config '$work/config.yaml'"
+# Before each pull-request run: the same reset, no pull-request branch left on either side
+# (so every branch is pushed again), and a forge with no pull request (so each is created).
+pr_branches="refs/heads/image-updater refs/remotes/origin/image-updater"
+pr_reset_cmd="$reset_cmd && git -C '$work/remote.git' for-each-ref --format='delete %(refname)' $pr_branches | git -C '$work/remote.git' update-ref --stdin && git -C '$work/repo' for-each-ref --format='delete %(refname)' $pr_branches | git -C '$work/repo' update-ref --stdin && curl -fsS -o /dev/null -X POST '$forge/_reset'"
+pr_run_cmd="GITHUB_TOKEN=$forge_token '$bin' run '$work/repo' --config '$work/config-pr.yaml'"
 
 # The registry's access log: one `"GET /v2/... HTTP/1.1"` line per request.
 lines() { wc -l <"$log"; }
@@ -125,13 +150,24 @@ eval "$reset_cmd"
 eval "$run_cmd" --output json >"$work/run.json" || true
 commit=$(jq -r '.commit // "none"' "$work/run.json")
 changed=$(git -C "$work/repo" diff --name-only "$base" HEAD | wc -l)
-eval "$reset_cmd"
+eval "$pr_reset_cmd"
+eval "$pr_run_cmd" --output json >"$work/run-pr.json" || true
+pr_expected=$(jq '[.updates[].policy] | unique | length' "$work/plan.json")
+pr_created=$(jq '[.pull_requests[] | select(.action == "created")] | length' "$work/run-pr.json")
+pr_errors=$(jq '.errors | length' "$work/run-pr.json")
+pr_pushed=$(git -C "$work/remote.git" for-each-ref refs/heads/image-updater | wc -l)
+curl -fsS "$forge/_state" >"$work/forge-state.json"
+pr_open=$(jq '[.pulls[] | select(.state == "open" and .labels == ["dependencies"])] | length' "$work/forge-state.json")
+pr_calls=$(jq '.calls' "$work/forge-state.json")
+eval "$pr_reset_cmd"
 
 rss_kb() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}'; }
 plan_rss=$(eval rss_kb "$plan_cmd")
 eval "$reset_cmd"
 run_rss=$(eval rss_kb "$run_cmd")
-eval "$reset_cmd"
+eval "$pr_reset_cmd"
+pr_rss=$(eval rss_kb "env $pr_run_cmd")
+eval "$pr_reset_cmd"
 
 if [ -n "${BENCH_PROFILE:-}" ]; then
   mkdir -p "$work/results"
@@ -159,7 +195,8 @@ sed -n "s|^    image: registry.bench.example/\(.*\)$|url = \"http://127.0.0.1:$p
   "$work/config.yaml" >"$repos"
 hyperfine -N --style basic --warmup 1 --runs "$runs" --export-json "$work/results/plan.json" "$plan_cmd" >&2
 hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset_cmd" --export-json "$work/results/run.json" "$run_cmd" >&2
-eval "$reset_cmd"
+hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$pr_reset_cmd" --export-json "$work/results/run-pr.json" "$pr_run_cmd" >&2
+eval "$pr_reset_cmd"
 hyperfine -N --style basic --warmup 1 --runs "$runs" --export-json "$work/results/floor-read.json" "'$gen' read '$work/repo'" >&2
 hyperfine -N --style basic --warmup 1 --runs "$runs" --export-json "$work/results/floor-fetch.json" \
   "curl -sS --fail --parallel --parallel-max 8 -K '$repos'" >&2
@@ -169,6 +206,7 @@ cpu() { jq '.results[0].user + .results[0].system' "$1"; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
 plan_wall=$(median "$work/results/plan.json")
 run_wall=$(median "$work/results/run.json")
+pr_wall=$(median "$work/results/run-pr.json")
 read_wall=$(median "$work/results/floor-read.json")
 fetch_wall=$(median "$work/results/floor-fetch.json")
 floor=$(awk -v a="$read_wall" -v b="$fetch_wall" 'BEGIN { print a + b }')
@@ -180,15 +218,21 @@ cat <<EOF
 |---|---|---|---|---|
 | plan | $(ms "$plan_wall") ms | $(ms "$(cpu "$work/results/plan.json")") ms | $((plan_rss / 1024)) MB | $plan_requests ($taglists tag lists for $distinct repositories, $manifests manifests) |
 | run (commit, push to a bare remote) | $(ms "$run_wall") ms | $(ms "$(cpu "$work/results/run.json")") ms | $((run_rss / 1024)) MB | |
+| run (pull-request: $pr_expected branches pushed, $pr_expected pull requests created and labelled on a GitHub fake) | $(ms "$pr_wall") ms | $(ms "$(cpu "$work/results/run-pr.json")") ms | $((pr_rss / 1024)) MB | $pr_calls forge calls |
 | floor: read every file | $(ms "$read_wall") ms | $(ms "$(cpu "$work/results/floor-read.json")") ms | | |
 | floor: every tag list, 8 at a time (curl) | $(ms "$fetch_wall") ms | $(ms "$(cpu "$work/results/floor-fetch.json")") ms | | $repositories |
 | floor: both | $(ms "$floor") ms | | | |
 
 plan / floor = $(awk -v p="$plan_wall" -v f="$floor" 'BEGIN { printf "%.2f", p / f }'); run / plan = $(awk -v r="$run_wall" -v p="$plan_wall" 'BEGIN { printf "%.2f", r / p }')
+pull-request run - commit run = $(awk -v a="$pr_wall" -v b="$run_wall" 'BEGIN { printf "%.0f", (a - b) * 1000 }') ms (medians); pull-request run / commit run = $(awk -v a="$pr_wall" -v b="$run_wall" 'BEGIN { printf "%.2f", a / b }')
 updates: plan $updates (generator expects $expected_updates); skipped $skipped; errors $errors; run committed $commit changing $changed files (expected $files_changed)
+pull requests: $pr_created created (expected $pr_expected, one per policy with updates), $pr_pushed branches pushed, $pr_open open and labelled on the fake; errors $pr_errors
 EOF
 status=0
 [ "$updates" = "$expected_updates" ] || { echo "MISMATCH: plan found $updates updates, expected $expected_updates" >&2; status=1; }
 [ "$changed" = "$files_changed" ] || { echo "MISMATCH: run changed $changed files, expected $files_changed" >&2; status=1; }
 [ "$errors" = 0 ] || { echo "MISMATCH: plan reported errors" >&2; status=1; }
+[ "$pr_created" = "$pr_expected" ] && [ "$pr_pushed" = "$pr_expected" ] && [ "$pr_open" = "$pr_expected" ] ||
+  { echo "MISMATCH: the pull-request run created $pr_created, pushed $pr_pushed branches, left $pr_open open; expected $pr_expected" >&2; status=1; }
+[ "$pr_errors" = 0 ] || { echo "MISMATCH: the pull-request run reported errors: $(jq -c .errors "$work/run-pr.json")" >&2; status=1; }
 exit $status

@@ -985,14 +985,31 @@ fn same_git_settings(a: &Automation, b: &Automation) -> bool {
         && a.message_template.as_ref().map(|t| &t.0) == b.message_template.as_ref().map(|t| &t.0)
 }
 
-/// Whether the config file exists and sets `delivery:` at its top level.
+/// Whether the config file exists and its top-level `delivery:` says how commits are made
+/// (mode, branches, author, message, …). Settings of the way there only — the forge
+/// (`forge`, `api_url`, `repository`) and `commit.sign` / `commit.via` — leave an
+/// automation's git settings in force: `commit.via: api` commits to its push branch.
 pub(crate) fn config_sets_delivery(config_file: &Path) -> bool {
+    const TRANSPORT: [&str; 4] = ["forge", "api_url", "repository", "commit"];
+    const COMMIT_TRANSPORT: [&str; 2] = ["sign", "via"];
+    let only = |node: &scan::Node, keys: &[&str]| {
+        node.as_mapping().is_some_and(|entries| {
+            entries
+                .iter()
+                .all(|(k, _)| k.as_str().is_some_and(|k| keys.contains(&k)))
+        })
+    };
     std::fs::read_to_string(config_file)
         .ok()
         .and_then(|t| scan::parse_documents(&t).ok())
         .and_then(|docs| docs.into_iter().next())
         .and_then(|d| d.root)
-        .is_some_and(|r| r.get("delivery").is_some())
+        .and_then(|r| r.get("delivery").cloned())
+        .is_some_and(|d| {
+            let transport_only =
+                only(&d, &TRANSPORT) && d.get("commit").is_none_or(|c| only(c, &COMMIT_TRANSPORT));
+            !transport_only
+        })
 }
 
 /// Registry settings for the hosts of `ImageRepository` objects with `spec.insecure: true`
@@ -1200,6 +1217,24 @@ mod tests {
             .is_some());
         std::fs::write(&config, "delivery: {mode: commit}\n").unwrap();
         assert_eq!(objs.delivery(&["clusters/dev/app.yaml"], &config), Ok(None));
+        std::fs::write(
+            &config,
+            "delivery: {commit: {via: api, author: {name: x, email: y}}}\n",
+        )
+        .unwrap();
+        assert_eq!(objs.delivery(&["clusters/dev/app.yaml"], &config), Ok(None));
+        // The forge and how commits travel leave the automation's settings in force.
+        std::fs::write(
+            &config,
+            "delivery:\n  forge: github\n  api_url: https://x\n  repository: a/b\n  commit: {via: api, sign: ssh}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            objs.delivery(&["clusters/dev/app.yaml"], &config)
+                .unwrap()
+                .and_then(|d| d.push_branch),
+            Some("auto".to_string())
+        );
     }
 
     #[test]

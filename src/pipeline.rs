@@ -111,13 +111,18 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     if req.command == Command::Plan {
         outcome.diff = pass.diff();
     }
+    // What changed in the app, for the messages of a delivering run only.
+    let app = match &work_tree {
+        Some((wt, _)) => app_changes(&ctx, wt, &pass).await,
+        None => Default::default(),
+    };
     let delivered = match (&work_tree, ctx.config.delivery.mode) {
         (Some((wt, base)), DeliveryMode::PullRequest) => {
-            Some(deliver_pull_requests(&ctx, wt, base, &pass).await)
+            Some(deliver_pull_requests(&ctx, wt, base, &pass, &app).await)
         }
-        (Some((wt, branch)), DeliveryMode::Commit) => {
-            Some(deliver_commit(&ctx, wt, branch, &mut tags, &mut pass, committed_only).await?)
-        }
+        (Some((wt, branch)), DeliveryMode::Commit) => Some(
+            deliver_commit(&ctx, wt, branch, &mut tags, &mut pass, committed_only, &app).await?,
+        ),
         // `plan`, `mode: none`: nothing is delivered (no work tree is opened for them).
         _ => None,
     };
@@ -588,12 +593,39 @@ fn hold_back_uncommitted(
     held
 }
 
+/// The source links of the updates `pass` would deliver ([`deliver::app_changes`]).
+async fn app_changes(
+    ctx: &Ctx<'_>,
+    wt: &git::WorkTree,
+    pass: &Pass,
+) -> deliver::app_changes::AppChanges {
+    let updates: Vec<report::Update> = pass
+        .rewritten
+        .iter()
+        .flat_map(|r| r.changes.iter().map(|c| c.update.clone()))
+        .collect();
+    if updates.is_empty() {
+        return Default::default();
+    }
+    let started = std::time::Instant::now();
+    let hint = deliver::app_changes::hint(&ctx.config.delivery, wt, &ctx.req.env);
+    let app = deliver::app_changes::look_up(&ctx.registries, &updates, hint.as_ref()).await;
+    tracing::info!(
+        updates = updates.len(),
+        linked = app.len(),
+        ms = observe::ms_since(started),
+        "deliver: app changes looked up"
+    );
+    app
+}
+
 /// Deliver as `mode: pull-request`: a branch and a pull request per group.
 async fn deliver_pull_requests(
     ctx: &Ctx<'_>,
     wt: &git::WorkTree,
     base: &str,
     pass: &Pass,
+    app: &deliver::app_changes::AppChanges,
 ) -> Delivered {
     let started = std::time::Instant::now();
     let counted = observe::Snapshot::now();
@@ -607,6 +639,7 @@ async fn deliver_pull_requests(
         &pass.plan(),
         &pass.current,
         &ctx.req.env,
+        app,
     )
     .await;
     let count = |action: &str| {
@@ -637,6 +670,7 @@ async fn deliver_commit(
     tags: &mut TagCache,
     pass: &mut Pass,
     committed_only: Option<&git::WorkTree>,
+    app: &deliver::app_changes::AppChanges,
 ) -> Result<Delivered, Error> {
     let started = std::time::Instant::now();
     observe::waiting(Some(format!("committing and pushing to {branch}")));
@@ -665,7 +699,7 @@ async fn deliver_commit(
             flux.message =
                 crate::flux_v1::commit_message(&pass.found.governors, &plan, &ctx.config_file);
         }
-        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan, api.as_ref()) {
+        match deliver::commit::deliver(commit, &flux, wt, branch, &dirs, &plan, api.as_ref(), app) {
             Ok(delivered) => break delivered,
             Err(e) if e.kind == git::GitErrorKind::Rejected && tries < deliver::PUSH_TRIES => {
                 tracing::info!("push rejected, fetching and trying again: {e}");

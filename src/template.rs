@@ -43,6 +43,18 @@ pub fn commit_message(
     updates: &[Update],
     signoff: Option<&config::Author>,
 ) -> String {
+    commit_message_with(template, updates, signoff, "")
+}
+
+/// [`commit_message`] with a paragraph of plain text (`more`, empty for none) after the list
+/// of updates and before the trailer: what changed in the app
+/// ([`crate::deliver::app_changes::commit_text`]).
+pub fn commit_message_with(
+    template: &str,
+    updates: &[Update],
+    signoff: Option<&config::Author>,
+    more: &str,
+) -> String {
     let subject = fill_template(template, updates);
     let mut body = String::new();
     if updates.len() > 1 {
@@ -55,6 +67,10 @@ pub fn commit_message(
         }
     }
     let mut message = format!("{}{}", subject.trim_end(), body.trim_end());
+    if !more.trim().is_empty() {
+        message.push_str("\n\n");
+        message.push_str(more.trim_end());
+    }
     if let Some(a) = signoff {
         message.push_str(&format!("\n\nSigned-off-by: {} <{}>", a.name, a.email));
     }
@@ -167,6 +183,16 @@ mod tests {
         assert!(
             two.starts_with("chore: update web to 1.1.0, api to 2.0.0\n\n- web:"),
             "{two}"
+        );
+        let linked = commit_message_with(
+            "x",
+            &[update("web", "1.1.0", "a.yaml")],
+            Some(&config::Author::default()),
+            "What changed in the app:\n- web\n",
+        );
+        assert_eq!(
+            linked,
+            "x\n\nWhat changed in the app:\n- web\n\nSigned-off-by: image-updater <image-updater@example.invalid>\n"
         );
     }
 

@@ -205,6 +205,7 @@ pub async fn execute_verb(req: &VerbRequest) -> Result<Outcome, Error> {
                             &dirs,
                             &plan,
                             None,
+                            &Default::default(),
                         ) {
                             Ok(d) => Some(d),
                             Err(e)
@@ -228,6 +229,7 @@ pub async fn execute_verb(req: &VerbRequest) -> Result<Outcome, Error> {
                             &plan,
                             &[],
                             &req.env,
+                            &Default::default(),
                         )
                         .await,
                     ),

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::app_changes::AppChanges;
 use super::{all_updates, error, Delivered, FilePlan};
 use crate::config::{CommitConfig, Delivery, Via};
 use crate::env::Env;
@@ -15,7 +16,7 @@ use crate::forge::Target;
 use crate::git::{GitError, Oid, WorkTree};
 use crate::manifest::edit::{remove_stale_temps, write_all_atomic};
 use crate::report::ErrorEntry;
-use crate::template::commit_message;
+use crate::template::commit_message_with;
 
 /// The reference a commit waits under while it is pushed.
 const PENDING_REF: &str = "refs/image-updater/pending";
@@ -73,7 +74,9 @@ pub(crate) fn complete_stopped_run(wt: &WorkTree, branch: &str) -> Result<(), St
 /// are taken away first. A push the remote rejects (someone pushed first) is an
 /// [`crate::git::GitErrorKind::Rejected`] error: [`catch_up`], compute the edits again, and
 /// deliver again. With `api` (`commit.via: api`) GitHub makes the commit
-/// ([`commit_via_api`]) and the work tree fetches it.
+/// ([`commit_via_api`]) and the work tree fetches it. Our own message (not an
+/// ImageUpdateAutomation's) says what changed in the app (`app`, [`super::app_changes`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn deliver(
     config: &CommitConfig,
     flux: &CommitPlan,
@@ -82,6 +85,7 @@ pub(crate) fn deliver(
     dirs: &BTreeSet<&Path>,
     plan: &[FilePlan<'_>],
     api: Option<&Target>,
+    app: &AppChanges,
 ) -> Result<Delivered, GitError> {
     for dir in dirs {
         remove_stale_temps(dir);
@@ -108,10 +112,11 @@ pub(crate) fn deliver(
         None => (config.author.name.as_str(), config.author.email.as_str()),
     };
     let message = flux.message.clone().unwrap_or_else(|| {
-        commit_message(
+        commit_message_with(
             &config.message,
             &delivered.updates,
             config.signoff.then_some(&config.author),
+            &super::app_changes::commit_text(&delivered.updates, app),
         )
     });
     if let Some(to) = &flux.push_to {

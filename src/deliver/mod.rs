@@ -1,8 +1,10 @@
 //! The deliver stage: put the rewritten files where the config says — one commit pushed to
 //! the branch ([`commit`], `mode: commit`), or a branch and a pull request per group of
 //! updates ([`pull_request`], `mode: pull-request`) — and say what landed ([`Delivered`]).
-//! The pipeline builds the report from that; nothing here edits the report.
+//! The pipeline builds the report from that; nothing here edits the report. Both say what
+//! changed in the app each update brings, when its images name their source ([`app_changes`]).
 
+pub(crate) mod app_changes;
 pub(crate) mod commit;
 pub(crate) mod pull_request;
 

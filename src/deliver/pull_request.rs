@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use super::app_changes::{self, AppChanges};
 use super::{error, Delivered, FilePlan, PUSH_TRIES};
 use crate::config::{Delivery, Group};
 use crate::env::Env;
@@ -19,7 +20,7 @@ use crate::git::{GitError, GitErrorKind, Oid, WorkTree};
 use crate::manifest::edit::Edit;
 use crate::report::{ErrorEntry, PullRequest, Update};
 use crate::select::Change;
-use crate::template::{branch_needs_updates, commit_message, fill_template, render_branch};
+use crate::template::{branch_needs_updates, commit_message_with, fill_template, render_branch};
 
 /// A marker in every body this tool writes, to tell its pull requests from people's.
 pub const BODY_MARKER: &str = "<!-- image-updater -->";
@@ -125,10 +126,11 @@ fn table(updates: &[Update]) -> String {
     out
 }
 
-/// The body of a pull request: the template (or the default text) with the table and the
-/// marker. The values a template takes from the updates (names from the repo's policies) are
-/// Markdown-escaped first: the template's author writes the markup, the values do not.
-fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
+/// The body of a pull request: the template (or the default text) with the table, what changed
+/// in the app (`app`, already Markdown: `{{ app_changes }}` in a template, else after it) and
+/// the marker. The values a template takes from the updates (names from the repo's policies)
+/// are Markdown-escaped first: the template's author writes the markup, the values do not.
+fn body(template: Option<&str>, updates: &[Update], branch: &str, app: &str) -> String {
     let table = table(updates);
     let text = match template {
         Some(t) => {
@@ -144,9 +146,17 @@ fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
                     ..u.clone()
                 })
                 .collect();
-            fill_template(t, &escaped).replace("{{ table }}", &table)
+            let filled = fill_template(t, &escaped).replace("{{ table }}", &table);
+            if t.contains("{{ app_changes }}") {
+                filled.replace("{{ app_changes }}", app)
+            } else if app.is_empty() {
+                filled
+            } else {
+                format!("{}\n\n{app}", filled.trim_end())
+            }
         }
-        None => format!("Image updates found by image-updater.\n\n{table}"),
+        None if app.is_empty() => format!("Image updates found by image-updater.\n\n{table}"),
+        None => format!("Image updates found by image-updater.\n\n{table}\n{app}"),
     };
     format!(
         "{}\n\n{BODY_MARKER}\n<!-- branch: {branch} -->\n",
@@ -156,7 +166,8 @@ fn body(template: Option<&str>, updates: &[Update], branch: &str) -> String {
 
 /// Push each group's branch and open or update its pull request; close the pull requests of
 /// `current` policies (images that need no update now) that are still open. The forge is
-/// found from the remote and `env` ([`forge::detect`]).
+/// found from the remote and `env` ([`forge::detect`]). Bodies and commit messages say what
+/// changed in the app (`app`, [`super::app_changes`]).
 pub(crate) async fn deliver(
     delivery: &Delivery,
     wt: &WorkTree,
@@ -164,6 +175,7 @@ pub(crate) async fn deliver(
     plan: &[FilePlan<'_>],
     current: &[String],
     env: &Env,
+    app: &AppChanges,
 ) -> Delivered {
     let forge = match connect(delivery, wt, env) {
         Ok(f) => f,
@@ -190,6 +202,7 @@ pub(crate) async fn deliver(
             base_oid,
             &branch,
             &batch,
+            app,
         )
         .await
         {
@@ -281,9 +294,15 @@ async fn one(
     base_oid: Oid,
     branch: &str,
     batch: &Batch,
+    app: &AppChanges,
 ) -> Result<PullRequest, BatchError> {
     let c = &delivery.commit;
-    let message = commit_message(&c.message, &batch.updates, c.signoff.then_some(&c.author));
+    let message = commit_message_with(
+        &c.message,
+        &batch.updates,
+        c.signoff.then_some(&c.author),
+        &app_changes::commit_text(&batch.updates, app),
+    );
     let pushed = match api {
         Some(target) => via_api(wt, target, base_oid, branch, batch, &message)?,
         None => push_branch(delivery, wt, base_oid, branch, batch, &message)?,
@@ -296,6 +315,7 @@ async fn one(
         delivery.pull_request.body.as_deref(),
         &batch.updates,
         branch,
+        &app_changes::markdown(&batch.updates, app),
     );
     let found = forge.find_open(branch, base).await?;
     let p = &delivery.pull_request;
@@ -433,21 +453,44 @@ mod tests {
             update("web", "1.2.0", "a.yaml"),
             update("web", "1.2.0", "b.yaml"),
         ];
-        let b = body(None, &u, "image-updater/web");
+        let b = body(None, &u, "image-updater/web", "");
         assert!(
             b.contains("| `ghcr.io/acme/web` | `1.0.0` | `1.2.0` | `a.yaml:3`, `b.yaml:3` |"),
             "{b}"
         );
         assert!(b.contains(BODY_MARKER));
-        let custom = body(Some("Bump {{ name }}\n\n{{ table }}"), &u, "x");
+        let custom = body(Some("Bump {{ name }}\n\n{{ table }}"), &u, "x", "");
         assert!(custom.starts_with("Bump web\n\n| Image |"), "{custom}");
+    }
+
+    #[test]
+    fn body_says_what_changed_in_the_app() {
+        let u = vec![update("web", "1.2.0", "a.yaml")];
+        let app = "### What changed in the app\n\n- `web`: [x](https://github.com/a/b)\n";
+        let b = body(None, &u, "x", app);
+        assert!(
+            b.contains("| `a.yaml:3` |\n\n### What changed in the app\n\n- `web`"),
+            "{b}"
+        );
+        assert!(
+            b.ends_with(&format!("{BODY_MARKER}\n<!-- branch: x -->\n")),
+            "{b}"
+        );
+        let placed = body(Some("{{ app_changes }}\n\n{{ table }}"), &u, "x", app);
+        assert!(placed.starts_with("### What changed"), "{placed}");
+        let after = body(Some("Bump {{ name }}"), &u, "x", app);
+        assert!(after.starts_with("Bump web\n\n### What changed"), "{after}");
+        assert_eq!(
+            body(Some("Bump"), &u, "x", ""),
+            body(Some("Bump"), &u, "x", "\n")
+        );
     }
 
     #[test]
     fn body_keeps_hostile_names_in_their_cells() {
         let mut u = update("web", "1.2.0", "a|b <script>\n::error::x.yaml");
         u.policy = "web\n# heading <img>".into();
-        let b = body(Some("Bump {{ name }}\n\n{{ table }}"), &[u], "x");
+        let b = body(Some("Bump {{ name }}\n\n{{ table }}"), &[u], "x", "");
         assert!(
             b.contains("| `ghcr.io/acme/web` | `1.0.0` | `1.2.0` | a\\|b &lt;script&gt;\\\\n::error::x.yaml:3 |\n"),
             "{b}"

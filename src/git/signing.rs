@@ -140,7 +140,19 @@ impl Signer {
 /// The key text a variable holds: the text itself when it carries armour, else the contents
 /// of the file it names. The text is never quoted back.
 fn key_text(var: &str, value: &str) -> Result<String, String> {
-    if value.trim_start().starts_with("-----BEGIN") || value.trim_start().starts_with("ssh-") {
+    // Key text: an armoured key, or a public key line (`ssh-ed25519`, `ssh-rsa`,
+    // `ecdsa-sha2-nistp256`, `sk-ssh-ed25519@openssh.com`, …); anything else is a path.
+    let text = value.trim_start();
+    if [
+        "-----BEGIN",
+        "ssh-",
+        "ecdsa-sha2-",
+        "sk-ssh-",
+        "sk-ecdsa-sha2-",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
+    {
         return Ok(value.to_string());
     }
     if value.contains('\n') {

@@ -1,9 +1,13 @@
-//! Build times of tags, for Argo CD Image Updater's `newest-build` strategy: the candidate
-//! tags are ordered by their image config's `created` time, newest first. One manifest and one
-//! config are read per candidate (cached for the run); at most [`MAX_CANDIDATES`] candidates
-//! are looked at, and a tag whose time cannot be read is an error naming it, never a guess.
+//! What an image's config says of it, read once per tag: its build time, for Argo CD Image
+//! Updater's `newest-build` strategy (the candidate tags are ordered by their image config's
+//! `created` time, newest first), and its labels and the manifest's annotations, for the
+//! app-change links of a delivery (`org.opencontainers.image.source` and `.revision`, see
+//! [`crate::deliver::app_changes`]). One manifest and one config are read per tag
+//! ([`image_facts`], cached for the run by the caller); newest-build looks at most at
+//! [`MAX_CANDIDATES`] candidates, and a tag whose time cannot be read is an error naming it,
+//! never a guess.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{RegistryError, TagSource};
@@ -12,9 +16,41 @@ use super::{RegistryError, TagSource};
 /// narrow them (`allow-tags`, `ignore-tags`).
 pub const MAX_CANDIDATES: usize = 100;
 
-/// Build times read this run, by canonical repository and tag: seconds and nanoseconds since
-/// the Unix epoch, or why there is none.
-pub type CreatedCache = HashMap<(String, String), Result<(i64, u32), BuildTimeError>>;
+/// Image facts read this run, by canonical repository and tag, or why there are none.
+pub type CreatedCache = HashMap<(String, String), Result<ImageFacts, BuildTimeError>>;
+
+/// What one read of a tag's manifest and config says of the image ([`image_facts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// Whether the tag names one image (not an index or an artifact): only then is there a
+    /// config, a build time and labels.
+    pub single_image: bool,
+    /// The config's `created`, as written.
+    pub created: Option<String>,
+    /// The config's `config.Labels` with string values.
+    pub labels: BTreeMap<String, String>,
+    /// The manifest's (or index's) `annotations` with string values.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ImageFacts {
+    /// The value of `key` as a config label, else as a manifest annotation.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.labels
+            .get(key)
+            .or_else(|| self.annotations.get(key))
+            .map(String::as_str)
+    }
+
+    /// The build time: seconds and nanoseconds since the Unix epoch.
+    pub fn build_time(&self) -> Result<(i64, u32), BuildTimeError> {
+        if !self.single_image {
+            return Err(BuildTimeError::NotSingleImage);
+        }
+        let created = self.created.as_deref().ok_or(BuildTimeError::NoCreated)?;
+        parse_rfc3339(created).ok_or_else(|| BuildTimeError::NotRfc3339(created.to_string()))
+    }
+}
 
 /// Why a tag has no build time. Clone, as it is cached for the run ([`CreatedCache`]).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,16 +85,60 @@ pub enum NewestBuildError {
     },
 }
 
-/// The `created` time of an image config: `Ok(None)` when it has none.
-pub fn config_created(config: &[u8]) -> Result<Option<(i64, u32)>, BuildTimeError> {
+/// The facts of `tag` of `repository` from one manifest and one config read.
+pub async fn image_facts(
+    source: &dyn TagSource,
+    repository: &str,
+    tag: &str,
+) -> Result<ImageFacts, BuildTimeError> {
+    let doc = source.image_config(repository, tag).await?;
+    let mut facts = ImageFacts {
+        annotations: doc.annotations,
+        ..ImageFacts::default()
+    };
+    if let Some(config) = doc.config {
+        let (created, labels) = config_facts(&config)?;
+        facts.single_image = true;
+        facts.created = created;
+        facts.labels = labels;
+    }
+    Ok(facts)
+}
+
+/// The `created` time (as written) and the `config.Labels` (string values) of an image config.
+pub fn config_facts(
+    config: &[u8],
+) -> Result<(Option<String>, BTreeMap<String, String>), BuildTimeError> {
     #[derive(serde::Deserialize)]
     struct Config {
         created: Option<String>,
+        #[serde(default)]
+        config: Option<Inner>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, serde_json::Value>>,
     }
     let config: Config =
         serde_json::from_slice(config).map_err(|e| BuildTimeError::NotJson(Arc::new(e)))?;
-    config
-        .created
+    let labels = config
+        .config
+        .and_then(|c| c.labels)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect();
+    Ok((config.created, labels))
+}
+
+/// The `created` time of an image config: `Ok(None)` when it has none.
+pub fn config_created(config: &[u8]) -> Result<Option<(i64, u32)>, BuildTimeError> {
+    let (created, _) = config_facts(config)?;
+    created
         .map(|c| parse_rfc3339(&c).ok_or(BuildTimeError::NotRfc3339(c)))
         .transpose()
 }
@@ -151,25 +231,22 @@ pub async fn newest_build(
     let mut best: Option<(&String, (i64, u32))> = None;
     for tag in candidates {
         let key = (canonical.to_string(), tag.clone());
-        let created = match cache.get(&key) {
+        let facts = match cache.get(&key) {
             Some(r) => r.clone(),
             None => {
-                let r = match source.image_config(repository, tag).await {
-                    Ok(Some(config)) => {
-                        config_created(&config).and_then(|c| c.ok_or(BuildTimeError::NoCreated))
-                    }
-                    Ok(None) => Err(BuildTimeError::NotSingleImage),
-                    Err(e) => Err(e.into()),
-                };
+                let r = image_facts(source, repository, tag).await;
                 cache.insert(key, r.clone());
                 r
             }
         };
-        let created = created.map_err(|source| NewestBuildError::Tag {
-            tag: tag.clone(),
-            canonical: canonical.to_string(),
-            source,
-        })?;
+        let created =
+            facts
+                .and_then(|f| f.build_time())
+                .map_err(|source| NewestBuildError::Tag {
+                    tag: tag.clone(),
+                    canonical: canonical.to_string(),
+                    source,
+                })?;
         if best.is_none_or(|(_, t)| created > t) {
             best = Some((tag, created));
         }
@@ -226,5 +303,43 @@ mod tests {
             .to_string()
             .starts_with("image config is not valid JSON: "));
         assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<Arc<serde_json::Error>>()));
+    }
+
+    #[test]
+    fn config_labels_and_build_times_from_one_read() {
+        let (created, labels) = config_facts(
+            br#"{"created":"2024-05-01T10:00:00Z","config":{"Labels":{"org.opencontainers.image.revision":"abc","n":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(created.as_deref(), Some("2024-05-01T10:00:00Z"));
+        assert_eq!(labels.len(), 1, "only string values");
+        assert_eq!(labels["org.opencontainers.image.revision"], "abc");
+        let (_, none) = config_facts(br#"{"config":{"Labels":null}}"#).unwrap();
+        assert!(none.is_empty());
+        let facts = ImageFacts {
+            single_image: true,
+            created,
+            labels,
+            annotations: [
+                (
+                    "org.opencontainers.image.revision".to_string(),
+                    "def".to_string(),
+                ),
+                ("x".to_string(), "y".to_string()),
+            ]
+            .into(),
+        };
+        assert_eq!(
+            facts.get("org.opencontainers.image.revision"),
+            Some("abc"),
+            "a label wins"
+        );
+        assert_eq!(facts.get("x"), Some("y"));
+        assert_eq!(facts.build_time().unwrap(), (1_714_557_600, 0));
+        let index = ImageFacts::default();
+        assert!(matches!(
+            index.build_time(),
+            Err(BuildTimeError::NotSingleImage)
+        ));
     }
 }

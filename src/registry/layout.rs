@@ -21,8 +21,8 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::media::{config_platform, parse_manifest, BadManifest, Manifest};
-use super::{RegistryError, TagSource};
+use super::media::{config_platform, manifest_annotations, parse_manifest, BadManifest, Manifest};
+use super::{ImageDocument, RegistryError, TagSource};
 use crate::manifest::files::{read_regular_file, ReadError};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -230,12 +230,17 @@ impl LayoutSource {
         }
     }
 
-    /// The config blob of the image `tag` names (newest-build orders by its `created`).
-    fn config_of(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, LayoutError> {
+    /// The annotations of the manifest `tag` names and the config blob of its image
+    /// (newest-build orders by its `created`; app-change links read its labels).
+    fn config_of(&self, repository: &str, tag: &str) -> Result<ImageDocument, LayoutError> {
         let (dir, digest) = self.tag_digest(repository, tag)?;
         let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
+        let mut doc = ImageDocument {
+            annotations: manifest_annotations(&manifest),
+            config: None,
+        };
         let Manifest::Image { config_digest } = parse_manifest(&manifest, None)? else {
-            return Ok(None);
+            return Ok(doc);
         };
         check_digest(&config_digest).map_err(|source| {
             let (alg, hex) = check_digest(&digest).unwrap_or_default();
@@ -244,8 +249,8 @@ impl LayoutSource {
                 source,
             }
         })?;
-        self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")
-            .map(Some)
+        doc.config = Some(self.blob(&dir, &config_digest, MAX_CONFIG_BLOB, "an image config")?);
+        Ok(doc)
     }
 
     fn index(&self, repository: &str) -> Result<(PathBuf, Index), LayoutError> {
@@ -380,7 +385,7 @@ impl TagSource for LayoutSource {
         &'a self,
         repository: &'a str,
         tag: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+    ) -> BoxFuture<'a, Result<ImageDocument, RegistryError>> {
         Box::pin(async move {
             self.config_of(repository, tag)
                 .map_err(|e| self.error(repository, None, e))

@@ -139,6 +139,26 @@ pub fn parse_manifest(body: &[u8], content_type: Option<&str>) -> Result<Manifes
     }
 }
 
+/// The `annotations` of a manifest or index whose values are strings (others are left out);
+/// empty when it has none or does not read as JSON.
+pub fn manifest_annotations(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct Annotated {
+        #[serde(default)]
+        annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    }
+    serde_json::from_slice::<Annotated>(body)
+        .ok()
+        .and_then(|a| a.annotations)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The `os/arch[/variant]` of an image config, if it names one.
 pub fn config_platform(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Platform>(body).ok()?.name()
@@ -200,6 +220,16 @@ mod tests {
             IMAGE_MANIFEST_MEDIA_TYPE,
         ];
         assert_eq!(ACCEPT_MANIFESTS, types.join(", "));
+    }
+
+    #[test]
+    fn annotations_of_manifests_and_indexes() {
+        let body = br#"{"schemaVersion":2,"manifests":[],"annotations":{"org.opencontainers.image.revision":"abc","n":1}}"#;
+        let a = manifest_annotations(body);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a["org.opencontainers.image.revision"], "abc");
+        assert!(manifest_annotations(br#"{"schemaVersion":2}"#).is_empty());
+        assert!(manifest_annotations(b"{").is_empty());
     }
 
     #[test]

@@ -105,14 +105,24 @@ pub trait TagSource: Send + Sync {
         tag: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<String>>, RegistryError>>;
 
-    /// The image config blob `tag` points to (argocd-image-updater's newest-build reads its
-    /// `created`, see [`created`]); `None` when the tag is not one image (an index, an
-    /// artifact).
+    /// The manifest `tag` points to, as [`created`] reads it: its annotations and, when it is
+    /// one image, its config blob (argocd-image-updater's newest-build reads `created`; the
+    /// app-change links read the `org.opencontainers.image.*` labels). One manifest and one
+    /// config request.
     fn image_config<'a>(
         &'a self,
         repository: &'a str,
         tag: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>>;
+    ) -> BoxFuture<'a, Result<ImageDocument, RegistryError>>;
+}
+
+/// What [`TagSource::image_config`] reads of a tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageDocument {
+    /// The manifest's (or the index's) `annotations` with string values.
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// The image config blob; `None` when the tag is not one image (an index, an artifact).
+    pub config: Option<Vec<u8>>,
 }
 
 /// Timing and retry limits of a run's registry requests, and the environment credentials

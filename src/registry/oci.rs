@@ -25,11 +25,12 @@ use tokio::sync::OnceCell;
 
 use super::auth::{lookup, Env};
 use super::media::{
-    config_platform, parse_manifest, sha256_digest, BadManifest, Manifest, ACCEPT_MANIFESTS,
+    config_platform, manifest_annotations, parse_manifest, sha256_digest, BadManifest, Manifest,
+    ACCEPT_MANIFESTS,
 };
 use super::token::{Authorizer, TokenError};
 use super::transport::{Options, Request, Response, Settings, Transport, TransportError};
-use super::{same_host, RegistryError, TagSource};
+use super::{same_host, ImageDocument, RegistryError, TagSource};
 use crate::config::RegistryConfig;
 
 /// Tags asked for per page.
@@ -454,8 +455,9 @@ impl OciSource {
         }
     }
 
-    /// The config blob of the image `tag` names (newest-build orders by its `created`).
-    async fn config_blob(&self, repository: &str, tag: &str) -> Result<Option<Vec<u8>>, OciError> {
+    /// The annotations of the manifest `tag` names and the config blob of its image
+    /// (newest-build orders by its `created`; app-change links read its labels).
+    async fn config_blob(&self, repository: &str, tag: &str) -> Result<ImageDocument, OciError> {
         let target = format!("/v2/{repository}/manifests/{tag}");
         let resp = self
             .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
@@ -463,10 +465,14 @@ impl OciSource {
         if !resp.status.is_success() {
             return Err(self.refusal(&resp).await);
         }
+        let mut doc = ImageDocument {
+            annotations: manifest_annotations(&resp.body),
+            config: None,
+        };
         let Manifest::Image { config_digest } =
             parse_manifest(&resp.body, resp.header("content-type"))?
         else {
-            return Ok(None);
+            return Ok(doc);
         };
         let target = format!("/v2/{repository}/blobs/{config_digest}");
         let resp = self
@@ -478,7 +484,8 @@ impl OciSource {
                 digest: config_digest,
             });
         }
-        Ok(Some(resp.body.to_vec()))
+        doc.config = Some(resp.body.to_vec());
+        Ok(doc)
     }
 }
 
@@ -609,7 +616,7 @@ impl TagSource for OciSource {
         &'a self,
         repository: &'a str,
         tag: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+    ) -> BoxFuture<'a, Result<ImageDocument, RegistryError>> {
         Box::pin(async move {
             self.config_blob(repository, tag)
                 .await

@@ -8,6 +8,7 @@
 mod ci_common;
 mod common;
 
+mod app_changes;
 mod argocd_objects;
 mod bench_smoke;
 mod ci_action;

@@ -24,10 +24,17 @@ const EMAIL: &str = "bot@example.invalid";
 /// An SSH key pair made by `ssh-keygen` (`passphrase` empty: unencrypted): private key path
 /// and the public key line.
 fn ssh_key(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, String) {
+    ssh_key_of(dir, name, passphrase, &["-t", "ed25519"])
+}
+
+/// [`ssh_key`] of another type: `kind` is `ssh-keygen`'s `-t` (and `-b`) arguments.
+fn ssh_key_of(dir: &Path, name: &str, passphrase: &str, kind: &[&str]) -> (PathBuf, String) {
     common::require_program("ssh-keygen", "apt-get install -y openssh-client");
     let path = dir.join(name);
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", name, "-f"])
+        .arg("-q")
+        .args(kind)
+        .args(["-N", passphrase, "-C", name, "-f"])
         .arg(&path)
         .output()
         .unwrap();
@@ -342,6 +349,52 @@ fn ssh_agent_signs_with_the_chosen_key() {
     ok_report(&o, &[]);
     verify_ssh(&bare, &allowed_signers(keys.path(), &public), "main")
         .unwrap_or_else(|e| panic!("{e}\n{}", commit_object(&bare, "main")));
+}
+
+/// The agent signs with ECDSA (P-256, P-384) and RSA keys too (RSA asked for `rsa-sha2-512`,
+/// as `ssh-keygen -Y sign` does): stock git verifies each commit with the key's
+/// allowed-signers line.
+#[test]
+fn ssh_agent_signs_with_ecdsa_and_rsa_keys() {
+    let registry = Registry::start();
+    seed_registry(&registry);
+    let keys = tempfile::tempdir().unwrap();
+    for (name, kind) in [
+        ("ecdsa-p256", &["-t", "ecdsa", "-b", "256"][..]),
+        ("ecdsa-p384", &["-t", "ecdsa", "-b", "384"][..]),
+        ("rsa-3072", &["-t", "rsa", "-b", "3072"][..]),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let (bare, work) = remote_and_clone(
+            root.path(),
+            &registry,
+            "  mode: commit\n",
+            "    sign: ssh\n",
+        );
+        let (key, public) = ssh_key_of(keys.path(), name, "", kind);
+        let agent = Agent::start();
+        agent.add(&key);
+        let o = run_in(
+            &work,
+            &[
+                ("SSH_AUTH_SOCK", agent.socket.to_str().unwrap()),
+                ("IMAGE_UPDATER_SIGNING_PUBLIC_KEY", public.as_str()),
+            ],
+        );
+        let report = ok_report(&o, &[]);
+        assert!(report["commit"].is_string(), "{name}: {report}");
+        let allowed = allowed_signers(root.path(), &public);
+        verify_ssh(&bare, &allowed, "main")
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", commit_object(&bare, "main")));
+        // And not with another key's line.
+        let (_, other) = ssh_key(root.path(), "other", "");
+        let wrong = root.path().join("wrong");
+        std::fs::create_dir(&wrong).unwrap();
+        assert!(
+            verify_ssh(&bare, &allowed_signers(&wrong, &other), "main").is_err(),
+            "{name}: verified with another key"
+        );
+    }
 }
 
 /// A temp `GNUPGHOME` with a fresh key for the fixture's committer (`passphrase` may be
@@ -842,6 +895,97 @@ async fn commit_via_the_github_api() {
     let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
     ok_report(&o, &[FORGE_TOKEN]);
     assert_eq!(fake.calls().len(), 2);
+}
+
+/// `via: api` with a Flux `ImageUpdateAutomation` whose `push.branch` is not the checked-out
+/// branch: the push branch, absent at first, is created at main's head (`createRef`) and GitHub
+/// commits the update on it with the automation's message; main and the work tree stay as
+/// they were; a second run, with the push branch already holding the update, calls nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn via_api_commits_to_a_flux_push_branch() {
+    let registry = Registry::start();
+    registry.push_image(
+        "stefanprodan/podinfo",
+        &["5.0.0", "5.0.1", "5.0.3", "5.1.0"],
+    );
+    let server = MockServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let fixture = |part: &str| common::forges::fixture(&format!("flux/push-branch/{part}"));
+    let fill = |b: &[u8]| {
+        String::from_utf8(b.to_vec())
+            .unwrap()
+            .replace("{{REGISTRY}}", &registry.addr)
+            .into_bytes()
+    };
+    let mut files: Vec<(String, Vec<u8>)> = common::forges::files_of(&fixture("input"))
+        .into_iter()
+        .map(|(p, b)| (p, fill(&b)))
+        .collect();
+    // Only the delivery is ours; the policies and the push branch are the automation's.
+    files.push((
+        ".image-updater.yaml".into(),
+        format!(
+            "delivery:\n  forge: github\n  api_url: {}\n  repository: acme/infra\n  commit:\n    via: api\n",
+            server.uri()
+        )
+        .into_bytes(),
+    ));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let bare = common::bare_repo_with_files(&root.path().join("remote.git"), &refs);
+    let work = common::clone(
+        &format!("file://{}", bare.display()),
+        &root.path().join("work"),
+    );
+    let fake = CommitApiFake::new(&bare, FORGE_TOKEN);
+    fake.mount(&server).await;
+    let main = git(&bare, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(try_rev(&bare, "refs/heads/image-updates"), None);
+
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    let report = ok_report(&o, &[FORGE_TOKEN]);
+    assert!(fake.problems().is_empty(), "{:#?}", fake.problems());
+    assert_eq!(fake.calls(), ["createRef", "createCommitOnBranch"]);
+    let tip = git(&bare, &["rev-parse", "image-updates"])
+        .trim()
+        .to_string();
+    assert_eq!(report["commit"].as_str(), Some(tip.as_str()), "{report}");
+    assert_eq!(git(&bare, &["rev-parse", "image-updates~1"]).trim(), main);
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]).trim(),
+        main,
+        "main untouched"
+    );
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%cn", "image-updates"]).trim(),
+        WEB_FLOW
+    );
+    assert!(
+        git(&bare, &["log", "-1", "--format=%B", "image-updates"])
+            .starts_with("Automated image update\n\nAutomation name: flux-system/flux-system\n"),
+        "the automation's messageTemplate"
+    );
+    for (path, expected) in common::forges::files_of(&fixture("expected")) {
+        assert_eq!(
+            git(&bare, &["show", &format!("image-updates:{path}")]).as_bytes(),
+            fill(&expected),
+            "{path}"
+        );
+    }
+    assert_eq!(git(&work, &["rev-parse", "HEAD"]).trim(), main);
+    assert_eq!(
+        git(&work, &["status", "--porcelain"]),
+        "",
+        "the work tree is not written"
+    );
+
+    // The push branch already holds the update: no call, nothing moves.
+    let o = run_async(&work, &[("GITHUB_TOKEN", FORGE_TOKEN)]).await;
+    ok_report(&o, &[FORGE_TOKEN]);
+    assert_eq!(fake.calls().len(), 2);
+    assert_eq!(git(&bare, &["rev-parse", "image-updates"]).trim(), tip);
 }
 
 /// `mode: pull-request` with `via: api`: each branch is created at the base (`createRef`) and

@@ -49,6 +49,40 @@ impl Registry {
         );
     }
 
+    /// Push one image under `tag` whose config carries `labels` (`config.Labels`) and whose
+    /// manifest carries `annotations`, as `docker build --label` and `buildx --annotation`
+    /// write them; returns the config blob's digest.
+    pub fn push_labelled(
+        &self,
+        repo: &str,
+        tag: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> String {
+        let object = |pairs: &[(&str, &str)]| {
+            let fields: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        let layer = format!("layer of {repo}:{tag}");
+        let layer_digest = self.upload_blob(repo, layer.as_bytes());
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{}}},"rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#,
+            object(labels)
+        );
+        let config_digest = self.upload_blob(repo, config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER_TAR}","digest":"{layer_digest}","size":{}}}],"annotations":{}}}"#,
+            config.len(),
+            layer.len(),
+            object(annotations)
+        );
+        self.put_manifest(repo, tag, OCI_MANIFEST, &manifest);
+        config_digest
+    }
+
     /// An anonymous registry.
     pub fn start() -> Registry {
         Self::start_inner(None)
