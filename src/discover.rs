@@ -5,11 +5,18 @@
 //! Who governs a reference, first match wins: the policy a Flux marker names (an
 //! `images[].name`, or a Flux ImagePolicy by `NS:NAME`); the image whose configured `helm`
 //! keys found it; the configured image with the same repository whose `files` globs admit the
-//! file. Flux ImagePolicies govern only what their markers name, as in Flux.
+//! file ([`govern`]). Flux ImagePolicies govern only what their markers name, as in Flux.
+//!
+//! Configured images are the exact `images[]` entries, then the prefix entries
+//! (`ghcr.io/acme/*`) made governors of the repositories found under them that no exact entry
+//! names ([`prefix_governors`]; only the longest matching prefix, so a longer prefix beats a
+//! shorter one). They all come before the repo's own objects: Flux v1 annotations and Argo CD
+//! Image Updater annotations yield to them, as to exact entries. `image: "*"` governs what is
+//! still ungoverned afterwards (`crate::outdated::govern_unwatched`).
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Watched;
+use crate::config::{most_specific, Watched, Wildcard};
 use crate::manifest::{self, FluxPolicy, FluxPolicyKind, FluxSortOrder, Format, Parts, Site};
 use crate::policy::{Order, Policy, PolicyError, PolicyKind};
 use crate::reference::{ImageRef, ReferenceError};
@@ -70,6 +77,18 @@ pub(crate) fn discover(
     files: &manifest::files::Discovered,
     options: &manifest::ScanOptions,
     watched: &[Watched],
+) -> Discovery {
+    discover_with_prefixes(root, files, options, watched, &[])
+}
+
+/// [`discover`], with the config's prefix entries (`ghcr.io/acme/*`) governing the
+/// repositories under them that no exact entry names.
+pub(crate) fn discover_with_prefixes(
+    root: &Path,
+    files: &manifest::files::Discovered,
+    options: &manifest::ScanOptions,
+    watched: &[Watched],
+    prefixes: &[Wildcard],
 ) -> Discovery {
     let mut sources = Vec::new();
     let mut skipped: Vec<Skipped> = files
@@ -147,6 +166,9 @@ pub(crate) fn discover(
         .cloned()
         .collect();
     let mut governors = watched.to_vec();
+    governors.extend(prefix_governors(&found, watched, prefixes));
+    // The config's governors, exact and prefix entries: they come first.
+    let configured = governors.len();
     // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
     let mut flux = crate::flux_repo::FluxObjects::collect(root, &every_file);
     {
@@ -202,7 +224,7 @@ pub(crate) fn discover(
             sources: &mut sources,
             occurrences: &mut occurrences,
             governors: &mut governors,
-            configured: watched.len(),
+            configured,
             errors: &mut errors,
         },
     );
@@ -495,6 +517,7 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, GovernorError> {
         pin_digest: false,
         platforms: Vec::new(),
         newest_build: false,
+        rule: None,
     })
 }
 
@@ -656,6 +679,40 @@ fn unsupported(site: &Site, _image: &ImageRef) -> Option<String> {
         } => Some("no tag to update (add a tag key to update it)".into()),
         _ => None,
     }
+}
+
+/// The prefix entries as governors of the repositories `found` refers to that no exact entry
+/// names: for each, in order of first reference, one governor per entry of its longest
+/// matching prefix ([`most_specific`]; several when entries share it with other `files`).
+/// [`govern`] then picks among them as among exact entries. References a marker or
+/// configured Helm keys name are governed by those, and are not looked at.
+fn prefix_governors(found: &[Sites], watched: &[Watched], prefixes: &[Wildcard]) -> Vec<Watched> {
+    if prefixes.is_empty() {
+        return Vec::new();
+    }
+    let exact: std::collections::HashSet<String> =
+        watched.iter().map(|w| w.image.canonical_name()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for site in found.iter().flat_map(|s| &s.sites) {
+        if site.policy.is_some() || site.keys.is_some() {
+            continue;
+        }
+        let Ok(image) = current_reference(site, None) else {
+            continue;
+        };
+        let name = image.canonical_name();
+        if exact.contains(&name) || !seen.insert(name.clone()) {
+            continue;
+        }
+        let Ok(repository) = ImageRef::parse(&name) else {
+            continue;
+        };
+        for entry in most_specific(prefixes, &name) {
+            out.push(entry.govern(repository.clone()));
+        }
+    }
+    out
 }
 
 /// The configured image governing `image` in `file`, or why none does. `names` holds each

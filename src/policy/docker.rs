@@ -8,8 +8,9 @@
 //!
 //! [`newest`] picks, among a tag list, the newest tag of the current tag's shape within a
 //! [`Level`]: the current minor (`patch`), the current major (`minor`), or any (`major`). It
-//! is what the `outdated` report and the `update:` policy kind share, and what a later
-//! `versioning: docker` option can reuse.
+//! is what the `outdated` report and the `update:` policy kind share; `versioning: docker`
+//! ([`super::Versioning`]) applies the same shape rule under a semver range, which judges
+//! [`Version::as_semver`].
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -129,6 +130,14 @@ impl Version {
         };
         let n = fixed.min(self.numbers.len());
         self.numbers[..n] == other.numbers[..n.min(other.numbers.len())]
+    }
+
+    /// The numbers read as a semantic version, for a semver range to judge: missing parts are
+    /// 0 (`1.25` is 1.25.0, `18` is 18.0.0), parts after the third are left out; the suffix is
+    /// a variant, not a pre-release, so it is left out too.
+    pub fn as_semver(&self) -> ::semver::Version {
+        let part = |i: usize| self.numbers.get(i).copied().unwrap_or(0);
+        ::semver::Version::new(part(0), part(1), part(2))
     }
 
     /// Compares the numbers, part by part (for versions of one shape).
