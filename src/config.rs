@@ -1401,4 +1401,151 @@ delivery:
         let e = parse("outdated: maybe\n").unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:1:"), "{e}");
     }
+
+    #[test]
+    fn image_patterns_normalise_like_references() {
+        let prefix = |s: &str| match ImagePattern::parse(s) {
+            Ok(ImagePattern::Prefix(p)) => p,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(prefix("ghcr.io/acme/*"), "ghcr.io/acme/");
+        assert_eq!(prefix("ghcr.io/*"), "ghcr.io/");
+        assert_eq!(prefix("acme/*"), "docker.io/acme/");
+        assert_eq!(prefix("library/*"), "docker.io/library/");
+        assert_eq!(prefix("docker.io/*"), "docker.io/");
+        assert_eq!(prefix("index.docker.io/acme/*"), "docker.io/acme/");
+        assert_eq!(prefix("localhost:5000/team/*"), "localhost:5000/team/");
+        assert_eq!(ImagePattern::parse("*"), Ok(ImagePattern::All));
+        assert!(matches!(
+            ImagePattern::parse("nginx"),
+            Ok(ImagePattern::Exact(r)) if r.canonical_name() == "docker.io/library/nginx"
+        ));
+        for bad in [
+            "ghcr.io/acme*",
+            "ghcr.io/*/web",
+            "ghcr.io/acme/**",
+            "*/web",
+            "ghcr.io/acme/*:1.0",
+            "**",
+            "/*",
+        ] {
+            let e = ImagePattern::parse(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert!(ImagePattern::parse("ghcr.io/acme/*:1.0")
+            .unwrap_err()
+            .contains("last path segment"));
+        assert!(ImagePattern::parse("Bad/*")
+            .unwrap_err()
+            .contains("not a repository path"));
+    }
+
+    #[test]
+    fn the_most_specific_entry_governs() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n  - {name: team, image: 'ghcr.io/acme/team/*', policy: {semver: '^2'}}\n  - {name: team-dev, image: 'ghcr.io/acme/team/*', policy: {semver: '*'}, files: ['dev/**']}\n  - {name: ghcr, image: 'ghcr.io/*', policy: {update: minor}}\n  - {name: web, image: ghcr.io/acme/web, policy: {semver: '~1.2'}}\n  - {name: all, image: '*', policy: {update: patch}}\n",
+        )
+        .unwrap();
+        let prefixes = c.prefixes(file).unwrap();
+        let names = |repo: &str| -> Vec<String> {
+            most_specific(&prefixes, repo)
+                .iter()
+                .map(|w| w.name.clone())
+                .collect()
+        };
+        assert_eq!(names("ghcr.io/acme/api"), ["acme"]);
+        assert_eq!(names("ghcr.io/acme/team/api"), ["team", "team-dev"]);
+        assert_eq!(names("ghcr.io/other/api"), ["ghcr"]);
+        assert!(names("docker.io/library/nginx").is_empty());
+        // A prefix is whole path segments: ghcr.io/acmecorp is not under ghcr.io/acme/.
+        assert_eq!(names("ghcr.io/acmecorp/api"), ["ghcr"]);
+        // The exact entry is compiled apart, and so is "*".
+        let watched = c.watched(file).unwrap();
+        assert_eq!(watched.len(), 1);
+        assert_eq!(c.wildcard(file).unwrap().unwrap().name, "all");
+        // A governor made from a prefix entry is named after the part its `*` stands for.
+        let g = prefixes[1].govern(ImageRef::parse("ghcr.io/acme/team/api").unwrap());
+        assert_eq!(g.name, "team/api");
+        assert_eq!(g.rule.as_deref(), Some("ghcr.io/acme/team/*"));
+        let g = c
+            .wildcard(file)
+            .unwrap()
+            .unwrap()
+            .govern(ImageRef::parse("nginx").unwrap());
+        assert_eq!(g.name, "all/docker.io/library/nginx");
+        assert_eq!(g.rule.as_deref(), Some("*"));
+        assert_eq!(watched[0].rule, None);
+    }
+
+    #[test]
+    fn bad_prefix_entries_name_file_and_line() {
+        let file = Path::new("cfg.yaml");
+        for (yaml, want) in [
+            (
+                "images:\n  - name: a\n    image: 'ghcr.io/*/web'\n    policy: {semver: '*'}\n",
+                "cfg.yaml:3:12: images[].image \"ghcr.io/*/web\": '*' may only be",
+            ),
+            (
+                "images:\n  - name: a\n    image: 'ghcr.io/acme*'\n    policy: {semver: '*'}\n",
+                "cfg.yaml:3:12: images[].image \"ghcr.io/acme*\"",
+            ),
+            (
+                "images:\n  - {name: a, image: 'ghcr.io/a/*', policy: {semver: '*'}}\n  - {name: a, image: 'ghcr.io/b/*', policy: {semver: '*'}}\n",
+                "cfg.yaml:3:",
+            ),
+            (
+                "images:\n  - {name: a, image: 'ghcr.io/a/*', policy: {semver: '*'}, helm: [{tag: image.tag}]}\n",
+                "cannot be used with image \"ghcr.io/a/*\"",
+            ),
+        ] {
+            let c = parse(yaml).unwrap();
+            let e = c
+                .watched(file)
+                .and_then(|_| c.prefixes(file))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn versioning_is_read_and_checked() {
+        let file = Path::new("cfg.yaml");
+        // Without a policy, versioning: docker moves to any newer tag of the current shape.
+        let c = parse("images:\n  - {name: a, image: x/y, versioning: docker}\n").unwrap();
+        let w = c.watched(file).unwrap();
+        assert!(w[0].policy.is_relative());
+        let seen = w[0].policy.relative_to(Some("1.25-alpine"));
+        let tags: Vec<String> = ["1.26-alpine", "1.26.1-alpine", "1.27", "latest"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(seen.select(&tags).latest.as_deref(), Some("1.26-alpine"));
+        // semver is the default and the spelled-out default.
+        let c = parse(
+            "images:\n  - {name: a, image: x/y, versioning: semver, policy: {semver: '*'}}\n",
+        )
+        .unwrap();
+        assert!(!c.watched(file).unwrap()[0].policy.is_relative());
+        for (yaml, want) in [
+            (
+                "images:\n  - {name: a, image: x/y}\n",
+                "cfg.yaml:2:12: images[] entry \"a\" has no policy",
+            ),
+            (
+                "images:\n  - {name: a, image: x/y, versioning: docker, policy: {numerical: asc}}\n",
+                "cfg.yaml:2:39: versioning: docker reads tags as versions",
+            ),
+        ] {
+            let e = parse(yaml).unwrap().watched(file).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{yaml}: {e}");
+        }
+        let e = parse("images:\n  - {name: a, image: x/y, versioning: dockr}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cfg.yaml:2:") && e.contains("dockr") && e.contains("docker"),
+            "{e}"
+        );
+    }
 }

@@ -995,4 +995,106 @@ mod tests {
             .collect();
         assert_eq!(skipped, want);
     }
+
+    #[test]
+    fn prefix_entries_govern_what_no_exact_entry_names_longest_prefix_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = "containers:\n\
+                      \x20 - image: ghcr.io/acme/web:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/api:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/team/worker:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/db:1.0.0\n\
+                      \x20 - image: ghcr.io/other/x:1.0.0\n\
+                      \x20 - image: acme/hub:1.0.0\n";
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        std::fs::write(dir.path().join("deploy.yaml"), deploy).unwrap();
+        std::fs::write(dir.path().join("dev/deploy.yaml"), deploy).unwrap();
+        let config = crate::config::Config::parse(
+            Path::new("cfg.yaml"),
+            "images:\n\
+             \x20 - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n\
+             \x20 - {name: team, image: 'ghcr.io/acme/team/*', policy: {semver: '^1'}}\n\
+             \x20 - {name: web, image: ghcr.io/acme/web, policy: {semver: '^1'}}\n\
+             \x20 - {name: db, image: ghcr.io/acme/db, policy: {semver: '^1'}, files: ['dev/**']}\n\
+             \x20 - {name: hub, image: 'docker.io/acme/*', policy: {semver: '^1'}}\n",
+        )
+        .unwrap();
+        let file = Path::new("cfg.yaml");
+        let watched = config.watched(file).unwrap();
+        let prefixes = config.prefixes(file).unwrap();
+        let files = manifest::files::Discovered {
+            files: vec![
+                PathBuf::from("deploy.yaml"),
+                PathBuf::from("dev/deploy.yaml"),
+            ],
+            ..Default::default()
+        };
+        let d = discover_with_prefixes(
+            dir.path(),
+            &files,
+            &ScanOptions::default(),
+            &watched,
+            &prefixes,
+        );
+        let got: Vec<(String, String, String, String)> = d
+            .occurrences
+            .iter()
+            .map(|o| {
+                let g = o.governor.map(|g| &d.governors[g]);
+                (
+                    d.sources[o.file].rel.clone(),
+                    o.image.canonical_name(),
+                    g.map_or("-".into(), |g| g.name.clone()),
+                    g.and_then(|g| g.rule.clone())
+                        .or_else(|| o.reason.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want = |f: &str| {
+            let exact_db = if f == "dev/deploy.yaml" {
+                ("db", "")
+            } else {
+                // The exact entry claims the repository; its files leave this file out.
+                ("-", "no policy for this file (images[].files excludes it)")
+            };
+            vec![
+                ("web", ""),
+                ("acme/api", "ghcr.io/acme/*"),
+                ("team/worker", "ghcr.io/acme/team/*"),
+                exact_db,
+                ("-", "no policy"),
+                ("hub/hub", "docker.io/acme/*"),
+            ]
+            .into_iter()
+            .zip([
+                "ghcr.io/acme/web",
+                "ghcr.io/acme/api",
+                "ghcr.io/acme/team/worker",
+                "ghcr.io/acme/db",
+                "ghcr.io/other/x",
+                "docker.io/acme/hub",
+            ])
+            .map(|((name, rule), image)| {
+                (
+                    f.to_string(),
+                    image.to_string(),
+                    name.to_string(),
+                    rule.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+        };
+        let mut expected = want("deploy.yaml");
+        expected.extend(want("dev/deploy.yaml"));
+        assert_eq!(got, expected);
+        // One governor per repository, whatever the number of references.
+        let made: Vec<&str> = d
+            .governors
+            .iter()
+            .filter(|g| g.rule.is_some())
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(made, ["acme/api", "team/worker", "hub/hub"]);
+    }
 }
