@@ -183,6 +183,10 @@ pub struct HelmKeysSpec {
     pub tag: Option<String>,
     #[serde(default)]
     pub digest: Option<String>,
+    /// One key holding the whole reference (`repo:tag`), as Argo CD Image Updater's
+    /// `helm.image-spec` names it; not with the other keys.
+    #[serde(default)]
+    pub spec: Option<String>,
 }
 
 impl PolicySpec {
@@ -704,6 +708,17 @@ impl Config {
                 ));
             }
             let policy = img.compiled_policy(file)?;
+            for h in &img.helm {
+                let parts = [&h.registry, &h.repository, &h.tag, &h.digest];
+                if h.spec.is_some() && parts.iter().any(|p| p.is_some()) {
+                    return Err(ConfigError::at(
+                        file,
+                        &img.name.referenced,
+                        "images[].helm: spec names one key holding the whole reference; it \
+                         cannot be given with registry, repository, tag or digest",
+                    ));
+                }
+            }
             for p in &img.platforms {
                 let parts: Vec<&str> = p.split('/').collect();
                 if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
@@ -927,6 +942,7 @@ impl Config {
                 repository: h.repository.clone(),
                 tag: h.tag.clone(),
                 digest: h.digest.clone(),
+                spec: h.spec.clone(),
             })
             .collect();
         crate::manifest::ScanOptions {
@@ -1547,5 +1563,20 @@ delivery:
             e.starts_with("cfg.yaml:2:") && e.contains("dockr") && e.contains("docker"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_helm_spec_key_stands_alone() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "images:\n  - {name: a, image: x/y, policy: {semver: '*'}, helm: [{spec: images.a}]}\n",
+        )
+        .unwrap();
+        c.watched(file).unwrap();
+        assert_eq!(c.scan_options().helm[0].spec.as_deref(), Some("images.a"));
+        let c = parse("images:\n  - {name: a, image: x/y, policy: {semver: '*'}, helm: [{spec: images.a, tag: images.t}]}\n")
+            .unwrap();
+        let e = c.watched(file).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:2:") && e.contains("spec"), "{e}");
     }
 }

@@ -269,10 +269,14 @@ impl Prefilter {
             "argoproj.io".to_string(),
         ];
         for keys in options.helm.iter().chain(&options.argocd_helm_params) {
-            for path in [&keys.registry, &keys.repository, &keys.tag, &keys.digest]
-                .into_iter()
-                .flatten()
-            {
+            let paths = [
+                &keys.registry,
+                &keys.repository,
+                &keys.tag,
+                &keys.digest,
+                &keys.spec,
+            ];
+            for path in paths.into_iter().flatten() {
                 let leaf = path.rsplit('.').next().unwrap_or(path);
                 let leaf = leaf.split('[').next().unwrap_or(leaf);
                 if !leaf.is_empty() && !needles.iter().any(|n| n.eq_ignore_ascii_case(leaf)) {
