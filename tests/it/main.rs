@@ -14,6 +14,7 @@ mod ci_action;
 mod ci_files;
 mod ci_gitlab;
 mod ci_static;
+mod docker_versioning;
 mod downgrade;
 mod e2e;
 mod flux_objects;
