@@ -1101,4 +1101,99 @@ mod tests {
             .collect();
         assert_eq!(made, ["acme/api", "team/worker", "hub/hub"]);
     }
+
+    #[test]
+    fn prefix_entries_take_precedence_over_the_repos_objects_as_exact_entries_do() {
+        // Flux v1 annotations yield to a prefix entry, as to an exact one; a Flux marker names
+        // its own policy and keeps it.
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\n  annotations:\n    fluxcd.io/automated: \"true\"\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/acme/web:1.0.0\n      - name: side\n        image: nginx:1.25.0\n";
+        let marked = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: ghcr.io/acme/api:1.0.0 # {\"$imagepolicy\": \"flux-system:api\"}\n";
+        let flux = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: api\n  namespace: flux-system\nspec:\n  image: ghcr.io/acme/api\n---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: api\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: api\n  policy:\n    semver:\n      range: \">=1.0.0\"\n";
+        let names = ["v1.yaml", "marked.yaml", "flux.yaml"];
+        for (name, text) in names.iter().zip([v1, marked, flux]) {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let file = Path::new("cfg.yaml");
+        let config = crate::config::Config::parse(
+            file,
+            "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n",
+        )
+        .unwrap();
+        let files = manifest::files::Discovered {
+            files: names.iter().map(PathBuf::from).collect(),
+            ..Default::default()
+        };
+        let d = discover_with_prefixes(
+            dir.path(),
+            &files,
+            &ScanOptions::default(),
+            &config.watched(file).unwrap(),
+            &config.prefixes(file).unwrap(),
+        );
+        let got: Vec<(String, String)> = d
+            .occurrences
+            .iter()
+            .map(|o| {
+                let who = o.governor.map_or_else(
+                    || o.reason.clone().unwrap_or_default(),
+                    |g| d.governors[g].name.clone(),
+                );
+                (o.image.canonical_name(), who)
+            })
+            .collect();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            got,
+            [
+                pair("ghcr.io/acme/web", "acme/web"),
+                pair("docker.io/library/nginx", "demo:deployment/web:side"),
+                pair("ghcr.io/acme/api", "api"),
+            ]
+        );
+        let api = d.occurrences[2].governor.unwrap();
+        assert!(d.governors[api].flux, "the marker's Flux ImagePolicy");
+    }
+
+    #[test]
+    fn a_prefix_entry_overrides_argocd_image_updater_annotations_as_an_exact_entry_does() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("apps/web")).unwrap();
+        let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: shop\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:^1\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\nspec:\n  source:\n    repoURL: https://github.com/acme/infra\n    path: apps/web\n";
+        let kustomization = "images:\n  - name: ghcr.io/acme/web\n    newTag: 1.0.0\n";
+        std::fs::write(dir.path().join("app.yaml"), app).unwrap();
+        std::fs::write(
+            dir.path().join("apps/web/kustomization.yaml"),
+            kustomization,
+        )
+        .unwrap();
+        let files = manifest::files::Discovered {
+            files: vec![
+                PathBuf::from("app.yaml"),
+                PathBuf::from("apps/web/kustomization.yaml"),
+            ],
+            ..Default::default()
+        };
+        let file = Path::new("cfg.yaml");
+        let governor = |config: &str| {
+            let config = crate::config::Config::parse(file, config).unwrap();
+            let d = discover_with_prefixes(
+                dir.path(),
+                &files,
+                &ScanOptions::default(),
+                &config.watched(file).unwrap(),
+                &config.prefixes(file).unwrap(),
+            );
+            assert_eq!(d.occurrences.len(), 1, "{:?}", d.errors);
+            let g = &d.governors[d.occurrences[0].governor.unwrap()];
+            (g.name.clone(), g.rule.clone())
+        };
+        assert_eq!(governor("{}\n"), ("shop/web".to_string(), None));
+        assert_eq!(
+            governor(
+                "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '~1.0'}}\n"
+            ),
+            ("acme/web".to_string(), Some("ghcr.io/acme/*".to_string()))
+        );
+    }
 }
