@@ -427,6 +427,7 @@ fn governor(
         pin_digest: false,
         platforms: image.platforms.clone(),
         newest_build: image.strategy == Strategy::NewestBuild,
+        rule: None,
     })
 }
 

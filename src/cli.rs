@@ -163,6 +163,13 @@ pub enum Cmd {
         /// Read tags from FILE (one a line; - for stdin) instead of the registry
         #[arg(long, value_name = "FILE")]
         tags_from: Option<PathBuf>,
+        /// How tags are read: semver, or docker (the --current tag's suffix and precision kept)
+        #[arg(long, value_enum, default_value = "semver")]
+        versioning: crate::policy::Versioning,
+        /// The tag now in the manifest: the policy is seen from it, and the report says what a
+        /// run writes in its place (needed by --versioning docker)
+        #[arg(long, value_name = "TAG")]
+        current: Option<String>,
     },
 }
 

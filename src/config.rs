@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::forge::ForgeKind;
-use crate::policy::{Policy, PolicyError, PolicyKind};
+use crate::policy::{docker, Policy, PolicyError, PolicyKind, Versioning};
 use crate::reference::ImageRef;
 
 /// A config that was read and checked.
@@ -109,13 +109,21 @@ pub struct Credentials {
     pub password_env: String,
 }
 
-/// One watched image and the policy that picks its tag.
+/// One watched image and the policy that picks its tag. `image` is a repository (an exact
+/// entry), a prefix ending in `/*` (every repository under it), or `*` (every image no other
+/// entry governs).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageConfig {
     pub name: Spanned<String>,
     pub image: Spanned<String>,
-    pub policy: Spanned<PolicySpec>,
+    /// Required, except with `versioning: docker` (then: any newer tag of the current shape).
+    #[serde(default)]
+    pub policy: Option<Spanned<PolicySpec>>,
+    /// How tags are read as versions: `semver` (default) or `docker` (suffix and precision of
+    /// the current tag kept; [`crate::policy::docker`]).
+    #[serde(default)]
+    pub versioning: Option<Spanned<Versioning>>,
     /// Rank only tags this regex matches, by the value `extract` makes of them.
     #[serde(default)]
     pub filter: Option<Spanned<FilterSpec>>,
@@ -175,6 +183,10 @@ pub struct HelmKeysSpec {
     pub tag: Option<String>,
     #[serde(default)]
     pub digest: Option<String>,
+    /// One key holding the whole reference (`repo:tag`), as Argo CD Image Updater's
+    /// `helm.image-spec` names it; not with the other keys.
+    #[serde(default)]
+    pub spec: Option<String>,
 }
 
 impl PolicySpec {
@@ -457,18 +469,100 @@ pub struct Watched {
     /// argocd-image-updater's newest-build: of the tags the policy passes, the one whose image
     /// was built last wins (`crate::registry::created`).
     pub newest_build: bool,
+    /// The `images[].image` of a prefix (`ghcr.io/acme/*`) or `*` entry this governor was made
+    /// from, as written; `None` for every other governor.
+    pub rule: Option<String>,
+}
+
+/// What an `images[].image` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImagePattern {
+    /// One repository.
+    Exact(ImageRef),
+    /// Every repository whose canonical name starts with this (`ghcr.io/acme/`, always ending
+    /// in `/`): from `ghcr.io/acme/*`, normalised as references are (`acme/*` is
+    /// `docker.io/acme/`, `docker.io/*` is `docker.io/`).
+    Prefix(String),
+    /// `*`: every image no other entry governs.
+    All,
+}
+
+impl ImagePattern {
+    /// Read `images[].image`: `*` may only be the whole value or its last path segment.
+    pub fn parse(image: &str) -> Result<ImagePattern, String> {
+        if image == WILDCARD {
+            return Ok(ImagePattern::All);
+        }
+        let rule = "'*' may only be the whole image (\"*\") or its last path segment \
+                    (\"ghcr.io/acme/*\")";
+        match image.strip_suffix("/*") {
+            Some(base) if !base.contains('*') && !base.is_empty() => {
+                // Two placeholder segments after the prefix: a one-segment Docker Hub path
+                // never gets `library/` in front, and a lone host stays a host.
+                let probe = format!("{base}/x/x");
+                let r = ImageRef::parse(&probe).map_err(|e| {
+                    format!("images[].image {image:?}: the prefix {base:?} is not a repository path: {}", e.reason)
+                })?;
+                if r.tag.is_some() || r.digest.is_some() {
+                    return Err(format!(
+                        "images[].image {image:?}: a prefix has no tag or digest"
+                    ));
+                }
+                let name = r.canonical_name();
+                let prefix = name.strip_suffix("x/x").unwrap_or(&name);
+                Ok(ImagePattern::Prefix(prefix.to_string()))
+            }
+            _ if image.contains('*') => Err(format!("images[].image {image:?}: {rule}")),
+            _ => ImageRef::parse(image)
+                .map(ImagePattern::Exact)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether this pattern names `repository` (a canonical name), and how specifically:
+    /// an exact name beats every prefix, a longer prefix a shorter one, and `*` is last.
+    pub fn specificity(&self, repository: &str) -> Option<usize> {
+        match self {
+            ImagePattern::Exact(r) => (r.canonical_name() == repository).then_some(usize::MAX),
+            ImagePattern::Prefix(p) => repository.starts_with(p.as_str()).then_some(p.len()),
+            ImagePattern::All => Some(0),
+        }
+    }
 }
 
 impl ImageConfig {
-    /// The entry's policy with its `exclude`, `allow_downgrade` and `filter`; an error names
-    /// the line of the key at fault.
+    /// The entry's policy with its `exclude`, `allow_downgrade`, `filter` and `versioning`;
+    /// an error names the line of the key at fault. With `versioning: docker` and no policy,
+    /// any newer tag of the current tag's shape.
     fn compiled_policy(&self, file: &Path) -> Result<Policy, ConfigError> {
-        let at = &self.policy.referenced;
-        let kind = self
-            .policy
-            .value
-            .kind()
-            .map_err(|e| ConfigError::caused_at(file, at, e))?;
+        let versioning = self
+            .versioning
+            .as_ref()
+            .map(|v| v.value)
+            .unwrap_or_default();
+        let (kind, at) = match &self.policy {
+            Some(p) => (
+                p.value
+                    .kind()
+                    .map_err(|e| ConfigError::caused_at(file, &p.referenced, e))?,
+                &p.referenced,
+            ),
+            None if versioning == Versioning::Docker => (
+                PolicyKind::Update(docker::Level::Major),
+                &self.name.referenced,
+            ),
+            None => {
+                return Err(ConfigError::at(
+                    file,
+                    &self.name.referenced,
+                    format!(
+                        "images[] entry {:?} has no policy: give one of semver, alphabetical, \
+                         numerical, digest, update (or versioning: docker)",
+                        self.name.value
+                    ),
+                ))
+            }
+        };
         let mut policy = Policy::new(kind, &self.exclude, self.allow_downgrade)
             .map_err(|e| ConfigError::caused_at(file, at, e))?;
         if let Some(f) = &self.filter {
@@ -476,7 +570,18 @@ impl ImageConfig {
                 .with_filter(&f.value.pattern, f.value.extract.as_deref())
                 .map_err(|e| ConfigError::caused_at(file, &f.referenced, e))?;
         }
+        if let Some(v) = &self.versioning {
+            policy = policy
+                .with_versioning(v.value)
+                .map_err(|e| ConfigError::caused_at(file, &v.referenced, e))?;
+        }
         Ok(policy)
+    }
+
+    /// What `image` names, or an error at its line.
+    fn pattern(&self, file: &Path) -> Result<ImagePattern, ConfigError> {
+        ImagePattern::parse(&self.image.value)
+            .map_err(|e| ConfigError::at(file, &self.image.referenced, e))
     }
 }
 
@@ -571,11 +676,7 @@ impl Config {
             }
         }
         let mut out: Vec<Watched> = Vec::with_capacity(self.images.len());
-        for img in &self.images {
-            // `image: "*"` is compiled by `wildcard`.
-            if img.image.value == WILDCARD {
-                continue;
-            }
+        for (i, img) in self.images.iter().enumerate() {
             let name = img.name.value.trim();
             if name.is_empty() {
                 return Err(ConfigError::at(
@@ -584,15 +685,18 @@ impl Config {
                     "images[].name must not be empty",
                 ));
             }
-            if out.iter().any(|w| w.name == name) {
+            if self.images[..i].iter().any(|o| o.name.value.trim() == name) {
                 return Err(ConfigError::at(
                     file,
                     &img.name.referenced,
                     format!("duplicate image name {name:?}: each images[].name must be unique"),
                 ));
             }
-            let image = ImageRef::parse(&img.image.value)
-                .map_err(|e| ConfigError::caused_at(file, &img.image.referenced, e))?;
+            // Prefix and `*` entries are compiled by `patterns`.
+            let image = match img.pattern(file)? {
+                ImagePattern::Exact(image) => image,
+                _ => continue,
+            };
             if image.tag.is_some() || image.digest.is_some() {
                 return Err(ConfigError::at(
                     file,
@@ -604,6 +708,17 @@ impl Config {
                 ));
             }
             let policy = img.compiled_policy(file)?;
+            for h in &img.helm {
+                let parts = [&h.registry, &h.repository, &h.tag, &h.digest];
+                if h.spec.is_some() && parts.iter().any(|p| p.is_some()) {
+                    return Err(ConfigError::at(
+                        file,
+                        &img.name.referenced,
+                        "images[].helm: spec names one key holding the whole reference; it \
+                         cannot be given with registry, repository, tag or digest",
+                    ));
+                }
+            }
             for p in &img.platforms {
                 let parts: Vec<&str> = p.split('/').collect();
                 if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
@@ -640,6 +755,7 @@ impl Config {
                 pin_digest: img.pin_digest,
                 platforms: img.platforms.clone(),
                 newest_build: false,
+                rule: None,
             });
         }
         for r in &self.registries {
@@ -660,10 +776,15 @@ impl Config {
 /// `images[].image` that governs every image no other entry governs.
 pub const WILDCARD: &str = "*";
 
-/// The `image: "*"` entry, compiled: a [`Watched`] for each image it comes to govern.
+/// A prefix (`ghcr.io/acme/*`) or `image: "*"` entry, compiled: a [`Watched`] for each
+/// repository it comes to govern.
 #[derive(Debug, Clone)]
 pub struct Wildcard {
     pub name: String,
+    /// `images[].image` as written (`ghcr.io/acme/*`, `*`): the rule `scan` shows.
+    pub image: String,
+    /// What it governs: [`ImagePattern::Prefix`] or [`ImagePattern::All`].
+    pub pattern: ImagePattern,
     pub policy: Policy,
     pub files: Option<globset::GlobSet>,
     pub pin_digest: bool,
@@ -671,11 +792,19 @@ pub struct Wildcard {
 }
 
 impl Wildcard {
-    /// The entry as the governor of `image` (a repository, without tag): named
-    /// `NAME/REPOSITORY`, so each image has its own policy name (and pull request).
+    /// The entry as the governor of `image` (a repository, without tag): named `NAME/` and
+    /// the part of the repository its `*` stands for — `NAME/REPOSITORY` for `*`
+    /// (`all/docker.io/library/nginx`), `NAME/REST` for a prefix (`acme/web` for
+    /// `ghcr.io/acme/web` under `ghcr.io/acme/*`) — so each repository has its own policy
+    /// name (and pull request).
     pub fn govern(&self, image: ImageRef) -> Watched {
+        let repository = image.canonical_name();
+        let rest = match &self.pattern {
+            ImagePattern::Prefix(p) => repository.strip_prefix(p.as_str()).unwrap_or(&repository),
+            _ => &repository,
+        };
         Watched {
-            name: format!("{}/{}", self.name, image.canonical_name()),
+            name: format!("{}/{rest}", self.name),
             namespace: None,
             flux: false,
             image,
@@ -685,8 +814,23 @@ impl Wildcard {
             pin_digest: self.pin_digest,
             platforms: self.platforms.clone(),
             newest_build: false,
+            rule: Some(self.image.clone()),
         }
     }
+}
+
+/// Of `entries` (prefix entries), those governing `repository` (a canonical name): the ones
+/// with the longest prefix it starts with, in config order (several when they share the
+/// prefix, each with its own `files`). Exact entries are looked at before these, `*` after.
+pub fn most_specific<'a>(entries: &'a [Wildcard], repository: &str) -> Vec<&'a Wildcard> {
+    let best = entries
+        .iter()
+        .filter_map(|e| e.pattern.specificity(repository))
+        .max();
+    entries
+        .iter()
+        .filter(|e| best.is_some() && e.pattern.specificity(repository) == best)
+        .collect()
 }
 
 impl Config {
@@ -697,10 +841,29 @@ impl Config {
 
     /// The `image: "*"` entry compiled, if there is one; at most one, without `helm` keys.
     pub fn wildcard(&self, file: &Path) -> Result<Option<Wildcard>, ConfigError> {
-        let mut found = None;
-        for img in self.images.iter().filter(|i| i.image.value == WILDCARD) {
+        let mut all = self.patterns(file)?;
+        all.retain(|w| w.pattern == ImagePattern::All);
+        Ok(all.pop())
+    }
+
+    /// The prefix entries (`image: "ghcr.io/acme/*"`) compiled, in config order.
+    pub fn prefixes(&self, file: &Path) -> Result<Vec<Wildcard>, ConfigError> {
+        let mut all = self.patterns(file)?;
+        all.retain(|w| matches!(w.pattern, ImagePattern::Prefix(_)));
+        Ok(all)
+    }
+
+    /// Every prefix and `*` entry compiled, in config order: at most one `*`, none with
+    /// `helm` keys, names unique among all entries.
+    fn patterns(&self, file: &Path) -> Result<Vec<Wildcard>, ConfigError> {
+        let mut found: Vec<Wildcard> = Vec::new();
+        for (i, img) in self.images.iter().enumerate() {
+            let pattern = img.pattern(file)?;
+            if matches!(pattern, ImagePattern::Exact(_)) {
+                continue;
+            }
             let name = img.name.value.trim();
-            if found.is_some() {
+            if pattern == ImagePattern::All && found.iter().any(|w| w.pattern == pattern) {
                 return Err(ConfigError::at(
                     file,
                     &img.image.referenced,
@@ -717,7 +880,8 @@ impl Config {
             if self
                 .images
                 .iter()
-                .any(|o| o.image.value != WILDCARD && o.name.value.trim() == name)
+                .enumerate()
+                .any(|(j, o)| j != i && o.name.value.trim() == name)
             {
                 return Err(ConfigError::at(
                     file,
@@ -729,7 +893,10 @@ impl Config {
                 return Err(ConfigError::at(
                     file,
                     &img.name.referenced,
-                    "images[].helm names one image's keys; it cannot be used with image \"*\"",
+                    format!(
+                        "images[].helm names one image's keys; it cannot be used with image {:?}",
+                        img.image.value
+                    ),
                 ));
             }
             let policy = img.compiled_policy(file)?;
@@ -747,8 +914,10 @@ impl Config {
                         .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
                 )
             };
-            found = Some(Wildcard {
+            found.push(Wildcard {
                 name: name.to_string(),
+                image: img.image.value.clone(),
+                pattern,
                 policy,
                 files,
                 pin_digest: img.pin_digest,
@@ -773,6 +942,7 @@ impl Config {
                 repository: h.repository.clone(),
                 tag: h.tag.clone(),
                 digest: h.digest.clone(),
+                spec: h.spec.clone(),
             })
             .collect();
         crate::manifest::ScanOptions {
@@ -1106,7 +1276,7 @@ delivery:
             ),
             (
                 "images:\n  - name: a\n    x: 1\n",
-                "cfg.yaml:3:5: unknown field `x`, expected one of name, image, policy, filter, exclude, allow_downgrade, files, helm, pin_digest, platforms",
+                "cfg.yaml:3:5: unknown field `x`, expected one of name, image, policy, versioning, filter, exclude, allow_downgrade, files, helm, pin_digest, platforms",
             ),
             ("paths: [\n", "cfg.yaml:1:8: unclosed bracket '['"),
         ] {
@@ -1246,5 +1416,167 @@ delivery:
         }
         let e = parse("outdated: maybe\n").unwrap_err().to_string();
         assert!(e.starts_with("cfg.yaml:1:"), "{e}");
+    }
+
+    #[test]
+    fn image_patterns_normalise_like_references() {
+        let prefix = |s: &str| match ImagePattern::parse(s) {
+            Ok(ImagePattern::Prefix(p)) => p,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(prefix("ghcr.io/acme/*"), "ghcr.io/acme/");
+        assert_eq!(prefix("ghcr.io/*"), "ghcr.io/");
+        assert_eq!(prefix("acme/*"), "docker.io/acme/");
+        assert_eq!(prefix("library/*"), "docker.io/library/");
+        assert_eq!(prefix("docker.io/*"), "docker.io/");
+        assert_eq!(prefix("index.docker.io/acme/*"), "docker.io/acme/");
+        assert_eq!(prefix("localhost:5000/team/*"), "localhost:5000/team/");
+        assert_eq!(ImagePattern::parse("*"), Ok(ImagePattern::All));
+        assert!(matches!(
+            ImagePattern::parse("nginx"),
+            Ok(ImagePattern::Exact(r)) if r.canonical_name() == "docker.io/library/nginx"
+        ));
+        for bad in [
+            "ghcr.io/acme*",
+            "ghcr.io/*/web",
+            "ghcr.io/acme/**",
+            "*/web",
+            "ghcr.io/acme/*:1.0",
+            "**",
+            "/*",
+        ] {
+            let e = ImagePattern::parse(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert!(ImagePattern::parse("ghcr.io/acme/*:1.0")
+            .unwrap_err()
+            .contains("last path segment"));
+        assert!(ImagePattern::parse("Bad/*")
+            .unwrap_err()
+            .contains("not a repository path"));
+    }
+
+    #[test]
+    fn the_most_specific_entry_governs() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n  - {name: team, image: 'ghcr.io/acme/team/*', policy: {semver: '^2'}}\n  - {name: team-dev, image: 'ghcr.io/acme/team/*', policy: {semver: '*'}, files: ['dev/**']}\n  - {name: ghcr, image: 'ghcr.io/*', policy: {update: minor}}\n  - {name: web, image: ghcr.io/acme/web, policy: {semver: '~1.2'}}\n  - {name: all, image: '*', policy: {update: patch}}\n",
+        )
+        .unwrap();
+        let prefixes = c.prefixes(file).unwrap();
+        let names = |repo: &str| -> Vec<String> {
+            most_specific(&prefixes, repo)
+                .iter()
+                .map(|w| w.name.clone())
+                .collect()
+        };
+        assert_eq!(names("ghcr.io/acme/api"), ["acme"]);
+        assert_eq!(names("ghcr.io/acme/team/api"), ["team", "team-dev"]);
+        assert_eq!(names("ghcr.io/other/api"), ["ghcr"]);
+        assert!(names("docker.io/library/nginx").is_empty());
+        // A prefix is whole path segments: ghcr.io/acmecorp is not under ghcr.io/acme/.
+        assert_eq!(names("ghcr.io/acmecorp/api"), ["ghcr"]);
+        // The exact entry is compiled apart, and so is "*".
+        let watched = c.watched(file).unwrap();
+        assert_eq!(watched.len(), 1);
+        assert_eq!(c.wildcard(file).unwrap().unwrap().name, "all");
+        // A governor made from a prefix entry is named after the part its `*` stands for.
+        let g = prefixes[1].govern(ImageRef::parse("ghcr.io/acme/team/api").unwrap());
+        assert_eq!(g.name, "team/api");
+        assert_eq!(g.rule.as_deref(), Some("ghcr.io/acme/team/*"));
+        let g = c
+            .wildcard(file)
+            .unwrap()
+            .unwrap()
+            .govern(ImageRef::parse("nginx").unwrap());
+        assert_eq!(g.name, "all/docker.io/library/nginx");
+        assert_eq!(g.rule.as_deref(), Some("*"));
+        assert_eq!(watched[0].rule, None);
+    }
+
+    #[test]
+    fn bad_prefix_entries_name_file_and_line() {
+        let file = Path::new("cfg.yaml");
+        for (yaml, want) in [
+            (
+                "images:\n  - name: a\n    image: 'ghcr.io/*/web'\n    policy: {semver: '*'}\n",
+                "cfg.yaml:3:12: images[].image \"ghcr.io/*/web\": '*' may only be",
+            ),
+            (
+                "images:\n  - name: a\n    image: 'ghcr.io/acme*'\n    policy: {semver: '*'}\n",
+                "cfg.yaml:3:12: images[].image \"ghcr.io/acme*\"",
+            ),
+            (
+                "images:\n  - {name: a, image: 'ghcr.io/a/*', policy: {semver: '*'}}\n  - {name: a, image: 'ghcr.io/b/*', policy: {semver: '*'}}\n",
+                "cfg.yaml:3:",
+            ),
+            (
+                "images:\n  - {name: a, image: 'ghcr.io/a/*', policy: {semver: '*'}, helm: [{tag: image.tag}]}\n",
+                "cannot be used with image \"ghcr.io/a/*\"",
+            ),
+        ] {
+            let c = parse(yaml).unwrap();
+            let e = c
+                .watched(file)
+                .and_then(|_| c.prefixes(file))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn versioning_is_read_and_checked() {
+        let file = Path::new("cfg.yaml");
+        // Without a policy, versioning: docker moves to any newer tag of the current shape.
+        let c = parse("images:\n  - {name: a, image: x/y, versioning: docker}\n").unwrap();
+        let w = c.watched(file).unwrap();
+        assert!(w[0].policy.is_relative());
+        let seen = w[0].policy.relative_to(Some("1.25-alpine"));
+        let tags: Vec<String> = ["1.26-alpine", "1.26.1-alpine", "1.27", "latest"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(seen.select(&tags).latest.as_deref(), Some("1.26-alpine"));
+        // semver is the default and the spelled-out default.
+        let c = parse(
+            "images:\n  - {name: a, image: x/y, versioning: semver, policy: {semver: '*'}}\n",
+        )
+        .unwrap();
+        assert!(!c.watched(file).unwrap()[0].policy.is_relative());
+        for (yaml, want) in [
+            (
+                "images:\n  - {name: a, image: x/y}\n",
+                "cfg.yaml:2:12: images[] entry \"a\" has no policy",
+            ),
+            (
+                "images:\n  - {name: a, image: x/y, versioning: docker, policy: {numerical: asc}}\n",
+                "cfg.yaml:2:39: versioning: docker reads tags as versions",
+            ),
+        ] {
+            let e = parse(yaml).unwrap().watched(file).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{yaml}: {e}");
+        }
+        let e = parse("images:\n  - {name: a, image: x/y, versioning: dockr}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cfg.yaml:2:") && e.contains("dockr") && e.contains("docker"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_helm_spec_key_stands_alone() {
+        let file = Path::new("cfg.yaml");
+        let c = parse(
+            "images:\n  - {name: a, image: x/y, policy: {semver: '*'}, helm: [{spec: images.a}]}\n",
+        )
+        .unwrap();
+        c.watched(file).unwrap();
+        assert_eq!(c.scan_options().helm[0].spec.as_deref(), Some("images.a"));
+        let c = parse("images:\n  - {name: a, image: x/y, policy: {semver: '*'}, helm: [{spec: images.a, tag: images.t}]}\n")
+            .unwrap();
+        let e = c.watched(file).unwrap_err().to_string();
+        assert!(e.starts_with("cfg.yaml:2:") && e.contains("spec"), "{e}");
     }
 }

@@ -5,11 +5,18 @@
 //! Who governs a reference, first match wins: the policy a Flux marker names (an
 //! `images[].name`, or a Flux ImagePolicy by `NS:NAME`); the image whose configured `helm`
 //! keys found it; the configured image with the same repository whose `files` globs admit the
-//! file. Flux ImagePolicies govern only what their markers name, as in Flux.
+//! file ([`govern`]). Flux ImagePolicies govern only what their markers name, as in Flux.
+//!
+//! Configured images are the exact `images[]` entries, then the prefix entries
+//! (`ghcr.io/acme/*`) made governors of the repositories found under them that no exact entry
+//! names ([`prefix_governors`]; only the longest matching prefix, so a longer prefix beats a
+//! shorter one). They all come before the repo's own objects: Flux v1 annotations and Argo CD
+//! Image Updater annotations yield to them, as to exact entries. `image: "*"` governs what is
+//! still ungoverned afterwards (`crate::outdated::govern_unwatched`).
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Watched;
+use crate::config::{most_specific, Watched, Wildcard};
 use crate::manifest::{self, FluxPolicy, FluxPolicyKind, FluxSortOrder, Format, Parts, Site};
 use crate::policy::{Order, Policy, PolicyError, PolicyKind};
 use crate::reference::{ImageRef, ReferenceError};
@@ -70,6 +77,18 @@ pub(crate) fn discover(
     files: &manifest::files::Discovered,
     options: &manifest::ScanOptions,
     watched: &[Watched],
+) -> Discovery {
+    discover_with_prefixes(root, files, options, watched, &[])
+}
+
+/// [`discover`], with the config's prefix entries (`ghcr.io/acme/*`) governing the
+/// repositories under them that no exact entry names.
+pub(crate) fn discover_with_prefixes(
+    root: &Path,
+    files: &manifest::files::Discovered,
+    options: &manifest::ScanOptions,
+    watched: &[Watched],
+    prefixes: &[Wildcard],
 ) -> Discovery {
     let mut sources = Vec::new();
     let mut skipped: Vec<Skipped> = files
@@ -147,6 +166,9 @@ pub(crate) fn discover(
         .cloned()
         .collect();
     let mut governors = watched.to_vec();
+    governors.extend(prefix_governors(&found, watched, prefixes));
+    // The config's governors, exact and prefix entries: they come first.
+    let configured = governors.len();
     // Issue 16 (flux_repo): the repo's ImageUpdateAutomations and ImagePolicy metadata.
     let mut flux = crate::flux_repo::FluxObjects::collect(root, &every_file);
     {
@@ -202,7 +224,7 @@ pub(crate) fn discover(
             sources: &mut sources,
             occurrences: &mut occurrences,
             governors: &mut governors,
-            configured: watched.len(),
+            configured,
             errors: &mut errors,
         },
     );
@@ -247,10 +269,14 @@ impl Prefilter {
             "argoproj.io".to_string(),
         ];
         for keys in options.helm.iter().chain(&options.argocd_helm_params) {
-            for path in [&keys.registry, &keys.repository, &keys.tag, &keys.digest]
-                .into_iter()
-                .flatten()
-            {
+            let paths = [
+                &keys.registry,
+                &keys.repository,
+                &keys.tag,
+                &keys.digest,
+                &keys.spec,
+            ];
+            for path in paths.into_iter().flatten() {
                 let leaf = path.rsplit('.').next().unwrap_or(path);
                 let leaf = leaf.split('[').next().unwrap_or(leaf);
                 if !leaf.is_empty() && !needles.iter().any(|n| n.eq_ignore_ascii_case(leaf)) {
@@ -495,6 +521,7 @@ fn flux_governor(p: &FluxPolicy) -> Result<Watched, GovernorError> {
         pin_digest: false,
         platforms: Vec::new(),
         newest_build: false,
+        rule: None,
     })
 }
 
@@ -656,6 +683,40 @@ fn unsupported(site: &Site, _image: &ImageRef) -> Option<String> {
         } => Some("no tag to update (add a tag key to update it)".into()),
         _ => None,
     }
+}
+
+/// The prefix entries as governors of the repositories `found` refers to that no exact entry
+/// names: for each, in order of first reference, one governor per entry of its longest
+/// matching prefix ([`most_specific`]; several when entries share it with other `files`).
+/// [`govern`] then picks among them as among exact entries. References a marker or
+/// configured Helm keys name are governed by those, and are not looked at.
+fn prefix_governors(found: &[Sites], watched: &[Watched], prefixes: &[Wildcard]) -> Vec<Watched> {
+    if prefixes.is_empty() {
+        return Vec::new();
+    }
+    let exact: std::collections::HashSet<String> =
+        watched.iter().map(|w| w.image.canonical_name()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for site in found.iter().flat_map(|s| &s.sites) {
+        if site.policy.is_some() || site.keys.is_some() {
+            continue;
+        }
+        let Ok(image) = current_reference(site, None) else {
+            continue;
+        };
+        let name = image.canonical_name();
+        if exact.contains(&name) || !seen.insert(name.clone()) {
+            continue;
+        }
+        let Ok(repository) = ImageRef::parse(&name) else {
+            continue;
+        };
+        for entry in most_specific(prefixes, &name) {
+            out.push(entry.govern(repository.clone()));
+        }
+    }
+    out
 }
 
 /// The configured image governing `image` in `file`, or why none does. `names` holds each
@@ -937,5 +998,202 @@ mod tests {
             .map(|i| format!("f{i:03}.yaml"))
             .collect();
         assert_eq!(skipped, want);
+    }
+
+    #[test]
+    fn prefix_entries_govern_what_no_exact_entry_names_longest_prefix_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = "containers:\n\
+                      \x20 - image: ghcr.io/acme/web:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/api:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/team/worker:1.0.0\n\
+                      \x20 - image: ghcr.io/acme/db:1.0.0\n\
+                      \x20 - image: ghcr.io/other/x:1.0.0\n\
+                      \x20 - image: acme/hub:1.0.0\n";
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        std::fs::write(dir.path().join("deploy.yaml"), deploy).unwrap();
+        std::fs::write(dir.path().join("dev/deploy.yaml"), deploy).unwrap();
+        let config = crate::config::Config::parse(
+            Path::new("cfg.yaml"),
+            "images:\n\
+             \x20 - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n\
+             \x20 - {name: team, image: 'ghcr.io/acme/team/*', policy: {semver: '^1'}}\n\
+             \x20 - {name: web, image: ghcr.io/acme/web, policy: {semver: '^1'}}\n\
+             \x20 - {name: db, image: ghcr.io/acme/db, policy: {semver: '^1'}, files: ['dev/**']}\n\
+             \x20 - {name: hub, image: 'docker.io/acme/*', policy: {semver: '^1'}}\n",
+        )
+        .unwrap();
+        let file = Path::new("cfg.yaml");
+        let watched = config.watched(file).unwrap();
+        let prefixes = config.prefixes(file).unwrap();
+        let files = manifest::files::Discovered {
+            files: vec![
+                PathBuf::from("deploy.yaml"),
+                PathBuf::from("dev/deploy.yaml"),
+            ],
+            ..Default::default()
+        };
+        let d = discover_with_prefixes(
+            dir.path(),
+            &files,
+            &ScanOptions::default(),
+            &watched,
+            &prefixes,
+        );
+        let got: Vec<(String, String, String, String)> = d
+            .occurrences
+            .iter()
+            .map(|o| {
+                let g = o.governor.map(|g| &d.governors[g]);
+                (
+                    d.sources[o.file].rel.clone(),
+                    o.image.canonical_name(),
+                    g.map_or("-".into(), |g| g.name.clone()),
+                    g.and_then(|g| g.rule.clone())
+                        .or_else(|| o.reason.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want = |f: &str| {
+            let exact_db = if f == "dev/deploy.yaml" {
+                ("db", "")
+            } else {
+                // The exact entry claims the repository; its files leave this file out.
+                ("-", "no policy for this file (images[].files excludes it)")
+            };
+            vec![
+                ("web", ""),
+                ("acme/api", "ghcr.io/acme/*"),
+                ("team/worker", "ghcr.io/acme/team/*"),
+                exact_db,
+                ("-", "no policy"),
+                ("hub/hub", "docker.io/acme/*"),
+            ]
+            .into_iter()
+            .zip([
+                "ghcr.io/acme/web",
+                "ghcr.io/acme/api",
+                "ghcr.io/acme/team/worker",
+                "ghcr.io/acme/db",
+                "ghcr.io/other/x",
+                "docker.io/acme/hub",
+            ])
+            .map(|((name, rule), image)| {
+                (
+                    f.to_string(),
+                    image.to_string(),
+                    name.to_string(),
+                    rule.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+        };
+        let mut expected = want("deploy.yaml");
+        expected.extend(want("dev/deploy.yaml"));
+        assert_eq!(got, expected);
+        // One governor per repository, whatever the number of references.
+        let made: Vec<&str> = d
+            .governors
+            .iter()
+            .filter(|g| g.rule.is_some())
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(made, ["acme/api", "team/worker", "hub/hub"]);
+    }
+
+    #[test]
+    fn prefix_entries_take_precedence_over_the_repos_objects_as_exact_entries_do() {
+        // Flux v1 annotations yield to a prefix entry, as to an exact one; a Flux marker names
+        // its own policy and keeps it.
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\n  annotations:\n    fluxcd.io/automated: \"true\"\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/acme/web:1.0.0\n      - name: side\n        image: nginx:1.25.0\n";
+        let marked = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: ghcr.io/acme/api:1.0.0 # {\"$imagepolicy\": \"flux-system:api\"}\n";
+        let flux = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: api\n  namespace: flux-system\nspec:\n  image: ghcr.io/acme/api\n---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: api\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: api\n  policy:\n    semver:\n      range: \">=1.0.0\"\n";
+        let names = ["v1.yaml", "marked.yaml", "flux.yaml"];
+        for (name, text) in names.iter().zip([v1, marked, flux]) {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let file = Path::new("cfg.yaml");
+        let config = crate::config::Config::parse(
+            file,
+            "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '^1'}}\n",
+        )
+        .unwrap();
+        let files = manifest::files::Discovered {
+            files: names.iter().map(PathBuf::from).collect(),
+            ..Default::default()
+        };
+        let d = discover_with_prefixes(
+            dir.path(),
+            &files,
+            &ScanOptions::default(),
+            &config.watched(file).unwrap(),
+            &config.prefixes(file).unwrap(),
+        );
+        let got: Vec<(String, String)> = d
+            .occurrences
+            .iter()
+            .map(|o| {
+                let who = o.governor.map_or_else(
+                    || o.reason.clone().unwrap_or_default(),
+                    |g| d.governors[g].name.clone(),
+                );
+                (o.image.canonical_name(), who)
+            })
+            .collect();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            got,
+            [
+                pair("ghcr.io/acme/web", "acme/web"),
+                pair("docker.io/library/nginx", "demo:deployment/web:side"),
+                pair("ghcr.io/acme/api", "api"),
+            ]
+        );
+        let api = d.occurrences[2].governor.unwrap();
+        assert!(d.governors[api].flux, "the marker's Flux ImagePolicy");
+    }
+
+    #[test]
+    fn a_prefix_entry_overrides_argocd_image_updater_annotations_as_an_exact_entry_does() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("apps/web")).unwrap();
+        let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: shop\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:^1\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\nspec:\n  source:\n    repoURL: https://github.com/acme/infra\n    path: apps/web\n";
+        let kustomization = "images:\n  - name: ghcr.io/acme/web\n    newTag: 1.0.0\n";
+        std::fs::write(dir.path().join("app.yaml"), app).unwrap();
+        std::fs::write(
+            dir.path().join("apps/web/kustomization.yaml"),
+            kustomization,
+        )
+        .unwrap();
+        let files = manifest::files::Discovered {
+            files: vec![
+                PathBuf::from("app.yaml"),
+                PathBuf::from("apps/web/kustomization.yaml"),
+            ],
+            ..Default::default()
+        };
+        let file = Path::new("cfg.yaml");
+        let governor = |config: &str| {
+            let config = crate::config::Config::parse(file, config).unwrap();
+            let d = discover_with_prefixes(
+                dir.path(),
+                &files,
+                &ScanOptions::default(),
+                &config.watched(file).unwrap(),
+                &config.prefixes(file).unwrap(),
+            );
+            assert_eq!(d.occurrences.len(), 1, "{:?}", d.errors);
+            let g = &d.governors[d.occurrences[0].governor.unwrap()];
+            (g.name.clone(), g.rule.clone())
+        };
+        assert_eq!(governor("{}\n"), ("shop/web".to_string(), None));
+        assert_eq!(
+            governor(
+                "images:\n  - {name: acme, image: 'ghcr.io/acme/*', policy: {semver: '~1.0'}}\n"
+            ),
+            ("acme/web".to_string(), Some("ghcr.io/acme/*".to_string()))
+        );
     }
 }

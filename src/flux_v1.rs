@@ -128,6 +128,7 @@ fn governor(
         pin_digest: false,
         platforms: Vec::new(),
         newest_build: filter.by_build_time(),
+        rule: None,
     })
 }
 

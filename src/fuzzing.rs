@@ -90,6 +90,7 @@ fn scan_options() -> ScanOptions {
         repository: Some("image.repository".into()),
         tag: Some("app.ver".into()),
         digest: None,
+        spec: None,
     };
     ScanOptions {
         helm: vec![keys.clone()],

@@ -152,6 +152,8 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             extract,
             exclude,
             tags_from,
+            versioning,
+            current,
         } => {
             let kind = policy
                 .spec()
@@ -164,6 +166,16 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
                     .with_filter(f, extract.as_deref())
                     .map_err(|e| Error::Usage(e.to_string()))?;
             }
+            if versioning == image_updater::policy::Versioning::Docker && current.is_none() {
+                return Err(Error::Usage(
+                    "--versioning docker needs --current TAG: the current tag's suffix and \
+                     precision decide which tags are candidates"
+                        .into(),
+                ));
+            }
+            policy = policy
+                .with_versioning(versioning)
+                .map_err(|e| Error::Usage(e.to_string()))?;
             let input = match tags_from {
                 None => TagInput::Registry { config, env },
                 Some(f) => {
@@ -177,8 +189,14 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
                     TagInput::Lines(text)
                 }
             };
-            let report =
-                image_updater::list_tags(&image, &policy, input, cli.global.verbose > 0).await?;
+            let report = image_updater::list_tags(
+                &image,
+                &policy,
+                current.as_deref(),
+                input,
+                cli.global.verbose > 0,
+            )
+            .await?;
             print(&report.render(format));
             return Ok(0);
         }

@@ -147,6 +147,8 @@ struct Ctx<'a> {
     watched: Vec<Watched>,
     /// `images: [{ image: "*" }]`: governs what no other entry governs.
     wildcard: Option<Wildcard>,
+    /// `images: [{ image: "ghcr.io/acme/*" }]`: govern the repositories under them.
+    prefixes: Vec<Wildcard>,
     registries: Registries,
 }
 
@@ -166,6 +168,7 @@ impl<'a> Ctx<'a> {
         }
         let watched = config.watched(&config_file)?;
         let wildcard = config.wildcard(&config_file)?;
+        let prefixes = config.prefixes(&config_file)?;
         // Flux ImageRepository.spec.insecure hosts the config does not set.
         let flux_hosts = flux_repo::insecure_registries(root, &config);
         config.registries.extend(flux_hosts);
@@ -176,6 +179,7 @@ impl<'a> Ctx<'a> {
             config_file,
             watched,
             wildcard,
+            prefixes,
             registries,
         })
     }
@@ -343,7 +347,13 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let started = std::time::Instant::now();
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
-    let mut found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    let mut found = discover::discover_with_prefixes(
+        root,
+        &files,
+        &ctx.config.scan_options(),
+        &ctx.watched,
+        &ctx.prefixes,
+    );
     if let Some(w) = &ctx.wildcard {
         outdated::govern_unwatched(&mut found, w);
     }
@@ -802,6 +812,7 @@ fn scan_report(d: &Discovery, skipped: Vec<Skipped>) -> ScanReport {
                 tag: o.image.tag.clone(),
                 digest: o.image.digest.clone(),
                 policy: o.governor.map(|p| d.governors[p].name.clone()),
+                rule: o.governor.and_then(|p| d.governors[p].rule.clone()),
                 reason: o.reason.clone(),
                 // The ImageUpdateAutomation holding the file (Flux).
                 automation: d.flux.automation_name(&FileId::of(o).source(d).rel),

@@ -170,6 +170,10 @@ pub struct Reference {
     pub digest: Option<String>,
     /// The policy that governs it.
     pub policy: Option<String>,
+    /// The `images[].image` of the prefix or `*` entry the policy comes from (`ghcr.io/acme/*`),
+    /// when it comes from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// Why no policy governs it (or why it is left alone).
     pub reason: Option<String>,
     /// The Flux ImageUpdateAutomation (`NS/NAME`) whose update.path holds the file (issue 16).
@@ -192,6 +196,12 @@ pub struct TagsReport {
     /// Tags passing the policy, best first.
     pub candidates: Vec<String>,
     pub latest: Option<String>,
+    /// With `--current`: the tag the policy starts from, as in a manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// With `--current`: the tag a run writes in its place; `None` when it stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
     /// With `-v`: the other tags and why each was dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<Dropped>,
@@ -460,8 +470,16 @@ impl ScanReport {
                         (None, None) => "-".into(),
                     },
                     match (&r.policy, &r.reason, &r.automation) {
-                        (Some(p), _, Some(a)) => format!("{p} (automation {a})"),
-                        (Some(p), _, None) => p.clone(),
+                        (Some(p), _, a) => {
+                            let mut cell = p.clone();
+                            if let Some(rule) = &r.rule {
+                                cell.push_str(&format!(" (rule {rule})"));
+                            }
+                            if let Some(a) = a {
+                                cell.push_str(&format!(" (automation {a})"));
+                            }
+                            cell
+                        }
                         (None, Some(why), _) => format!("({why})"),
                         (None, None, _) => "-".into(),
                     },
@@ -524,6 +542,14 @@ impl TagsReport {
                 }
                 let latest = self.latest.as_deref().unwrap_or("null");
                 let _ = writeln!(out, "latest: {}", text_line(latest));
+                if let Some(current) = &self.current {
+                    let _ = match &self.update {
+                        Some(to) => {
+                            writeln!(out, "current: {} -> {}", text_line(current), text_line(to))
+                        }
+                        None => writeln!(out, "current: {} (stays)", text_line(current)),
+                    };
+                }
                 out
             }
         }
@@ -641,6 +667,7 @@ pub(crate) mod tests {
                 tag: None,
                 digest: None,
                 policy: None,
+                rule: None,
                 reason: Some("why\n|".into()),
                 automation: None,
             }],

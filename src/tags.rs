@@ -1,6 +1,8 @@
 //! The `tags` command: one image's tags (from its registry, an OCI layout directory, or lines
 //! of text) that pass a policy, best first, and with `--verbose` why each other tag was
-//! dropped.
+//! dropped. With `--current TAG` the policy is seen from that tag, as a run sees the tag in a
+//! manifest (`update:` and `versioning: docker` keep its suffix and precision), and the report
+//! says what a run would write in its place.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +26,11 @@ pub enum TagInput {
     Lines(String),
 }
 
-/// List the tags of `image` passing `policy`, best first.
+/// List the tags of `image` passing `policy` (seen from `current`, when given), best first.
 pub async fn list_tags(
     image: &str,
     policy: &Policy,
+    current: Option<&str>,
     input: TagInput,
     explain: bool,
 ) -> Result<TagsReport, Error> {
@@ -41,7 +44,11 @@ pub async fn list_tags(
         TagInput::Registry { config, env } => from_registry(image, config, env).await?,
     };
     let (tags, invalid) = valid_tags(tags);
+    // The same view of the policy and the same decision as the select stage's.
+    let policy = policy.relative_to(current);
+    let policy = policy.as_ref();
     let sel = policy.select(&tags);
+    let update = current.and_then(|c| policy.update_from(Some(c), &tags).map(|u| u.to));
     let dropped = if explain {
         let invalid = invalid.into_iter().map(|t| report::Dropped {
             tag: t.escape_debug().to_string(),
@@ -63,6 +70,8 @@ pub async fn list_tags(
         image: image.to_string(),
         candidates: sel.candidates,
         latest: sel.latest,
+        current: current.map(str::to_string),
+        update,
         dropped,
     })
 }
@@ -134,6 +143,7 @@ mod tests {
         let r = list_tags(
             "x",
             &policy,
+            None,
             TagInput::Lines(" 1.0.0\n\n1.2.0 \n2.0.0\nbad tag\n".into()),
             true,
         )

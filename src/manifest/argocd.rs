@@ -1,5 +1,6 @@
 //! Argo CD `Application` (and `ApplicationSet` template) sources: `kustomize.images`
-//! overrides, `helm.parameters` named by config (or `image.repository`/`image.tag`), and
+//! overrides, `helm.parameters` named by config (or `image.repository`/`image.tag`; a `spec`
+//! name holds the whole reference, as Image Updater's `helm.image-spec`), and
 //! `helm.valuesObject` read as Helm values. `helm.values` is a string (usually a block
 //! scalar) and is not rewritten.
 
@@ -16,6 +17,7 @@ fn default_params() -> HelmKeys {
         repository: Some("image.repository".into()),
         tag: Some("image.tag".into()),
         digest: Some("image.digest".into()),
+        spec: None,
     }
 }
 
@@ -137,6 +139,17 @@ fn param_sites(params: &[Node], path: &Path, opts: &ScanOptions, out: &mut Vec<S
         value.to_found(&p)
     };
     let site = |keys: &HelmKeys, index: Option<usize>| {
+        // One parameter holding the whole reference (Image Updater's `helm.image-spec`).
+        if keys.spec.is_some() {
+            let whole = value_of(&keys.spec)?;
+            return Some(Site {
+                format: Format::ArgoCd,
+                policy: None,
+                keys: index,
+                line: whole.line,
+                parts: Parts::Whole(whole),
+            });
+        }
         let registry = value_of(&keys.registry);
         let name = value_of(&keys.repository);
         let tag = value_of(&keys.tag);

@@ -3,7 +3,9 @@
 //!
 //! Three shapes, in this order (a scalar belongs to the first that claims it):
 //! 1. the key paths of [`ScanOptions::helm`](super::ScanOptions::helm) (`image.tag`, ...); a
-//!    path's keys may also be one literal dotted key (`image.tag: v1`);
+//!    path's keys may also be one literal dotted key (`image.tag: v1`); a `spec` path names one
+//!    key holding the whole reference (Argo CD Image Updater's `helm.image-spec`), whatever its
+//!    name (`images.backend: ghcr.io/acme/backend:1.2.3`);
 //! 2. any mapping with a scalar `repository` and a `tag` or `digest` key, plus an optional
 //!    `registry` (`image: {repository, tag}`, `image: {registry, repository, tag}`, Bitnami's
 //!    `image: {registry, repository, tag, digest}`); `version` in place of `tag` beside a
@@ -134,6 +136,23 @@ pub fn keyed_sites(
     out: &mut Vec<Site>,
 ) {
     for (i, k) in keys.iter().enumerate() {
+        if let Some(spec) = &k.spec {
+            let Some(segments) = parse_key_path(spec) else {
+                continue;
+            };
+            let mut path = prefix.clone();
+            path.0.extend(segments.iter().cloned());
+            if let Ok(Some(whole)) = part(lookup(root, &segments), &path) {
+                out.push(Site {
+                    format,
+                    policy: None,
+                    keys: Some(i),
+                    line: whole.line,
+                    parts: Parts::Whole(whole),
+                });
+            }
+            continue;
+        }
         let mut parts: [Option<Found>; 4] = Default::default();
         let mut ok = true;
         let wanted = [&k.registry, &k.repository, &k.tag, &k.digest];
@@ -418,6 +437,41 @@ worker:
     }
 
     #[test]
+    fn a_spec_path_names_one_key_holding_the_whole_reference() {
+        // Argo CD Image Updater's helm.image-spec: any key name, nested or literal dotted.
+        let text = "images:\n  backend: ghcr.io/acme/backend:1.0.0\nfrontend.canonical: 'ghcr.io/acme/fe:2.0.0'\nempty: ''\n";
+        let spec = |p: &str| HelmKeys {
+            spec: Some(p.into()),
+            // Ignored beside a spec, as in Image Updater.
+            tag: Some("images.tag".into()),
+            ..Default::default()
+        };
+        let sites = sites_of(
+            text,
+            &[
+                spec("images.backend"),
+                spec("frontend.canonical"),
+                spec("empty"),
+                spec("missing"),
+            ],
+        );
+        let got: Vec<(Option<usize>, usize, &str)> = sites
+            .iter()
+            .filter_map(|s| match &s.parts {
+                Parts::Whole(f) if s.keys.is_some() => Some((s.keys, s.line, f.value.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(0), 2, "ghcr.io/acme/backend:1.0.0"),
+                (Some(1), 3, "ghcr.io/acme/fe:2.0.0")
+            ]
+        );
+    }
+
+    #[test]
     fn configured_paths_find_literal_dotted_keys() {
         let text = "image.tag: v1\napp:\n  image.tag: v2\nnested:\n  image:\n    tag: v3\n";
         let keys = |p: &str| HelmKeys {
@@ -461,6 +515,7 @@ sidecars:
                 repository: Some("app.img.path".into()),
                 tag: Some("app.version".into()),
                 digest: Some("app.digest".into()),
+                spec: None,
             },
             HelmKeys {
                 tag: Some("sidecars[0].ver".into()),

@@ -240,6 +240,9 @@ pub struct HelmKeys {
     pub tag: Option<String>,
     /// Path of the digest.
     pub digest: Option<String>,
+    /// Path of one key holding the whole reference (`ghcr.io/acme/web:1.2.3`), as Argo CD Image
+    /// Updater's `helm.image-spec` names it; when given, the other paths are not used.
+    pub spec: Option<String>,
 }
 
 /// What [`scan_file`] looks for beyond the built-in shapes.

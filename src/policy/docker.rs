@@ -8,8 +8,9 @@
 //!
 //! [`newest`] picks, among a tag list, the newest tag of the current tag's shape within a
 //! [`Level`]: the current minor (`patch`), the current major (`minor`), or any (`major`). It
-//! is what the `outdated` report and the `update:` policy kind share, and what a later
-//! `versioning: docker` option can reuse.
+//! is what the `outdated` report and the `update:` policy kind share; `versioning: docker`
+//! ([`super::Versioning`]) applies the same shape rule under a semver range, which judges
+//! [`Version::as_semver`].
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -129,6 +130,14 @@ impl Version {
         };
         let n = fixed.min(self.numbers.len());
         self.numbers[..n] == other.numbers[..n.min(other.numbers.len())]
+    }
+
+    /// The numbers read as a semantic version, for a semver range to judge: missing parts are
+    /// 0 (`1.25` is 1.25.0, `18` is 18.0.0), parts after the third are left out; the suffix is
+    /// a variant, not a pre-release, so it is left out too.
+    pub fn as_semver(&self) -> ::semver::Version {
+        let part = |i: usize| self.numbers.get(i).copied().unwrap_or(0);
+        ::semver::Version::new(part(0), part(1), part(2))
     }
 
     /// Compares the numbers, part by part (for versions of one shape).
@@ -368,5 +377,170 @@ mod tests {
         );
         assert!(of("1.26").contains("shape"), "{}", of("1.26"));
         assert!(of("latest").contains("not a version"), "{}", of("latest"));
+    }
+}
+
+#[cfg(test)]
+mod versioning_tests {
+    use super::*;
+    use crate::policy::{ChangeReason, Policy, PolicyError, PolicyKind, Versioning};
+
+    fn list(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    /// A `semver` policy (range `range`, `*` when None) with `versioning: docker`.
+    fn docker(range: Option<&str>) -> Policy {
+        Policy::new(PolicyKind::Semver(range.unwrap_or("*").into()), &[], false)
+            .unwrap()
+            .with_versioning(Versioning::Docker)
+            .unwrap()
+    }
+
+    #[test]
+    fn docker_versioning_keeps_suffix_and_precision_and_the_range_restricts() {
+        let tags = list(
+            "1.25.0 1.25.3 1.26 1.26.1 1.27 1.27.2 2.0 2.0.1 \
+             1.25.0-alpine 1.25.5-alpine 1.26.0-alpine 2.1.0-alpine 1.26.0-bookworm \
+             v1.4.2 v1.4.3 v1.5.0 v2.1.0 1.9.9 1 2 3 latest stable 3.1.0rc1 0a1b2c3",
+        );
+        // (current, range, move to); None: stays.
+        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+            // The suffix is kept: only -alpine tags, and none without a suffix.
+            ("1.25.0-alpine", None, Some("2.1.0-alpine")),
+            ("1.25.0-alpine", Some("^1"), Some("1.26.0-alpine")),
+            ("1.26.0-bookworm", None, None),
+            // Precision is kept: 1.25 moves to 1.27 (two parts), never 1.27.2.
+            ("1.25", None, Some("2.0")),
+            ("1.25", Some("^1"), Some("1.27")),
+            ("1.25", Some("~1.25"), None),
+            ("1", None, Some("3")),
+            ("1", Some("<3"), Some("2")),
+            ("1.25.3", Some("^1"), Some("1.27.2")),
+            ("1.25.3", None, Some("2.0.1")),
+            // A `v` prefix is kept (and required).
+            ("v1.4.2", None, Some("v2.1.0")),
+            ("v1.4.2", Some("~1.4"), Some("v1.4.3")),
+            // Not versions: never moved, never chosen.
+            ("latest", None, None),
+            ("stable", Some("^1"), None),
+            // A version above the range is kept (no downgrade); one below it moves up.
+            ("3", Some("^1"), None),
+            ("0", Some("^1"), Some("1")),
+        ];
+        for (current, range, want) in cases {
+            let p = docker(*range);
+            assert!(p.is_relative());
+            let seen = p.relative_to(Some(current));
+            let change = seen.update_from(Some(current), &tags);
+            assert_eq!(
+                change.as_ref().map(|c| c.to.as_str()),
+                *want,
+                "{current} under versioning: docker, range {range:?}"
+            );
+            // `latest` is never a candidate, whatever the current tag.
+            assert!(!seen
+                .select(&tags)
+                .candidates
+                .contains(&"latest".to_string()));
+        }
+        // Below the range: replaced, as a tag the policy does not accept.
+        let seen = docker(Some("^1"));
+        let seen = seen.relative_to(Some("0.9"));
+        let c = seen
+            .update_from(Some("0.9"), &list("0.9 1.2 1.3 2.0"))
+            .unwrap();
+        assert_eq!(
+            (c.to.as_str(), c.reason),
+            ("1.3", ChangeReason::CurrentNotAccepted)
+        );
+        // Why the others were dropped.
+        let why = docker(Some("^1")).relative_to(Some("1.25")).explain(&tags);
+        let of = |t: &str| {
+            why.iter()
+                .find(|v| v.tag == t)
+                .map(|v| format!("{:?}", v.outcome))
+                .unwrap()
+        };
+        assert!(
+            of("2.0").contains("outside range ^1 (read as 2.0.0)"),
+            "{}",
+            of("2.0")
+        );
+        assert!(
+            of("1.27.2").contains("shape (2 parts, no suffix)"),
+            "{}",
+            of("1.27.2")
+        );
+        assert!(of("latest").contains("not a version"), "{}", of("latest"));
+        assert!(
+            of("3.1.0rc1").contains("not a version"),
+            "{}",
+            of("3.1.0rc1")
+        );
+    }
+
+    #[test]
+    fn docker_versioning_takes_update_levels_and_refuses_other_kinds() {
+        let tags = list("1.25.3 1.25.4 1.26.0 2.0.0");
+        let p = Policy::new(PolicyKind::Update(Level::Minor), &[], false)
+            .unwrap()
+            .with_versioning(Versioning::Docker)
+            .unwrap();
+        let seen = p.relative_to(Some("1.25.3"));
+        assert_eq!(
+            seen.update_from(Some("1.25.3"), &tags).map(|c| c.to),
+            Some("1.26.0".to_string())
+        );
+        // semver versioning changes nothing: 1.25 may become 2.0.0.
+        let plain = Policy::new(PolicyKind::Semver("*".into()), &[], false)
+            .unwrap()
+            .with_versioning(Versioning::Semver)
+            .unwrap();
+        assert!(!plain.is_relative());
+        for (kind, name) in [
+            (
+                PolicyKind::Alphabetical(crate::policy::Order::Asc),
+                "alphabetical",
+            ),
+            (
+                PolicyKind::Numerical(crate::policy::Order::Asc),
+                "numerical",
+            ),
+            (PolicyKind::Digest("latest".into()), "digest"),
+        ] {
+            let e = Policy::new(kind, &[], false)
+                .unwrap()
+                .with_versioning(Versioning::Docker)
+                .unwrap_err();
+            assert_eq!(e, PolicyError::DockerVersioning { kind: name });
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn docker_versioning_reads_the_filtered_value() {
+        // A filter's extracted value is what is read as a version, the current tag's too.
+        let p = Policy::new(PolicyKind::Semver("^1".into()), &[], false)
+            .unwrap()
+            .with_filter("^app-(?P<v>.+)$", Some("$v"))
+            .unwrap()
+            .with_versioning(Versioning::Docker)
+            .unwrap();
+        let tags = list("app-1.2-alpine app-1.3-alpine app-1.3.1-alpine app-2.0-alpine app-1.4");
+        let seen = p.relative_to(Some("app-1.2-alpine"));
+        assert_eq!(
+            seen.update_from(Some("app-1.2-alpine"), &tags)
+                .map(|c| c.to),
+            Some("app-1.3-alpine".to_string())
+        );
+    }
+
+    #[test]
+    fn as_semver_pads_and_drops_the_suffix() {
+        let v = |t: &str| Version::parse(t).unwrap().as_semver().to_string();
+        assert_eq!(v("1.25"), "1.25.0");
+        assert_eq!(v("18-alpine"), "18.0.0");
+        assert_eq!(v("v1.2.3.4"), "1.2.3");
     }
 }

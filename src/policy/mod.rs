@@ -101,6 +101,23 @@ pub enum PolicyError {
     /// An `update:` level other than patch, minor, major.
     #[error("{0}")]
     InvalidLevel(String),
+    /// `versioning: docker` with a policy kind that does not read versions.
+    #[error(
+        "versioning: docker reads tags as versions: it takes a semver range or an update level \
+         (or no policy), not {kind}"
+    )]
+    DockerVersioning { kind: &'static str },
+}
+
+/// How tags are read as versions (`images[].versioning`, `tags --versioning`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Versioning {
+    /// Semantic versions: a suffix after `-` is a pre-release, and any precision may replace any.
+    #[default]
+    Semver,
+    /// Docker tags ([`docker`]): the current tag's suffix and precision are kept.
+    Docker,
 }
 
 /// How tags are ranked and which are allowed.
@@ -127,9 +144,13 @@ enum Rule {
     Alphabetical(Order),
     Numerical(Order),
     Digest(String),
-    /// `base` is the current tag (see [`Policy::relative_to`]); without one, nothing passes.
-    Update {
+    /// Docker versioning ([`docker`]): tags of the current tag's shape within `level`, and
+    /// (for `versioning: docker` with a semver range) whose numbers, read as a semantic
+    /// version, the range allows. `base` is the current tag (see [`Policy::relative_to`]);
+    /// without one, nothing passes.
+    Docker {
         level: docker::Level,
+        range: Option<Constraint>,
         base: Option<docker::Version>,
     },
 }
@@ -263,6 +284,9 @@ enum Rejection {
     Shape,
     /// `update:`: a version of another minor or major than the level allows.
     Level,
+    /// `versioning: docker`: of the current tag's shape, but its numbers (read as a semantic
+    /// version) are outside the range; kept so an update can still compare it.
+    DockerRange(docker::Version),
 }
 
 /// Every distinct tag of a list, judged once: candidates best first, then the
@@ -289,7 +313,11 @@ impl Policy {
                 digest::validate_tag(&tag)?;
                 Rule::Digest(tag)
             }
-            PolicyKind::Update(level) => Rule::Update { level, base: None },
+            PolicyKind::Update(level) => Rule::Docker {
+                level,
+                range: None,
+                base: None,
+            },
         };
         let globs: Vec<String> = ALWAYS_EXCLUDED
             .iter()
@@ -363,6 +391,32 @@ impl Policy {
         })
     }
 
+    /// This policy with `versioning`: with [`Versioning::Docker`], a semver range keeps
+    /// restricting, but only tags of the current tag's shape (suffix and precision, see
+    /// [`docker`]) are candidates, and they are ranked by their numbers; an `update:` policy
+    /// already reads tags that way. Other kinds do not read versions: an error.
+    pub fn with_versioning(self, versioning: Versioning) -> Result<Policy, PolicyError> {
+        if versioning == Versioning::Semver {
+            return Ok(self);
+        }
+        let rule = match self.rule {
+            Rule::Semver(range) => Rule::Docker {
+                level: docker::Level::Major,
+                range: Some(range),
+                base: None,
+            },
+            rule @ Rule::Docker { .. } => rule,
+            Rule::Alphabetical(_) => {
+                return Err(PolicyError::DockerVersioning {
+                    kind: "alphabetical",
+                })
+            }
+            Rule::Numerical(_) => return Err(PolicyError::DockerVersioning { kind: "numerical" }),
+            Rule::Digest(_) => return Err(PolicyError::DockerVersioning { kind: "digest" }),
+        };
+        Ok(Policy { rule, ..self })
+    }
+
     /// The tag a `digest` policy follows, if this is one: its digest is what gets written.
     pub fn followed_tag(&self) -> Option<&str> {
         match &self.rule {
@@ -371,24 +425,34 @@ impl Policy {
         }
     }
 
-    /// Whether which tags pass depends on the current tag (`update:`): select with the
-    /// policy [`Policy::relative_to`] gives.
+    /// Whether which tags pass depends on the current tag (`update:`, `versioning: docker`):
+    /// select with the policy [`Policy::relative_to`] gives.
     pub fn is_relative(&self) -> bool {
-        matches!(self.rule, Rule::Update { .. })
+        matches!(self.rule, Rule::Docker { .. })
     }
 
-    /// This policy as seen from `current` (the tag in the manifest): an `update:` policy
-    /// passes only tags of its shape within its level; any other policy is itself.
+    /// This policy as seen from `current` (the tag in the manifest): an `update:` or
+    /// `versioning: docker` policy passes only tags of its shape within its level; any other
+    /// policy is itself.
     pub fn relative_to(&self, current: Option<&str>) -> Cow<'_, Policy> {
         match &self.rule {
-            Rule::Update { level, .. } => Cow::Owned(Policy {
-                rule: Rule::Update {
+            Rule::Docker { level, range, .. } => Cow::Owned(Policy {
+                rule: Rule::Docker {
                     level: *level,
-                    base: current.and_then(docker::Version::parse),
+                    range: range.clone(),
+                    base: current.and_then(|c| self.docker_version(c)),
                 },
                 ..self.clone()
             }),
             _ => Cow::Borrowed(self),
+        }
+    }
+
+    /// `tag` read as a Docker version: its filter's extracted value when there is a filter.
+    fn docker_version(&self, tag: &str) -> Option<docker::Version> {
+        match &self.filter {
+            Some(f) => docker::Version::parse(&f.apply(tag)?),
+            None => docker::Version::parse(tag),
         }
     }
 
@@ -478,8 +542,13 @@ impl Policy {
             // A version the range does not take still has a rank: replaced when
             // below the best candidate, kept when above it (a manual bump past the
             // range is not undone), unless downgrades are allowed.
-            Err(Rejection::Range(_, version)) => {
-                let above = self.compare(best_key, &Key::Version(version)).is_gt();
+            Err(why @ (Rejection::Range(..) | Rejection::DockerRange(_))) => {
+                let key = match why {
+                    Rejection::Range(_, version) => Key::Version(version),
+                    Rejection::DockerRange(version) => Key::Docker(version),
+                    _ => unreachable!("matched above"),
+                };
+                let above = self.compare(best_key, &key).is_gt();
                 if above || self.allow_downgrade {
                     change(ChangeReason::CurrentNotAccepted)
                 } else {
@@ -501,7 +570,10 @@ impl Policy {
         if self.allow_downgrade || self.judge(current).is_ok() {
             return None;
         }
-        if matches!(self.judge(current), Err(Rejection::Range(..))) {
+        if matches!(
+            self.judge(current),
+            Err(Rejection::Range(..) | Rejection::DockerRange(_))
+        ) {
             return None;
         }
         let ranked = self.evaluate(tags).ranked;
@@ -576,7 +648,7 @@ impl Policy {
                     Err(Rejection::NotFollowed(extracted(&value)))
                 }
             }
-            Rule::Update { level, base } => {
+            Rule::Docker { level, range, base } => {
                 let base = base.as_ref().ok_or(Rejection::NoBase)?;
                 let version = docker::Version::parse(&value)
                     .ok_or_else(|| Rejection::NotVersion(extracted(&value)))?;
@@ -584,6 +656,11 @@ impl Policy {
                     Err(Rejection::Shape)
                 } else if !base.within(&version, *level) {
                     Err(Rejection::Level)
+                } else if range
+                    .as_ref()
+                    .is_some_and(|r| r.check(&version.as_semver()).is_err())
+                {
+                    Err(Rejection::DockerRange(version))
                 } else {
                     Ok(Key::Docker(version))
                 }
@@ -597,7 +674,7 @@ impl Policy {
             (Rule::Semver(_), Key::Version(a), Key::Version(b)) => precedence(a, b),
             (Rule::Alphabetical(order), Key::Text(a), Key::Text(b)) => order.rank(&**a, &**b),
             (Rule::Numerical(order), Key::Number(a), Key::Number(b)) => order.rank(a, b),
-            (Rule::Update { .. }, Key::Docker(a), Key::Docker(b)) => a.cmp_numbers(b),
+            (Rule::Docker { .. }, Key::Docker(a), Key::Docker(b)) => a.cmp_numbers(b),
             _ => Ordering::Equal,
         }
     }
@@ -625,8 +702,14 @@ impl Policy {
                 _ => "not the followed tag".to_string(),
             },
             Rejection::NoBase => "no current version to update from".to_string(),
+            Rejection::DockerRange(version) => match &self.rule {
+                Rule::Docker {
+                    range: Some(range), ..
+                } => format!("outside range {range} (read as {})", version.as_semver()),
+                _ => "outside range".to_string(),
+            },
             Rejection::Shape => match &self.rule {
-                Rule::Update {
+                Rule::Docker {
                     base: Some(base), ..
                 } => format!(
                     "not of the current tag's shape ({} part{}{})",
@@ -641,7 +724,7 @@ impl Policy {
                 _ => "not of the current tag's shape".to_string(),
             },
             Rejection::Level => match &self.rule {
-                Rule::Update { level, .. } => format!("beyond update: {level}"),
+                Rule::Docker { level, .. } => format!("beyond update: {level}"),
                 _ => "beyond the update level".to_string(),
             },
         }

@@ -144,7 +144,7 @@ fn config_errors_name_the_place_once() {
     for (yaml, want) in [
         (
             "images:\n  - name: a\n    image: x/y\n    polcy: {semver: '1'}\n",
-            "error: ./.image-updater.yaml:4:5: unknown field `polcy`, expected one of name, image, policy, filter, exclude, allow_downgrade, files, helm, pin_digest, platforms\n",
+            "error: ./.image-updater.yaml:4:5: unknown field `polcy`, expected one of name, image, policy, versioning, filter, exclude, allow_downgrade, files, helm, pin_digest, platforms\n",
         ),
         (
             "images: 5\n",
