@@ -143,6 +143,9 @@ struct Ctx<'a> {
     /// `images: [{ image: "*" }]`: governs what no other entry governs.
     wildcard: Option<Wildcard>,
     registries: Registries,
+    /// Issue 18: the `charts:` entries, and how HTTP chart indexes are read.
+    charts: Vec<crate::charts::ChartEntry>,
+    chart_index: crate::registry::chart_index::IndexOptions,
 }
 
 impl<'a> Ctx<'a> {
@@ -161,6 +164,8 @@ impl<'a> Ctx<'a> {
         }
         let watched = config.watched(&config_file)?;
         let wildcard = config.wildcard(&config_file)?;
+        let charts = config.charts(&config_file)?;
+        let chart_index = crate::charts::index_options(&req.env, &config.limits);
         // Flux ImageRepository.spec.insecure hosts the config does not set.
         let flux_hosts = flux_repo::insecure_registries(root, &config);
         config.registries.extend(flux_hosts);
@@ -172,6 +177,8 @@ impl<'a> Ctx<'a> {
             watched,
             wildcard,
             registries,
+            chart_index,
+            charts,
         })
     }
 
@@ -339,6 +346,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
     let mut found = discover::discover(root, &files, &ctx.config.scan_options(), &ctx.watched);
+    crate::charts::govern(&mut found, &ctx.charts);
     if let Some(w) = &ctx.wildcard {
         outdated::govern_unwatched(&mut found, w);
     }
@@ -437,6 +445,7 @@ async fn full_pass(
         .map(|(_, g)| &g.image)
         .chain(unwatched.iter().map(|o| &o.image))
         .collect();
+    crate::charts::list_http(&images, tags, &ctx.chart_index).await;
     resolve::resolve(&ctx.registries, prefetch, &images, tags, counted, started).await;
     let governed_repos: HashSet<RepoKey> =
         live.iter().map(|(_, g)| RepoKey::of(&g.image)).collect();
@@ -824,6 +833,7 @@ mod tests {
                 skipped: Vec::new(),
                 flux: Default::default(),
                 errors: Vec::new(),
+                charts: Default::default(),
             },
             skipped: Vec::new(),
             errors: vec![error("ghcr.io/acme/db: 401")],
