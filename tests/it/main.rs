@@ -10,6 +10,7 @@ mod common;
 
 mod argocd_objects;
 mod bench_smoke;
+mod charts;
 mod ci_action;
 mod ci_files;
 mod ci_gitlab;
