@@ -206,7 +206,11 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
         t.retain(|(p, _)| p != ".image-updater.yaml");
         t
     };
-    let head = || git(&bare, &["rev-parse", "refs/heads/main"]).trim().to_string();
+    let head = || {
+        git(&bare, &["rev-parse", "refs/heads/main"])
+            .trim()
+            .to_string()
+    };
     let head0 = head();
 
     let plan = run_bin(&["plan", work_s, "--output", "json"], &[]);
@@ -270,7 +274,10 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
     }
     let changed = got != input;
     if changed != (head() != head0) {
-        failures.push(format!("files changed: {changed}, but the remote moved: {}", !changed));
+        failures.push(format!(
+            "files changed: {changed}, but the remote moved: {}",
+            !changed
+        ));
     }
     let again = run_bin(&["run", work_s, "--output", "json"], &[]);
     match serde_json::from_slice::<serde_json::Value>(&again.stdout) {
@@ -474,18 +481,48 @@ fn scan_lists_chart_references_with_their_format_names() {
             files.push((format!("{extra}/{p}"), String::from_utf8(b).unwrap()));
         }
     }
-    let config = servers.fill(&std::fs::read_to_string(case.join("config.yaml")).unwrap());
+    let config = servers.fill(
+        "registries:\n  - { host: \"{{REGISTRY}}\", insecure: true }\ncharts:\n\
+         - { name: podinfo, repository: \"oci://{{REGISTRY}}/charts\", chart: podinfo, policy: { semver: \"^6\" } }\n\
+         - { name: redis, repository: \"oci://{{REGISTRY}}/charts\", chart: redis, policy: { semver: \"^17\" } }\n\
+         - { name: web, repository: \"{{CHARTS}}\", chart: web, policy: { semver: \"^1\" } }\n",
+    );
     files.push((".image-updater.yaml".into(), config));
     write_files(dir.path(), &files);
-    let out = run_bin(&["scan", dir.path().to_str().unwrap(), "--output", "json"], &[]);
+    let out = run_bin(
+        &["scan", dir.path().to_str().unwrap(), "--output", "json"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let json = common::output_json(&out);
-    let mut formats: Vec<&str> = json["references"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["format"].as_str().unwrap())
-        .collect();
+    let refs = json["references"].as_array().unwrap();
+    let mut formats: Vec<&str> = refs.iter().map(|r| r["format"].as_str().unwrap()).collect();
+    // Each chart reference names its chart and the entry governing it; the git source of the
+    // Argo CD Application and the file:// dependency are no chart references.
+    let line = |r: &serde_json::Value| {
+        format!(
+            "{}:{} {} {} {}",
+            r["file"].as_str().unwrap(),
+            r["line"],
+            r["format"].as_str().unwrap(),
+            servers.unfill(r["image"].as_str().unwrap()),
+            r["policy"].as_str().unwrap_or("-")
+        )
+    };
+    let listed: Vec<String> = refs.iter().map(line).collect();
+    assert_eq!(
+        listed,
+        [
+            "argocd/app.yaml:9 argocd-chart {{CHARTS}}/web web",
+            "argocd/app.yaml:14 argocd-chart {{REGISTRY}}/charts/redis redis",
+            "chart-dependencies/charts/app/Chart.yaml:6 chart-dependency {{REGISTRY}}/charts/redis redis",
+            "chart-dependencies/charts/app/Chart.yaml:10 chart-dependency {{CHARTS}}/web web",
+            "helmrelease-oci/clusters/prod/podinfo.yaml:11 helmrelease {{REGISTRY}}/charts/podinfo podinfo",
+            "kustomize-helmcharts/base/kustomization.yaml:6 kustomize-helmchart {{CHARTS}}/web web",
+            "kustomize-helmcharts/base/kustomization.yaml:10 kustomize-helmchart {{REGISTRY}}/charts/redis redis",
+            "ocirepository-tag/apps/podinfo.yaml:13 ocirepository {{REGISTRY}}/charts/podinfo podinfo",
+        ]
+    );
     formats.sort();
     formats.dedup();
     assert_eq!(
@@ -506,7 +543,7 @@ fn bad_chart_entries_are_config_errors_naming_file_and_line() {
     for (config, line, what) in [
         (
             "charts:\n  - name: podinfo\n    chart: podinfo\n    policy: { semver: \"^6\" }\n",
-            2,
+            4,
             "repository",
         ),
         (

@@ -45,7 +45,10 @@ pub struct ChartRepo {
 pub const LAST_MODIFIED: &str = "Sun, 06 Dec 2026 12:00:00 GMT";
 
 fn etag(body: &[u8]) -> String {
-    format!("\"{}\"", super::sha256_digest(body).trim_start_matches("sha256:"))
+    format!(
+        "\"{}\"",
+        super::sha256_digest(body).trim_start_matches("sha256:")
+    )
 }
 
 impl ChartRepo {
