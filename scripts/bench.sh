@@ -55,7 +55,7 @@ fi
 (cd bench && CARGO_TARGET_DIR="$root/target/bench" cargo build --release --quiet)
 gen=$root/target/bench/release/bench-gen
 
-work=$root/target/bench-work/$size
+work=$root/target/bench-work/$size${BENCH_CHARTS:+-charts} # BENCH_CHARTS=1: 10% HelmReleases
 mkdir -p "$work"
 layout=""
 [ "$size" = L ] && layout=list-only # 2 million tags: directories only (see BENCHMARKS.md)

@@ -28,6 +28,9 @@ pub struct Config {
     /// `images:` alone (no items) is an empty list.
     #[serde(deserialize_with = "null_as_empty")]
     pub images: Vec<ImageConfig>,
+    /// Issue 18: Helm charts to keep up to date (`charts:`).
+    #[serde(deserialize_with = "null_as_empty")]
+    pub charts: Vec<ChartConfig>,
     pub delivery: Delivery,
     /// Files larger than this many bytes are skipped (default 10 MiB).
     pub max_file_size: Option<u64>,
@@ -143,6 +146,100 @@ pub struct ImageConfig {
     /// Only tags whose index covers each of these (`os/arch[/variant]`).
     #[serde(default)]
     pub platforms: Vec<String>,
+}
+
+/// Issue 18: one Helm chart (in an OCI registry or an HTTP chart repository) and the policy
+/// that picks its version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartConfig {
+    pub name: Spanned<String>,
+    /// `oci://REGISTRY/PATH` or `https://HOST/PATH` (a repository serving `index.yaml`).
+    pub repository: Spanned<String>,
+    /// The chart's name in the repository.
+    pub chart: Spanned<String>,
+    pub policy: Spanned<PolicySpec>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Globs restricting where this chart is rewritten; empty means everywhere.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+impl Config {
+    /// Issue 18: the `charts:` entries compiled; an error names the line of the key at fault.
+    pub fn charts(&self, file: &Path) -> Result<Vec<crate::charts::ChartEntry>, ConfigError> {
+        let mut out: Vec<crate::charts::ChartEntry> = Vec::new();
+        for c in &self.charts {
+            let name = c.name.value.trim();
+            if name.is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    &c.name.referenced,
+                    "charts[].name must not be empty",
+                ));
+            }
+            if out.iter().any(|e| e.name == name)
+                || self.images.iter().any(|i| i.name.value.trim() == name)
+            {
+                return Err(ConfigError::at(
+                    file,
+                    &c.name.referenced,
+                    format!(
+                        "duplicate name {name:?}: each charts[].name must differ from every other \
+                         charts[].name and images[].name"
+                    ),
+                ));
+            }
+            let image = crate::charts::chart_image(&c.repository.value, &c.chart.value, false)
+                .map_err(|e| {
+                    let at = match e {
+                        crate::charts::ChartNameError::Chart(_) => &c.chart.referenced,
+                        _ => &c.repository.referenced,
+                    };
+                    ConfigError::caused_at(file, at, e)
+                })?;
+            let at = &c.policy.referenced;
+            let kind = c
+                .policy
+                .value
+                .kind()
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            if matches!(kind, PolicyKind::Digest(_)) {
+                return Err(ConfigError::at(
+                    file,
+                    at,
+                    "charts[].policy: a chart version is a tag, not a digest: use semver, \
+                     numerical, alphabetical or update",
+                ));
+            }
+            let policy = Policy::new(kind, &c.exclude, c.allow_downgrade)
+                .map_err(|e| ConfigError::caused_at(file, at, e))?;
+            for g in &c.files {
+                inside_repo(g).map_err(|e| {
+                    ConfigError::at(file, &c.name.referenced, format!("charts[].files: {e}"))
+                        .with_source(e)
+                })?;
+            }
+            let files = if c.files.is_empty() {
+                None
+            } else {
+                Some(
+                    glob_set(&c.files)
+                        .map_err(|e| ConfigError::caused_at(file, &c.name.referenced, e))?,
+                )
+            };
+            out.push(crate::charts::ChartEntry {
+                name: name.to_string(),
+                image,
+                policy,
+                files,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// Exactly one of the keys names the policy kind.
@@ -948,6 +1045,7 @@ impl Config {
         crate::manifest::ScanOptions {
             helm: keys.clone(),
             argocd_helm_params: keys,
+            charts: !self.charts.is_empty(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct Discovery {
     pub flux: crate::flux_repo::FluxObjects,
     /// What the repo's own objects ask for and cannot be honoured (argocd-image-updater).
     pub errors: Vec<crate::report::ErrorEntry>,
+    /// Issue 18: chart versions and Flux HelmRepositories, for `crate::charts::govern`.
+    pub charts: crate::charts::Found,
 }
 
 pub(crate) struct Sites {
@@ -101,6 +103,7 @@ pub(crate) fn discover_with_prefixes(
     let mut flux_repositories = Vec::new();
     let mut argocd_apps = Vec::new(); // argocd-image-updater
     let mut flux_v1 = Vec::new(); // issue 21: Flux v1 annotated workloads
+    let mut charts = crate::charts::Found::default(); // issue 18
     let prefilter = Prefilter::new(options);
     let gitlab = manifest::ci_yaml::gitlab_included(&files.files, |f| {
         std::fs::read_to_string(root.join(f)).ok()
@@ -134,9 +137,13 @@ pub(crate) fn discover_with_prefixes(
             argocd_apps.push((rel.clone(), app));
         }
         flux_v1.extend(scan.flux_v1.into_iter().map(|w| (rel.clone(), w)));
-        if scan.sites.is_empty() {
+        charts.repositories.extend(scan.helm_repositories);
+        if scan.sites.is_empty() && scan.charts.is_empty() {
             continue;
         }
+        charts
+            .sites
+            .extend(scan.charts.into_iter().map(|c| (sources.len(), c)));
         found.push(Sites {
             file: sources.len(),
             sites: scan.sites,
@@ -235,6 +242,7 @@ pub(crate) fn discover_with_prefixes(
         skipped,
         flux,
         errors,
+        charts,
     }
 }
 
@@ -268,6 +276,12 @@ impl Prefilter {
             "repository".to_string(),
             "argoproj.io".to_string(),
         ];
+        if options.charts {
+            // Issue 18: kustomize `helmCharts:` and Chart.yaml `dependencies:` (whose
+            // `repo:`/`version:` keys hold neither needle); the other chart shapes name a
+            // HelmRepository, an OCIRepository or an Argo CD Application.
+            needles.extend(["helmCharts".to_string(), "dependencies".to_string()]);
+        }
         for keys in options.helm.iter().chain(&options.argocd_helm_params) {
             let paths = [
                 &keys.registry,
@@ -851,6 +865,7 @@ mod tests {
                 tag: Some("server.release".into()),
                 ..HelmKeys::default()
             }],
+            charts: false,
         });
         assert!(keyed.may_hold_images(b"app:\n  version: 1.2.3\n"));
         assert!(keyed.may_hold_images(b"app:\n  repo: acme/web\n"));

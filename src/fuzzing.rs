@@ -98,6 +98,8 @@ fn scan_options() -> ScanOptions {
             tag: Some("image.tag".into()),
             ..keys
         }],
+        // Issue 18: chart versions are looked for too.
+        charts: true,
     }
 }
 

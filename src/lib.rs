@@ -31,6 +31,7 @@ pub mod verbs;
 
 // What the stages are made of.
 /// `.image-updater.yaml`: the schema and its validation.
+pub mod charts; // issue 18: Helm charts as governed references
 pub mod config;
 /// Flux objects' scope and delivery settings: ImageUpdateAutomation, scoped ImagePolicies.
 mod flux_repo;

@@ -150,6 +150,9 @@ struct Ctx<'a> {
     /// `images: [{ image: "ghcr.io/acme/*" }]`: govern the repositories under them.
     prefixes: Vec<Wildcard>,
     registries: Registries,
+    /// Issue 18: the `charts:` entries, and how HTTP chart indexes are read.
+    charts: Vec<crate::charts::ChartEntry>,
+    chart_index: crate::registry::chart_index::IndexOptions,
 }
 
 impl<'a> Ctx<'a> {
@@ -169,6 +172,8 @@ impl<'a> Ctx<'a> {
         let watched = config.watched(&config_file)?;
         let wildcard = config.wildcard(&config_file)?;
         let prefixes = config.prefixes(&config_file)?;
+        let charts = config.charts(&config_file)?;
+        let chart_index = crate::charts::index_options(&req.env, &config.limits);
         // Flux ImageRepository.spec.insecure hosts the config does not set.
         let flux_hosts = flux_repo::insecure_registries(root, &config);
         config.registries.extend(flux_hosts);
@@ -181,6 +186,8 @@ impl<'a> Ctx<'a> {
             wildcard,
             prefixes,
             registries,
+            chart_index,
+            charts,
         })
     }
 
@@ -354,6 +361,7 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         &ctx.watched,
         &ctx.prefixes,
     );
+    crate::charts::govern(&mut found, &ctx.charts);
     if let Some(w) = &ctx.wildcard {
         outdated::govern_unwatched(&mut found, w);
     }
@@ -452,6 +460,7 @@ async fn full_pass(
         .map(|(_, g)| &g.image)
         .chain(unwatched.iter().map(|o| &o.image))
         .collect();
+    crate::charts::list_http(&images, tags, &ctx.chart_index).await;
     resolve::resolve(&ctx.registries, prefetch, &images, tags, counted, started).await;
     let governed_repos: HashSet<RepoKey> =
         live.iter().map(|(_, g)| RepoKey::of(&g.image)).collect();
@@ -869,6 +878,7 @@ mod tests {
                 skipped: Vec::new(),
                 flux: Default::default(),
                 errors: Vec::new(),
+                charts: Default::default(),
             },
             skipped: Vec::new(),
             errors: vec![error("ghcr.io/acme/db: 401")],

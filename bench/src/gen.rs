@@ -230,12 +230,45 @@ pub fn generate(
     storage: Option<(&Path, TagLayout)>,
     api: &str,
 ) -> io::Result<Summary> {
+    generate_with(size, repo_dir, storage, api, false)
+}
+
+/// Charts in the registry when [`generate_with`] is asked for them: one per this many
+/// image repositories (20 for M), each with as many versions as an image has tags.
+const REPOSITORIES_PER_CHART: usize = 15;
+
+/// [`generate`]; with `charts` (issue 18), every tenth file is a Flux HelmRelease instead,
+/// naming one of the charts `charts/chartN` of the same registry through one HelmRepository
+/// (`type: oci`), each chart a `charts:` entry of the config and a repository of tags in the
+/// storage, so that `plan` lists and selects chart versions as it does image tags.
+pub fn generate_with(
+    size: Size,
+    repo_dir: &Path,
+    storage: Option<(&Path, TagLayout)>,
+    api: &str,
+    charts: bool,
+) -> io::Result<Summary> {
     let repos = repos(size);
+    let charts: Vec<Repo> = if charts {
+        repos
+            .iter()
+            .step_by(REPOSITORIES_PER_CHART)
+            .enumerate()
+            .map(|(i, r)| Repo {
+                path: format!("charts/chart{i}"),
+                range: r.range,
+                best: r.best.clone(),
+                behind: r.behind.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut rng = Rng(0x5eed_0000 + size.files as u64);
     let mut w = Writer {
         root: repo_dir,
         summary: Summary {
-            repositories: repos.len(),
+            repositories: repos.len() + charts.len(),
             ..Summary::default()
         },
     };
@@ -255,6 +288,16 @@ pub fn generate(
             repo.path, repo.range
         );
     }
+    if !charts.is_empty() {
+        config.push_str("charts:\n");
+    }
+    for (i, chart) in charts.iter().enumerate() {
+        let _ = writeln!(
+            config,
+            "  - name: chart{i}\n    repository: oci://{HOST}/charts\n    chart: chart{i}\n    policy: {{ semver: \"{}\" }}",
+            chart.range
+        );
+    }
     config.push_str(
         "delivery:\n  mode: commit\n  commit:\n    author: { name: bench, email: bench@example.invalid }\n",
     );
@@ -272,6 +315,12 @@ pub fn generate(
         );
     }
     w.file("flux-system/image-automation.yaml", &objects)?;
+    if !charts.is_empty() {
+        w.file(
+            "flux-system/helm-repository.yaml",
+            &format!("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: flux-system\nspec:\n  type: oci\n  interval: 10m\n  url: oci://{HOST}/charts\n"),
+        )?;
+    }
 
     for k in 1..size.files {
         let cluster = format!("clusters/c{:03}", k % size.clusters);
@@ -280,6 +329,18 @@ pub fn generate(
         let mut sum = std::mem::take(&mut w.summary);
         let pick = |rng: &mut Rng| &repos[rng.below(repos.len())];
         let (rel, text) = match kind {
+            // Issue 18: every tenth file a HelmRelease of one of the charts.
+            _ if !charts.is_empty() && k % 10 == 0 => {
+                let c = rng.below(charts.len());
+                let chart = &charts[c];
+                let v = current(&mut rng, chart);
+                reference(&mut sum, &mut changed, chart, &v);
+                let text = format!(
+                    "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: release{k}\n  namespace: ns{}\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: chart{c}\n      version: \"{v}\"\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n        namespace: flux-system\n  values:\n    replicaCount: 2\n",
+                    k % 17
+                );
+                (format!("{cluster}/helmreleases/release{k}.yaml"), text)
+            }
             // Deployments and StatefulSets: one to three containers, sometimes an init container.
             0..=39 => {
                 let (kind, dir) = if kind < 30 {
@@ -377,7 +438,7 @@ pub fn generate(
     }
 
     if let Some((storage, layout)) = storage {
-        for repo in &repos {
+        for repo in repos.iter().chain(&charts) {
             w.summary.tags += write_repository(storage, &repo.path, size.tags, layout)?;
         }
     }

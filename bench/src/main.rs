@@ -2,7 +2,8 @@
 //!
 //! - `bench-gen generate SIZE OUT API [list-only]`: the synthetic infra repo in `OUT/repo`
 //!   and the registry storage in `OUT/storage` (see `gen.rs`); prints the summary as
-//!   `key=value` lines (`expected_updates=…`).
+//!   `key=value` lines (`expected_updates=…`). With `BENCH_CHARTS=1`, every tenth file is a
+//!   Flux HelmRelease of an OCI chart in the same registry (issue 18).
 //! - `bench-gen read DIR`: the reading floor: read every `*.yaml`/`*.yml` file under `DIR`
 //!   (`.git` left out) once, on one thread, and print how many files and bytes.
 
@@ -35,7 +36,10 @@ fn main() -> ExitCode {
             };
             let out = PathBuf::from(out);
             let storage = out.join("storage");
-            match gen::generate(size, &out.join("repo"), Some((&storage, layout)), api) {
+            // BENCH_CHARTS=1 (issue 18): every tenth file a HelmRelease of an OCI chart.
+            let charts = std::env::var("BENCH_CHARTS").is_ok_and(|v| v == "1");
+            let repo = out.join("repo");
+            match gen::generate_with(size, &repo, Some((&storage, layout)), api, charts) {
                 Ok(summary) => {
                     print!("{}", summary.to_lines());
                     ExitCode::SUCCESS

@@ -15,6 +15,7 @@ pub mod argocd;
 pub mod argocd_annotations;
 pub mod argocd_crd;
 pub mod argocd_writeback;
+pub mod charts; // issue 18: Helm chart versions
 pub mod ci_yaml;
 pub mod compose;
 pub mod dockerfile;
@@ -98,6 +99,16 @@ pub enum Format {
     GitLabCi,
     /// A Kubernetes image volume's `volumes[].image.reference`.
     ImageVolume,
+    /// Issue 18: a Flux HelmRelease's `spec.chart.spec.version`.
+    HelmRelease,
+    /// Issue 18: a Flux OCIRepository's `spec.ref.tag` (or `semver`).
+    OciRepository,
+    /// Issue 18: an Argo CD Application source's `targetRevision` for a Helm chart.
+    ArgoCdChart,
+    /// Issue 18: a kustomization's `helmCharts[].version`.
+    KustomizeHelmChart,
+    /// Issue 18: a `Chart.yaml`'s `dependencies[].version`.
+    ChartDependency,
 }
 
 impl Format {
@@ -115,6 +126,11 @@ impl Format {
             Format::GitHubActions => "github-actions",
             Format::GitLabCi => "gitlab-ci",
             Format::ImageVolume => "image-volume",
+            Format::HelmRelease => "helmrelease",
+            Format::OciRepository => "ocirepository",
+            Format::ArgoCdChart => "argocd-chart",
+            Format::KustomizeHelmChart => "kustomize-helmchart",
+            Format::ChartDependency => "chart-dependency",
         }
     }
 }
@@ -252,6 +268,8 @@ pub struct ScanOptions {
     pub helm: Vec<HelmKeys>,
     /// Argo CD `helm.parameters` names, from the config's `images[].helm`.
     pub argocd_helm_params: Vec<HelmKeys>,
+    /// Issue 18: look for chart versions ([`charts`]); set when the config has `charts:`.
+    pub charts: bool,
 }
 
 /// Something in a file worth reporting that is not a site: a marker that is malformed or
@@ -296,6 +314,10 @@ pub struct FileScan {
     /// Workloads and HelmReleases with Flux v1 annotations (issue 21; read by
     /// `crate::flux_v1`).
     pub flux_v1: Vec<flux_v1::Workload>,
+    /// Issue 18: chart versions ([`charts`]), when [`ScanOptions::charts`] asks for them.
+    pub charts: Vec<charts::ChartSite>,
+    /// Issue 18: Flux HelmRepository objects, when [`ScanOptions::charts`] asks for them.
+    pub helm_repositories: Vec<charts::HelmRepositoryObject>,
 }
 
 /// Everything that can go wrong while reading, locating or rewriting manifests.

@@ -57,11 +57,21 @@ pub fn scan_file_as(
     let compose_file = compose::is_compose_file(path);
     let github_workflow = ci_yaml::is_github_workflow(path);
     let gitlab_ci = gitlab_ci || ci_yaml::is_gitlab_ci(path);
+    let chart_yaml = opts.charts && super::charts::is_chart_yaml(path);
 
     let mut scan = FileScan::default();
     let mut format_sites: Vec<Site> = Vec::new();
     for doc in &docs {
         let Some(root) = &doc.root else { continue };
+        if opts.charts {
+            // Issue 18: chart versions and Flux HelmRepositories.
+            super::charts::scan(
+                root,
+                chart_yaml,
+                &mut scan.charts,
+                &mut scan.helm_repositories,
+            );
+        }
         let mut containers = Vec::new();
         k8s::images_in(root, &mut containers);
         format_sites.extend(containers.into_iter().map(|f| Site::whole(Format::K8s, f)));

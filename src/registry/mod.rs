@@ -12,6 +12,7 @@
 //! - [`media`]: manifest media types and platforms, shared by both.
 
 pub mod auth;
+pub mod chart_index; // issue 18: HTTP Helm chart repositories
 pub mod created; // argocd-image-updater: newest-build
 pub mod layout;
 pub mod media;

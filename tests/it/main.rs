@@ -11,6 +11,7 @@ mod common;
 mod app_changes;
 mod argocd_objects;
 mod bench_smoke;
+mod charts;
 mod ci_action;
 mod ci_files;
 mod ci_gitlab;

@@ -23,6 +23,7 @@
 //! missing makes the test panic with the command that installs it — never a silent skip.
 #![allow(dead_code, unused_imports)]
 
+pub mod chart_repo;
 mod faults;
 pub mod forges;
 mod git;
@@ -36,6 +37,7 @@ mod ssh;
 mod tls;
 mod token;
 
+pub use chart_repo::ChartRepo;
 pub use faults::{Fault, FaultProxy};
 pub use git::{
     bare_repo_with_files, clone, git, remote_and_clone, try_git, GitHttpServer, GitRequest,
