@@ -39,5 +39,6 @@ mod security_output;
 mod security_secrets;
 mod security_worktree;
 mod signing;
+mod stages;
 mod surface;
 mod verbs;
