@@ -154,7 +154,7 @@ pub enum Cmd {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
         #[command(flatten)]
-        job: JobArgs,
+        verb: VerbArgs,
     },
     /// Release the lock of IMAGE
     Unlock {

@@ -119,19 +119,18 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             path,
             force,
             reason,
-            job,
+            verb,
         } => {
-            if job.stage.is_some() {
-                return Err(Error::Usage(
-                    "promote names its stage: --stage is for run and plan".into(),
-                ));
-            }
             promote = Some(image_updater::stages::Promote {
                 stage,
                 image,
                 force,
                 reason,
             });
+            let job = image_updater::cli::JobArgs {
+                mode: verb.mode,
+                ..Default::default()
+            };
             (Command::Run, path, Some(job), false)
         }
         Cmd::Plan {

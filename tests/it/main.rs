@@ -22,6 +22,7 @@ mod fuzz_regressions;
 mod manifests;
 mod observability;
 mod outdated;
+mod promote;
 mod pull_requests;
 mod pull_requests_remotes;
 mod registry_auth;
