@@ -113,6 +113,17 @@ pub trait TagSource: Send + Sync {
         repository: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>>;
+
+    /// The annotations of the manifest `tag` points to (a stage's `min_age` reads
+    /// `org.opencontainers.image.created` when the config has no `created`); `None` when the
+    /// source keeps none.
+    fn manifest_annotations<'a>(
+        &'a self,
+        _repository: &'a str,
+        _tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HashMap<String, String>>, RegistryError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Timing and retry limits of a run's registry requests, and the environment credentials

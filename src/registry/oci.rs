@@ -480,6 +480,28 @@ impl OciSource {
         }
         Ok(Some(resp.body.to_vec()))
     }
+
+    /// The `annotations` of the manifest (or index) `tag` points to.
+    async fn annotations(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<std::collections::HashMap<String, String>>, OciError> {
+        #[derive(serde::Deserialize)]
+        struct Annotated {
+            annotations: Option<std::collections::HashMap<String, String>>,
+        }
+        let target = format!("/v2/{repository}/manifests/{tag}");
+        let resp = self
+            .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(self.refusal(&resp).await);
+        }
+        Ok(serde_json::from_slice::<Annotated>(&resp.body)
+            .ok()
+            .and_then(|m| m.annotations))
+    }
 }
 
 /// Why a tag page was not read.
@@ -612,6 +634,19 @@ impl TagSource for OciSource {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
         Box::pin(async move {
             self.config_blob(repository, tag)
+                .await
+                .map_err(|m| self.error(repository, Some(&format!("tag {tag}")), m))
+        })
+    }
+
+    fn manifest_annotations<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::collections::HashMap<String, String>>, RegistryError>>
+    {
+        Box::pin(async move {
+            self.annotations(repository, tag)
                 .await
                 .map_err(|m| self.error(repository, Some(&format!("tag {tag}")), m))
         })

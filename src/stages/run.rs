@@ -16,7 +16,7 @@ use crate::flux_repo::CommitPlan;
 use crate::git::{self, GitErrorKind};
 use crate::pipeline::{self, Command, Ctx, Outcome, Pass};
 use crate::reference::ImageRef;
-use crate::registry::created::{config_created, BuildTimeError, CreatedCache};
+use crate::registry::created::{config_created, parse_rfc3339, BuildTimeError, CreatedCache};
 use crate::report::{ErrorEntry, Report, StageImage, StagePending, StageReport, Update};
 use crate::resolve::{Lookups, RepoKey, TagCache};
 use crate::select::{Change, FileId};
@@ -27,6 +27,8 @@ use super::history::{self, FileRules, Holding, Scanner, StageHistory};
 use super::spec::{show_duration, Stage};
 use super::{rfc3339, Promote};
 
+/// The manifest annotation read for an image's build time when its config has none.
+const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 /// How far beyond the longest soak a shallow clone is deepened.
 const DEEPEN_MARGIN: i64 = 86_400;
 /// Build times read per image for `min_age`: a first stage passes over at most this many tags
@@ -540,7 +542,8 @@ async fn first_stage(
 }
 
 /// The build time of `tag` of `image` (canonical), read once per run: its image config's
-/// `created`. A missing or unreadable time is an error, never a guess.
+/// `created`, else its manifest's `org.opencontainers.image.created` annotation. A missing
+/// or unreadable time is an error, never a guess.
 async fn build_time(
     ctx: &Ctx<'_>,
     image: &str,
@@ -554,12 +557,23 @@ async fn build_time(
     let r = match ImageRef::parse(image) {
         Ok(img) => {
             let source = ctx.registries.source(&img.registry);
-            match source.image_config(&img.repository, tag).await {
-                Ok(Some(config)) => {
-                    config_created(&config).and_then(|c| c.ok_or(BuildTimeError::NoCreated))
-                }
-                Ok(None) => Err(BuildTimeError::NotSingleImage),
+            let config = match source.image_config(&img.repository, tag).await {
+                Ok(Some(config)) => config_created(&config),
+                Ok(None) => Ok(None),
                 Err(e) => Err(e.into()),
+            };
+            match config {
+                Ok(Some(t)) => Ok(t),
+                // No `created` in a config (or no single config): the manifest's annotation.
+                Ok(None) => match source.manifest_annotations(&img.repository, tag).await {
+                    Ok(a) => a
+                        .and_then(|a| a.get(CREATED_ANNOTATION).cloned())
+                        .map_or(Err(BuildTimeError::NoCreated), |c| {
+                            parse_rfc3339(&c).ok_or(BuildTimeError::NotRfc3339(c))
+                        }),
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
             }
         }
         Err(_) => Err(BuildTimeError::NoCreated),

@@ -167,6 +167,28 @@ pub(crate) fn pending(report: &Value, name: &str) -> Vec<(String, String, String
         .collect()
 }
 
+/// Push `repo:tag` with a config without `created` and the manifest annotation
+/// `org.opencontainers.image.created: created`.
+fn push_annotated(registry: &Registry, repo: &str, tag: &str, created: &str) {
+    let layer = format!("layer of {repo}:{tag}");
+    let layer_digest = registry.upload_blob(repo, layer.as_bytes());
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+    );
+    let config_digest = registry.upload_blob(repo, config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}],"annotations":{{"org.opencontainers.image.created":"{created}"}}}}"#,
+        config.len(),
+        layer.len()
+    );
+    registry.put_manifest(
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+}
+
 pub(crate) const DEV_STAGING: &str = "  - { name: dev, paths: [\"clusters/dev/**\"] }\n  - { name: staging, paths: [\"clusters/staging/**\"], from: dev, soak: 24h }\n";
 
 fn built_all() -> Vec<(&'static str, &'static str, i64)> {
@@ -375,11 +397,12 @@ fn min_age_passes_over_images_built_too_recently_and_reports_missing_times() {
         stages,
         &[
             ("acme/web", "1.1.0", 500),
-            ("acme/web", "1.2.0", 3),
-            // Built 10 minutes ago: too young.
+            // Built now: too young.
             ("acme/web", "1.3.0", 0),
         ],
     );
+    // 1.2.0's config has no `created`; its manifest's annotation says 3h ago.
+    push_annotated(&s.registry, "acme/web", "1.2.0", &rfc3339(s.now - 3 * HOUR));
     // api's newest tag has no build time at all.
     s.registry
         .push_built("acme/api", "2.0.0", &rfc3339(s.now - 500 * HOUR));
@@ -389,7 +412,7 @@ fn min_age_passes_over_images_built_too_recently_and_reports_missing_times() {
     let o = s.run(&["run", s.work()], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let report = common::output_json(&o);
-    // 1.3.0 is too young: the policy's next best, 1.2.0 (3h old), is taken.
+    // 1.3.0 is too young: the policy's next best, 1.2.0 (3h old by its annotation), is taken.
     assert_eq!(s.remote_tag("dev", "web"), "1.2.0");
     assert_eq!(s.remote_tag("dev", "api"), "2.0.0");
     let waits = pending(&report, "dev");
