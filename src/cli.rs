@@ -61,6 +61,9 @@ pub struct JobArgs {
     /// The branch to clone with --clone [default: the remote's HEAD]
     #[arg(long, env = "IMAGE_UPDATER_BRANCH")]
     pub branch: Option<String>,
+    /// Only this promotion stage (a `stages:` name)
+    #[arg(long, env = "IMAGE_UPDATER_STAGE", value_name = "NAME")]
+    pub stage: Option<String>,
 }
 
 /// What `set`, `lock` and `unlock` take beyond their arguments.
@@ -130,6 +133,24 @@ pub enum Cmd {
         #[arg(default_value = ".", env = "IMAGE_UPDATER_PATH")]
         path: PathBuf,
         /// Why, shown by every run that leaves the image alone
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[command(flatten)]
+        verb: VerbArgs,
+    },
+    /// Promote into STAGE now what its upstream stage holds (soak ignored only with --force); a move backwards also locks the image
+    Promote {
+        /// The stage promoted into (a `stages:` name with `from`)
+        stage: String,
+        /// Only this image (an images[].name or a repository) [default: every image of the stage]
+        image: Option<String>,
+        /// The git work tree (not read with --clone)
+        #[arg(long, default_value = ".", env = "IMAGE_UPDATER_PATH")]
+        path: PathBuf,
+        /// Promote even when the upstream has not held the version for the soak time
+        #[arg(long)]
+        force: bool,
+        /// Why, recorded in the commit message (and the lock of a move backwards)
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
         #[command(flatten)]

@@ -41,6 +41,9 @@ pub struct Config {
     pub locks: Vec<crate::locks::LockEntry>,
     /// Report references no policy governs that have a newer tag (`outdated`); default on.
     pub outdated: Option<bool>,
+    /// Promotion stages, in order (issue 22): checked by [`crate::stages::Stage::compile`].
+    #[serde(deserialize_with = "null_as_empty")]
+    pub stages: Vec<crate::stages::StageConfig>,
 }
 
 /// `limits:` — what one run reads at most from registries, and how long it waits for them.
@@ -513,7 +516,7 @@ impl ConfigError {
         }
     }
 
-    fn at(file: &Path, loc: &Location, msg: impl std::fmt::Display) -> Self {
+    pub(crate) fn at(file: &Path, loc: &Location, msg: impl std::fmt::Display) -> Self {
         ConfigError::At {
             file: file.to_path_buf(),
             line: loc.line(),

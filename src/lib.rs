@@ -25,6 +25,8 @@ pub mod pipeline;
 mod resolve;
 /// Select: the policy's pick for each reference, as changes per file.
 mod select;
+/// Promotion through environments: stages, soak times, images that move together.
+pub mod stages;
 /// The `tags` command: one image's tags that pass a policy.
 pub mod tags;
 pub mod verbs;

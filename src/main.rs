@@ -110,8 +110,29 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
     let format = cli.global.output;
     let config = cli.global.config;
+    let mut promote = None;
     let (command, path, job, exit_code) = match cli.command {
         Cmd::Run { path, job } => (Command::Run, path, Some(job), false),
+        Cmd::Promote {
+            stage,
+            image,
+            path,
+            force,
+            reason,
+            verb,
+        } => {
+            promote = Some(image_updater::stages::Promote {
+                stage,
+                image,
+                force,
+                reason,
+            });
+            let job = image_updater::cli::JobArgs {
+                mode: verb.mode,
+                ..Default::default()
+            };
+            (Command::Run, path, Some(job), false)
+        }
         Cmd::Plan {
             path,
             job,
@@ -230,6 +251,8 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
         config,
         shard: job.shard,
         mode: job.mode,
+        stage: job.stage.clone(),
+        promote,
         env: env.clone(),
     })
     .await?;

@@ -56,6 +56,10 @@ pub struct Request {
     pub shard: Option<Shard>,
     /// Overrides the config's `delivery.mode`.
     pub mode: Option<DeliveryMode>,
+    /// `run --stage NAME`: only this promotion stage (issue 22).
+    pub stage: Option<String>,
+    /// `promote STAGE [IMAGE]`: a promotion asked for now (issue 22).
+    pub promote: Option<crate::stages::Promote>,
     /// The environment, read once ([`Env::from_process`] for a real run): registry
     /// credentials and timing, forge detection, git credentials and host keys.
     pub env: Env,
@@ -89,6 +93,12 @@ pub fn load_config(root: &Path, explicit: Option<&Path>) -> Result<(Config, Path
 /// Run `run`, `plan` or `scan` on a work tree.
 pub async fn execute(req: &Request) -> Result<Outcome, Error> {
     let ctx = Ctx::load(req)?;
+    // Issue 22: with `stages:`, each stage runs and delivers on its own.
+    if req.command != Command::Scan
+        && (!ctx.config.stages.is_empty() || req.stage.is_some() || req.promote.is_some())
+    {
+        return crate::stages::execute(ctx).await;
+    }
     // Open the work tree before touching anything, so a delivery that cannot happen fails first.
     let work_tree = open_for_delivery(&ctx)?;
     // `plan` compares with HEAD as `run` would, to show what `run` would leave alone; it reads
@@ -140,19 +150,21 @@ pub async fn execute(req: &Request) -> Result<Outcome, Error> {
 }
 
 /// The settings of a run, read once.
-struct Ctx<'a> {
-    req: &'a Request,
-    config: Config,
-    config_file: PathBuf,
+pub(crate) struct Ctx<'a> {
+    pub req: &'a Request,
+    pub config: Config,
+    pub config_file: PathBuf,
     watched: Vec<Watched>,
     /// `images: [{ image: "*" }]`: governs what no other entry governs.
     wildcard: Option<Wildcard>,
     /// `images: [{ image: "ghcr.io/acme/*" }]`: govern the repositories under them.
     prefixes: Vec<Wildcard>,
-    registries: Registries,
+    pub registries: Registries,
     /// Issue 18: the `charts:` entries, and how HTTP chart indexes are read.
     charts: Vec<crate::charts::ChartEntry>,
     chart_index: crate::registry::chart_index::IndexOptions,
+    /// A promotion stage's files (issue 22): references elsewhere are not looked at.
+    pub only: Option<globset::GlobSet>,
 }
 
 impl<'a> Ctx<'a> {
@@ -188,11 +200,12 @@ impl<'a> Ctx<'a> {
             registries,
             chart_index,
             charts,
+            only: None,
         })
     }
 
     /// Whether this job handles `image` (`--shard`).
-    fn owns(&self, image: &ImageRef) -> bool {
+    pub fn owns(&self, image: &ImageRef) -> bool {
         self.req
             .shard
             .is_none_or(|s| s.owns(&image.canonical_name()))
@@ -248,29 +261,29 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
 }
 
 /// What one pass over the work tree found and would change.
-struct Pass {
-    found: Discovery,
+pub(crate) struct Pass {
+    pub found: Discovery,
     /// Files, markers and references left alone, with why.
-    skipped: Vec<Skipped>,
-    errors: Vec<ErrorEntry>,
+    pub skipped: Vec<Skipped>,
+    pub errors: Vec<ErrorEntry>,
     /// The files rewritten in memory, in file order.
-    rewritten: Vec<Rewritten>,
+    pub rewritten: Vec<Rewritten>,
     /// Policies whose images occur, resolved, and need no update: their open pull requests
     /// are no longer needed.
-    current: Vec<String>,
+    pub current: Vec<String>,
     /// Images that occur, with a policy: how many, and how many of them belong to other
     /// shards (`--shard`).
     images: Shares,
     /// References no policy governs that have a newer tag.
-    outdated: Vec<report::Outdated>,
+    pub outdated: Vec<report::Outdated>,
 }
 
 /// One file rewritten in memory: its new text and the verified changes that made it,
 /// update by update (for pull-request groups).
-struct Rewritten {
-    file: FileId,
-    text: String,
-    changes: Vec<Change>,
+pub(crate) struct Rewritten {
+    pub file: FileId,
+    pub text: String,
+    pub changes: Vec<Change>,
 }
 
 /// Of the images that occur with a policy, how many there are and how many another shard
@@ -283,7 +296,7 @@ struct Shares {
 
 impl Pass {
     /// The rewritten files, as delivery takes them.
-    fn plan(&self) -> Vec<FilePlan<'_>> {
+    pub fn plan(&self) -> Vec<FilePlan<'_>> {
         self.rewritten
             .iter()
             .map(|r| {
@@ -300,7 +313,7 @@ impl Pass {
     }
 
     /// The unified diff of every rewritten file.
-    fn diff(&self) -> String {
+    pub fn diff(&self) -> String {
         self.rewritten
             .iter()
             .map(|r| {
@@ -314,7 +327,7 @@ impl Pass {
 
     /// The report: what was found, and what was delivered. Without a delivery (`plan`, or
     /// `mode: none`) every update counts.
-    fn into_report(self, delivered: Option<Delivered>) -> Report {
+    pub fn into_report(self, delivered: Option<Delivered>) -> Report {
         let mut report = Report {
             skipped: self.skipped,
             errors: self.errors,
@@ -341,7 +354,7 @@ impl Pass {
 }
 
 /// Discover: read the files and find their references.
-fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
+pub(crate) fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
     let root = &ctx.req.root;
     let opts = manifest::files::DiscoverOptions {
         paths: ctx.config.paths.clone(),
@@ -362,6 +375,13 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
         &ctx.prefixes,
     );
     crate::charts::govern(&mut found, &ctx.charts);
+    // A promotion stage (issue 22) looks only at the references in its own files.
+    if let Some(only) = &ctx.only {
+        let sources = &found.sources;
+        found
+            .occurrences
+            .retain(|o| only.is_match(&sources[o.file].rel));
+    }
     if let Some(w) = &ctx.wildcard {
         outdated::govern_unwatched(&mut found, w);
     }
@@ -417,11 +437,21 @@ fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
 
 /// Discover, resolve, select and rewrite in memory. With `committed_only` (a delivering `run`,
 /// or `plan`), a file whose work-tree bytes are not HEAD's is left alone ([`hold_back_uncommitted`]).
-async fn full_pass(
+pub(crate) async fn full_pass(
     ctx: &Ctx<'_>,
     tags: &mut TagCache,
     committed_only: Option<&git::WorkTree>,
 ) -> Result<Pass, Error> {
+    let (pass, changes, resolved) = select_pass(ctx, tags).await?;
+    Ok(finish_pass(pass, changes, resolved, committed_only))
+}
+
+/// The policies' picks, per file, before anything is held back or rewritten: discover,
+/// resolve and select. Also the policies whose images resolved.
+pub(crate) async fn select_pass(
+    ctx: &Ctx<'_>,
+    tags: &mut TagCache,
+) -> Result<(Pass, BTreeMap<FileId, Vec<Change>>, Vec<String>), Error> {
     // discover, while the configured images' tag lists are fetched (those of images that turn
     // out not to occur are cancelled unread).
     let started = std::time::Instant::now();
@@ -478,7 +508,7 @@ async fn full_pass(
     let started = std::time::Instant::now();
     let mut lookups = Lookups::new(&ctx.registries);
     let selection = select::select_all(&mut lookups, found, &live, tags).await;
-    let mut changes = selection.changes;
+    let changes = selection.changes;
     pass.skipped.extend(selection.held);
     pass.errors.extend(selection.errors);
     pass.errors.dedup();
@@ -490,7 +520,19 @@ async fn full_pass(
         ms = observe::ms_since(started),
         "select: candidates ranked"
     );
+    Ok((pass, changes, selection.resolved))
+}
 
+/// Hold back what is not committed, and rewrite the files in memory: `changes` are the
+/// updates per file, `resolved` the policies whose images resolved (those without an
+/// update are current).
+pub(crate) fn finish_pass(
+    mut pass: Pass,
+    mut changes: BTreeMap<FileId, Vec<Change>>,
+    resolved: Vec<String>,
+    committed_only: Option<&git::WorkTree>,
+) -> Pass {
+    let found = &pass.found;
     // hold back
     let held = match committed_only {
         Some(wt) => hold_back_uncommitted(wt, found, &mut changes, &mut pass.errors),
@@ -535,14 +577,13 @@ async fn full_pass(
         ms = observe::ms_since(started),
         "rewrite: files rewritten in memory and verified"
     );
-    let current: Vec<String> = selection
-        .resolved
+    let current: Vec<String> = resolved
         .into_iter()
         .filter(|n| !updated.contains(n.as_str()) && !held.contains(n))
         .collect();
     pass.current = current;
     pass.rewritten = rewritten;
-    Ok(pass)
+    pass
 }
 
 /// Leave alone every file with updates whose bytes in the work tree are not HEAD's blob (or
@@ -551,7 +592,7 @@ async fn full_pass(
 /// its updates becomes an error naming the file. The rest is delivered as usual. Only the
 /// files with updates are compared (a hash each), never the whole repository. Returns the
 /// policies whose updates were held back (their pull requests are not closed as current).
-fn hold_back_uncommitted(
+pub(crate) fn hold_back_uncommitted(
     wt: &git::WorkTree,
     found: &Discovery,
     changes: &mut BTreeMap<FileId, Vec<Change>>,
@@ -623,12 +664,21 @@ async fn app_changes(
         .iter()
         .flat_map(|r| r.changes.iter().map(|c| c.update.clone()))
         .collect();
+    app_changes_of(ctx, wt, &updates).await
+}
+
+/// The source links of `updates` ([`deliver::app_changes`]), for `run` and each stage.
+pub(crate) async fn app_changes_of(
+    ctx: &Ctx<'_>,
+    wt: &git::WorkTree,
+    updates: &[report::Update],
+) -> deliver::app_changes::AppChanges {
     if updates.is_empty() {
         return Default::default();
     }
     let started = std::time::Instant::now();
     let hint = deliver::app_changes::hint(&ctx.config.delivery, wt, &ctx.req.env);
-    let app = deliver::app_changes::look_up(&ctx.registries, &updates, hint.as_ref()).await;
+    let app = deliver::app_changes::look_up(&ctx.registries, updates, hint.as_ref()).await;
     tracing::info!(
         updates = updates.len(),
         linked = app.len(),
@@ -742,7 +792,7 @@ async fn deliver_commit(
 }
 
 /// A commit id as `git log --oneline` shows it.
-fn short_id(oid: &str) -> &str {
+pub(crate) fn short_id(oid: &str) -> &str {
     oid.get(..7).unwrap_or(oid)
 }
 
@@ -957,6 +1007,8 @@ mod tests {
             config: None,
             shard: Some("2/3".parse().unwrap()),
             mode: None,
+            stage: None,
+            promote: None,
             env: Env::default(),
         };
         let mut report = Report::new();

@@ -620,7 +620,7 @@ async fn check_tag(
 
 /// Whether `new` is a lower version than `current` (both read leniently: a `v` prefix, one
 /// to three numbers, a pre-release); tags that are not versions are never lower.
-fn lower_version(new: &str, current: &str) -> bool {
+pub(crate) fn lower_version(new: &str, current: &str) -> bool {
     match (lenient(new), lenient(current)) {
         (Some(a), Some(b)) => a < b,
         _ => false,
@@ -785,6 +785,72 @@ fn write_lock(
         "unlocked"
     };
     Ok(Some(format!("{verb} {image} in {rel}")))
+}
+
+/// One file a promotion changes (issue 22, `crate::stages`): where it is, its text as found
+/// and as it will be, and the changes.
+pub(crate) struct PlannedFile {
+    pub path: PathBuf,
+    pub rel: String,
+    pub text: String,
+    pub new_text: String,
+    pub changes: Vec<Change>,
+    /// Not in the work tree yet (a config created for its `locks:`).
+    pub created: bool,
+}
+
+/// Lock `image` on top of `files` (a promotion's rewritten files), as a `set` that rolls back
+/// does: on the Flux v1 workloads running it, else in the config's `locks:`. Returns the files
+/// with the lock's edits added, and what was locked (`None`: it was locked already).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lock_with(
+    found: &Discovery,
+    root: &Path,
+    config_file: &Path,
+    image: &str,
+    reason: &str,
+    since: &str,
+    group: &str,
+    files: Vec<PlannedFile>,
+) -> Result<(Vec<PlannedFile>, Option<String>), Error> {
+    let mut planned: BTreeMap<String, Planned> = files
+        .into_iter()
+        .map(|f| {
+            (
+                f.rel.clone(),
+                Planned {
+                    path: f.path,
+                    rel: f.rel,
+                    text: f.text,
+                    new_text: f.new_text,
+                    changes: f.changes,
+                    created: f.created,
+                },
+            )
+        })
+        .collect();
+    let lock = write_lock(
+        found,
+        root,
+        config_file,
+        image,
+        Some(reason),
+        since,
+        group,
+        &mut planned,
+    )?;
+    let files = planned
+        .into_values()
+        .map(|p| PlannedFile {
+            path: p.path,
+            rel: p.rel,
+            text: p.text,
+            new_text: p.new_text,
+            changes: p.changes,
+            created: p.created,
+        })
+        .collect();
+    Ok((files, lock))
 }
 
 /// `file`'s path relative to `root` (both resolved), when it is inside.

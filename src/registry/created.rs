@@ -16,6 +16,9 @@ use super::{RegistryError, TagSource};
 /// narrow them (`allow-tags`, `ignore-tags`).
 pub const MAX_CANDIDATES: usize = 100;
 
+/// The OCI annotation of an image's build time.
+pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+
 /// Image facts read this run, by canonical repository and tag, or why there are none.
 pub type CreatedCache = HashMap<(String, String), Result<ImageFacts, BuildTimeError>>;
 
@@ -40,6 +43,17 @@ impl ImageFacts {
             .get(key)
             .or_else(|| self.annotations.get(key))
             .map(String::as_str)
+    }
+
+    /// The build time a stage's `min_age` reads (issue 22): the config's `created`, else the
+    /// manifest's `org.opencontainers.image.created` annotation (an index or an artifact has
+    /// only the latter).
+    pub fn created_or_annotated(&self) -> Result<(i64, u32), BuildTimeError> {
+        let created = match (&self.created, self.annotations.get(CREATED_ANNOTATION)) {
+            (Some(c), _) | (None, Some(c)) => c,
+            (None, None) => return Err(BuildTimeError::NoCreated),
+        };
+        parse_rfc3339(created).ok_or_else(|| BuildTimeError::NotRfc3339(created.clone()))
     }
 
     /// The build time: seconds and nanoseconds since the Unix epoch.
@@ -103,6 +117,23 @@ pub async fn image_facts(
         facts.labels = labels;
     }
     Ok(facts)
+}
+
+/// [`image_facts`] through the run's cache: one read per (repository, tag).
+pub async fn cached_facts(
+    source: &dyn TagSource,
+    canonical: &str,
+    repository: &str,
+    tag: &str,
+    cache: &mut CreatedCache,
+) -> Result<ImageFacts, BuildTimeError> {
+    let key = (canonical.to_string(), tag.to_string());
+    if let Some(r) = cache.get(&key) {
+        return r.clone();
+    }
+    let r = image_facts(source, repository, tag).await;
+    cache.insert(key, r.clone());
+    r
 }
 
 /// The `created` time (as written) and the `config.Labels` (string values) of an image config.
@@ -230,23 +261,14 @@ pub async fn newest_build(
     }
     let mut best: Option<(&String, (i64, u32))> = None;
     for tag in candidates {
-        let key = (canonical.to_string(), tag.clone());
-        let facts = match cache.get(&key) {
-            Some(r) => r.clone(),
-            None => {
-                let r = image_facts(source, repository, tag).await;
-                cache.insert(key, r.clone());
-                r
-            }
-        };
-        let created =
-            facts
-                .and_then(|f| f.build_time())
-                .map_err(|source| NewestBuildError::Tag {
-                    tag: tag.clone(),
-                    canonical: canonical.to_string(),
-                    source,
-                })?;
+        let created = cached_facts(source, canonical, repository, tag, cache)
+            .await
+            .and_then(|f| f.build_time())
+            .map_err(|source| NewestBuildError::Tag {
+                tag: tag.clone(),
+                canonical: canonical.to_string(),
+                source,
+            })?;
         if best.is_none_or(|(_, t)| created > t) {
             best = Some((tag, created));
         }

@@ -1,0 +1,452 @@
+//! What each stage holds, and since when, read from Git alone: the first-parent history of
+//! the base branch, walked back from its tip. A stage holds a version of an image at a commit
+//! when every reference to that image in the stage's files is at that version; it has held it
+//! since the oldest commit of the unbroken run that ends at the tip, and the committer time of
+//! that commit is the soak evidence.
+//!
+//! Each commit's tree is read only where it differs from the commits already read: a subtree
+//! or a blob seen before is not read again, so a thousand commits touching one file cost a
+//! thousand small lookups and one scan per version of that file.
+//!
+//! Shallow clones ([`shallow_boundary`], [`deepen`]): the history ends at the clone's depth.
+//! It is deepened with `git fetch --shallow-since`, bounded by the longest soak; where it still
+//! ends too early to decide, the caller says so rather than guess.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::rc::Rc;
+
+use git2::{ObjectType, Oid, Repository, Tree};
+
+use crate::manifest::{self, ScanOptions};
+use crate::reference::ImageRef;
+
+use super::spec::Stage;
+
+/// The most commits walked back; what lies beyond is treated as history that ends there.
+pub const MAX_COMMITS: usize = 20_000;
+
+/// Per stage: each image (canonical repository) and the versions its references hold.
+pub type Holdings = Vec<BTreeMap<String, BTreeSet<String>>>;
+
+/// A file's references: (canonical image, version), in source order.
+type FileRefs = Rc<Vec<(String, String)>>;
+/// A subtree's references: (stage, canonical image, version).
+type TreeRefs = Rc<Vec<(usize, String, String)>>;
+
+/// Which files count, beyond each stage's own globs.
+pub struct FileRules {
+    /// The config's `paths`, when given.
+    pub paths: Option<globset::GlobSet>,
+    pub exclude: Option<globset::GlobSet>,
+    pub max_size: u64,
+}
+
+impl FileRules {
+    fn admits(&self, rel: &str) -> bool {
+        if self.exclude.as_ref().is_some_and(|e| e.is_match(rel)) {
+            return false;
+        }
+        match &self.paths {
+            Some(p) => p.is_match(rel),
+            None => {
+                rel.ends_with(".yaml")
+                    || rel.ends_with(".yml")
+                    || manifest::always_scanned(Path::new(rel))
+            }
+        }
+    }
+}
+
+/// Reads the references of the stages' files at commits, caching by object id.
+pub struct Scanner<'a> {
+    repo: &'a Repository,
+    stages: &'a [Stage],
+    rules: &'a FileRules,
+    opts: &'a ScanOptions,
+    /// A marker's policy name -> the image it watches (for markers holding only a tag).
+    fallback: &'a HashMap<String, ImageRef>,
+    /// The directories any stage glob can match below (the globs' literal directory parts).
+    prefixes: Vec<String>,
+    blobs: HashMap<(Oid, String), FileRefs>,
+    trees: HashMap<(Oid, String), TreeRefs>,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(
+        repo: &'a Repository,
+        stages: &'a [Stage],
+        rules: &'a FileRules,
+        opts: &'a ScanOptions,
+        fallback: &'a HashMap<String, ImageRef>,
+    ) -> Scanner<'a> {
+        let prefixes = stages
+            .iter()
+            .flat_map(|s| s.paths.iter())
+            .map(|g| {
+                let lit = &g[..g.find(['*', '?', '[', '{']).unwrap_or(g.len())];
+                lit[..lit.rfind('/').map_or(0, |i| i + 1)].to_string()
+            })
+            .collect();
+        Scanner {
+            repo,
+            stages,
+            rules,
+            opts,
+            fallback,
+            prefixes,
+            blobs: HashMap::new(),
+            trees: HashMap::new(),
+        }
+    }
+
+    /// What each stage's files hold at `commit`.
+    pub fn holdings(&mut self, commit: &git2::Commit<'_>) -> Result<Holdings, git2::Error> {
+        let tree = commit.tree()?;
+        let mut out: Holdings = vec![BTreeMap::new(); self.stages.len()];
+        for (stage, image, version) in self.tree(&tree, "")?.iter() {
+            out[*stage]
+                .entry(image.clone())
+                .or_default()
+                .insert(version.clone());
+        }
+        Ok(out)
+    }
+
+    /// Whether a directory can hold files of a stage.
+    fn descend(&self, dir: &str) -> bool {
+        self.prefixes
+            .iter()
+            .any(|p| dir.starts_with(p.as_str()) || p.starts_with(dir))
+    }
+
+    fn tree(&mut self, tree: &Tree<'_>, dir: &str) -> Result<TreeRefs, git2::Error> {
+        let key = (tree.id(), dir.to_string());
+        if let Some(found) = self.trees.get(&key) {
+            return Ok(found.clone());
+        }
+        let mut out = Vec::new();
+        for entry in tree.iter() {
+            let Ok(name) = entry.name() else { continue };
+            match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    let sub = format!("{dir}{name}/");
+                    if !self.descend(&sub) {
+                        continue;
+                    }
+                    let t = self.repo.find_tree(entry.id())?;
+                    out.extend(self.tree(&t, &sub)?.iter().cloned());
+                }
+                Some(ObjectType::Blob) => {
+                    let rel = format!("{dir}{name}");
+                    let owners: Vec<usize> = (0..self.stages.len())
+                        .filter(|i| self.stages[*i].globs.is_match(&rel))
+                        .collect();
+                    if owners.is_empty() || !self.rules.admits(&rel) {
+                        continue;
+                    }
+                    let refs = self.blob(entry.id(), &rel)?;
+                    for stage in owners {
+                        out.extend(refs.iter().map(|(i, v)| (stage, i.clone(), v.clone())));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let out = Rc::new(out);
+        self.trees.insert(key, out.clone());
+        Ok(out)
+    }
+
+    /// The references of one file: (canonical image, version) in source order.
+    fn blob(&mut self, id: Oid, rel: &str) -> Result<FileRefs, git2::Error> {
+        let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+        if let Some(found) = self.blobs.get(&(id, name.clone())) {
+            return Ok(found.clone());
+        }
+        let blob = self.repo.find_blob(id)?;
+        let mut refs = Vec::new();
+        if (blob.size() as u64) <= self.rules.max_size {
+            if let Ok(text) = std::str::from_utf8(blob.content()) {
+                if let Ok(scan) = manifest::sites::scan_file(Path::new(rel), text, self.opts) {
+                    for site in &scan.sites {
+                        let fallback = site
+                            .policy
+                            .as_ref()
+                            .and_then(|p| self.fallback.get(&p.name));
+                        let Ok(image) = crate::discover::current_reference(site, fallback) else {
+                            continue;
+                        };
+                        if let Some(version) = image.tag.clone().or(image.digest.clone()) {
+                            refs.push((image.canonical_name(), version));
+                        }
+                    }
+                }
+            }
+        }
+        let refs = Rc::new(refs);
+        self.blobs.insert((id, name), refs.clone());
+        Ok(refs)
+    }
+}
+
+/// How long a stage has held the version of an image its files hold at the tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holding {
+    /// Every reference is at `version`.
+    Held {
+        version: String,
+        /// The committer time and id of the first-parent commit that brought it; `None` when
+        /// the history ends (a shallow clone, [`MAX_COMMITS`]) while it is still held.
+        since: Option<(i64, Oid)>,
+        /// The committer time of the oldest commit read that holds it: it has been held at
+        /// least since then.
+        at_least: i64,
+    },
+    /// The references disagree: no one version is held.
+    Mixed(Vec<String>),
+}
+
+/// Each stage's holdings at the tip and since when.
+#[derive(Debug, Default)]
+pub struct StageHistory {
+    pub stages: Vec<BTreeMap<String, Holding>>,
+    /// The history ended before every run was seen to start (shallow, or too long).
+    pub ended: Option<(Oid, i64)>,
+    /// Commits read.
+    pub commits: usize,
+}
+
+/// Walk the first-parent history back from `head` until every held version's run has begun.
+pub fn walk(
+    scanner: &mut Scanner<'_>,
+    repo: &Repository,
+    head: Oid,
+    boundary: &HashSet<Oid>,
+) -> Result<StageHistory, git2::Error> {
+    let mut commit = repo.find_commit(head)?;
+    let tip = scanner.holdings(&commit)?;
+    // (stage, image) -> (version, oldest commit holding it)
+    let mut open: BTreeMap<(usize, String), (String, Oid, i64)> = BTreeMap::new();
+    let mut history = StageHistory {
+        stages: vec![BTreeMap::new(); tip.len()],
+        ended: None,
+        commits: 1,
+    };
+    let time = |c: &git2::Commit<'_>| c.committer().when().seconds();
+    for (stage, images) in tip.iter().enumerate() {
+        for (image, versions) in images {
+            if versions.len() == 1 {
+                let v = versions.iter().next().cloned().unwrap_or_default();
+                open.insert((stage, image.clone()), (v, commit.id(), time(&commit)));
+            } else {
+                history.stages[stage].insert(
+                    image.clone(),
+                    Holding::Mixed(versions.iter().cloned().collect()),
+                );
+            }
+        }
+    }
+    let close = |history: &mut StageHistory,
+                 key: &(usize, String),
+                 v: &(String, Oid, i64),
+                 complete: bool| {
+        history.stages[key.0].insert(
+            key.1.clone(),
+            Holding::Held {
+                version: v.0.clone(),
+                since: complete.then_some((v.2, v.1)),
+                at_least: v.2,
+            },
+        );
+    };
+    while !open.is_empty() {
+        let at_boundary = boundary.contains(&commit.id()) || history.commits >= MAX_COMMITS;
+        if commit.parent_count() == 0 || at_boundary {
+            let complete = !at_boundary;
+            if !complete {
+                history.ended = Some((commit.id(), time(&commit)));
+            }
+            for (key, v) in std::mem::take(&mut open) {
+                close(&mut history, &key, &v, complete);
+            }
+            break;
+        }
+        let parent = match commit.parent(0) {
+            Ok(p) => p,
+            Err(_) => {
+                // The parent is not in the repository: the history ends here.
+                history.ended = Some((commit.id(), time(&commit)));
+                for (key, v) in std::mem::take(&mut open) {
+                    close(&mut history, &key, &v, false);
+                }
+                break;
+            }
+        };
+        let held = scanner.holdings(&parent)?;
+        history.commits += 1;
+        let keys: Vec<(usize, String)> = open.keys().cloned().collect();
+        for key in keys {
+            let same = held[key.0]
+                .get(&key.1)
+                .is_some_and(|vs| vs.len() == 1 && vs.contains(&open[&key].0));
+            if same {
+                if let Some(v) = open.get_mut(&key) {
+                    v.1 = parent.id();
+                    v.2 = time(&parent);
+                }
+            } else if let Some(v) = open.remove(&key) {
+                close(&mut history, &key, &v, true);
+            }
+        }
+        commit = parent;
+    }
+    Ok(history)
+}
+
+/// The commits a shallow repository's history ends at (`.git/shallow`); empty when complete.
+pub fn shallow_boundary(repo: &Repository) -> HashSet<Oid> {
+    std::fs::read_to_string(repo.path().join("shallow"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| Oid::from_str(l.trim()).ok())
+        .collect()
+}
+
+/// Deepen a shallow clone back to `since` (seconds since the epoch) with
+/// `git fetch --shallow-since`, from the branch's remote. Says what it did, or why it could not.
+pub fn deepen(root: &Path, remote: &str, branch: &str, since: i64) -> Result<String, String> {
+    let date = crate::stages::rfc3339(since);
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "fetch",
+            "--quiet",
+            &format!("--shallow-since={date}"),
+            remote,
+            branch,
+        ])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| format!("git fetch --shallow-since: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "git fetch --shallow-since={date} {remote} {branch}: {}",
+            crate::escape::text_line(err.trim())
+        ));
+    }
+    Ok(format!(
+        "the clone was shallow: history fetched back to {date} (git fetch --shallow-since)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository whose first-parent history is `steps`: each a committer time and the
+    /// dev file's image tag.
+    fn repo_with(steps: &[(i64, &str)]) -> (tempfile::TempDir, Repository, Oid) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let mut parent: Option<Oid> = None;
+        for (t, tag) in steps {
+            let text = format!(
+                "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:{tag}\n"
+            );
+            let blob = repo.blob(text.as_bytes()).unwrap();
+            let mut dev = repo.treebuilder(None).unwrap();
+            dev.insert("web.yaml", blob, 0o100644).unwrap();
+            let dev = dev.write().unwrap();
+            let mut clusters = repo.treebuilder(None).unwrap();
+            clusters.insert("dev", dev, 0o040000).unwrap();
+            let clusters = clusters.write().unwrap();
+            let mut root = repo.treebuilder(None).unwrap();
+            root.insert("clusters", clusters, 0o040000).unwrap();
+            let tree = repo.find_tree(root.write().unwrap()).unwrap();
+            let sig =
+                git2::Signature::new("t", "t@example.invalid", &git2::Time::new(*t, 0)).unwrap();
+            let parents: Vec<git2::Commit> = parent
+                .iter()
+                .map(|p| repo.find_commit(*p).unwrap())
+                .collect();
+            let refs: Vec<&git2::Commit> = parents.iter().collect();
+            parent = Some(repo.commit(None, &sig, &sig, "c", &tree, &refs).unwrap());
+        }
+        let head = parent.unwrap();
+        (dir, repo, head)
+    }
+
+    fn since(steps: &[(i64, &str)]) -> Holding {
+        let (_dir, repo, head) = repo_with(steps);
+        let file = Path::new("c.yaml");
+        let config = crate::config::Config::parse(
+            file,
+            "stages:\n  - { name: dev, paths: ['clusters/dev/**'] }\n",
+        )
+        .unwrap();
+        let stages = Stage::compile(&config.stages, file).unwrap();
+        let rules = FileRules {
+            paths: None,
+            exclude: None,
+            max_size: 1 << 20,
+        };
+        let opts = config.scan_options();
+        let fallback = HashMap::new();
+        let mut scanner = Scanner::new(&repo, &stages, &rules, &opts, &fallback);
+        let h = walk(&mut scanner, &repo, head, &HashSet::new()).unwrap();
+        h.stages[0]["ghcr.io/acme/web"].clone()
+    }
+
+    #[test]
+    fn the_clock_starts_at_the_commit_that_brought_the_version() {
+        let h = since(&[
+            (100, "1.0.0"),
+            (200, "1.1.0"),
+            (300, "1.1.0"),
+            (400, "1.1.0"),
+        ]);
+        assert!(
+            matches!(h, Holding::Held { ref version, since: Some((200, _)), .. } if version == "1.1.0"),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn a_break_restarts_the_clock() {
+        let h = since(&[
+            (100, "1.2.0"),
+            (200, "1.3.0"),
+            (300, "1.2.0"),
+            (400, "1.2.0"),
+        ]);
+        assert!(
+            matches!(
+                h,
+                Holding::Held {
+                    since: Some((300, _)),
+                    ..
+                }
+            ),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn held_from_the_first_commit() {
+        let h = since(&[(100, "1.2.0"), (200, "1.2.0")]);
+        assert!(
+            matches!(
+                h,
+                Holding::Held {
+                    since: Some((100, _)),
+                    at_least: 100,
+                    ..
+                }
+            ),
+            "{h:?}"
+        );
+    }
+}
