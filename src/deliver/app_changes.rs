@@ -330,7 +330,7 @@ pub(crate) async fn look_up(
         }
     }
     if wanted.len() > MAX_UPDATES {
-        tracing::warn!(
+        tracing::info!(
             "app changes: {} updates, source links are looked up for the first {MAX_UPDATES} only",
             wanted.len()
         );
