@@ -532,6 +532,16 @@ mod tests {
         );
         let e = s.digest("acme/web", "9.9.9").await.unwrap_err();
         assert!(e.message.contains("no tag 9.9.9"), "{e}");
+        // The image's config; the index's is its first platform's, marked as an index.
+        let one = s.image_config("acme/web", "1.0.0").await.unwrap();
+        assert!(!one.index);
+        assert_eq!(
+            one.config.as_deref(),
+            Some(&br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#[..])
+        );
+        let multi = s.image_config("acme/web", "2.0.0").await.unwrap();
+        assert!(multi.index);
+        assert_eq!(multi.config, one.config);
     }
 
     #[test]
