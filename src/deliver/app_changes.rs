@@ -5,7 +5,8 @@
 //! commit message.
 //!
 //! Bounded and harmless: [`look_up`] reads each distinct (repository, tag) once (one manifest
-//! and one config, [`crate::registry::created::image_facts`]), the new tags first and the old
+//! and one config, [`crate::registry::created::image_facts`]; a multi-platform tag is described
+//! by its index's annotations and its first platform's image), the new tags first and the old
 //! tags only of images whose new tag names a source; at most [`MAX_UPDATES`] updates get links
 //! (beyond that, none, said once in the log). A lookup that fails gives no link and a log line,
 //! never an error of the run. It runs only for a delivering `run`; `plan` asks nothing more.
@@ -330,7 +331,7 @@ pub(crate) async fn look_up(
         }
     }
     if wanted.len() > MAX_UPDATES {
-        tracing::warn!(
+        tracing::info!(
             "app changes: {} updates, source links are looked up for the first {MAX_UPDATES} only",
             wanted.len()
         );

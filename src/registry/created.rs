@@ -25,8 +25,8 @@ pub type CreatedCache = HashMap<(String, String), Result<ImageFacts, BuildTimeEr
 /// What one read of a tag's manifest and config says of the image ([`image_facts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageFacts {
-    /// Whether the tag names one image (not an index or an artifact): only then is there a
-    /// config, a build time and labels.
+    /// Whether the tag names one image (not an index or an artifact): only then is there one
+    /// build time. (An index's labels are its first platform's.)
     pub single_image: bool,
     /// The config's `created`, as written.
     pub created: Option<String>,
@@ -112,7 +112,7 @@ pub async fn image_facts(
     };
     if let Some(config) = doc.config {
         let (created, labels) = config_facts(&config)?;
-        facts.single_image = true;
+        facts.single_image = !doc.index;
         facts.created = created;
         facts.labels = labels;
     }

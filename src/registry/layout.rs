@@ -21,7 +21,10 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::media::{config_platform, manifest_annotations, parse_manifest, BadManifest, Manifest};
+use super::media::{
+    config_platform, first_platform_digest, manifest_annotations, parse_manifest, BadManifest,
+    Manifest,
+};
 use super::{ImageDocument, RegistryError, TagSource};
 use crate::manifest::files::{read_regular_file, ReadError};
 
@@ -237,7 +240,22 @@ impl LayoutSource {
         let manifest = self.blob(&dir, &digest, MAX_MANIFEST_BLOB, "an OCI manifest or index")?;
         let mut doc = ImageDocument {
             annotations: manifest_annotations(&manifest),
-            config: None,
+            ..ImageDocument::default()
+        };
+        // A multi-platform tag: its first platform's image describes it.
+        let (digest, manifest) = match parse_manifest(&manifest, None)? {
+            Manifest::Index(_) => {
+                doc.index = true;
+                let Some(first) = first_platform_digest(&manifest) else {
+                    return Ok(doc);
+                };
+                let image = self.blob(&dir, &first, MAX_MANIFEST_BLOB, "an OCI manifest")?;
+                for (k, v) in manifest_annotations(&image) {
+                    doc.annotations.entry(k).or_insert(v);
+                }
+                (first, image)
+            }
+            _ => (digest, manifest),
         };
         let Manifest::Image { config_digest } = parse_manifest(&manifest, None)? else {
             return Ok(doc);
@@ -514,6 +532,16 @@ mod tests {
         );
         let e = s.digest("acme/web", "9.9.9").await.unwrap_err();
         assert!(e.message.contains("no tag 9.9.9"), "{e}");
+        // The image's config; the index's is its first platform's, marked as an index.
+        let one = s.image_config("acme/web", "1.0.0").await.unwrap();
+        assert!(!one.index);
+        assert_eq!(
+            one.config.as_deref(),
+            Some(&br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#[..])
+        );
+        let multi = s.image_config("acme/web", "2.0.0").await.unwrap();
+        assert!(multi.index);
+        assert_eq!(multi.config, one.config);
     }
 
     #[test]

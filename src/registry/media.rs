@@ -59,6 +59,8 @@ struct Raw {
 struct Entry {
     #[serde(default)]
     platform: Option<Platform>,
+    #[serde(default)]
+    digest: String,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +161,25 @@ pub fn manifest_annotations(body: &[u8]) -> std::collections::BTreeMap<String, S
         .collect()
 }
 
+/// The digest of an index's first entry for a real platform (attestations and entries without
+/// a platform left out), when it is a well-formed `sha256:`/`sha512:` digest: the image whose
+/// labels a multi-platform tag is described by.
+pub fn first_platform_digest(body: &[u8]) -> Option<String> {
+    let raw: Raw = serde_json::from_slice(body).ok()?;
+    let well_formed = |d: &str| match d.split_once(':') {
+        Some(("sha256", hex)) => hex.len() == 64,
+        Some(("sha512", hex)) => hex.len() == 128,
+        _ => false,
+    } && d
+        .split_once(':')
+        .is_some_and(|(_, hex)| hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+    raw.manifests?
+        .into_iter()
+        .find(|e| e.platform.as_ref().and_then(Platform::name).is_some())
+        .map(|e| e.digest)
+        .filter(|d| well_formed(d))
+}
+
 /// The `os/arch[/variant]` of an image config, if it names one.
 pub fn config_platform(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Platform>(body).ok()?.name()
@@ -220,6 +241,22 @@ mod tests {
             IMAGE_MANIFEST_MEDIA_TYPE,
         ];
         assert_eq!(ACCEPT_MANIFESTS, types.join(", "));
+    }
+
+    #[test]
+    fn first_platform_of_an_index() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let body = format!(
+            r#"{{"manifests":[{{"digest":"{}","platform":{{"os":"unknown","architecture":"unknown"}}}},{{"digest":"{}"}},{{"digest":"{}","platform":{{"os":"linux","architecture":"arm64"}}}},{{"digest":"{}","platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            d('a'),
+            d('b'),
+            d('c'),
+            d('d')
+        );
+        assert_eq!(first_platform_digest(body.as_bytes()), Some(d('c')));
+        let bad = br#"{"manifests":[{"digest":"sha256:../../x","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert_eq!(first_platform_digest(bad), None);
+        assert_eq!(first_platform_digest(br#"{"config":{}}"#), None);
     }
 
     #[test]

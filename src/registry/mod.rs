@@ -109,7 +109,8 @@ pub trait TagSource: Send + Sync {
     /// The manifest `tag` points to, as [`created`] reads it: its annotations and, when it is
     /// one image, its config blob (argocd-image-updater's newest-build reads `created`; the
     /// app-change links read the `org.opencontainers.image.*` labels). One manifest and one
-    /// config request.
+    /// config request; for an index, also its first platform's manifest (whose annotations
+    /// fill in what the index's do not say) and that image's config.
     fn image_config<'a>(
         &'a self,
         repository: &'a str,
@@ -122,8 +123,12 @@ pub trait TagSource: Send + Sync {
 pub struct ImageDocument {
     /// The manifest's (or the index's) `annotations` with string values.
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// The image config blob; `None` when the tag is not one image (an index, an artifact).
+    /// The image config blob: of the image the tag names, or of an index's first platform;
+    /// `None` for an artifact.
     pub config: Option<Vec<u8>>,
+    /// Whether the tag names an index (a multi-platform image): then `config` is one
+    /// platform's, not the tag's own.
+    pub index: bool,
 }
 
 /// Timing and retry limits of a run's registry requests, and the environment credentials

@@ -25,8 +25,8 @@ use tokio::sync::OnceCell;
 
 use super::auth::{lookup, Env};
 use super::media::{
-    config_platform, manifest_annotations, parse_manifest, sha256_digest, BadManifest, Manifest,
-    ACCEPT_MANIFESTS,
+    config_platform, first_platform_digest, manifest_annotations, parse_manifest, sha256_digest,
+    BadManifest, Manifest, ACCEPT_MANIFESTS,
 };
 use super::token::{Authorizer, TokenError};
 use super::transport::{Options, Request, Response, Settings, Transport, TransportError};
@@ -467,12 +467,32 @@ impl OciSource {
         }
         let mut doc = ImageDocument {
             annotations: manifest_annotations(&resp.body),
-            config: None,
+            ..ImageDocument::default()
         };
-        let Manifest::Image { config_digest } =
-            parse_manifest(&resp.body, resp.header("content-type"))?
-        else {
-            return Ok(doc);
+        let config_digest = match parse_manifest(&resp.body, resp.header("content-type"))? {
+            Manifest::Image { config_digest } => config_digest,
+            Manifest::Other => return Ok(doc),
+            Manifest::Index(_) => {
+                // A multi-platform tag: its first platform's image describes it.
+                doc.index = true;
+                let Some(digest) = first_platform_digest(&resp.body) else {
+                    return Ok(doc);
+                };
+                let target = format!("/v2/{repository}/manifests/{digest}");
+                let resp = self
+                    .send(repository, Method::GET, &target, ACCEPT_MANIFESTS, true)
+                    .await?;
+                if !resp.status.is_success() {
+                    return Err(self.refusal(&resp).await);
+                }
+                for (k, v) in manifest_annotations(&resp.body) {
+                    doc.annotations.entry(k).or_insert(v);
+                }
+                match parse_manifest(&resp.body, resp.header("content-type"))? {
+                    Manifest::Image { config_digest } => config_digest,
+                    _ => return Ok(doc),
+                }
+            }
         };
         let target = format!("/v2/{repository}/blobs/{config_digest}");
         let resp = self

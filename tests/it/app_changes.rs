@@ -313,3 +313,49 @@ async fn hostile_labels_make_no_link() {
         assert!(!pr.body.contains("pwned"), "{}", pr.body);
     }
 }
+
+/// A multi-platform tag (an index with no annotations of its own) is described by its first
+/// platform's image: its config labels give the link, read with the index, that manifest and
+/// that config — once each.
+#[test]
+fn a_multi_platform_tag_is_described_by_its_first_platform() {
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let registry = Registry::start();
+    seed_labelled(&registry);
+    // web 1.2.0 becomes an index of the linux/amd64 image pushed as `build-amd64`.
+    registry.push_labelled(
+        "acme/web",
+        "build-amd64",
+        &[(SOURCE, "https://github.com/acme/web"), (REVISION, WEB_NEW)],
+        &[],
+    );
+    let image = registry.request(
+        "GET",
+        "/v2/acme/web/manifests/build-amd64",
+        &[("Accept", MANIFEST)],
+        &[],
+    );
+    assert_eq!(image.status, 200, "{}", image.text());
+    let digest = common::sha256_digest(&image.body);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{INDEX}","manifests":[{{"mediaType":"{MANIFEST}","digest":"{digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        image.body.len()
+    );
+    registry.put_manifest("acme/web", "1.2.0", INDEX, &index);
+    let proxy = FaultProxy::start(&registry.addr);
+    let tmp = tempfile::tempdir().unwrap();
+    let (bare, work) = commit_repo(tmp.path(), &proxy.addr);
+    let report = ok_report(&run_in(&work, &[]), &[]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    let msg = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        msg.contains(&format!(
+            "- web 1.0.0 -> 1.2.0\n  source: https://github.com/acme/web\n  compare: {}\n",
+            github_compare()
+        )),
+        "{msg}"
+    );
+    assert_eq!(manifest_reads(&proxy, "acme/web", "1.2.0"), 1);
+    assert_eq!(manifest_reads(&proxy, "acme/web", &digest), 1);
+}
