@@ -361,6 +361,51 @@ mod tests {
     }
 
     #[test]
+    fn a_helm_release_finds_its_helm_repository_by_name_and_namespace() {
+        let repo = |name: &str, ns: Option<&str>, url: &str| HelmRepositoryObject {
+            name: name.into(),
+            namespace: ns.map(Into::into),
+            url: url.into(),
+        };
+        let repos = [
+            repo("charts", Some("a"), "oci://r.test/a"),
+            repo("charts", Some("b"), "https://c.test/b"),
+            repo("solo", None, "oci://r.test/solo"),
+        ];
+        let site = |name: &str, ns: Option<&str>| ChartSite {
+            format: crate::manifest::Format::HelmRelease,
+            version: crate::manifest::Found {
+                line: 1,
+                span: 0..1,
+                value: "1.0.0".into(),
+                path: String::new(),
+            },
+            source: ChartSource::HelmRepository {
+                name: name.into(),
+                namespace: ns.map(Into::into),
+                chart: "web".into(),
+            },
+        };
+        let name = |s: ChartSite| site_image(&s, &repos).map(|i| i.canonical_name());
+        assert_eq!(
+            name(site("charts", Some("b"))).as_deref(),
+            Some("https://c.test/b/web")
+        );
+        assert_eq!(
+            name(site("charts", Some("a"))).as_deref(),
+            Some("r.test/a/web")
+        );
+        // No namespace on the release: two HelmRepositories of that name, so neither.
+        assert_eq!(name(site("charts", None)), None);
+        // A namespace on one side only, one HelmRepository of that name: that one.
+        assert_eq!(
+            name(site("solo", Some("x"))).as_deref(),
+            Some("r.test/solo/web")
+        );
+        assert_eq!(name(site("missing", Some("a"))), None);
+    }
+
+    #[test]
     fn repositories_this_tool_cannot_follow_say_why() {
         let err = |r: &str, c: &str| chart_image(r, c, false).unwrap_err().to_string();
         assert!(err("s3://bucket/charts", "x").contains("expected oci://"));

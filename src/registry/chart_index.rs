@@ -55,10 +55,21 @@ pub fn parse_index(url: &str, body: &[u8]) -> Result<HashMap<String, Vec<String>
         url: url.to_string(),
         message: e.to_string(),
     })?;
-    let index: Index = serde_saphyr::from_str(text).map_err(|e| IndexError::Parse {
-        url: url.to_string(),
-        message: e.to_string(),
-    })?;
+    // The body is already bounded (`limits.response_bytes`); the parser's node and event
+    // budgets (250,000 nodes by default, which a 20 MB index such as Bitnami's exceeds) are
+    // scaled to it: a node or an event takes at least a byte of YAML. Alias expansion keeps
+    // the library's limits.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len());
+    budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(text.len());
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let index: Index =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| IndexError::Parse {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
     Ok(index
         .entries
         .into_iter()
@@ -217,6 +228,21 @@ mod tests {
                 .starts_with("https://c.test/index.yaml: not a Helm"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_large_index_is_read_whole() {
+        // 3,000 versions of 100 fields each: 600,000 nodes, past the parser's default budget.
+        let mut body = String::from("apiVersion: v1\nentries:\n  big:\n");
+        for v in 0..3_000 {
+            body.push_str(&format!("    - version: 1.{v}.0\n      keywords:\n"));
+            for k in 0..100 {
+                body.push_str(&format!("        - k{k}\n"));
+            }
+        }
+        let got = parse_index("u", body.as_bytes()).unwrap();
+        assert_eq!(got["big"].len(), 3_000);
+        assert_eq!(got["big"][2_999], "1.2999.0");
     }
 
     #[test]
