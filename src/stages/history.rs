@@ -5,7 +5,8 @@
 //! that commit is the soak evidence.
 //!
 //! The tip's tree is read whole, once; each older commit only where it differs from its child
-//! (a tree diff, which skips unchanged subtrees), keeping a count of the references per
+//! (a tree diff of our own, which skips subtrees with the same id and directories no stage can
+//! own; libgit2's diff walked every entry), keeping a count of the references per
 //! version, and a blob seen before is not scanned again: a thousand commits touching one file
 //! cost a thousand small diffs and one scan per version of that file.
 //!
@@ -131,27 +132,89 @@ impl<'a> Scanner<'a> {
             .any(|p| dir.starts_with(p.as_str()) || p.starts_with(dir))
     }
 
-    /// Count every reference of the stages' files in `tree` (at `dir`).
+    /// Count (or take away) every reference of the stages' files in `tree` (at `dir`).
     fn count_tree(
         &mut self,
         tree: &Tree<'_>,
         dir: &str,
         counts: &mut Counts,
+        add: bool,
     ) -> Result<(), git2::Error> {
         for entry in tree.iter() {
             let Ok(name) = entry.name() else { continue };
-            match entry.kind() {
-                Some(ObjectType::Tree) => {
-                    let sub = format!("{dir}{name}/");
+            self.count_entry(
+                entry.id(),
+                entry.kind(),
+                &format!("{dir}{name}"),
+                counts,
+                add,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Count (or take away) one tree entry at `rel`: a blob's references, a subtree's files.
+    fn count_entry(
+        &mut self,
+        id: Oid,
+        kind: Option<ObjectType>,
+        rel: &str,
+        counts: &mut Counts,
+        add: bool,
+    ) -> Result<(), git2::Error> {
+        match kind {
+            Some(ObjectType::Tree) => {
+                let sub = format!("{rel}/");
+                if self.descend(&sub) {
+                    let t = self.repo.find_tree(id)?;
+                    self.count_tree(&t, &sub, counts, add)?;
+                }
+            }
+            Some(ObjectType::Blob) => self.count(counts, id, rel, add)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Turn the counts of `child` into those of `parent` (both at `dir`): subtrees with the
+    /// same id are skipped, and only the stages' directories are entered.
+    fn diff(
+        &mut self,
+        parent: &Tree<'_>,
+        child: &Tree<'_>,
+        dir: &str,
+        counts: &mut Counts,
+    ) -> Result<(), git2::Error> {
+        type Entries = BTreeMap<String, (Oid, Option<ObjectType>)>;
+        let entries = |t: &Tree<'_>| -> Entries {
+            t.iter()
+                .filter_map(|e| Some((e.name().ok()?.to_string(), (e.id(), e.kind()))))
+                .collect()
+        };
+        let (old, new) = (entries(parent), entries(child));
+        let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for name in names {
+            let (o, n) = (old.get(name), new.get(name));
+            if o.map(|e| e.0) == n.map(|e| e.0) {
+                continue;
+            }
+            let rel = format!("{dir}{name}");
+            match (o, n) {
+                (Some((oi, Some(ObjectType::Tree))), Some((ni, Some(ObjectType::Tree)))) => {
+                    let sub = format!("{rel}/");
                     if self.descend(&sub) {
-                        let t = self.repo.find_tree(entry.id())?;
-                        self.count_tree(&t, &sub, counts)?;
+                        let (pt, ct) = (self.repo.find_tree(*oi)?, self.repo.find_tree(*ni)?);
+                        self.diff(&pt, &ct, &sub, counts)?;
                     }
                 }
-                Some(ObjectType::Blob) => {
-                    self.count(counts, entry.id(), &format!("{dir}{name}"), true)?;
+                _ => {
+                    if let Some((id, kind)) = n {
+                        self.count_entry(*id, *kind, &rel, counts, false)?;
+                    }
+                    if let Some((id, kind)) = o {
+                        self.count_entry(*id, *kind, &rel, counts, true)?;
+                    }
                 }
-                _ => {}
             }
         }
         Ok(())
@@ -275,7 +338,7 @@ pub fn walk(
 ) -> Result<StageHistory, git2::Error> {
     let mut commit = repo.find_commit(head)?;
     let mut counts = Counts::new();
-    scanner.count_tree(&commit.tree()?, "", &mut counts)?;
+    scanner.count_tree(&commit.tree()?, "", &mut counts, true)?;
     let tip = scanner.holdings_of(&counts);
     // (stage, image) -> (version, oldest commit holding it, its committer time)
     let mut open: BTreeMap<(usize, String), (String, Oid, i64)> = BTreeMap::new();
@@ -346,20 +409,7 @@ pub fn walk(
             }
         };
         // From the child's counts to the parent's: only the files that differ.
-        let diff = repo.diff_tree_to_tree(Some(&parent.tree()?), Some(&commit.tree()?), None)?;
-        for delta in diff.deltas() {
-            for (file, add) in [(delta.new_file(), false), (delta.old_file(), true)] {
-                let blob = matches!(
-                    file.mode(),
-                    git2::FileMode::Blob | git2::FileMode::BlobExecutable
-                );
-                if let (false, true, Some(path)) = (file.id().is_zero(), blob, file.path()) {
-                    if let Some(rel) = path.to_str() {
-                        scanner.count(&mut counts, file.id(), rel, add)?;
-                    }
-                }
-            }
-        }
+        scanner.diff(&parent.tree()?, &commit.tree()?, "", &mut counts)?;
         history.commits += 1;
         for (key, interned, version) in &keys {
             let Some(v) = open.get_mut(key) else { continue };
