@@ -365,8 +365,18 @@ pub(crate) fn discover_pass(ctx: &Ctx<'_>) -> Result<Pass, Error> {
             .unwrap_or(manifest::files::DEFAULT_MAX_FILE_SIZE),
     };
     let started = std::time::Instant::now();
-    let files = manifest::files::discover_files(root, &opts)
+    let mut files = manifest::files::discover_files(root, &opts)
         .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
+    // A promotion stage (issue 22) parses only its own files; the others are still read for
+    // the repo's Flux objects, as files outside `paths` are.
+    if let Some(only) = &ctx.only {
+        let (inside, outside) = std::mem::take(&mut files.files)
+            .into_iter()
+            .partition(|f| only.is_match(f));
+        files.files = inside;
+        files.outside_paths.extend(outside);
+        files.outside_paths.sort();
+    }
     let mut found = discover::discover_with_prefixes(
         root,
         &files,

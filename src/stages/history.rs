@@ -4,9 +4,11 @@
 //! since the oldest commit of the unbroken run that ends at the tip, and the committer time of
 //! that commit is the soak evidence.
 //!
-//! Each commit's tree is read only where it differs from the commits already read: a subtree
-//! or a blob seen before is not read again, so a thousand commits touching one file cost a
-//! thousand small lookups and one scan per version of that file.
+//! The tip's tree is read whole, once; each older commit only where it differs from its child
+//! (a tree diff of our own, which skips subtrees with the same id and directories no stage can
+//! own; libgit2's diff walked every entry), keeping a count of the references per
+//! version, and a blob seen before is not scanned again: a thousand commits touching one file
+//! cost a thousand small diffs and one scan per version of that file.
 //!
 //! Shallow clones ([`shallow_boundary`], [`deepen`]): the history ends at the clone's depth.
 //! It is deepened with `git fetch --shallow-since`, bounded by the longest soak; where it still
@@ -29,10 +31,13 @@ pub const MAX_COMMITS: usize = 20_000;
 /// Per stage: each image (canonical repository) and the versions its references hold.
 pub type Holdings = Vec<BTreeMap<String, BTreeSet<String>>>;
 
-/// A file's references: (canonical image, version), in source order.
-type FileRefs = Rc<Vec<(String, String)>>;
-/// A subtree's references: (stage, canonical image, version).
-type TreeRefs = Rc<Vec<(usize, String, String)>>;
+/// A file's references: (image, version), interned ([`Scanner::name`]), in source order.
+type FileRefs = Rc<Vec<(u32, u32)>>;
+/// A stage and an image (canonical).
+type Key = (usize, String);
+/// How many references of each stage's files hold each version of each image:
+/// (stage, image) -> version -> references; a version with none is not in the map.
+type Counts = HashMap<(usize, u32), HashMap<u32, u32>>;
 
 /// Which files count, beyond each stage's own globs.
 pub struct FileRules {
@@ -58,7 +63,9 @@ impl FileRules {
     }
 }
 
-/// Reads the references of the stages' files at commits, caching by object id.
+/// Reads the references of the stages' files at commits: the tip's whole tree once, then for
+/// each older commit only the files that differ (a tree diff skips unchanged subtrees), each
+/// blob scanned once.
 pub struct Scanner<'a> {
     repo: &'a Repository,
     stages: &'a [Stage],
@@ -68,8 +75,10 @@ pub struct Scanner<'a> {
     fallback: &'a HashMap<String, ImageRef>,
     /// The directories any stage glob can match below (the globs' literal directory parts).
     prefixes: Vec<String>,
+    /// Image names and versions, interned.
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
     blobs: HashMap<(Oid, String), FileRefs>,
-    trees: HashMap<(Oid, String), TreeRefs>,
 }
 
 impl<'a> Scanner<'a> {
@@ -95,22 +104,25 @@ impl<'a> Scanner<'a> {
             opts,
             fallback,
             prefixes,
+            names: Vec::new(),
+            ids: HashMap::new(),
             blobs: HashMap::new(),
-            trees: HashMap::new(),
         }
     }
 
-    /// What each stage's files hold at `commit`.
-    pub fn holdings(&mut self, commit: &git2::Commit<'_>) -> Result<Holdings, git2::Error> {
-        let tree = commit.tree()?;
-        let mut out: Holdings = vec![BTreeMap::new(); self.stages.len()];
-        for (stage, image, version) in self.tree(&tree, "")?.iter() {
-            out[*stage]
-                .entry(image.clone())
-                .or_default()
-                .insert(version.clone());
+    /// The name or version interned as `id`.
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
         }
-        Ok(out)
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
     }
 
     /// Whether a directory can hold files of a stage.
@@ -120,52 +132,133 @@ impl<'a> Scanner<'a> {
             .any(|p| dir.starts_with(p.as_str()) || p.starts_with(dir))
     }
 
-    fn tree(&mut self, tree: &Tree<'_>, dir: &str) -> Result<TreeRefs, git2::Error> {
-        let key = (tree.id(), dir.to_string());
-        if let Some(found) = self.trees.get(&key) {
-            return Ok(found.clone());
-        }
-        let mut out = Vec::new();
+    /// Count (or take away) every reference of the stages' files in `tree` (at `dir`).
+    fn count_tree(
+        &mut self,
+        tree: &Tree<'_>,
+        dir: &str,
+        counts: &mut Counts,
+        add: bool,
+    ) -> Result<(), git2::Error> {
         for entry in tree.iter() {
             let Ok(name) = entry.name() else { continue };
-            match entry.kind() {
-                Some(ObjectType::Tree) => {
-                    let sub = format!("{dir}{name}/");
-                    if !self.descend(&sub) {
-                        continue;
-                    }
-                    let t = self.repo.find_tree(entry.id())?;
-                    out.extend(self.tree(&t, &sub)?.iter().cloned());
-                }
-                Some(ObjectType::Blob) => {
-                    let rel = format!("{dir}{name}");
-                    let owners: Vec<usize> = (0..self.stages.len())
-                        .filter(|i| self.stages[*i].globs.is_match(&rel))
-                        .collect();
-                    if owners.is_empty() || !self.rules.admits(&rel) {
-                        continue;
-                    }
-                    let refs = self.blob(entry.id(), &rel)?;
-                    for stage in owners {
-                        out.extend(refs.iter().map(|(i, v)| (stage, i.clone(), v.clone())));
-                    }
-                }
-                _ => {}
-            }
+            self.count_entry(
+                entry.id(),
+                entry.kind(),
+                &format!("{dir}{name}"),
+                counts,
+                add,
+            )?;
         }
-        let out = Rc::new(out);
-        self.trees.insert(key, out.clone());
-        Ok(out)
+        Ok(())
     }
 
-    /// The references of one file: (canonical image, version) in source order.
+    /// Count (or take away) one tree entry at `rel`: a blob's references, a subtree's files.
+    fn count_entry(
+        &mut self,
+        id: Oid,
+        kind: Option<ObjectType>,
+        rel: &str,
+        counts: &mut Counts,
+        add: bool,
+    ) -> Result<(), git2::Error> {
+        match kind {
+            Some(ObjectType::Tree) => {
+                let sub = format!("{rel}/");
+                if self.descend(&sub) {
+                    let t = self.repo.find_tree(id)?;
+                    self.count_tree(&t, &sub, counts, add)?;
+                }
+            }
+            Some(ObjectType::Blob) => self.count(counts, id, rel, add)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Turn the counts of `child` into those of `parent` (both at `dir`): subtrees with the
+    /// same id are skipped, and only the stages' directories are entered.
+    fn diff(
+        &mut self,
+        parent: &Tree<'_>,
+        child: &Tree<'_>,
+        dir: &str,
+        counts: &mut Counts,
+    ) -> Result<(), git2::Error> {
+        type Entries = BTreeMap<String, (Oid, Option<ObjectType>)>;
+        let entries = |t: &Tree<'_>| -> Entries {
+            t.iter()
+                .filter_map(|e| Some((e.name().ok()?.to_string(), (e.id(), e.kind()))))
+                .collect()
+        };
+        let (old, new) = (entries(parent), entries(child));
+        let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for name in names {
+            let (o, n) = (old.get(name), new.get(name));
+            if o.map(|e| e.0) == n.map(|e| e.0) {
+                continue;
+            }
+            let rel = format!("{dir}{name}");
+            match (o, n) {
+                (Some((oi, Some(ObjectType::Tree))), Some((ni, Some(ObjectType::Tree)))) => {
+                    let sub = format!("{rel}/");
+                    if self.descend(&sub) {
+                        let (pt, ct) = (self.repo.find_tree(*oi)?, self.repo.find_tree(*ni)?);
+                        self.diff(&pt, &ct, &sub, counts)?;
+                    }
+                }
+                _ => {
+                    if let Some((id, kind)) = n {
+                        self.count_entry(*id, *kind, &rel, counts, false)?;
+                    }
+                    if let Some((id, kind)) = o {
+                        self.count_entry(*id, *kind, &rel, counts, true)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Add (or take away) the references of blob `id` at `rel` to the stages owning `rel`.
+    fn count(
+        &mut self,
+        counts: &mut Counts,
+        id: Oid,
+        rel: &str,
+        add: bool,
+    ) -> Result<(), git2::Error> {
+        let owners: Vec<usize> = (0..self.stages.len())
+            .filter(|i| self.stages[*i].globs.is_match(rel))
+            .collect();
+        if owners.is_empty() || !self.rules.admits(rel) {
+            return Ok(());
+        }
+        let refs = self.blob(id, rel)?;
+        for stage in owners {
+            for (image, version) in refs.iter() {
+                let versions = counts.entry((stage, *image)).or_default();
+                if add {
+                    *versions.entry(*version).or_default() += 1;
+                } else if let Some(n) = versions.get_mut(version) {
+                    *n -= 1;
+                    if *n == 0 {
+                        versions.remove(version);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The references of one file, in source order.
     fn blob(&mut self, id: Oid, rel: &str) -> Result<FileRefs, git2::Error> {
         let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
         if let Some(found) = self.blobs.get(&(id, name.clone())) {
             return Ok(found.clone());
         }
         let blob = self.repo.find_blob(id)?;
-        let mut refs = Vec::new();
+        let mut found = Vec::new();
         if (blob.size() as u64) <= self.rules.max_size {
             if let Ok(text) = std::str::from_utf8(blob.content()) {
                 if let Ok(scan) = manifest::sites::scan_file(Path::new(rel), text, self.opts) {
@@ -178,15 +271,34 @@ impl<'a> Scanner<'a> {
                             continue;
                         };
                         if let Some(version) = image.tag.clone().or(image.digest.clone()) {
-                            refs.push((image.canonical_name(), version));
+                            found.push((image.canonical_name(), version));
                         }
                     }
                 }
             }
         }
+        let refs: Vec<(u32, u32)> = found
+            .iter()
+            .map(|(i, v)| (self.intern(i), self.intern(v)))
+            .collect();
         let refs = Rc::new(refs);
         self.blobs.insert((id, name), refs.clone());
         Ok(refs)
+    }
+
+    /// What each stage's files hold, from the counts: image -> versions.
+    fn holdings_of(&self, counts: &Counts) -> Holdings {
+        let mut out: Holdings = vec![BTreeMap::new(); self.stages.len()];
+        for ((stage, image), versions) in counts {
+            if versions.is_empty() {
+                continue;
+            }
+            out[*stage].insert(
+                self.name(*image).to_string(),
+                versions.keys().map(|v| self.name(*v).to_string()).collect(),
+            );
+        }
+        out
     }
 }
 
@@ -225,8 +337,10 @@ pub fn walk(
     boundary: &HashSet<Oid>,
 ) -> Result<StageHistory, git2::Error> {
     let mut commit = repo.find_commit(head)?;
-    let tip = scanner.holdings(&commit)?;
-    // (stage, image) -> (version, oldest commit holding it)
+    let mut counts = Counts::new();
+    scanner.count_tree(&commit.tree()?, "", &mut counts, true)?;
+    let tip = scanner.holdings_of(&counts);
+    // (stage, image) -> (version, oldest commit holding it, its committer time)
     let mut open: BTreeMap<(usize, String), (String, Oid, i64)> = BTreeMap::new();
     let mut history = StageHistory {
         stages: vec![BTreeMap::new(); tip.len()],
@@ -247,6 +361,17 @@ pub fn walk(
             }
         }
     }
+    // The same keys, interned, to read `counts` as the walk goes back.
+    let keys: Vec<(Key, (usize, u32), u32)> = open
+        .iter()
+        .filter_map(|(k, (v, _, _))| {
+            Some((
+                k.clone(),
+                (k.0, *scanner.ids.get(&k.1)?),
+                *scanner.ids.get(v)?,
+            ))
+        })
+        .collect();
     let close = |history: &mut StageHistory,
                  key: &(usize, String),
                  v: &(String, Oid, i64),
@@ -283,20 +408,19 @@ pub fn walk(
                 break;
             }
         };
-        let held = scanner.holdings(&parent)?;
+        // From the child's counts to the parent's: only the files that differ.
+        scanner.diff(&parent.tree()?, &commit.tree()?, "", &mut counts)?;
         history.commits += 1;
-        let keys: Vec<(usize, String)> = open.keys().cloned().collect();
-        for key in keys {
-            let same = held[key.0]
-                .get(&key.1)
-                .is_some_and(|vs| vs.len() == 1 && vs.contains(&open[&key].0));
+        for (key, interned, version) in &keys {
+            let Some(v) = open.get_mut(key) else { continue };
+            let same = counts
+                .get(interned)
+                .is_some_and(|vs| vs.len() == 1 && vs.contains_key(version));
             if same {
-                if let Some(v) = open.get_mut(&key) {
-                    v.1 = parent.id();
-                    v.2 = time(&parent);
-                }
-            } else if let Some(v) = open.remove(&key) {
-                close(&mut history, &key, &v, true);
+                v.1 = parent.id();
+                v.2 = time(&parent);
+            } else if let Some(v) = open.remove(key) {
+                close(&mut history, key, &v, true);
             }
         }
         commit = parent;

@@ -100,7 +100,13 @@ pub(crate) async fn execute(mut ctx: Ctx<'_>) -> Result<Outcome, Error> {
     let committed_only = work_tree.as_ref().map(|(wt, _)| wt).or(plan_tree.as_ref());
     let now = now_secs(&req.env);
 
-    // The repo's policies: their names, and the images markers holding only a tag name.
+    // The repo's policies: their names, and the images markers holding only a tag name; the
+    // stages' files only are parsed.
+    let every_path: Vec<String> = stages.iter().flat_map(|s| s.paths.clone()).collect();
+    ctx.only = Some(
+        crate::config::glob_set(&every_path)
+            .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?,
+    );
     let everything = pipeline::discover_pass(&ctx)?;
     let governors = &everything.found.governors;
     let known: Vec<&str> = governors.iter().map(|g| g.name.as_str()).collect();
