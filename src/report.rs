@@ -37,6 +37,9 @@ pub struct StageReport {
     pub name: String,
     /// The upstream stage, `None` for a first stage (its candidates come from the policies).
     pub from: Option<String>,
+    /// The stage's `soak`, as the config writes it (`24h`); `None` without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
     pub images: Vec<StageImage>,
     pub pending: Vec<StagePending>,
 }

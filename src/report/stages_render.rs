@@ -207,18 +207,28 @@ fn mermaid(stages: &[StageReport]) -> String {
                 .collect::<Vec<_>>()
                 .join("<br/>")
         };
+        // The soak the edge waits, first on each of its labels.
+        let soak = s
+            .soak
+            .as_ref()
+            .map(|d| format!("soak {}<br/>", label_text(d)))
+            .unwrap_or_default();
         for word in ["promoted", "ready"] {
             let ps: Vec<&StagePending> = s.pending.iter().filter(|p| p.reason == word).collect();
             if !ps.is_empty() {
-                let _ = writeln!(out, "  {from} ==>|\"{word} {}\"| s{n}", list(&ps, false));
+                let ps = list(&ps, false);
+                let _ = writeln!(out, "  {from} ==>|\"{soak}{word} {ps}\"| s{n}");
             }
         }
         let held: Vec<&StagePending> = s.pending.iter().filter(|p| !moving(p)).collect();
         if !held.is_empty() {
-            let _ = writeln!(out, "  {from} -.->|\"pending {}\"| s{n}", list(&held, true));
+            let held = list(&held, true);
+            let _ = writeln!(out, "  {from} -.->|\"{soak}pending {held}\"| s{n}");
             let _ = writeln!(out, "  class s{n} pending");
         } else if !s.pending.is_empty() {
             let _ = writeln!(out, "  class s{n} moving");
+        } else if let Some(d) = &s.soak {
+            let _ = writeln!(out, "  {from} -->|\"soak {}\"| s{n}", label_text(d));
         } else {
             let _ = writeln!(out, "  {from} --> s{n}");
         }
@@ -329,6 +339,7 @@ mod tests {
             StageReport {
                 name: "dev".into(),
                 from: None,
+                soak: None,
                 images: vec![
                     image(
                         "web",
@@ -348,6 +359,7 @@ mod tests {
             StageReport {
                 name: "staging".into(),
                 from: Some("dev".into()),
+                soak: Some("1d".into()),
                 images: vec![
                     image(
                         "web",
@@ -365,6 +377,7 @@ mod tests {
             StageReport {
                 name: "prod".into(),
                 from: Some("staging".into()),
+                soak: Some("2d".into()),
                 images: vec![
                     image("web", "1.2.0", Some("2026-11-20T12:00:00+02:00"), None),
                     image("api", "2.0.0", None, None),
@@ -413,10 +426,10 @@ prod     web    1.3.0    together: api not ready
             \x20 s1[\"<b>staging</b><br/>web 1.3.0<br/>api 2.0.0\"]\n\
             \x20 s2[\"<b>prod</b><br/>web 1.2.0<br/>api 2.0.0\"]\n\
             \x20 new --> s0\n\
-            \x20 s0 ==>|\"promoted api 2.1.0\"| s1\n\
-            \x20 s0 -.->|\"pending web 1.4.0 #40;soaking until 2026-12-07T18#58;00#58;00Z#41;\"| s1\n\
+            \x20 s0 ==>|\"soak 1d<br/>promoted api 2.1.0\"| s1\n\
+            \x20 s0 -.->|\"soak 1d<br/>pending web 1.4.0 #40;soaking until 2026-12-07T18#58;00#58;00Z#41;\"| s1\n\
             \x20 class s1 pending\n\
-            \x20 s1 -.->|\"pending web 1.3.0 #40;together#58; api not ready#41;\"| s2\n\
+            \x20 s1 -.->|\"soak 2d<br/>pending web 1.3.0 #40;together#58; api not ready#41;\"| s2\n\
             \x20 class s2 pending\n\
             ```\n";
         assert!(m.contains(flow), "{m}");
@@ -455,7 +468,7 @@ prod     web    1.3.0    together: api not ready
         stages.iter_mut().for_each(|s| s.pending.clear());
         let m = stages_markdown_at(&stages, NOW);
         assert!(m.ends_with("```\n\nNo promotion pending.\n"), "{m}");
-        assert!(m.contains("  s1 --> s2\n"), "{m}");
+        assert!(m.contains("  s1 -->|\"soak 2d\"| s2\n"), "{m}");
     }
 
     #[test]
@@ -465,11 +478,13 @@ prod     web    1.3.0    together: api not ready
         stages[2].pending = vec![pend("web", "1.3.0", "promoted")];
         let m = stages_markdown_at(&stages, NOW);
         assert!(
-            m.contains("  s0 ==>|\"ready api 2.1.0<br/>web 1.4.0\"| s1\n  class s1 moving\n"),
+            m.contains(
+                "  s0 ==>|\"soak 1d<br/>ready api 2.1.0<br/>web 1.4.0\"| s1\n  class s1 moving\n"
+            ),
             "{m}"
         );
         assert!(
-            m.contains("  s1 ==>|\"promoted web 1.3.0\"| s2\n  class s2 moving\n"),
+            m.contains("  s1 ==>|\"soak 2d<br/>promoted web 1.3.0\"| s2\n  class s2 moving\n"),
             "{m}"
         );
         assert!(!m.contains("-.->"), "{m}");
@@ -508,6 +523,7 @@ prod     web    1.3.0    together: api not ready
             .map(|(n, evil)| StageReport {
                 name: evil.to_string(),
                 from: (n > 0).then(|| HOSTILE[n - 1].to_string()),
+                soak: Some(HOSTILE[n].to_string()),
                 images: vec![image(evil, evil, Some(evil), Some(evil))],
                 pending: vec![pend(evil, evil, evil), pend(evil, evil, "promoted")],
             })

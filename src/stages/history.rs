@@ -327,6 +327,10 @@ pub struct StageHistory {
     pub ended: Option<(Oid, i64)>,
     /// Commits read.
     pub commits: usize,
+    /// The committer time of the head the walk began at: what a promotion pull request's body
+    /// counts "held for" up to, so that the body stays the same from run to run until the
+    /// base branch moves.
+    pub head_time: i64,
 }
 
 /// Walk the first-parent history back from `head` until every held version's run has begun.
@@ -342,7 +346,9 @@ pub fn walk(
     let tip = scanner.holdings_of(&counts);
     // (stage, image) -> (version, oldest commit holding it, its committer time)
     let mut open: BTreeMap<(usize, String), (String, Oid, i64)> = BTreeMap::new();
+    let head_time = commit.time().seconds();
     let mut history = StageHistory {
+        head_time,
         stages: vec![BTreeMap::new(); tip.len()],
         ended: None,
         commits: 1,

@@ -140,6 +140,7 @@ pub(crate) async fn execute(mut ctx: Ctx<'_>) -> Result<Outcome, Error> {
         let mut sr = StageReport {
             name: stage.name.clone(),
             from: stage.from.map(|f| stages[f].name.clone()),
+            soak: (stage.soak > 0).then(|| show_duration(stage.soak)),
             images: held_images(history.as_ref(), i, &names),
             pending: Vec::new(),
         };
@@ -196,7 +197,12 @@ pub(crate) async fn execute(mut ctx: Ctx<'_>) -> Result<Outcome, Error> {
             let app = pipeline::app_changes_of(&ctx, wt, &updates).await;
             match mode {
                 DeliveryMode::PullRequest => {
-                    let body = promotion_body(&sr, &sp);
+                    let upstream = sr
+                        .from
+                        .as_ref()
+                        .and_then(|f| report.stages.iter().find(|s| &s.name == f));
+                    let at = history.as_ref().map_or(now, |h| h.head_time);
+                    let body = promotion_body(&sr, upstream, &sp, at);
                     let d = deliver_prs(&ctx, stage, wt, branch, &owned, &body, &app).await;
                     break (sp, Some(d));
                 }
@@ -1097,27 +1103,36 @@ fn stage_message(
     m
 }
 
-/// The soak evidence in a promotion pull request's body.
-///
-/// Coordinator: this is the one call site for the Markdown rendering of the stages
-/// (`crate::report::stages_markdown`); it is given this stage's report so far.
-fn promotion_body(stage: &StageReport, sp: &StagePass) -> String {
+/// A promotion pull request's body: the stages drawn ([`crate::report::stages_markdown_at`])
+/// for the upstream and this stage, what moves marked `ready`, and the soak evidence (the
+/// upstream commit, when it landed, how long it has been held), counted up to `at`, the base
+/// branch head's committer time, so the body changes only when the base does.
+fn promotion_body(
+    stage: &StageReport,
+    upstream: Option<&StageReport>,
+    sp: &StagePass,
+    at: i64,
+) -> String {
+    let mut this = stage.clone();
+    let mut seen = HashSet::new();
+    let moving = sp.pass.rewritten.iter().flat_map(|r| r.changes.iter());
+    for u in moving.map(|c| &c.update) {
+        if seen.insert((u.policy.clone(), u.to.clone())) {
+            this.pending.push(StagePending {
+                name: u.policy.clone(),
+                version: u.to.clone(),
+                reason: "ready".into(),
+            });
+        }
+    }
+    this.pending.extend(sp.pending.iter().cloned());
     let mut out = format!("Promotion to {}", escape::md_text(&stage.name));
     if let Some(from) = &stage.from {
         out.push_str(&format!(" from {}", escape::md_text(from)));
     }
-    out.push_str(".\n\n| Image | Version | Held upstream since | Commit |\n|---|---|---|---|\n");
-    for (n, v, since) in &sp.evidence {
-        let (t, c) = match since {
-            Some((t, c)) => (rfc3339(*t), escape::md_code(pipeline::short_id(c))),
-            None => ("before the history read".to_string(), String::new()),
-        };
-        out.push_str(&format!(
-            "| {} | {} | {t} | {c} |\n",
-            escape::md_code(n),
-            escape::md_code(v)
-        ));
-    }
+    out.push_str(".\n\n");
+    let shown: Vec<StageReport> = upstream.cloned().into_iter().chain([this]).collect();
+    out.push_str(&crate::report::stages_markdown_at(&shown, at));
     out
 }
 

@@ -46,6 +46,7 @@ fn three_stages() -> Report {
         StageReport {
             name: "dev".into(),
             from: None,
+            soak: None,
             images: vec![
                 image("web", "1.4.0", "2026-12-04T09:00:00Z", "4e1f0c2a9b3d5e6f"),
                 image("api", "2.1.0", "2026-12-05T14:00:00Z", "77aa01bb02cc03dd"),
@@ -55,6 +56,7 @@ fn three_stages() -> Report {
         StageReport {
             name: "staging".into(),
             from: Some("dev".into()),
+            soak: Some("1d".into()),
             images: vec![
                 image("web", "1.3.0", "2026-12-05T18:00:00Z", "0c0ffee123456789"),
                 image("api", "2.0.0", "2026-12-01T12:00:00Z", "abcdef0123456789"),
@@ -67,6 +69,7 @@ fn three_stages() -> Report {
         StageReport {
             name: "prod".into(),
             from: Some("staging".into()),
+            soak: Some("2d".into()),
             images: vec![
                 image("web", "1.2.0", "2026-11-28T15:00:00Z", "feedface00000001"),
                 image("api", "2.0.0", "2026-12-03T12:00:00Z", "feedface00000002"),
@@ -122,6 +125,7 @@ fn hostile() -> Report {
         .map(|(n, evil)| StageReport {
             name: evil.to_string(),
             from: (n > 0).then(|| HOSTILE[n - 1].to_string()),
+            soak: Some(HOSTILE[n].to_string()),
             images: vec![image(evil, evil, "2026-12-01T00:00:00Z", evil)],
             pending: vec![pending(evil, evil, evil), pending(evil, evil, "promoted")],
         })
@@ -130,6 +134,7 @@ fn hostile() -> Report {
     r.stages.push(StageReport {
         name: "canary".into(),
         from: Some("nowhere".into()),
+        soak: None,
         images: vec![],
         pending: vec![],
     });

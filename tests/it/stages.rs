@@ -587,12 +587,13 @@ async fn the_last_stage_opens_one_pull_request_per_group_with_the_soak_evidence(
         "{}",
         prs[0].body
     );
-    assert!(
-        prs[0].body.contains(&rfc3339(s.now - 60 * HOUR)),
-        "{}",
-        prs[0].body
-    );
-    assert!(prs[0].body.contains(&evidence[..7]), "{}", prs[0].body);
+    // The soak evidence: the upstream commit, when it landed there (minutes, UTC), how long
+    // it has been held; the stages drawn, and mermaid's own parser accepts the drawing.
+    let landed = rfc3339(s.now - 60 * HOUR)[..16].replace('T', " ");
+    assert!(prs[0].body.contains(&landed), "{landed}: {}", prs[0].body);
+    assert!(prs[0].body.contains(&evidence[..12]), "{}", prs[0].body);
+    assert!(prs[0].body.contains("### Stages"), "{}", prs[0].body);
+    common::mermaid::assert_parses(&prs[0].body);
     assert_eq!(git(&s.bare, &["rev-parse", "main"]), main_before);
     let shown = git(
         &s.bare,
