@@ -220,20 +220,7 @@ impl Config {
             }
             let policy = Policy::new(kind, &c.exclude, c.allow_downgrade)
                 .map_err(|e| ConfigError::caused_at(file, at, e))?;
-            for g in &c.files {
-                inside_repo(g).map_err(|e| {
-                    ConfigError::at(file, &c.name.referenced, format!("charts[].files: {e}"))
-                        .with_source(e)
-                })?;
-            }
-            let files = if c.files.is_empty() {
-                None
-            } else {
-                Some(
-                    glob_set(&c.files)
-                        .map_err(|e| ConfigError::caused_at(file, &c.name.referenced, e))?,
-                )
-            };
+            let files = entry_files(file, &c.name.referenced, &c.files, "charts")?;
             out.push(crate::charts::ChartEntry {
                 name: name.to_string(),
                 image,
@@ -829,20 +816,7 @@ impl Config {
                     ));
                 }
             }
-            for g in &img.files {
-                inside_repo(g).map_err(|e| {
-                    ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
-                        .with_source(e)
-                })?;
-            }
-            let files = if img.files.is_empty() {
-                None
-            } else {
-                Some(
-                    glob_set(&img.files)
-                        .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
-                )
-            };
+            let files = entry_files(file, &img.name.referenced, &img.files, "images")?;
             let start = out.last().map_or(0, |w: &Watched| w.helm_keys.end);
             out.push(Watched {
                 name: name.to_string(),
@@ -1000,20 +974,7 @@ impl Config {
                 ));
             }
             let policy = img.compiled_policy(file)?;
-            for g in &img.files {
-                inside_repo(g).map_err(|e| {
-                    ConfigError::at(file, &img.name.referenced, format!("images[].files: {e}"))
-                        .with_source(e)
-                })?;
-            }
-            let files = if img.files.is_empty() {
-                None
-            } else {
-                Some(
-                    glob_set(&img.files)
-                        .map_err(|e| ConfigError::caused_at(file, &img.name.referenced, e))?,
-                )
-            };
+            let files = entry_files(file, &img.name.referenced, &img.files, "images")?;
             found.push(Wildcard {
                 name: name.to_string(),
                 image: img.image.value.clone(),
@@ -1148,6 +1109,27 @@ pub fn is_layout(s: &str) -> bool {
 /// Refuse a path glob that could name something outside the repository: globs are matched
 /// against paths relative to the repo root, so an absolute glob or a `..` component is a
 /// mistake (or an attempt to reach another checkout) and never silently matches nothing.
+/// The `files:` of an `images[]` or `charts[]` (`list`) entry whose name is at `at`: each glob
+/// inside the repo, compiled; `None` when there are none (every file).
+fn entry_files(
+    file: &Path,
+    at: &Location,
+    files: &[String],
+    list: &str,
+) -> Result<Option<globset::GlobSet>, ConfigError> {
+    for g in files {
+        inside_repo(g).map_err(|e| {
+            ConfigError::at(file, at, format!("{list}[].files: {e}")).with_source(e)
+        })?;
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    glob_set(files)
+        .map(Some)
+        .map_err(|e| ConfigError::caused_at(file, at, e))
+}
+
 fn inside_repo(glob: &str) -> Result<(), GlobError> {
     if glob.starts_with('/') || glob.starts_with("~/") {
         return Err(GlobError::NotRelative(glob.to_string()));

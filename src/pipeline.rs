@@ -232,10 +232,21 @@ pub(crate) fn take_work_tree(
 }
 
 fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, Error> {
-    let req = ctx.req;
-    if req.command != Command::Run || ctx.config.delivery.mode == DeliveryMode::None {
+    if ctx.req.command != Command::Run || ctx.config.delivery.mode == DeliveryMode::None {
         return Ok(None);
     }
+    open_work_tree(ctx, &[ctx.config.delivery.mode]).map(Some)
+}
+
+/// The work tree for a delivering run, taken, and its branch (the base), ready for the
+/// delivery `modes` it will see (a promotion's stages may mix them): a commit run stopped
+/// half-way is completed, and the forge and its token are settled before any registry is
+/// asked (exit 2).
+pub(crate) fn open_work_tree(
+    ctx: &Ctx<'_>,
+    modes: &[DeliveryMode],
+) -> Result<(git::WorkTree, String), Error> {
+    let req = ctx.req;
     let wt = take_work_tree(&req.root, &req.env, ctx.config.delivery.commit.sign)?;
     let branch = wt
         .current_branch()
@@ -248,16 +259,15 @@ fn open_for_delivery(ctx: &Ctx<'_>) -> Result<Option<(git::WorkTree, String)>, E
             "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
         )));
     }
-    if ctx.config.delivery.mode == DeliveryMode::Commit {
+    if modes.contains(&DeliveryMode::Commit) {
         deliver::commit::complete_stopped_run(&wt, &branch)
             .map_err(|e| Error::Failed(e.to_string()))?;
     }
-    if ctx.config.delivery.mode == DeliveryMode::PullRequest {
-        // The forge and its token are settled before any registry is asked (exit 2).
+    if modes.contains(&DeliveryMode::PullRequest) {
         deliver::pull_request::check_forge(&ctx.config.delivery, &wt, &req.env)
             .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
     }
-    Ok(Some((wt, branch)))
+    Ok((wt, branch))
 }
 
 /// What one pass over the work tree found and would change.

@@ -91,7 +91,7 @@ pub(crate) async fn execute(mut ctx: Ctx<'_>) -> Result<Outcome, Error> {
     let modes: Vec<DeliveryMode> = selected.iter().map(|i| mode_of(&stages[*i])).collect();
     let work_tree =
         match req.command == Command::Run && modes.iter().any(|m| *m != DeliveryMode::None) {
-            true => Some(open_tree(&ctx, &modes)?),
+            true => Some(pipeline::open_work_tree(&ctx, &modes)?),
             false => None,
         };
     let plan_tree = (req.command == Command::Plan)
@@ -321,32 +321,6 @@ pub(crate) async fn execute(mut ctx: Ctx<'_>) -> Result<Outcome, Error> {
     outcome.summary = summary;
     outcome.report = report;
     Ok(outcome)
-}
-
-/// The work tree for a delivering run, taken, and its branch (the base).
-fn open_tree(ctx: &Ctx<'_>, modes: &[DeliveryMode]) -> Result<(git::WorkTree, String), Error> {
-    let req = ctx.req;
-    let wt = pipeline::take_work_tree(&req.root, &req.env, ctx.config.delivery.commit.sign)?;
-    let branch = wt
-        .current_branch()
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    for lock in wt.clear_stale_locks(&branch) {
-        tracing::warn!("removed {}, left by a run that was stopped", lock.display());
-    }
-    if let Some(b) = ctx.config.delivery.base.as_deref().filter(|b| *b != branch) {
-        return Err(Error::Usage(format!(
-            "delivery.base is {b:?} but {branch:?} is checked out: check out {b:?} first"
-        )));
-    }
-    if modes.contains(&DeliveryMode::Commit) {
-        deliver::commit::complete_stopped_run(&wt, &branch)
-            .map_err(|e| Error::Failed(e.to_string()))?;
-    }
-    if modes.contains(&DeliveryMode::PullRequest) {
-        deliver::pull_request::check_forge(&ctx.config.delivery, &wt, &req.env)
-            .map_err(|e| Error::Config(ConfigError::from_message(&ctx.config_file, e)))?;
-    }
-    Ok((wt, branch))
 }
 
 /// Seconds since the epoch: `SOURCE_DATE_EPOCH` when set, else the clock.

@@ -118,72 +118,8 @@ fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Every file under `dir` (except `.git`), relative with `/`, sorted, with its bytes.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == ".git") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy();
-                out.push((rel.replace('\\', "/"), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// The report as `report.snap` lines: updates, skipped references, errors.
-fn report_lines(report: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let mut out = String::new();
-    for u in report["updates"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "update {}:{} {} {} {} -> {}\n",
-            s(&u["file"]),
-            u["line"],
-            s(&u["policy"]),
-            s(&u["image"]),
-            s(&u["from"]),
-            s(&u["to"])
-        ));
-    }
-    for k in report["skipped"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "skip {}:{} {}: {}\n",
-            s(&k["file"]),
-            k["line"],
-            s(&k["image"]),
-            s(&k["reason"])
-        ));
-    }
-    for e in report["errors"].as_array().into_iter().flatten() {
-        out.push_str(&format!("error {}: {}\n", s(&e["image"]), s(&e["message"])));
-    }
-    out
-}
-
 fn text_tree(servers: &Servers, dir: &Path) -> Vec<(String, Vec<u8>)> {
-    tree(dir)
+    common::fixtures::tree(dir)
         .into_iter()
         .map(|(p, b)| {
             let filled = servers.fill(&String::from_utf8(b).expect("fixtures are UTF-8"));
@@ -202,7 +138,7 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
     let (_tmp, bare, work) = remote_and_clone(&files);
     let work_s = work.to_str().unwrap();
     let repo_tree = |dir: &Path| {
-        let mut t = tree(dir);
+        let mut t = common::fixtures::tree(dir);
         t.retain(|(p, _)| p != ".image-updater.yaml");
         t
     };
@@ -216,7 +152,7 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
     let plan = run_bin(&["plan", work_s, "--output", "json"], &[]);
     let plan_json: Option<serde_json::Value> = serde_json::from_slice(&plan.stdout).ok();
     if plan.status.code() != Some(0) || plan_json.is_none() {
-        failures.push(format!("plan failed:\n{}", show(&plan)));
+        failures.push(format!("plan failed:\n{}", common::output_text(&plan)));
     }
     if repo_tree(&work) != input {
         failures.push("plan wrote to the work tree".into());
@@ -224,11 +160,17 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
 
     let run = run_bin(&["run", work_s, "--output", "json"], &[]);
     let Ok(run_json) = serde_json::from_slice::<serde_json::Value>(&run.stdout) else {
-        failures.push(format!("run printed no JSON report:\n{}", show(&run)));
+        failures.push(format!(
+            "run printed no JSON report:\n{}",
+            common::output_text(&run)
+        ));
         return failures;
     };
     if run.status.code() != Some(0) {
-        failures.push(format!("run exited non-zero:\n{}", show(&run)));
+        failures.push(format!(
+            "run exited non-zero:\n{}",
+            common::output_text(&run)
+        ));
     }
     if let Some(p) = &plan_json {
         if p["updates"] != run_json["updates"] {
@@ -261,7 +203,7 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
             failures.push("after run, the file lists differ".into());
         }
     }
-    let report = servers.unfill(&report_lines(&run_json));
+    let report = servers.unfill(&common::fixtures::report_lines(&run_json));
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(case);
     settings.set_prepend_module_to_snapshot(false);
@@ -282,7 +224,10 @@ fn run_case(servers: &Servers, case: &Path, update: bool) -> Vec<String> {
     let again = run_bin(&["run", work_s, "--output", "json"], &[]);
     match serde_json::from_slice::<serde_json::Value>(&again.stdout) {
         Ok(j) if j["updates"].as_array().is_some_and(|u| u.is_empty()) => {}
-        _ => failures.push(format!("the second run was not a no-op:\n{}", show(&again))),
+        _ => failures.push(format!(
+            "the second run was not a no-op:\n{}",
+            common::output_text(&again)
+        )),
     }
     failures
 }
@@ -403,7 +348,12 @@ fn an_http_index_is_read_once_per_run_and_conditionally_with_a_cache() {
 
     // Three references to two charts of one repository: one GET of its index, unconditional.
     let plan = run_bin(&["plan", root, "--output", "json"], &[]);
-    assert_eq!(plan.status.code(), Some(0), "{}", show(&plan));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        common::output_text(&plan)
+    );
     assert_eq!(updates(&common::output_json(&plan)), want);
     let seen = servers.charts.requests();
     let paths: Vec<(&str, &str, u16)> = seen
@@ -421,7 +371,12 @@ fn an_http_index_is_read_once_per_run_and_conditionally_with_a_cache() {
     for (run, status) in [(1, 200), (2, 304)] {
         servers.charts.clear_requests();
         let plan = run_bin(&["plan", root, "--output", "json"], &cache_env);
-        assert_eq!(plan.status.code(), Some(0), "run {run}: {}", show(&plan));
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "run {run}: {}",
+            common::output_text(&plan)
+        );
         assert_eq!(updates(&common::output_json(&plan)), want, "run {run}");
         let seen = servers.charts.requests();
         assert_eq!(seen.len(), 1, "run {run}: {seen:?}");
@@ -452,7 +407,7 @@ fn an_index_over_the_response_limit_is_an_error_naming_it() {
     );
     let json = common::output_json(&plan);
     // The OCI chart still moves; the HTTP charts are errors naming the index and the limit.
-    assert_eq!(updates(&json).len(), 1, "{}", show(&plan));
+    assert_eq!(updates(&json).len(), 1, "{}", common::output_text(&plan));
     let errors = json["errors"].to_string();
     assert!(
         errors.contains(&format!("{}/index.yaml", servers.charts.url))
@@ -493,7 +448,7 @@ fn scan_lists_chart_references_with_their_format_names() {
         &["scan", dir.path().to_str().unwrap(), "--output", "json"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::output_text(&out));
     let json = common::output_json(&out);
     let refs = json["references"].as_array().unwrap();
     let mut formats: Vec<&str> = refs.iter().map(|r| r["format"].as_str().unwrap()).collect();
@@ -559,7 +514,7 @@ fn bad_chart_entries_are_config_errors_naming_file_and_line() {
     ] {
         std::fs::write(dir.path().join(".image-updater.yaml"), config).unwrap();
         let out = run_bin(&["plan", dir.path().to_str().unwrap()], &[]);
-        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", common::output_text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!(".image-updater.yaml:{line}")) && err.contains(what),

@@ -33,31 +33,6 @@ fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/manifests")
 }
 
-/// Every file under `dir` (except `.git`), relative with `/`, sorted, with its bytes.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == ".git") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy();
-                out.push((rel.replace('\\', "/"), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 /// Build the OCI image layout tree for `tags.txt` under `layout`: one layout directory per
 /// repository, its tags as `org.opencontainers.image.ref.name` annotations.
 fn build_layout(tags_txt: &str, layout: &Path) {
@@ -92,49 +67,6 @@ fn run_bin(args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The report as `report.snap` lines: updates, skipped references, errors.
-fn report_lines(report: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let mut out = String::new();
-    for u in report["updates"].as_array().into_iter().flatten() {
-        let digest = u["digest"]
-            .as_str()
-            .map(|d| format!(" @{d}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "update {}:{} {} {} {} -> {}{digest}\n",
-            s(&u["file"]),
-            u["line"],
-            s(&u["policy"]),
-            s(&u["image"]),
-            s(&u["from"]),
-            s(&u["to"])
-        ));
-    }
-    for k in report["skipped"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "skip {}:{} {}: {}\n",
-            s(&k["file"]),
-            k["line"],
-            s(&k["image"]),
-            s(&k["reason"])
-        ));
-    }
-    for e in report["errors"].as_array().into_iter().flatten() {
-        out.push_str(&format!("error {}: {}\n", s(&e["image"]), s(&e["message"])));
-    }
-    out
-}
-
 /// Compare two trees; every difference, described.
 fn tree_diff(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut out = Vec::new();
@@ -167,7 +99,7 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
     // The layout sits in the work tree (the repo's config may only name paths inside it).
     let config = read("config.yaml").replace("{{LAYOUT}}", common::LAYOUT_IN_REPO);
 
-    let input = tree(&case.join("input"));
+    let input = common::fixtures::tree(&case.join("input"));
     let mut files = input.clone();
     files.push((".image-updater.yaml".into(), config.into_bytes()));
     let refs: Vec<(&str, &[u8])> = files
@@ -185,7 +117,7 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
     let work_s = work.to_str().unwrap();
     let layout_dir = format!("{}/", common::LAYOUT_IN_REPO);
     let repo_tree = |dir: &Path| {
-        let mut t = tree(dir);
+        let mut t = common::fixtures::tree(dir);
         t.retain(|(p, _)| p != ".image-updater.yaml" && !p.starts_with(&layout_dir));
         t
     };
@@ -206,7 +138,7 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
     let plan = run_bin(&["plan", work_s, "--output", "json"]);
     let plan_json: Option<serde_json::Value> = serde_json::from_slice(&plan.stdout).ok();
     if plan.status.code() != Some(0) || plan_json.is_none() {
-        failures.push(format!("plan failed:\n{}", show(&plan)));
+        failures.push(format!("plan failed:\n{}", common::output_text(&plan)));
     }
     for d in tree_diff(&repo_tree(&work), &input) {
         failures.push(format!("plan wrote to the work tree: {d}"));
@@ -215,13 +147,19 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
     // run: rewrites, commits, pushes.
     let run = run_bin(&["run", work_s, "--output", "json"]);
     let Ok(run_json) = serde_json::from_slice::<serde_json::Value>(&run.stdout) else {
-        failures.push(format!("run printed no JSON report:\n{}", show(&run)));
+        failures.push(format!(
+            "run printed no JSON report:\n{}",
+            common::output_text(&run)
+        ));
         return failures;
     };
     if run.status.code() != Some(0) {
-        failures.push(format!("run exited non-zero:\n{}", show(&run)));
+        failures.push(format!(
+            "run exited non-zero:\n{}",
+            common::output_text(&run)
+        ));
     }
-    let got_report = report_lines(&run_json);
+    let got_report = common::fixtures::report_lines(&run_json);
     if let Some(plan_json) = &plan_json {
         if plan_json["updates"] != run_json["updates"] {
             failures.push(format!(
@@ -240,7 +178,7 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
             std::fs::write(path, b).unwrap();
         }
     }
-    for d in tree_diff(&got_tree, &tree(&case.join("expected"))) {
+    for d in tree_diff(&got_tree, &common::fixtures::tree(&case.join("expected"))) {
         failures.push(format!("after run: {d}"));
     }
     // The report is an insta snapshot kept in the case's folder (`report.snap`).
@@ -280,7 +218,10 @@ fn run_case(case: &Path, update: bool) -> Vec<String> {
     let again = run_bin(&["run", work_s, "--output", "json"]);
     match serde_json::from_slice::<serde_json::Value>(&again.stdout) {
         Ok(j) if j["updates"].as_array().is_some_and(|u| u.is_empty()) => {}
-        _ => failures.push(format!("the second run was not a no-op:\n{}", show(&again))),
+        _ => failures.push(format!(
+            "the second run was not a no-op:\n{}",
+            common::output_text(&again)
+        )),
     }
     if remote_head() != head1 {
         failures.push("the second run pushed a commit".into());
@@ -340,14 +281,14 @@ fn scan_text(case: &str) -> String {
         .unwrap()
         .replace("{{LAYOUT}}", common::LAYOUT_IN_REPO);
     let work = tmp.path().join("work");
-    for (p, b) in tree(&dir.join("input")) {
+    for (p, b) in common::fixtures::tree(&dir.join("input")) {
         let path = work.join(p);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b).unwrap();
     }
     std::fs::write(work.join(".image-updater.yaml"), config).unwrap();
     let out = run_bin(&["scan", work.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::output_text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 

@@ -25,6 +25,7 @@
 
 pub mod chart_repo;
 mod faults;
+pub mod fixtures;
 pub mod forges;
 mod git;
 mod hostile;
