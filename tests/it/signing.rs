@@ -268,7 +268,11 @@ impl Agent {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        common::wait_until(std::time::Duration::from_secs(10), || socket.exists());
+        // The socket file appears when the agent binds, a moment before it listens: wait
+        // until it takes a connection, or `ssh-add` may be refused.
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        });
         Agent {
             child,
             socket,
